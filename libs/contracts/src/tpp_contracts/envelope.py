@@ -1,0 +1,148 @@
+"""CloudEvents 1.0 envelope (structured mode) and the registry of event types."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from tpp_contracts.topics import Topic
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+#: Every concrete event model, by its CloudEvents ``type``.
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+class Event(BaseModel):
+    """Base of every event payload (the envelope's ``data``).
+
+    A concrete event sets the class variables ``type`` (the CloudEvents type, versioned) and
+    ``topic``; it registers itself in ``EVENT_TYPES``. Unknown fields are ignored so that a
+    consumer keeps working when a producer adds an optional field.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: ClassVar[str]
+    topic: ClassVar[Topic]
+    schema_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        event_type = cls.__dict__.get("type")
+        if isinstance(event_type, str):
+            if event_type in EVENT_TYPES:
+                raise TypeError(f"event type {event_type!r} is defined twice")
+            EVENT_TYPES[event_type] = cls
+
+    def key(self) -> str:
+        """The Kafka key: the id of the aggregate named by the topic (keeps its events in order)."""
+        return str(getattr(self, self.topic.key))
+
+    def subject(self) -> str:
+        """The CloudEvents subject: the aggregate the event is about."""
+        return self.key()
+
+
+class Envelope(BaseModel):
+    """A CloudEvents 1.0 event with the platform's extension attributes."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID
+    source: str
+    type: str
+    time: AwareDatetime
+    subject: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    schemaversion: int = 1
+    correlationid: uuid.UUID
+    causationid: uuid.UUID | None = None
+    data: dict[str, Any]
+
+
+class PoisonMessageError(ValueError):
+    """A message that can never be applied: not JSON, not an envelope, or invalid data."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded message: its envelope, and its event when the type is known (else None)."""
+
+    envelope: Envelope
+    event: Event | None
+
+
+def wrap(
+    event: Event,
+    *,
+    source: str,
+    correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
+    event_id: uuid.UUID | None = None,
+    time: datetime | None = None,
+) -> Envelope:
+    """Put an event in its envelope; a new event id and correlation id unless given."""
+    new_id = event_id or uuid.uuid4()
+    return Envelope(
+        id=new_id,
+        source=source,
+        type=event.type,
+        time=time or datetime.now(UTC),
+        subject=event.subject(),
+        schemaversion=event.schema_version,
+        correlationid=correlation_id or new_id,
+        causationid=causation_id,
+        data=event.model_dump(mode="json"),
+    )
+
+
+def encode(envelope: Envelope) -> bytes:
+    """The structured-mode JSON of an envelope."""
+    return envelope.model_dump_json(exclude_none=True).encode()
+
+
+def decode(raw: bytes | None) -> Decoded:
+    """Parse a message value. Unknown types decode with ``event=None``; bad input raises.
+
+    Raises:
+        PoisonMessageError: the value is not JSON, not a CloudEvents envelope, or its data
+            does not satisfy the schema of its (known) type.
+    """
+    if raw is None:
+        raise PoisonMessageError("empty message value")
+    try:
+        envelope = Envelope.model_validate_json(raw)
+    except ValidationError as error:
+        kind = "not JSON" if _is_json_error(error) else "not a CloudEvents envelope"
+        raise PoisonMessageError(f"{kind}: {_summary(error)}") from None
+    model = EVENT_TYPES.get(envelope.type)
+    if model is None:
+        return Decoded(envelope, None)
+    try:
+        event = model.model_validate(envelope.data)
+    except ValidationError as error:
+        raise PoisonMessageError(f"invalid {envelope.type}: {_summary(error)}") from None
+    return Decoded(envelope, event)
+
+
+def _is_json_error(error: ValidationError) -> bool:
+    return any(item["type"] == "json_invalid" for item in error.errors())
+
+
+def _summary(error: ValidationError) -> str:
+    # Field locations and error kinds only: input values may hold anything and are left out.
+    parts = [
+        f"{'.'.join(str(p) for p in item['loc']) or '<root>'}: {item['type']}"
+        for item in error.errors()[:5]
+    ]
+    return "; ".join(parts)
