@@ -104,7 +104,8 @@ class EnrollmentAcceptedV1(_Transition):
     type = "tpp.enrollment.enrollment.accepted.v1"
 
     promoted_from_waitlist: bool = Field(
-        default=False, description="The trainee came off the waitlist when a place was freed or added."
+        default=False,
+        description="The trainee came off the waitlist when a place was freed or added.",
     )
 
 

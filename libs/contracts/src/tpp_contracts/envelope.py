@@ -17,6 +17,16 @@ CONTENT_TYPE = "application/cloudevents+json"
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
+def _event_metadata(schema: dict[str, Any], model: type[Any]) -> None:
+    # Where an event type travels, in its JSON Schema: for AsyncAPI docs and the compat check.
+    event_type = model.__dict__.get("type")
+    if isinstance(event_type, str):
+        schema["x-event-type"] = event_type
+        schema["x-topic"] = model.topic.name
+        schema["x-key"] = model.topic.key
+        schema["x-schema-version"] = model.schema_version
+
+
 class Event(BaseModel):
     """Base of every event payload (the envelope's ``data``).
 
@@ -25,7 +35,7 @@ class Event(BaseModel):
     consumer keeps working when a producer adds an optional field.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra=_event_metadata)
 
     type: ClassVar[str]
     topic: ClassVar[Topic]
