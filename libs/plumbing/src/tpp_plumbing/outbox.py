@@ -1,0 +1,262 @@
+"""Transactional outbox: events written with the state change, published by one relay.
+
+Writers add outbox rows in the transaction that changes their state and NOTIFY the relay
+(delivered on commit). The relay publishes rows in id order with an idempotent producer
+(acks=all) and then marks them published; a crash between the two republishes the rows,
+which the consumers' inbox absorbs. Only the holder of a PostgreSQL advisory lock
+publishes, so a service has one active relay however many replicas run.
+
+Per-key order: writers of events with the same key serialize on that aggregate's row lock
+before adding outbox rows, so for any one key the id order is the commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+from tpp_contracts.envelope import CONTENT_TYPE, Envelope, Event, encode, wrap
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "tpp_outbox"
+TABLE_NAME = "outbox_message"
+# One lock per database (each service owns its database), so a constant key is enough.
+RELAY_LOCK_KEY = zlib.crc32(b"tpp-outbox-relay")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The outbox table, in a service's own metadata (its migrations create it)."""
+    return Table(
+        TABLE_NAME,
+        metadata,
+        Column("id", BigInteger, Identity(always=True), primary_key=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+        Column("event_type", Text, nullable=False),
+        Column("topic", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index(
+            "ix_outbox_message_unpublished",
+            "id",
+            postgresql_where=text("published_at IS NULL"),
+        ),
+    )
+
+
+class Outbox:
+    """Adds a service's outgoing events to its outbox, inside the caller's transaction."""
+
+    def __init__(self, table: Table, *, source: str) -> None:
+        self._table = table
+        self._source = source
+
+    async def add(
+        self,
+        session: AsyncSession,
+        events: Sequence[Event],
+        *,
+        correlation_id: uuid.UUID | None = None,
+        causation_id: uuid.UUID | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> list[Envelope]:
+        """Write events as outbox rows; they are published after the transaction commits."""
+        if not events:
+            return []
+        now = datetime.now().astimezone()
+        envelopes = [
+            wrap(
+                event,
+                source=self._source,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                time=now,
+            )
+            for event in events
+        ]
+        if correlation_id is None:
+            # Events of one command share a correlation id: the first event's own id.
+            first = envelopes[0].id
+            envelopes = [e.model_copy(update={"correlationid": first}) for e in envelopes]
+        rows = [
+            {
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "topic": event.topic.name,
+                "key": event.key(),
+                "payload": encode(envelope),
+                "headers": headers or {},
+            }
+            for envelope, event in zip(envelopes, events, strict=True)
+        ]
+        await session.execute(insert(self._table), rows)
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        return envelopes
+
+
+AfterPublish = Callable[[Sequence[int]], Awaitable[None]]
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in order; one active relay per database."""
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        bootstrap: str,
+        topic_prefix: str = "",
+        batch_size: int = 1000,
+        poll_interval_s: float = 1.0,
+        retention_s: float = 24 * 3600,
+        after_publish: AfterPublish | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._bootstrap = bootstrap
+        self._prefix = topic_prefix
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._retention_s = retention_s
+        # Test hook: runs after the broker acknowledged a batch, before it is marked sent.
+        self._after_publish = after_publish
+        self._wake = asyncio.Event()
+        self.is_leader = False
+        self.published = 0
+        self.last_round_at: float | None = None
+
+    async def run(self) -> None:
+        """Relay until cancelled, reconnecting after any failure of PostgreSQL or Kafka."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying in %.1fs", backoff)
+                self.is_leader = False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            else:
+                backoff = 0.2
+
+    async def _lead(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                # Another relay of this service publishes; stand by to take over.
+                await asyncio.sleep(self._poll_interval_s)
+            await conn.add_listener(CHANNEL, self._on_notify)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                max_batch_size=256 * 1024,
+            )
+            await producer.start()
+            self.is_leader = True
+            try:
+                await self._publish_loop(conn, producer)
+            finally:
+                self.is_leader = False
+                await producer.stop()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _publish_loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
+        loop = asyncio.get_running_loop()
+        last_purge = 0.0
+        while True:
+            self._wake.clear()
+            count = await self.publish_batch(conn, producer)
+            self.last_round_at = loop.time()
+            if loop.time() - last_purge > 60:
+                await conn.execute(
+                    f"DELETE FROM {TABLE_NAME} WHERE published_at < now() - $1::interval",
+                    f"{int(self._retention_s)} seconds",
+                )
+                last_purge = loop.time()
+            if count < self._batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        """Publish the oldest unsent rows and mark them sent; returns how many."""
+        rows = await conn.fetch(
+            f"SELECT id, topic, key, payload, headers FROM {TABLE_NAME}"
+            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            headers = [("content-type", CONTENT_TYPE.encode())]
+            stored = row["headers"]
+            if isinstance(stored, str):
+                stored = json.loads(stored)
+            headers.extend((k, str(v).encode()) for k, v in (stored or {}).items())
+            futures.append(
+                await producer.send(
+                    self._prefix + row["topic"],
+                    value=row["payload"],
+                    key=row["key"].encode(),
+                    headers=headers,
+                )
+            )
+        await asyncio.gather(*futures)
+        ids = [row["id"] for row in rows]
+        if self._after_publish is not None:
+            await self._after_publish(ids)
+        await conn.execute(
+            f"UPDATE {TABLE_NAME} SET published_at = now() WHERE id = ANY($1::bigint[])", ids
+        )
+        self.published += len(ids)
+        return len(ids)
+
+    def wake(self) -> None:
+        """Make the relay look for rows now (used after in-process commits)."""
+        self._wake.set()
+
+
+async def backlog(conn: asyncpg.Connection) -> tuple[int, float | None]:
+    """Unsent rows and the age in seconds of the oldest one."""
+    row = await conn.fetchrow(
+        f"SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age"
+        f" FROM {TABLE_NAME} WHERE published_at IS NULL"
+    )
+    assert row is not None
+    return int(row["n"]), (float(row["age"]) if row["age"] is not None else None)

@@ -1,0 +1,76 @@
+"""RFC 9457 problem details for every error a service returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """An error a use case reports to the client, as a problem details document."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, status: int | None = None, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.extensions = extensions
+
+
+class NotFoundError(ProblemError):
+    """The addressed resource does not exist."""
+
+    status = 404
+    title = "Not found"
+
+
+class ConflictError(ProblemError):
+    """The request conflicts with the resource's current state."""
+
+    status = 409
+    title = "Conflict"
+
+
+def problem(status: int, title: str, detail: str, **extensions: Any) -> JSONResponse:
+    """A problem details response."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "<body>"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render validation errors, HTTP errors and ProblemErrors as RFC 9457 documents."""
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(item["loc"]), "in": str(item["loc"][0]), "detail": item["msg"]}
+            for item in error.errors()
+        ]
+        fields = ", ".join(e["field"] for e in errors)
+        return problem(422, "Invalid request", f"Invalid field(s): {fields}", errors=errors)
+
+    @app.exception_handler(ProblemError)
+    async def on_problem(_: Request, error: ProblemError) -> JSONResponse:
+        return problem(error.status, error.title, error.detail, **error.extensions)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        return problem(error.status_code, title, str(error.detail))

@@ -1,0 +1,20 @@
+"""Enrollment consumers: the registry's session events drive the session view."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.topics import SESSIONS
+from tpp_plumbing.consumer import EventConsumer
+from tpp_plumbing.inbox import Inbox
+from tpp_plumbing.runtime import Subscription
+
+from tpp_enrollment import tables
+from tpp_enrollment.service import SESSION_HANDLERS
+
+
+def subscriptions(sessions: async_sessionmaker[AsyncSession]) -> list[Subscription]:
+    """What the enrollment service consumes."""
+    consumer = EventConsumer(
+        name="session-view", sessions=sessions, inbox=Inbox(tables.inbox), handlers=SESSION_HANDLERS
+    )
+    return [Subscription(consumer, [SESSIONS.name])]

@@ -1,0 +1,6 @@
+"""Alembic environment of the registry service."""
+
+from tpp_plumbing.migrations import run
+from tpp_registry.tables import metadata
+
+run(metadata, url_env="TPP_REGISTRY_DATABASE_URL")

@@ -1,0 +1,34 @@
+"""The registry application: HTTP API, outbox relay."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.runtime import Runtime
+
+from tpp_registry import tables
+from tpp_registry.config import Settings
+from tpp_registry.http import router
+from tpp_registry.service import RegistryService
+
+NAME = "registry"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the registry app (uvicorn: ``tpp_registry.app:create_app --factory``)."""
+    settings = settings or Settings()  # type: ignore[call-arg]  # database_url from env
+    runtime = Runtime(settings, name=NAME)
+    app = FastAPI(
+        title="Training Program Platform — registry",
+        summary="Organizers, annual plans, training sessions and the public catalogue.",
+        lifespan=runtime.lifespan(),
+    )
+    app.state.runtime = runtime
+    app.state.service = RegistryService(
+        runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}"), settings.home_country
+    )
+    install_problem_handlers(app)
+    app.include_router(runtime.health_router())
+    app.include_router(router)
+    return app
