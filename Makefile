@@ -1,0 +1,50 @@
+# Task runner of the Training Program Platform. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+# Extra arguments for pytest (make test ARGS="-k outbox -x") or the benchmark.
+ARGS ?=
+
+.PHONY: help install stack-up stack-down stack-reset stack-status up down test lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+install: ## install uv if missing, then the whole workspace from uv.lock
+	@command -v uv >/dev/null || pip install -q uv==$(UV_VERSION) \
+	  || python3 -m pip install -q --break-system-packages uv==$(UV_VERSION)
+	uv sync --all-packages --frozen
+
+stack-up: ## start PostgreSQL and Kafka under .stack/, create databases and topics, migrate
+	deploy/stack.sh up
+
+stack-down: ## stop PostgreSQL and Kafka
+	deploy/stack.sh down
+
+stack-reset: ## stop the stack and delete its data (keeps the downloaded Kafka jars)
+	deploy/stack.sh reset
+
+stack-status: ## show what runs
+	deploy/stack.sh status
+
+up: ## the whole platform: stack, services, demo data
+	deploy/platform.sh up
+
+down: ## stop the services, then the stack
+	if [[ -x deploy/platform.sh ]]; then deploy/platform.sh down; fi
+	deploy/stack.sh down
+
+test: ## install, stack up, pytest $(ARGS), stack down if the run started it
+	deploy/test.sh $(ARGS)
+
+lint: ## ruff lint and format check, mypy strict
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy libs services tests
+
+bench: ## run the benchmarks against the local stack
+	@if [[ ! -f bench/run.py ]]; then echo "no bench/run.py yet" >&2; exit 1; fi
+	deploy/stack.sh up
+	set -a; . deploy/local.env; set +a; uv run python bench/run.py $(ARGS)
