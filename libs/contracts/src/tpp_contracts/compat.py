@@ -49,7 +49,7 @@ class _Comparison:
         self.new_root = new_root
         self.problems: list[str] = []
         # Pairs of schemas being compared further up the path, to stop on recursive models.
-        self._active: set[tuple[int, int]] = set()
+        self._active: set[tuple[tuple[str, int], tuple[str, int]]] = set()
 
     def problem(self, path: str, what: str) -> None:
         self.problems.append(f"{path or '<root>'}: {what}")
@@ -180,9 +180,12 @@ def _resolve(schema: Schema, root: Schema) -> Schema:
             return schema
 
 
-def _identity(schema: Schema) -> int:
-    # The parts a recursive schema shares between its visits, even once split by _variants.
-    return id(schema.get("properties", schema.get("items", schema)))
+def _identity(schema: Schema) -> tuple[str, int]:
+    # The part a recursive schema shares between its visits, even once split by _variants.
+    for key in ("properties", "items", "prefixItems", "additionalProperties"):
+        if isinstance(schema.get(key), dict | list):
+            return key, id(schema[key])
+    return "schema", id(schema)
 
 
 def _pointer(root: Schema, ref: str) -> Schema:
