@@ -205,8 +205,9 @@ class OutboxRelay:
             self.last_round_at = loop.time()
             if loop.time() - last_purge > 60:
                 await conn.execute(
-                    f"DELETE FROM {TABLE_NAME} WHERE published_at < now() - $1::interval",
-                    f"{int(self._retention_s)} seconds",
+                    f"DELETE FROM {TABLE_NAME}"
+                    " WHERE published_at < now() - make_interval(secs => $1)",
+                    self._retention_s,
                 )
                 last_purge = loop.time()
             if count < self._batch_size:

@@ -57,12 +57,12 @@ class Runtime:
         self._consuming = False
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
-        """Register the service's consumers (group id = service name)."""
+        """Register the service's consumers (group id = topic prefix + service name)."""
         for sub in subscriptions:
             sub.consumer.subscribe(
                 self.broker,
                 [self.settings.kafka.topic(t) for t in sub.topics],
-                group_id=self.name,
+                group_id=self.settings.kafka.topic(self.name),
                 batch=sub.batch,
                 max_records=sub.max_records,
             )

@@ -1,0 +1,263 @@
+"""Pytest fixtures for the whole platform on real Kafka and PostgreSQL (a pytest plugin).
+
+Where they come from, in order: the TPP_* environment variables when set; testcontainers
+when a Docker engine answers; otherwise the local stack (deploy/stack.sh up), whose
+settings are in deploy/local.env. Each test run isolates itself: its own databases
+(suffix) and its own topics (prefix), created here and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_plumbing.settings import KafkaSettings
+
+ROOT = Path(__file__).resolve().parents[4]
+SERVICES = ("registry", "enrollment", "reporting")
+T = TypeVar("T")
+
+
+def _local_env() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in (ROOT / "deploy" / "local.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def _docker_available() -> bool:
+    if not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
+        return False
+    try:
+        import docker  # noqa: PLC0415 - only when looking for an engine
+
+        client = docker.from_env(timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means no engine to use
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """Where Kafka and PostgreSQL are, and how to reach each service's database."""
+
+    bootstrap: str
+    admin_url: str  # libpq URL of a superuser
+    service_urls: dict[str, str]  # SQLAlchemy URLs of each service's own database
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[Infrastructure]:
+    """Real Kafka and PostgreSQL (environment, testcontainers, or the local stack)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("TPP_")}
+    if "TPP_KAFKA_BOOTSTRAP" in env and "TPP_PG_ADMIN_URL" in env:
+        source = env
+    elif _docker_available():
+        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+        with (
+            KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+            PostgresContainer("postgres:15") as pg,
+        ):
+            admin = make_url(pg.get_connection_url()).set(drivername="postgresql")
+            urls = {
+                s: admin.set(drivername="postgresql+asyncpg").render_as_string(False)
+                for s in SERVICES
+            }
+            yield Infrastructure(kafka.get_bootstrap_server(), admin.render_as_string(False), urls)
+            return
+    else:
+        source = _local_env()
+    print(f"\nintegration infrastructure: Kafka {source['TPP_KAFKA_BOOTSTRAP']}")
+    yield Infrastructure(
+        bootstrap=source["TPP_KAFKA_BOOTSTRAP"],
+        admin_url=source["TPP_PG_ADMIN_URL"],
+        service_urls={s: source[f"TPP_{s.upper()}_DATABASE_URL"] for s in SERVICES},
+    )
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """A short id naming this run's databases and topics."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def _with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+@dataclass
+class ThrowawayDatabases:
+    """Creates throwaway, migrated databases owned by a service's role."""
+
+    infra: Infrastructure
+    run_id: str
+    created: list[str]
+
+    async def create(self, service: str, label: str = "") -> str:
+        """A new database migrated to head for ``service``; returns its SQLAlchemy URL."""
+        name = f"{service}_{self.run_id}{label}"
+        owner = make_url(self.infra.service_urls[service]).username
+        conn = await asyncpg.connect(self.infra.admin_url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        finally:
+            await conn.close()
+        self.created.append(name)
+        url = _with_database(self.infra.service_urls[service], name)
+        await asyncio.to_thread(_migrate, service, url)
+        return url
+
+    async def drop_all(self) -> None:
+        """Drop every database this run created."""
+        conn = await asyncpg.connect(self.infra.admin_url)
+        try:
+            for name in self.created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+def _migrate(service: str, url: str) -> None:
+    env = os.environ | {f"TPP_{service.upper()}_DATABASE_URL": url}
+    subprocess.run(  # noqa: S603 - fixed command, our own config file
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(ROOT / "services" / service / "alembic.ini"),
+            "upgrade",
+            "head",
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def databases(
+    infrastructure: Infrastructure, run_id: str
+) -> AsyncIterator[ThrowawayDatabases]:
+    """This run's throwaway databases, dropped at the end."""
+    dbs = ThrowawayDatabases(infrastructure, run_id, [])
+    yield dbs
+    await dbs.drop_all()
+
+
+@pytest.fixture(scope="session")
+async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
+    """Kafka settings with this run's topic prefix; the topics exist for the run."""
+    settings = KafkaSettings(bootstrap=infrastructure.bootstrap, topic_prefix=f"{run_id}.")
+    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.bootstrap)
+    await admin.start()
+    names = [settings.topic(t.name) for t in ALL_TOPICS]
+    try:
+        await admin.create_topics(
+            [NewTopic(name, t.partitions, 1) for name, t in zip(names, ALL_TOPICS, strict=True)]
+        )
+        yield settings
+    finally:
+        await admin.delete_topics(names)
+        await admin.close()
+
+
+@dataclass
+class Service:
+    """A service running in this process: its app, HTTP client and runtime."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
+
+
+@dataclass
+class Platform:
+    """The three services, started against this run's databases and topics."""
+
+    registry: Service
+    enrollment: Service
+    reporting: Service
+    kafka: KafkaSettings
+    urls: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> AsyncIterator[Platform]:
+    """The whole platform, in process, on real Kafka and PostgreSQL."""
+    from tpp_enrollment.app import create_app as enrollment_app  # noqa: PLC0415
+    from tpp_enrollment.config import Settings as EnrollmentSettings  # noqa: PLC0415
+    from tpp_registry.app import create_app as registry_app  # noqa: PLC0415
+    from tpp_registry.config import Settings as RegistrySettings  # noqa: PLC0415
+    from tpp_reporting.app import create_app as reporting_app  # noqa: PLC0415
+    from tpp_reporting.config import Settings as ReportingSettings  # noqa: PLC0415
+
+    urls = {s: await databases.create(s) for s in SERVICES}
+    common = {"kafka": kafka, "relay_poll_interval_s": 0.5}
+    apps = {
+        "registry": registry_app(RegistrySettings(database_url=urls["registry"], **common)),
+        "enrollment": enrollment_app(EnrollmentSettings(database_url=urls["enrollment"], **common)),
+        "reporting": reporting_app(ReportingSettings(database_url=urls["reporting"], **common)),
+    }
+    services: dict[str, Service] = {}
+    for name, app in apps.items():
+        await app.state.runtime.start()
+        transport = httpx.ASGITransport(app=app)
+        services[name] = Service(
+            app, httpx.AsyncClient(transport=transport, base_url=f"http://{name}")
+        )
+    try:
+        yield Platform(kafka=kafka, urls=urls, **services)
+    finally:
+        for service in services.values():
+            await service.http.aclose()
+            await service.app.state.runtime.stop()
+
+
+async def _eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
+) -> T:
+    """Poll ``check`` until it returns a truthy value or the deadline passes (then fail)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: T | None = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    pytest.fail(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Awaitable[Any]]:
+    """``await eventually(check, timeout=..., what=...)``: poll until truthy, else fail."""
+    return _eventually

@@ -1,0 +1,273 @@
+"""Nothing lost, nothing counted twice: duplicates, relay crashes, poison messages, order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from datetime import date
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from tpp_contracts.enrollment import EnrollmentAcceptedV1
+from tpp_contracts.envelope import decode, encode, wrap
+from tpp_contracts.registry import SessionCreatedV1
+from tpp_contracts.topics import ENROLLMENTS, SESSIONS
+from tpp_enrollment import tables as enrollment_tables
+from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.outbox import Outbox, OutboxRelay
+
+pytestmark = pytest.mark.integration
+
+
+def accepted(session_id: uuid.UUID) -> EnrollmentAcceptedV1:
+    """An acceptance of a new trainee in a session."""
+    return EnrollmentAcceptedV1(
+        enrollment_id=uuid.uuid4(),
+        session_id=session_id,
+        trainee_id=uuid.uuid4(),
+        country="GH",
+        gender="male",
+        profession="expert",
+        previous_status=None,
+    )
+
+
+def created(session_id: uuid.UUID, year: int) -> SessionCreatedV1:
+    """A draft session's creation."""
+    return SessionCreatedV1(
+        session_id=session_id,
+        version=1,
+        organizer_id=uuid.uuid4(),
+        title="Water-saving irrigation",
+        field="agriculture_forestry",
+        year=year,
+        start_date=date(year, 9, 1),
+        end_date=date(year, 9, 21),
+        venue_city="Yangling",
+        venue_country="CN",
+        overseas=False,
+        capacity=25,
+        languages=["en", "fr"],
+        description=None,
+        review_required=False,
+        country_limit=None,
+    )
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """Send (key, value) messages to a topic and wait for the broker's acks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, at_least: int, timeout: float = 15.0
+) -> list[Any]:
+    """Every record of a topic from the beginning (waits for ``at_least`` of them)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for part in batch.values():
+                records.extend(part)
+            if len(records) >= at_least:
+                # One more short poll so that extra copies, if any, are seen too.
+                for part in (await consumer.getmany(timeout_ms=500)).values():
+                    records.extend(part)
+                break
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def session_counts(platform: Any, session_id: uuid.UUID) -> dict[str, Any]:
+    response = await platform.reporting.http.get(f"/reports/sessions/{session_id}")
+    assert response.status_code == 200
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_the_same_event_delivered_twice_is_counted_once(
+    platform: Any, eventually: Any
+) -> None:
+    session_id = uuid.uuid4()
+    envelope = wrap(accepted(session_id), source="/tests")
+    value = encode(envelope)
+    topic = platform.kafka.topic(ENROLLMENTS.name)
+    await produce(platform.kafka.bootstrap, topic, [(str(session_id).encode(), value)] * 2)
+    # A later event on the same partition: once it is applied, both copies were consumed.
+    sentinel = encode(wrap(accepted(session_id), source="/tests"))
+    await produce(platform.kafka.bootstrap, topic, [(str(session_id).encode(), sentinel)])
+
+    async def both_applied() -> dict[str, Any] | None:
+        counts = await session_counts(platform, session_id)
+        return counts if counts["enrolled"] >= 2 else None
+
+    counts = await eventually(both_applied, what="the event and the sentinel applied")
+    assert counts["enrolled"] == 2  # the duplicate added nothing
+    assert counts["accepted"] == 2
+    conn = await asyncpg.connect(asyncpg_dsn(platform.urls["reporting"]))
+    try:
+        recorded = await conn.fetchval(
+            "SELECT count(*) FROM inbox_message WHERE event_id = $1", envelope.id
+        )
+    finally:
+        await conn.close()
+    assert recorded == 1
+
+
+class RelayKilled(BaseException):
+    """Stands for the relay process dying (not an error it could catch and retry)."""
+
+
+async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absorbs(
+    platform: Any, databases: Any, eventually: Any
+) -> None:
+    url = await databases.create("enrollment", "_relaycrash")
+    engine = create_engine(url)
+    outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
+    session_id = uuid.uuid4()
+    try:
+        async with session_factory(engine)() as db, db.begin():
+            [envelope] = await outbox.add(db, [accepted(session_id)])
+
+        async def die(_: Any) -> None:
+            raise RelayKilled
+
+        relay_args = {
+            "dsn": asyncpg_dsn(url),
+            "bootstrap": platform.kafka.bootstrap,
+            "topic_prefix": platform.kafka.topic_prefix,
+            "poll_interval_s": 0.2,
+        }
+        crashing = asyncio.create_task(OutboxRelay(after_publish=die, **relay_args).run())
+        with pytest.raises(RelayKilled):
+            await asyncio.wait_for(crashing, 20)
+
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            unsent = await conn.fetchval(
+                "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
+            )
+            assert unsent == 1  # published, but the relay died before marking it sent
+
+            restarted = OutboxRelay(**relay_args)
+            task = asyncio.create_task(restarted.run())
+
+            async def marked() -> bool:
+                return (
+                    await conn.fetchval(
+                        "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
+                    )
+                    == 0
+                )
+
+            await eventually(marked, what="the restarted relay marks the row sent")
+            task.cancel()
+        finally:
+            await conn.close()
+
+        topic = platform.kafka.topic(ENROLLMENTS.name)
+        records = await read_topic(platform.kafka.bootstrap, topic, at_least=2)
+        copies = [r for r in records if decode(r.value).envelope.id == envelope.id]
+        assert len(copies) == 2  # at-least-once on the wire...
+
+        async def applied() -> dict[str, Any] | None:
+            counts = await session_counts(platform, session_id)
+            return counts if counts["enrolled"] else None
+
+        await eventually(applied, what="reporting applies the enrollment")
+        await asyncio.sleep(1.0)  # give the second copy time to be (not) applied
+        counts = await session_counts(platform, session_id)
+        assert counts["enrolled"] == 1  # ...exactly once in the projection
+    finally:
+        await engine.dispose()
+
+
+async def test_poison_messages_do_not_block_the_partition(platform: Any, eventually: Any) -> None:
+    session_id = uuid.uuid4()
+    key = str(session_id).encode()
+    year = random.randint(2030, 2099)
+    good = wrap(created(session_id, year), source="/tests")
+    bad_data = good.model_copy(update={"id": uuid.uuid4(), "data": {"session_id": "nope"}})
+    unknown = good.model_copy(
+        update={"id": uuid.uuid4(), "type": "tpp.registry.session.teleported.v9"}
+    )
+    await produce(
+        platform.kafka.bootstrap,
+        platform.kafka.topic(SESSIONS.name),
+        [
+            (key, b"\x00not json at all"),
+            (key, b'{"specversion": "1.0", "id": "not-a-uuid"}'),
+            (key, encode(bad_data)),
+            (key, encode(unknown)),
+            (key, encode(good)),
+        ],
+    )
+
+    async def good_applied() -> dict[str, Any] | None:
+        counts = await session_counts(platform, session_id)
+        return counts if counts["year"] == year else None
+
+    counts = await eventually(good_applied, what="the valid event after the poison ones applied")
+    assert counts["status"] == "draft"
+
+
+async def test_relay_publishes_each_keys_events_in_commit_order(
+    platform: Any, databases: Any, eventually: Any
+) -> None:
+    url = await databases.create("enrollment", "_order")
+    engine = create_engine(url)
+    outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
+    sessions = [uuid.uuid4() for _ in range(4)]
+    written: dict[uuid.UUID, list[uuid.UUID]] = {s: [] for s in sessions}
+    try:
+        maker = session_factory(engine)
+        for _ in range(15):
+            for session_id in random.sample(sessions, len(sessions)):
+                async with maker() as db, db.begin():
+                    [envelope] = await outbox.add(db, [accepted(session_id)])
+                written[session_id].append(envelope.id)
+        relay = OutboxRelay(
+            dsn=asyncpg_dsn(url),
+            bootstrap=platform.kafka.bootstrap,
+            topic_prefix=platform.kafka.topic_prefix,
+            batch_size=7,  # several rounds, so order must hold across batches
+        )
+        task = asyncio.create_task(relay.run())
+        await eventually(lambda: _published(relay, 60), what="60 events relayed")
+        task.cancel()
+    finally:
+        await engine.dispose()
+    records = await read_topic(
+        platform.kafka.bootstrap, platform.kafka.topic(ENROLLMENTS.name), at_least=60
+    )
+    seen: dict[uuid.UUID, list[uuid.UUID]] = {s: [] for s in sessions}
+    partitions: dict[uuid.UUID, set[int]] = {s: set() for s in sessions}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        envelope = decode(record.value).envelope
+        session_id = uuid.UUID(record.key.decode())
+        if session_id in seen:
+            seen[session_id].append(envelope.id)
+            partitions[session_id].add(record.partition)
+    assert seen == written
+    assert all(len(p) == 1 for p in partitions.values())  # one key, one partition
+
+
+async def _published(relay: OutboxRelay, count: int) -> bool:
+    return relay.published >= count
