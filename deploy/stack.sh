@@ -290,7 +290,7 @@ kafka_stop() {
 }
 
 # Waits until the broker answers metadata requests, then creates missing topics.
-kafka_topics() { "${UV_RUN[@]}" python deploy/topics.py --wait 60; }
+kafka_topics() { "${UV_RUN[@]}" python deploy/topics.py --wait 60 --prefix ""; }
 
 # ---------------------------------------------------------------------------- migrations
 

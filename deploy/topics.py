@@ -6,6 +6,7 @@ place where topics are declared. Creating is idempotent: existing topics are lef
     uv run python deploy/topics.py                      # wait up to 60 s, create missing topics
     uv run python deploy/topics.py --list               # print the topics that exist
     uv run python deploy/topics.py --wait 0 --list      # fail at once if the broker is down
+    uv run python deploy/topics.py --prefix t123-       # the same topics under a test prefix
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class TopicSpec:
     partitions: int
 
 
-def contract_topics() -> list[TopicSpec]:
+def contract_topics(prefix: str = "") -> list[TopicSpec]:
     """The contracts' topics and, for each, a dead-letter topic with the same partitions."""
     # Same interpreter, fixed arguments: nothing here comes from user input.
     output = subprocess.run(
@@ -48,6 +49,7 @@ def contract_topics() -> list[TopicSpec]:
         if not line.strip():
             continue
         name, partitions = line.split()
+        name = prefix + name
         specs.append(TopicSpec(name, int(partitions)))
         specs.append(TopicSpec(name + DLQ_SUFFIX, int(partitions)))
     if not specs:
@@ -115,6 +117,11 @@ async def main() -> None:
     parser.add_argument(
         "--wait", type=float, default=60.0, help="seconds to wait for the broker (default: 60)"
     )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("TPP_KAFKA_TOPIC_PREFIX", ""),
+        help="prefix for every topic name (default: $TPP_KAFKA_TOPIC_PREFIX or none)",
+    )
     parser.add_argument("--list", action="store_true", help="only print the existing topics")
     args = parser.parse_args()
 
@@ -124,7 +131,7 @@ async def main() -> None:
             for name in sorted(await admin.list_topics()):
                 print(name)
         else:
-            await create_missing(admin, contract_topics())
+            await create_missing(admin, contract_topics(args.prefix))
     finally:
         await admin.close()
 
