@@ -24,8 +24,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
-
 from tpp_contracts.topics import ALL as ALL_TOPICS
+
 from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -47,14 +47,14 @@ def _docker_available() -> bool:
     if not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
         return False
     try:
-        import docker  # noqa: PLC0415 - only when looking for an engine
+        import docker
 
         client = docker.from_env(timeout=2)
         try:
             client.ping()
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - any failure means no engine to use
+    except Exception:
         return False
     return True
 
@@ -75,8 +75,8 @@ def infrastructure() -> Iterator[Infrastructure]:
     if "TPP_KAFKA_BOOTSTRAP" in env and "TPP_PG_ADMIN_URL" in env:
         source = env
     elif _docker_available():
-        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
-        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
 
         with (
             KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
@@ -213,12 +213,12 @@ class Platform:
 @pytest.fixture(scope="session")
 async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> AsyncIterator[Platform]:
     """The whole platform, in process, on real Kafka and PostgreSQL."""
-    from tpp_enrollment.app import create_app as enrollment_app  # noqa: PLC0415
-    from tpp_enrollment.config import Settings as EnrollmentSettings  # noqa: PLC0415
-    from tpp_registry.app import create_app as registry_app  # noqa: PLC0415
-    from tpp_registry.config import Settings as RegistrySettings  # noqa: PLC0415
-    from tpp_reporting.app import create_app as reporting_app  # noqa: PLC0415
-    from tpp_reporting.config import Settings as ReportingSettings  # noqa: PLC0415
+    from tpp_enrollment.app import create_app as enrollment_app
+    from tpp_enrollment.config import Settings as EnrollmentSettings
+    from tpp_registry.app import create_app as registry_app
+    from tpp_registry.config import Settings as RegistrySettings
+    from tpp_reporting.app import create_app as reporting_app
+    from tpp_reporting.config import Settings as ReportingSettings
 
     urls = {s: await databases.create(s) for s in SERVICES}
     common = {"kafka": kafka, "relay_poll_interval_s": 0.5}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}"), settings.home_country
     )
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     app.include_router(runtime.health_router())
     app.include_router(router)
     return app

@@ -16,9 +16,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import UUID
 from tpp_plumbing.db import new_metadata
+from tpp_plumbing.idempotency import idempotency_table
 from tpp_plumbing.outbox import outbox_table
 
 metadata = new_metadata()
+idempotency = idempotency_table(metadata)
 outbox = outbox_table(metadata)
 
 organizer = Table(

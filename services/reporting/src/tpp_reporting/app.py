@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
 
+from tpp_reporting import tables
 from tpp_reporting.config import Settings
 from tpp_reporting.consumers import subscriptions
 from tpp_reporting.http import router
@@ -27,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.service = ReportingService(runtime.sessions)
     install_problem_handlers(app)
+    app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     app.include_router(runtime.health_router())
     app.include_router(router)
     return app

@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, DateTime, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import UUID
 from tpp_plumbing.db import new_metadata
+from tpp_plumbing.idempotency import idempotency_table
 from tpp_plumbing.inbox import inbox_table
 
 metadata = new_metadata()
+idempotency = idempotency_table(metadata)
 inbox = inbox_table(metadata)
 
 session_fact = Table(

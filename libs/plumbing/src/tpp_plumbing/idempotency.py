@@ -1,0 +1,183 @@
+"""Idempotency-Key for POST requests: a retried request gets the first request's response.
+
+The first request with a key runs and its response (status, body, content type) is stored
+under the key with a fingerprint of the request. A retry with the same key and the same
+request gets the stored response (``Idempotent-Replayed: true``); the same key with another
+request is refused (422), and a retry while the first is still running gets 409. Server
+errors (5xx) are not stored, so the client can retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HEADER = b"idempotency-key"
+MAX_KEY_LENGTH = 255
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    """The stored responses, in a service's own metadata (its migrations create it)."""
+    return Table(
+        "idempotency_key",
+        metadata,
+        Column("key", Text, primary_key=True),
+        Column("fingerprint", Text, nullable=False),
+        Column("status", Integer),  # NULL while the first request runs
+        Column("content_type", Text),
+        Column("body", LargeBinary),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+def _problem(status: int, title: str, detail: str) -> tuple[int, bytes]:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return status, json.dumps(body).encode()
+
+
+class IdempotencyMiddleware:
+    """ASGI middleware honouring ``Idempotency-Key`` on POST requests."""
+
+    def __init__(
+        self, app: ASGIApp, *, sessions: async_sessionmaker[AsyncSession], table: Table
+    ) -> None:
+        self.app = app
+        self._sessions = sessions
+        self._table = table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        raw_key = dict(scope["headers"]).get(HEADER)
+        if raw_key is None:
+            await self.app(scope, receive, send)
+            return
+        key = raw_key.decode("latin-1")
+        if not key or len(key) > MAX_KEY_LENGTH:
+            await _send(send, *_problem(400, "Bad Idempotency-Key", "1 to 255 characters"))
+            return
+        body = await _read_body(receive)
+        fingerprint = hashlib.sha256(
+            scope["path"].encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
+        ).hexdigest()
+        stored_key = f"{scope['path']} {key}"
+        async with self._sessions() as db, db.begin():
+            claimed = await db.scalar(
+                insert(self._table)
+                .values(key=stored_key, fingerprint=fingerprint)
+                .on_conflict_do_nothing()
+                .returning(self._table.c.key)
+            )
+            existing = None
+            if claimed is None:
+                existing = (
+                    await db.execute(select(self._table).where(self._table.c.key == stored_key))
+                ).first()
+        if existing is not None:
+            if existing.fingerprint != fingerprint:
+                await _send(
+                    send,
+                    *_problem(
+                        422,
+                        "Idempotency-Key reused",
+                        "this key was used with a different request",
+                    ),
+                )
+            elif existing.status is None:
+                await _send(
+                    send, *_problem(409, "Request in progress", "the first request still runs")
+                )
+            else:
+                await _send(
+                    send,
+                    existing.status,
+                    existing.body,
+                    existing.content_type or "application/json",
+                    replayed=True,
+                )
+            return
+        await self._run_and_store(scope, body, send, stored_key)
+
+    async def _run_and_store(self, scope: Scope, body: bytes, send: Send, key: str) -> None:
+        captured: dict[str, Any] = {"status": 500, "content_type": None, "chunks": []}
+        delivered = False
+
+        async def replay_receive() -> Message:
+            nonlocal delivered
+            if delivered:
+                return {"type": "http.disconnect"}
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type":
+                        captured["content_type"] = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                captured["chunks"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture_send)
+        finally:
+            async with self._sessions() as db, db.begin():
+                if captured["status"] >= 500:
+                    await db.execute(delete(self._table).where(self._table.c.key == key))
+                else:
+                    await db.execute(
+                        update(self._table)
+                        .where(self._table.c.key == key)
+                        .values(
+                            status=captured["status"],
+                            content_type=captured["content_type"],
+                            body=b"".join(captured["chunks"]),
+                        )
+                    )
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str = "application/problem+json",
+    *,
+    replayed: bool = False,
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

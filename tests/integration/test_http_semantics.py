@@ -1,0 +1,70 @@
+"""HTTP behaviour every service shares: problem details and Idempotency-Key."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def organizer(**overrides: Any) -> dict[str, Any]:
+    """A valid new organizer with a unique name."""
+    return {
+        "name": f"Harbin Institute of Technology {uuid.uuid4().hex[:8]}",
+        "kind": "university",
+        "country": "CN",
+    } | overrides
+
+
+async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_result(
+    platform: Any,
+) -> None:
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = organizer()
+    first = await platform.registry.http.post("/organizers", json=body, headers=headers)
+    retry = await platform.registry.http.post("/organizers", json=body, headers=headers)
+    assert first.status_code == 201
+    assert retry.status_code == 201
+    assert retry.json()["id"] == first.json()["id"]
+    assert retry.headers["idempotent-replayed"] == "true"
+    other = await platform.registry.http.post("/organizers", json=organizer())
+    assert other.json()["id"] != first.json()["id"]
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused(platform: Any) -> None:
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    await platform.registry.http.post("/organizers", json=organizer(), headers=headers)
+    reused = await platform.registry.http.post("/organizers", json=organizer(), headers=headers)
+    assert reused.status_code == 422
+    assert reused.headers["content-type"] == "application/problem+json"
+
+
+async def test_invalid_input_gets_a_problem_document_naming_the_field(platform: Any) -> None:
+    response = await platform.registry.http.post(
+        "/organizers", json=organizer(country="XX", kind="pirate ship")
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert {e["field"] for e in problem["errors"]} == {"country", "kind"}
+    assert "country" in problem["detail"]
+
+
+async def test_a_trainee_with_a_malformed_email_is_refused_with_the_field(platform: Any) -> None:
+    response = await platform.enrollment.http.post(
+        "/trainees",
+        json={
+            "full_name": "Kofi Mensah",
+            "country": "GH",
+            "gender": "male",
+            "profession": "scholar",
+            "email": "not-an-email",
+            "passport_number": "G1234567",
+        },
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["email"]
