@@ -1,0 +1,174 @@
+"""docker-compose.yml agrees with the local stack: ports, environment, databases and roles."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("registry", "enrollment", "reporting")
+# Variables every service reads besides its own TPP_<SERVICE>_* ones.
+SHARED_PREFIXES = ("TPP_KAFKA_",)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of an env file, without comments and blank lines."""
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key.strip()] = value.strip()
+    return env
+
+
+@pytest.fixture(scope="module")
+def local_env() -> dict[str, str]:
+    return read_env_file(ROOT / "deploy" / "local.env")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def init_sql() -> str:
+    return (ROOT / "deploy" / "postgres" / "init.sql").read_text()
+
+
+def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
+    definition = compose["services"][name]
+    assert isinstance(definition, dict)
+    return definition
+
+
+def environment(definition: dict[str, Any]) -> dict[str, str]:
+    """A service's environment, from either the mapping or the list form."""
+    raw = definition.get("environment") or {}
+    if isinstance(raw, list):
+        pairs = (str(item).partition("=") for item in raw)
+        return {key: value for key, _, value in pairs}
+    return {key: "" if value is None else str(value) for key, value in raw.items()}
+
+
+def published_ports(definition: dict[str, Any]) -> dict[int, int]:
+    """Container port -> host port, from the short ("[ip:]host:container") or long syntax."""
+    ports: dict[int, int] = {}
+    for entry in definition.get("ports", []):
+        if isinstance(entry, dict):
+            ports[int(entry["target"])] = int(entry["published"])
+        else:
+            *_, host, container = str(entry).split(":")
+            ports[int(container.split("/")[0])] = int(host)
+    return ports
+
+
+def command_option(definition: dict[str, Any], option: str) -> str:
+    command = definition["command"]
+    assert isinstance(command, list), "commands are exec-form lists"
+    return str(command[command.index(option) + 1])
+
+
+def init_sql_databases(sql: str) -> dict[str, str]:
+    """Database -> owner, from the CREATE DATABASE statements of init.sql."""
+    return dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+)", sql))
+
+
+def init_sql_passwords(sql: str) -> dict[str, str]:
+    """Role -> password, from the ALTER ROLE statements of init.sql."""
+    return dict(re.findall(r"ALTER ROLE (\w+) [^;]*PASSWORD '([^']*)'", sql))
+
+
+def test_platform_services_are_defined(compose: dict[str, Any]) -> None:
+    assert {"kafka", "postgres", "topics", "migrate", *SERVICES} <= set(compose["services"])
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_port_matches_local_env(
+    compose: dict[str, Any], local_env: dict[str, str], name: str
+) -> None:
+    definition = service(compose, name)
+    port = int(local_env[f"TPP_{name.upper()}_PORT"])
+    listens_on = int(command_option(definition, "--port"))
+
+    assert published_ports(definition) == {listens_on: port}
+    assert int(environment(definition)[f"TPP_{name.upper()}_PORT"]) == listens_on
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_gets_every_variable_it_reads_locally(
+    compose: dict[str, Any], local_env: dict[str, str], name: str
+) -> None:
+    own = f"TPP_{name.upper()}_"
+    used = {key for key in local_env if key.startswith((own, *SHARED_PREFIXES))}
+
+    assert used, f"deploy/local.env has no {own}* variables"
+    assert used <= set(environment(service(compose, name)))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_database_matches_init_sql_and_local_env(
+    compose: dict[str, Any], local_env: dict[str, str], init_sql: str, name: str
+) -> None:
+    key = f"TPP_{name.upper()}_DATABASE_URL"
+    in_compose = urlsplit(environment(service(compose, name))[key])
+    in_migrate = urlsplit(environment(service(compose, "migrate"))[key])
+    local = urlsplit(local_env[key])
+    owners = init_sql_databases(init_sql)
+    passwords = init_sql_passwords(init_sql)
+    postgres_ports = published_ports(service(compose, "postgres"))
+
+    for found in (in_compose, in_migrate, local):
+        database = found.path.lstrip("/")
+        assert owners[database] == found.username == name
+        assert passwords[name] == found.password
+    assert in_compose == in_migrate
+    assert (in_compose.hostname, in_compose.port) == ("postgres", 5432)
+    assert (local.hostname, local.port) == ("127.0.0.1", postgres_ports[5432])
+
+
+def test_init_sql_has_exactly_the_service_databases(init_sql: str) -> None:
+    assert init_sql_databases(init_sql) == {name: name for name in SERVICES}
+
+
+def test_postgres_runs_init_sql_and_matches_admin_url(
+    compose: dict[str, Any], local_env: dict[str, str]
+) -> None:
+    postgres = service(compose, "postgres")
+    admin = urlsplit(local_env["TPP_PG_ADMIN_URL"])
+
+    assert any(
+        str(volume).startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/")
+        for volume in postgres["volumes"]
+    )
+    assert environment(postgres)["POSTGRES_PASSWORD"] == admin.password
+    assert admin.username == "postgres"
+    assert published_ports(postgres) == {5432: admin.port}
+
+
+def test_kafka_is_reachable_where_local_env_says(
+    compose: dict[str, Any], local_env: dict[str, str]
+) -> None:
+    kafka = service(compose, "kafka")
+    host, _, port = local_env["TPP_KAFKA_BOOTSTRAP"].partition(":")
+    kafka_env = environment(kafka)
+
+    assert published_ports(kafka) == {int(port): int(port)}
+    assert f"EXTERNAL://{host}:{port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_jobs_run_before_the_services(compose: dict[str, Any]) -> None:
+    assert "TPP_KAFKA_BOOTSTRAP" in environment(service(compose, "topics"))
+    for name in SERVICES:
+        depends_on = service(compose, name)["depends_on"]
+        for job in ("topics", "migrate"):
+            assert depends_on[job]["condition"] == "service_completed_successfully"
