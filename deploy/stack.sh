@@ -317,6 +317,8 @@ cmd_down() {
 }
 
 cmd_reset() {
+  # The services keep their pid files under .stack/ too: stop them before deleting it.
+  if [[ -x $DEPLOY/platform.sh ]]; then "$DEPLOY/platform.sh" down; fi
   cmd_down
   # The downloaded jars survive a reset: resolving them again is the slowest part of `up`.
   if [[ -d $KAFKA_LIBS ]]; then
