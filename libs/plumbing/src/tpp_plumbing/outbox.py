@@ -171,8 +171,8 @@ class OutboxRelay:
     async def _lead(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
-                # Another relay of this service publishes; stand by to take over.
+            # Another relay of this service may publish; stand by to take over.
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):  # noqa: ASYNC110 - polls a database lock, no in-process event to wait on
                 await asyncio.sleep(self._poll_interval_s)
             await conn.add_listener(CHANNEL, self._on_notify)
             producer = AIOKafkaProducer(

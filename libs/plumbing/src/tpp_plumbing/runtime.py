@@ -7,11 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Union
 
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
+from faststream.specification.asyncapi import AsyncAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts import TOPIC_EVENTS
+from tpp_contracts.topics import ALL as ALL_TOPICS
 
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
@@ -55,6 +59,36 @@ class Runtime:
         )
         self._relay_task: asyncio.Task[None] | None = None
         self._consuming = False
+        self._document_publications()
+
+    def _document_publications(self) -> None:
+        # The relay publishes with a bare producer; these publishers exist for the AsyncAPI
+        # document only. A service owns the topics named after it (``registry.*``).
+        for topic in ALL_TOPICS:
+            if not topic.name.startswith(f"{self.name}."):
+                continue
+            models = TOPIC_EVENTS[topic.name]
+            names = ", ".join(m.__name__ for m in models)
+            self.broker.publisher(
+                self.settings.kafka.topic(topic.name),
+                title=f"{topic.name}:publish",
+                description=(
+                    f"CloudEvents 1.0 (structured, application/cloudevents+json), keyed by"
+                    f" {topic.key}; `data` is one of: {names}. W3C trace context in headers."
+                ),
+                schema=Union[models],  # noqa: UP007 - a runtime union of a tuple of types
+            )
+
+    def asyncapi(self) -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of what this service publishes and consumes."""
+        spec = AsyncAPI(
+            self.broker,
+            title=f"Training Program Platform — {self.name}",
+            version="1.0.0",
+            description=f"Kafka topics the {self.name} service publishes and consumes.",
+        )
+        document: dict[str, Any] = spec.to_specification().to_jsonable()
+        return document
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
         """Register the service's consumers (group id = topic prefix + service name)."""
@@ -103,6 +137,10 @@ class Runtime:
     def health_router(self) -> APIRouter:
         """Liveness and readiness endpoints."""
         router = APIRouter(tags=["health"])
+
+        @router.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the events")
+        async def asyncapi() -> dict[str, Any]:
+            return self.asyncapi()
 
         @router.get("/health/live", summary="The process is up")
         async def live() -> dict[str, str]:

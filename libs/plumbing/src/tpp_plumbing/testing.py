@@ -243,21 +243,21 @@ async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> Async
 
 
 async def _eventually(
-    check: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
+    check: Callable[[], Awaitable[T | None]], *, within: float = 20.0, what: str = "condition"
 ) -> T:
     """Poll ``check`` until it returns a truthy value or the deadline passes (then fail)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     last: T | None = None
     while loop.time() < deadline:
         last = await check()
         if last:
             return last
         await asyncio.sleep(0.1)
-    pytest.fail(f"{what} not reached within {timeout}s (last: {last!r})")
+    pytest.fail(f"{what} not reached within {within}s (last: {last!r})")
 
 
 @pytest.fixture
 def eventually() -> Callable[..., Awaitable[Any]]:
-    """``await eventually(check, timeout=..., what=...)``: poll until truthy, else fail."""
+    """``await eventually(check, within=..., what=...)``: poll until truthy, else fail."""
     return _eventually
