@@ -6,7 +6,6 @@ import importlib
 import json
 
 import pytest
-
 from tpp_contracts import TOPIC_EVENTS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS, TRAINEES
 

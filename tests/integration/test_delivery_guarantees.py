@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import decode, encode, wrap
 from tpp_contracts.registry import SessionCreatedV1
@@ -70,7 +69,7 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, at_least: int, timeout: float = 15.0
+    bootstrap: str, topic: str, *, at_least: int, within: float = 15.0
 ) -> list[Any]:
     """Every record of a topic from the beginning (waits for ``at_least`` of them)."""
     consumer = AIOKafkaConsumer(
@@ -80,7 +79,7 @@ async def read_topic(
     records: list[Any] = []
     try:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=300)
             for part in batch.values():
@@ -170,12 +169,10 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
             task = asyncio.create_task(restarted.run())
 
             async def marked() -> bool:
-                return (
-                    await conn.fetchval(
-                        "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
-                    )
-                    == 0
+                still_unsent: int = await conn.fetchval(
+                    "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
                 )
+                return still_unsent == 0
 
             await eventually(marked, what="the restarted relay marks the row sent")
             task.cancel()

@@ -70,7 +70,8 @@ async def test_session_published_in_registry_is_enrolled_into_and_counted(
     async def enrollment_sees_it_open() -> dict[str, Any] | None:
         response = await platform.enrollment.http.get(f"/sessions/{session['id']}")
         if response.status_code == 200 and response.json()["status"] == "published":
-            return response.json()
+            opened: dict[str, Any] = response.json()
+            return opened
         return None
 
     view = await eventually(enrollment_sees_it_open, what="session view published")
@@ -120,7 +121,8 @@ async def test_enrolling_in_an_unpublished_session_is_refused(
 
     async def enrollment_sees_draft() -> bool:
         response = await platform.enrollment.http.get(f"/sessions/{draft['id']}")
-        return response.status_code == 200
+        status: int = response.status_code
+        return status == 200
 
     await eventually(enrollment_sees_draft, what="session view has the draft")
     trainee = (await platform.enrollment.http.post("/trainees", json=trainee_body())).json()

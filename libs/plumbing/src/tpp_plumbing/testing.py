@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import asyncpg
 import httpx
@@ -199,6 +199,13 @@ class Service:
         return self.app.state.runtime
 
 
+class _CommonSettings(TypedDict):
+    """Settings every in-process service of the test platform shares."""
+
+    kafka: KafkaSettings
+    relay_poll_interval_s: float
+
+
 @dataclass
 class Platform:
     """The three services, started against this run's databases and topics."""
@@ -221,7 +228,7 @@ async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> Async
     from tpp_reporting.config import Settings as ReportingSettings
 
     urls = {s: await databases.create(s) for s in SERVICES}
-    common = {"kafka": kafka, "relay_poll_interval_s": 0.5}
+    common: _CommonSettings = {"kafka": kafka, "relay_poll_interval_s": 0.5}
     apps = {
         "registry": registry_app(RegistrySettings(database_url=urls["registry"], **common)),
         "enrollment": enrollment_app(EnrollmentSettings(database_url=urls["enrollment"], **common)),

@@ -18,7 +18,7 @@ NAME = "reporting"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the reporting app (uvicorn: ``tpp_reporting.app:create_app --factory``)."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # database_url from env
+    settings = settings or Settings()  # database_url from env
     runtime = Runtime(settings, name=NAME)
     runtime.subscribe(subscriptions(runtime.sessions, batch_size=settings.batch_size))
     app = FastAPI(

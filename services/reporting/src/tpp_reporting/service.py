@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from pydantic import BaseModel
-from sqlalchemy import Integer, distinct, func, select
+from sqlalchemy import ColumnElement, Integer, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.vocab import EnrollmentStatus
 
@@ -47,7 +47,7 @@ class YearReport(BaseModel):
     countries_reached: int
 
 
-def _count_status(*statuses: str) -> object:
+def _count_status(*statuses: str) -> ColumnElement[int]:
     fact = tables.enrollment_fact
     return func.coalesce(func.sum(fact.c.status.in_(statuses).cast(Integer)), 0)
 
