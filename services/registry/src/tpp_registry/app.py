@@ -11,14 +11,14 @@ from tpp_plumbing.runtime import Runtime
 from tpp_registry import tables
 from tpp_registry.config import Settings
 from tpp_registry.http import router
-from tpp_registry.service import RegistryService
+from tpp_registry.service import Services
 
 NAME = "registry"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the registry app (uvicorn: ``tpp_registry.app:create_app --factory``)."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # database_url from env
+    settings = settings or Settings()  # database_url from env
     runtime = Runtime(settings, name=NAME)
     app = FastAPI(
         title="Training Program Platform — registry",
@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=runtime.lifespan(),
     )
     app.state.runtime = runtime
-    app.state.service = RegistryService(
+    app.state.services = Services.build(
         runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}"), settings.home_country
     )
     install_problem_handlers(app)

@@ -1,4 +1,4 @@
-"""Registry tables: organizers, training sessions, and the outbox."""
+"""Registry tables: organizers, training sessions, annual plans, imports, and the outbox."""
 
 from __future__ import annotations
 
@@ -6,15 +6,20 @@ from sqlalchemy import (
     ARRAY,
     Boolean,
     Column,
+    Computed,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    Numeric,
+    PrimaryKeyConstraint,
     Table,
     Text,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
 from tpp_plumbing.db import new_metadata
 from tpp_plumbing.idempotency import idempotency_table
 from tpp_plumbing.outbox import outbox_table
@@ -34,6 +39,8 @@ organizer = Table(
     Column("contact", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Names are unique whatever their case: "Zhejiang University" is "ZHEJIANG UNIVERSITY".
+    Index("uq_organizer_lower_name", func.lower(text("name")), unique=True),
 )
 
 training_session = Table(
@@ -58,4 +65,54 @@ training_session = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Full-text search of the catalogue (English stemming: "irrigated" finds "irrigation").
+    Column(
+        "search",
+        TSVECTOR,
+        Computed(
+            "to_tsvector('english', title || ' ' || coalesce(description, ''))", persisted=True
+        ),
+        nullable=False,
+    ),
+    # Keyset pagination orders by (start_date, id), the catalogue by published ones only.
+    Index("ix_training_session_start", "start_date", "id"),
+    Index("ix_training_session_year_start", "year", "start_date", "id"),
+    Index("ix_training_session_organizer", "organizer_id", "start_date", "id"),
+    Index(
+        "ix_training_session_catalogue",
+        "start_date",
+        "id",
+        postgresql_where=text("status = 'published'"),
+    ),
+    Index("ix_training_session_search", "search", postgresql_using="gin"),
+)
+
+annual_plan = Table(
+    "annual_plan",
+    metadata,
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("revision", Integer, nullable=False, server_default=text("0")),
+)
+
+annual_plan_revision = Table(
+    "annual_plan_revision",
+    metadata,
+    Column("year", Integer, ForeignKey("annual_plan.year"), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("planned_sessions", Integer, nullable=False),
+    Column("planned_overseas_sessions", Integer),
+    Column("budget", Numeric(16, 2)),
+    Column("currency", Text),
+    Column("note", Text),
+    Column("set_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("year", "revision"),
+)
+
+session_import_row = Table(
+    "session_import_row",
+    metadata,
+    # sha256 of the row's validated content: the same row imported again creates nothing.
+    Column("row_key", Text, primary_key=True),
+    Column("session_id", UUID(as_uuid=True), ForeignKey("training_session.id"), nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -1,0 +1,160 @@
+"""Session routes: create, read, list, revise, lifecycle, bulk import, public catalogue.
+
+Optimistic concurrency: responses carry ``ETag: W/"<version>"``; a change sends it back
+in ``If-Match`` (``W/"3"``, ``"3"`` or plain ``3``; or ``version`` in the body) and gets
+412 when someone changed the session meanwhile. PATCH requires one (428 without);
+lifecycle commands check it when given.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Response, UploadFile
+from tpp_contracts.vocab import SessionStatus, TechnicalField
+
+from tpp_registry.http._common import IfMatch, Svc, expected, tag
+from tpp_registry.models import (
+    CancelIn,
+    CataloguePage,
+    ImportReport,
+    Session,
+    SessionIn,
+    SessionPage,
+    SessionPatch,
+)
+from tpp_registry.models import Country as CountryCode
+from tpp_registry.store import SessionFilter
+
+router = APIRouter()
+MAX_UPLOAD = 5 * 1024 * 1024
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200).")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
+Country = Annotated[CountryCode | None, Query(description="Venue country (ISO alpha-2).")]
+
+
+@router.post("/sessions", status_code=201, tags=["sessions"])
+async def create_session(body: SessionIn, services: Svc, response: Response) -> Session:
+    """Create a training session as a draft."""
+    session = await services.sessions.create(body)
+    tag(response, session.version)
+    return session
+
+
+@router.post("/sessions/import", tags=["sessions"])
+async def import_sessions(
+    services: Svc,
+    file: Annotated[UploadFile, File(description="CSV, UTF-8, one session per row.")],
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> ImportReport:
+    """Create a year's sessions from a CSV file; the report says what became of each row.
+
+    Columns: organizer (name) or organizer_id, title, field, start_date, end_date,
+    venue_city, venue_country, capacity; optional year, languages (``en;fr``), description,
+    review_required, country_limit. Rows imported before are reported as duplicates.
+    """
+    return await services.imports.import_csv(await file.read(MAX_UPLOAD), year)
+
+
+@router.get("/sessions", tags=["sessions"])
+async def list_sessions(
+    services: Svc,
+    year: int | None = None,
+    field: TechnicalField | None = None,
+    organizer_id: uuid.UUID | None = None,
+    status: SessionStatus | None = None,
+    overseas: bool | None = None,
+    country: Country = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> SessionPage:
+    """Sessions by start date, filtered; follow next_cursor for the next page."""
+    where = SessionFilter(year, field, organizer_id, status, overseas, country)
+    return await services.sessions.list(where, cursor, limit)
+
+
+@router.get("/sessions/{session_id}", tags=["sessions"])
+async def get_session(session_id: uuid.UUID, services: Svc, response: Response) -> Session:
+    """One training session, with its ETag."""
+    session = await services.sessions.get(session_id)
+    tag(response, session.version)
+    return session
+
+
+@router.patch("/sessions/{session_id}", tags=["sessions"])
+async def revise_session(
+    session_id: uuid.UUID, body: SessionPatch, if_match: IfMatch, services: Svc, response: Response
+) -> Session:
+    """Change details (anything while draft; dates, venue, capacity once published)."""
+    version = expected(if_match, body.version, required=True)
+    session = await services.sessions.revise(session_id, body, version)
+    tag(response, session.version)
+    return session
+
+
+@router.post("/sessions/{session_id}/publish", tags=["lifecycle"])
+async def publish_session(
+    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
+) -> Session:
+    """Publish a draft: it enters the catalogue and enrollment opens."""
+    session = await services.sessions.publish(session_id, if_match)
+    tag(response, session.version)
+    return session
+
+
+@router.post("/sessions/{session_id}/close-enrollment", tags=["lifecycle"])
+async def close_enrollment(
+    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
+) -> Session:
+    """Stop taking enrollments."""
+    session = await services.sessions.close_enrollment(session_id, if_match)
+    tag(response, session.version)
+    return session
+
+
+@router.post("/sessions/{session_id}/start", tags=["lifecycle"])
+async def start_session(
+    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
+) -> Session:
+    """The session begins (enrollment must be closed)."""
+    session = await services.sessions.start(session_id, if_match)
+    tag(response, session.version)
+    return session
+
+
+@router.post("/sessions/{session_id}/complete", tags=["lifecycle"])
+async def complete_session(
+    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
+) -> Session:
+    """The session ended and counts as held."""
+    session = await services.sessions.complete(session_id, if_match)
+    tag(response, session.version)
+    return session
+
+
+@router.post("/sessions/{session_id}/cancel", tags=["lifecycle"])
+async def cancel_session(
+    session_id: uuid.UUID, body: CancelIn, if_match: IfMatch, services: Svc, response: Response
+) -> Session:
+    """Cancel a session before it is completed, with a reason."""
+    version = expected(if_match, body.version)
+    session = await services.sessions.cancel(session_id, body.reason, version)
+    tag(response, session.version)
+    return session
+
+
+@router.get("/catalogue", tags=["catalogue"])
+async def catalogue(
+    services: Svc,
+    q: Annotated[str | None, Query(max_length=200, description="Words to search")] = None,
+    year: int | None = None,
+    field: TechnicalField | None = None,
+    country: Country = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> CataloguePage:
+    """The public catalogue of published sessions (no login), searchable by words."""
+    where = SessionFilter(year=year, field=field, country=country)
+    return await services.sessions.catalogue(where, q, cursor, limit)

@@ -1,0 +1,46 @@
+"""Registry use cases: each method owns its transaction and writes its events to the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_plumbing.outbox import Outbox
+
+from tpp_registry.service._common import PreconditionFailedError, PreconditionRequiredError
+from tpp_registry.service._imports import ImportService
+from tpp_registry.service._organizers import OrganizerService
+from tpp_registry.service._plans import PlanService
+from tpp_registry.service._sessions import SessionService
+
+__all__ = [
+    "ImportService",
+    "OrganizerService",
+    "PlanService",
+    "PreconditionFailedError",
+    "PreconditionRequiredError",
+    "Services",
+    "SessionService",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The registry's services, built once per app."""
+
+    organizers: OrganizerService
+    sessions: SessionService
+    plans: PlanService
+    imports: ImportService
+
+    @classmethod
+    def build(
+        cls, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, home_country: str
+    ) -> Services:
+        """Wire the services to a database and an outbox."""
+        return cls(
+            organizers=OrganizerService(sessions, outbox),
+            sessions=SessionService(sessions, outbox, home_country),
+            plans=PlanService(sessions, outbox),
+            imports=ImportService(sessions, outbox, home_country),
+        )

@@ -1,0 +1,187 @@
+"""Bulk import of a year's sessions from a CSV file, with a report per row.
+
+Each valid row is keyed by a hash of its validated content (organizer resolved); a key
+already imported is reported as a duplicate and creates nothing, so uploading the same
+file twice creates each session once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import uuid
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.envelope import Event
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import ProblemError
+
+from tpp_registry import domain, store, tables
+from tpp_registry.domain import InvalidSessionError, SessionState
+from tpp_registry.models import ImportReport, ImportRow, RowOutcome, SessionIn
+from tpp_registry.service._sessions import details
+
+REQUIRED = ("title", "field", "start_date", "end_date", "venue_city", "venue_country", "capacity")
+MAX_ROWS = 5000
+_LOCK = zlib.crc32(b"tpp-registry-session-import")
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class _Valid:
+    row: int
+    key: str
+    state: SessionState
+    events: list[Event]
+
+
+class ImportService:
+    """Creates sessions from CSV uploads; rows already imported create nothing."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, home_country: str
+    ) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+        self._home = home_country
+
+    async def import_csv(self, content: bytes, year: int | None) -> ImportReport:
+        """Validate every row, create the new ones, report each row's outcome."""
+        rows = _read(content)
+        async with self._sessions() as db, db.begin():
+            # Imports are rare and short: one at a time keeps duplicate detection simple.
+            await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+            organizers = await _organizers(db)
+            outcomes: list[ImportRow] = []
+            valid: list[_Valid] = []
+            for line, raw in rows:
+                checked = self._check(line, raw, year, organizers)
+                if isinstance(checked, ImportRow):
+                    outcomes.append(checked)
+                else:
+                    valid.append(checked)
+            outcomes += await self._create(db, valid)
+        outcomes.sort(key=lambda o: o.row)
+        count = {o: sum(1 for r in outcomes if r.outcome is o) for o in RowOutcome}
+        return ImportReport(
+            year=year,
+            created=count[RowOutcome.CREATED],
+            duplicates=count[RowOutcome.DUPLICATE],
+            rejected=count[RowOutcome.REJECTED],
+            rows=outcomes,
+        )
+
+    def _check(
+        self, line: int, raw: dict[str, str], year: int | None, organizers: dict[str, uuid.UUID]
+    ) -> _Valid | ImportRow:
+        def rejected(field: str, reason: str) -> ImportRow:
+            return ImportRow(row=line, outcome=RowOutcome.REJECTED, field=field, reason=reason)
+
+        values: dict[str, Any] = {k: v.strip() for k, v in raw.items() if k and v and v.strip()}
+        reference = values.pop("organizer_id", None) or values.pop("organizer", None)
+        values.pop("organizer", None)
+        organizer_id = organizers.get((reference or "").lower())
+        if organizer_id is None:
+            return rejected("organizer", f"no organizer {reference!r}" if reference else "missing")
+        values["organizer_id"] = organizer_id
+        if year is not None:
+            if values.setdefault("year", str(year)) != str(year):
+                return rejected("year", f"the import is for {year}")
+        elif "start_date" in values:
+            values.setdefault("year", values["start_date"][:4])
+        values["languages"] = values.get("languages", "en").replace(",", ";").split(";")
+        values["languages"] = [x.strip() for x in values["languages"] if x.strip()]
+        flag = values.get("review_required", "").lower()
+        if flag not in _TRUE | _FALSE:
+            return rejected("review_required", "expected true or false")
+        values["review_required"] = flag in _TRUE
+        try:
+            data = SessionIn.model_validate(values)
+            decision = domain.create(details(data), home_country=self._home)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "row"
+            return rejected(field, first["msg"])
+        except InvalidSessionError as error:
+            return rejected(error.field, error.detail)
+        key = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+        return _Valid(line, key, decision.state, decision.events)
+
+    async def _create(self, db: AsyncSession, valid: list[_Valid]) -> list[ImportRow]:
+        imp = tables.session_import_row
+        keys = [v.key for v in valid]
+        known = (
+            dict(
+                (
+                    await db.execute(
+                        select(imp.c.row_key, imp.c.session_id).where(imp.c.row_key.in_(keys))
+                    )
+                ).tuples()
+            )
+            if keys
+            else {}
+        )
+        outcomes: list[ImportRow] = []
+        new: list[_Valid] = []
+        for item in valid:
+            if item.key in known:
+                outcomes.append(
+                    ImportRow(
+                        row=item.row, outcome=RowOutcome.DUPLICATE, session_id=known[item.key]
+                    )
+                )
+            else:
+                known[item.key] = item.state.id
+                new.append(item)
+                outcomes.append(
+                    ImportRow(row=item.row, outcome=RowOutcome.CREATED, session_id=item.state.id)
+                )
+        if new:
+            states = [item.state for item in new]
+            await store.add_sessions(db, states)
+            await db.execute(
+                insert(imp), [{"row_key": i.key, "session_id": i.state.id} for i in new]
+            )
+            await self._outbox.add(db, [e for item in new for e in item.events])
+        return outcomes
+
+
+async def _organizers(db: AsyncSession) -> dict[str, uuid.UUID]:
+    # Rows name an organizer by id or by name (any case).
+    org = tables.organizer
+    rows = (await db.execute(select(org.c.id, func.lower(org.c.name)))).tuples()
+    found: dict[str, uuid.UUID] = {}
+    for organizer_id, name in rows:
+        found[name] = organizer_id
+        found[str(organizer_id)] = organizer_id
+    return found
+
+
+def _read(content: bytes) -> list[tuple[int, dict[str, str]]]:
+    try:
+        decoded = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ProblemError("the file is not UTF-8 text", status=422, field="file") from None
+    reader = csv.DictReader(io.StringIO(decoded))
+    columns = {c.strip() for c in reader.fieldnames or []}
+    missing = [c for c in REQUIRED if c not in columns]
+    if "organizer" not in columns and "organizer_id" not in columns:
+        missing.insert(0, "organizer")
+    if missing:
+        raise ProblemError(
+            f"missing column(s): {', '.join(missing)}", status=422, field="file", missing=missing
+        )
+    reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
+    rows: list[tuple[int, dict[str, str]]] = []
+    for raw in reader:
+        if len(rows) >= MAX_ROWS:
+            raise ProblemError(f"more than {MAX_ROWS} rows", status=422, field="file")
+        rows.append((reader.line_num, {k: v or "" for k, v in raw.items() if k}))
+    return rows

@@ -1,0 +1,139 @@
+"""Training sessions: create, revise, move through the lifecycle, list, catalogue."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import NotFoundError
+
+from tpp_registry import domain, store
+from tpp_registry.domain import (
+    Cancel,
+    Command,
+    DetailNotRevisableError,
+    InvalidSessionError,
+    InvalidTransitionError,
+    Revise,
+    SessionDetails,
+    SessionState,
+    Transition,
+)
+from tpp_registry.models import (
+    CatalogueEntry,
+    CataloguePage,
+    Session,
+    SessionIn,
+    SessionPage,
+    SessionPatch,
+)
+from tpp_registry.service._common import check_version, domain_problem, invalid_field
+from tpp_registry.store import SessionFilter
+
+MAX_PAGE = 200
+
+
+def details(data: SessionIn) -> SessionDetails:
+    """The domain's view of a new session."""
+    values = data.model_dump()
+    return SessionDetails(**values | {"languages": tuple(values["languages"])})
+
+
+def session(state: SessionState) -> Session:
+    """The API's view of a session."""
+    return Session.model_validate(state, from_attributes=True)
+
+
+class SessionService:
+    """Training sessions and their lifecycle; every change is an event on the sessions topic."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, home_country: str
+    ) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+        self._home = home_country
+
+    async def create(self, data: SessionIn) -> Session:
+        """Create a draft session for a known organizer."""
+        try:
+            decision = domain.create(details(data), home_country=self._home)
+        except InvalidSessionError as error:
+            raise domain_problem(error) from None
+        async with self._sessions() as db, db.begin():
+            if not await store.organizer_exists(db, data.organizer_id):
+                raise invalid_field("organizer_id", "names no organizer")
+            await store.add_sessions(db, [decision.state])
+            await self._outbox.add(db, decision.events)
+        return session(decision.state)
+
+    async def revise(
+        self, session_id: uuid.UUID, patch: SessionPatch, expected: int | None
+    ) -> Session:
+        """Change details: freely while draft, then only dates, venue and capacity."""
+        return await self._decide(session_id, Revise(patch.changes()), expected)
+
+    async def publish(self, session_id: uuid.UUID, expected: int | None = None) -> Session:
+        """Publish a draft: it enters the catalogue and enrollment opens."""
+        return await self._decide(session_id, Transition("publish"), expected)
+
+    async def close_enrollment(self, session_id: uuid.UUID, expected: int | None = None) -> Session:
+        """Stop taking enrollments."""
+        return await self._decide(session_id, Transition("close_enrollment"), expected)
+
+    async def start(self, session_id: uuid.UUID, expected: int | None = None) -> Session:
+        """The session begins."""
+        return await self._decide(session_id, Transition("start"), expected)
+
+    async def complete(self, session_id: uuid.UUID, expected: int | None = None) -> Session:
+        """The session ended and counts as held."""
+        return await self._decide(session_id, Transition("complete"), expected)
+
+    async def cancel(
+        self, session_id: uuid.UUID, reason: str, expected: int | None = None
+    ) -> Session:
+        """Cancel a session that is not completed; its enrollments are cancelled with it."""
+        return await self._decide(session_id, Cancel(reason), expected)
+
+    async def get(self, session_id: uuid.UUID) -> Session:
+        """One session, whatever its state."""
+        async with self._sessions() as db:
+            state = await store.get_session(db, session_id)
+        if state is None:
+            raise NotFoundError(f"no session {session_id}")
+        return session(state)
+
+    async def list(self, where: SessionFilter, cursor: str | None, limit: int) -> SessionPage:
+        """A page of sessions matching the filters, by start date."""
+        async with self._sessions() as db:
+            states, after = await store.list_sessions(db, where, cursor, min(limit, MAX_PAGE))
+        return SessionPage(items=[session(s) for s in states], next_cursor=after)
+
+    async def catalogue(
+        self, where: SessionFilter, text: str | None, cursor: str | None, limit: int
+    ) -> CataloguePage:
+        """The public catalogue: published sessions, optionally searched by words."""
+        async with self._sessions() as db:
+            rows, after = await store.catalogue(db, where, text, cursor, min(limit, MAX_PAGE))
+        return CataloguePage(
+            items=[CatalogueEntry.model_validate(r) for r in rows], next_cursor=after
+        )
+
+    async def _decide(
+        self, session_id: uuid.UUID, command: Command, expected: int | None
+    ) -> Session:
+        async with self._sessions() as db, db.begin():
+            # The row lock orders every change of one session, and so its events in the outbox.
+            current = await store.get_session(db, session_id, lock=True)
+            if current is None:
+                raise NotFoundError(f"no session {session_id}")
+            check_version(expected, current.version)
+            try:
+                decision = domain.decide(current, command, home_country=self._home)
+            except (InvalidTransitionError, InvalidSessionError, DetailNotRevisableError) as e:
+                raise domain_problem(e) from None
+            if decision.events:
+                await store.save_session(db, decision.state)
+                await self._outbox.add(db, decision.events)
+        return session(decision.state)

@@ -1,0 +1,156 @@
+"""Registry storage: queries and writes on the caller's transaction; never commits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from tpp_contracts.vocab import SessionStatus, TechnicalField
+from tpp_plumbing.problems import ProblemError
+
+from tpp_registry import tables
+from tpp_registry.domain import DETAIL_FIELDS, SessionState
+
+ts = tables.training_session
+org = tables.organizer
+_STATE_COLUMNS = [ts.c[name] for name in (*DETAIL_FIELDS, "id", "overseas", "status", "version")]
+
+
+def _state(row: Any) -> SessionState:
+    values = dict(row)
+    values["languages"] = tuple(values["languages"])
+    values["field"] = TechnicalField(values["field"])
+    values["status"] = SessionStatus(values["status"])
+    return SessionState(**values)
+
+
+def _row(state: SessionState) -> dict[str, Any]:
+    values = {c.name: getattr(state, c.name) for c in _STATE_COLUMNS}
+    return values | {
+        "languages": list(state.languages),
+        "field": state.field.value,
+        "status": state.status.value,
+    }
+
+
+async def get_session(db: AsyncSession, session_id: uuid.UUID, *, lock: bool = False) -> Any:
+    """A session's state, or None; ``lock`` takes its row lock (orders its events)."""
+    query = select(*_STATE_COLUMNS).where(ts.c.id == session_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await db.execute(query)).mappings().first()
+    return None if row is None else _state(row)
+
+
+async def add_sessions(db: AsyncSession, states: list[SessionState]) -> None:
+    """Insert new sessions."""
+    if states:
+        await db.execute(insert(ts), [_row(s) for s in states])
+
+
+async def save_session(db: AsyncSession, state: SessionState) -> None:
+    """Write a session's new state (its row is locked by the caller)."""
+    values = _row(state)
+    del values["id"]
+    await db.execute(update(ts).where(ts.c.id == state.id).values(**values, updated_at=func.now()))
+
+
+async def organizer_exists(db: AsyncSession, organizer_id: uuid.UUID) -> bool:
+    """Whether an organizer has this id."""
+    found = await db.scalar(select(org.c.id).where(org.c.id == organizer_id))
+    return found is not None
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def encode_cursor(start: date, session_id: uuid.UUID) -> str:
+    """An opaque cursor after the session (start date, id)."""
+    raw = json.dumps([start.isoformat(), str(session_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[date, uuid.UUID]:
+    """The position a cursor names; 422 when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        start, sid = json.loads(base64.urlsafe_b64decode(padded))
+        return date.fromisoformat(start), uuid.UUID(sid)
+    except (ValueError, TypeError, binascii.Error):
+        raise ProblemError("cursor is not valid", status=422, field="cursor") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    """Filters of the session list; None means any."""
+
+    year: int | None = None
+    field: TechnicalField | None = None
+    organizer_id: uuid.UUID | None = None
+    status: SessionStatus | None = None
+    overseas: bool | None = None
+    country: str | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        """The WHERE clauses of these filters."""
+        pairs: list[tuple[Any, Any]] = [
+            (ts.c.year, self.year),
+            (ts.c.field, self.field.value if self.field else None),
+            (ts.c.organizer_id, self.organizer_id),
+            (ts.c.status, self.status.value if self.status else None),
+            (ts.c.overseas, self.overseas),
+            (ts.c.venue_country, self.country),
+        ]
+        return [column == value for column, value in pairs if value is not None]
+
+
+def _paged(query: Select[Any], cursor: str | None, limit: int) -> Select[Any]:
+    if cursor is not None:
+        after = decode_cursor(cursor)
+        query = query.where(tuple_(ts.c.start_date, ts.c.id) > tuple_(*after))
+    # One more than asked tells whether a next page exists.
+    return query.order_by(ts.c.start_date, ts.c.id).limit(limit + 1)
+
+
+def _next(rows: list[Any], limit: int) -> str | None:
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(last["start_date"], last["id"])
+
+
+async def list_sessions(
+    db: AsyncSession, where: SessionFilter, cursor: str | None, limit: int
+) -> tuple[list[SessionState], str | None]:
+    """A page of sessions by (start date, id), and the cursor of the next page."""
+    query = _paged(select(*_STATE_COLUMNS).where(*where.clauses()), cursor, limit)
+    rows = list((await db.execute(query)).mappings())
+    return [_state(r) for r in rows[:limit]], _next(rows, limit)
+
+
+async def catalogue(
+    db: AsyncSession, where: SessionFilter, text: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of published sessions with their organizer's name, optionally text-searched."""
+    clauses = [ts.c.status == SessionStatus.PUBLISHED.value, *where.clauses()]
+    if text:
+        query_ts = func.websearch_to_tsquery("english", text)
+        words = f"%{_escape_like(text)}%"
+        # Full text for words, a title match for fragments stemming misses ("micro-gr").
+        clauses.append(or_(ts.c.search.op("@@")(query_ts), ts.c.title.ilike(words)))
+    columns = [c for c in ts.c if c.name != "search"]
+    query = select(*columns, org.c.name.label("organizer_name")).join(org).where(and_(*clauses))
+    rows = list((await db.execute(_paged(query, cursor, limit))).mappings())
+    items = [dict(r) for r in rows[:limit]]
+    return items, _next(rows, limit)
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
