@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.outbox import Outbox
@@ -11,26 +14,47 @@ from tpp_plumbing.runtime import Runtime
 from tpp_enrollment import tables
 from tpp_enrollment.config import Settings
 from tpp_enrollment.consumers import subscriptions
-from tpp_enrollment.http import router
-from tpp_enrollment.service import EnrollmentService
+from tpp_enrollment.http import Services, router
+from tpp_enrollment.service import (
+    EnrollmentService,
+    FeedbackService,
+    QueryService,
+    TraineeService,
+)
+from tpp_enrollment.service.imports import ImportService
 
 NAME = "enrollment"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the enrollment app (uvicorn: ``tpp_enrollment.app:create_app --factory``)."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # database_url from env
+    settings = settings or Settings()
     runtime = Runtime(settings, name=NAME)
-    runtime.subscribe(subscriptions(runtime.sessions))
+    outbox = Outbox(tables.outbox, source=f"/{NAME}")
+    runtime.subscribe(subscriptions(runtime.sessions, outbox))
+    services = Services(
+        trainees=TraineeService(runtime.sessions, outbox),
+        enrollments=EnrollmentService(runtime.sessions, outbox),
+        feedback=FeedbackService(runtime.sessions, outbox),
+        queries=QueryService(runtime.sessions),
+        imports=ImportService(runtime.sessions, outbox),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.lifespan()(app):
+            try:
+                yield
+            finally:
+                await services.imports.wait()
+
     app = FastAPI(
         title="Training Program Platform — enrollment",
         summary="Trainees, enrollments, waitlists, attendance, completion and follow-up.",
-        lifespan=runtime.lifespan(),
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.service = EnrollmentService(
-        runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}")
-    )
+    app.state.services = services
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     app.include_router(runtime.health_router())

@@ -6,15 +6,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.topics import SESSIONS
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.inbox import Inbox
+from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.runtime import Subscription
 
 from tpp_enrollment import tables
-from tpp_enrollment.service import SESSION_HANDLERS
+from tpp_enrollment.service import SessionProjector
 
 
-def subscriptions(sessions: async_sessionmaker[AsyncSession]) -> list[Subscription]:
-    """What the enrollment service consumes."""
+def subscriptions(sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> list[Subscription]:
+    """What the enrollment service consumes (its reactions write to ``outbox``)."""
     consumer = EventConsumer(
-        name="session-view", sessions=sessions, inbox=Inbox(tables.inbox), handlers=SESSION_HANDLERS
+        name="session-view",
+        sessions=sessions,
+        inbox=Inbox(tables.inbox),
+        handlers=SessionProjector(outbox).handlers(),
     )
     return [Subscription(consumer, [SESSIONS.name])]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    Sequence,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -37,6 +41,8 @@ session_view = Table(
     Column("capacity", Integer, nullable=False),
     Column("review_required", Boolean, nullable=False),
     Column("country_limit", Integer),
+    Column("venue_city", Text),
+    Column("venue_country", Text),
     Column("version", Integer, nullable=False),
     Column("accepted", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -56,7 +62,13 @@ trainee = Table(
     Column("birth_date", Date),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("passport_number", "country", name="uq_trainee_passport_country"),
+    Index("ix_trainee_country", "country"),
 )
+
+#: FIFO order of waitlists: a waitlisted enrollment takes the next number.
+waitlist_seq = Sequence("enrollment_waitlist_seq", metadata=metadata)
+#: Serial part of certificate numbers, unique across the service.
+certificate_seq = Sequence("certificate_seq", metadata=metadata)
 
 enrollment = Table(
     "enrollment",
@@ -65,7 +77,69 @@ enrollment = Table(
     Column("session_id", UUID(as_uuid=True), nullable=False, index=True),
     Column("trainee_id", UUID(as_uuid=True), ForeignKey("trainee.id"), nullable=False),
     Column("status", Text, nullable=False),
+    Column("waitlist_seq", BigInteger),
+    Column("reason", Text),
+    Column("checked_in_at", DateTime(timezone=True)),
+    Column("completed_on", Date),
+    Column("certificate_number", Text, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("session_id", "trainee_id", name="uq_enrollment_session_trainee"),
+    Index("ix_enrollment_session_status", "session_id", "status", "waitlist_seq"),
+    Index("ix_enrollment_trainee_id", "trainee_id"),
+)
+
+evaluation = Table(
+    "evaluation",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "enrollment_id",
+        UUID(as_uuid=True),
+        ForeignKey("enrollment.id"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("score", SmallInteger, nullable=False),
+    Column("comment", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+follow_up = Table(
+    "follow_up",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column(
+        "enrollment_id", UUID(as_uuid=True), ForeignKey("enrollment.id"), nullable=False, index=True
+    ),
+    Column("followed_up_on", Date, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("note", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Bulk nominations: one job per distinct file (its SHA-256), its progress and row errors.
+import_job = Table(
+    "import_job",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("sha256", Text, nullable=False, unique=True),
+    Column("filename", Text),
+    Column("status", Text, nullable=False),
+    Column("total", Integer, nullable=False, server_default="0"),
+    Column("processed", Integer, nullable=False, server_default="0"),
+    Column("succeeded", Integer, nullable=False, server_default="0"),
+    Column("failed", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+import_error = Table(
+    "import_error",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), ForeignKey("import_job.id"), primary_key=True),
+    Column("row_number", Integer, primary_key=True),
+    Column("reason", Text, nullable=False),
 )

@@ -1,0 +1,97 @@
+"""Enrollment routes: enroll, review, withdraw, attendance, completion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from tpp_contracts.vocab import EnrollmentStatus
+
+from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.schemas import (
+    CompleteIn,
+    Enrollment,
+    EnrollmentIn,
+    ReasonIn,
+    RejectIn,
+    SessionView,
+)
+
+router = APIRouter(tags=["enrollments"])
+Id = uuid.UUID
+NoBody = Annotated[ReasonIn | None, Body()]
+
+
+@router.post("/sessions/{session_id}/enrollments", status_code=201, response_model=Enrollment)
+async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Enrollment:
+    """Ask for a place in a session: accepted, waitlisted, or submitted for review."""
+    return await svc.enrollments.enroll(session_id, body)
+
+
+@router.get("/sessions/{session_id}/enrollments", response_model=list[Enrollment])
+async def session_enrollments(
+    session_id: Id,
+    svc: Svc,
+    status: EnrollmentStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[Enrollment]:
+    """A session's enrollments by status; the waitlist in order, with positions."""
+    return await svc.queries.session_enrollments(session_id, status, limit, offset)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
+async def session_view(session_id: Id, svc: Svc) -> SessionView:
+    """This service's view of a registry session (from its events)."""
+    return await svc.queries.get_session_view(session_id)
+
+
+@router.get("/enrollments/{enrollment_id}", response_model=Enrollment)
+async def get_enrollment(enrollment_id: Id, svc: Svc) -> Enrollment:
+    """One enrollment."""
+    return await svc.queries.get_enrollment(enrollment_id)
+
+
+@router.post("/enrollments/{enrollment_id}/accept", response_model=Enrollment)
+async def accept(enrollment_id: Id, svc: Svc) -> Enrollment:
+    """Operator review: give a submitted or waitlisted trainee a place (409 if none)."""
+    return await svc.enrollments.accept(enrollment_id)
+
+
+@router.post("/enrollments/{enrollment_id}/waitlist", response_model=Enrollment)
+async def waitlist(enrollment_id: Id, svc: Svc) -> Enrollment:
+    """Operator review: put a submitted application on the waitlist."""
+    return await svc.enrollments.waitlist(enrollment_id)
+
+
+@router.post("/enrollments/{enrollment_id}/reject", response_model=Enrollment)
+async def reject(enrollment_id: Id, body: RejectIn, svc: Svc) -> Enrollment:
+    """Operator review: turn a submitted application down, with a reason."""
+    return await svc.enrollments.reject(enrollment_id, body.reason)
+
+
+@router.post("/enrollments/{enrollment_id}/withdraw", response_model=Enrollment)
+async def withdraw(enrollment_id: Id, svc: Svc, body: NoBody = None) -> Enrollment:
+    """The trainee gives up; a freed place promotes the first waitlisted trainee."""
+    return await svc.enrollments.withdraw(enrollment_id, body.reason if body else None)
+
+
+@router.post("/enrollments/{enrollment_id}/check-in", response_model=Enrollment)
+async def check_in(enrollment_id: Id, svc: Svc) -> Enrollment:
+    """An accepted trainee arrived."""
+    return await svc.enrollments.check_in(enrollment_id)
+
+
+@router.post("/enrollments/{enrollment_id}/no-show", response_model=Enrollment)
+async def no_show(enrollment_id: Id, svc: Svc) -> Enrollment:
+    """An accepted trainee did not come."""
+    return await svc.enrollments.mark_no_show(enrollment_id)
+
+
+@router.post("/enrollments/{enrollment_id}/complete", response_model=Enrollment)
+async def complete(
+    enrollment_id: Id, svc: Svc, body: Annotated[CompleteIn | None, Body()] = None
+) -> Enrollment:
+    """A trainee who attended completed the session: a certificate number is issued."""
+    return await svc.enrollments.complete(enrollment_id, body.completed_on if body else None)

@@ -1,0 +1,42 @@
+"""Evaluation and follow-up routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
+
+router = APIRouter(tags=["feedback"])
+
+
+@router.post("/enrollments/{enrollment_id}/evaluation", status_code=201)
+async def evaluate(enrollment_id: uuid.UUID, body: EvaluationIn, svc: Svc) -> Evaluation:
+    """The trainee's evaluation (score 1-5, comment); only after attending, once."""
+    return await svc.feedback.evaluate(enrollment_id, body)
+
+
+@router.post("/enrollments/{enrollment_id}/follow-ups", status_code=201)
+async def record_follow_up(enrollment_id: uuid.UUID, body: FollowUpIn, svc: Svc) -> FollowUp:
+    """Record a follow-up with a trainee who completed the session."""
+    return await svc.feedback.record_follow_up(enrollment_id, body)
+
+
+@router.get("/enrollments/{enrollment_id}/follow-ups")
+async def follow_ups(enrollment_id: uuid.UUID, svc: Svc) -> list[FollowUp]:
+    """An enrollment's follow-ups, oldest first."""
+    return await svc.queries.follow_ups(enrollment_id)
+
+
+@router.get("/follow-ups/due")
+async def follow_ups_due(
+    svc: Svc,
+    as_of: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[FollowUpDue]:
+    """Follow-ups due by ``as_of`` (default today): 3, 6 and 12 months after completion."""
+    return await svc.queries.follow_ups_due(as_of or date.today(), limit)

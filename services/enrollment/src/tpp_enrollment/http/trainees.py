@@ -1,0 +1,51 @@
+"""Trainee routes: registration, lookup, search and history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
+
+router = APIRouter(tags=["trainees"])
+
+
+@router.post(
+    "/trainees",
+    status_code=201,
+    response_model=Trainee,
+    responses={200: {"description": "Already registered: the existing trainee."}},
+)
+async def register_trainee(body: TraineeIn, svc: Svc, response: Response) -> Trainee:
+    """Register a trainee (201), or return the one with this passport and country (200)."""
+    trainee, created = await svc.trainees.register_trainee(body)
+    response.status_code = 201 if created else 200
+    return trainee
+
+
+@router.get("/trainees", response_model=TraineePage)
+async def search_trainees(
+    svc: Svc,
+    name: str | None = None,
+    country: str | None = None,
+    organization: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TraineePage:
+    """Search trainees by name, country and organization (paginated, at most 500)."""
+    return await svc.queries.search_trainees(name, country, organization, limit, offset)
+
+
+@router.get("/trainees/{trainee_id}", response_model=Trainee)
+async def get_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
+    """One trainee."""
+    return await svc.queries.get_trainee(trainee_id)
+
+
+@router.get("/trainees/{trainee_id}/enrollments", response_model=list[Enrollment])
+async def trainee_history(trainee_id: uuid.UUID, svc: Svc) -> list[Enrollment]:
+    """A trainee's enrollments, oldest first."""
+    return await svc.queries.trainee_history(trainee_id)

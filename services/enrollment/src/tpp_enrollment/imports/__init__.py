@@ -1,0 +1,1 @@
+"""Bulk nominations from CSV: parsing and validation (pure), and batched writes."""

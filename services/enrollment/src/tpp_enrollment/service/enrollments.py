@@ -1,0 +1,226 @@
+"""Enrollment use cases: enroll, review, withdraw, attendance and completion."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.enrollment import (
+    EnrollmentAcceptedV1,
+    EnrollmentCompletedV1,
+    EnrollmentRejectedV1,
+    EnrollmentSubmittedV1,
+    EnrollmentWaitlistedV1,
+    EnrollmentWithdrawnV1,
+    TraineeAttendedV1,
+    TraineeNoShowV1,
+)
+from tpp_contracts.envelope import Event
+from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import NotFoundError
+
+from tpp_enrollment import store, tables
+from tpp_enrollment.domain import (
+    OCCUPYING,
+    Action,
+    EnrollmentRefusedError,
+    NoPlaceError,
+    accept,
+    certificate_number,
+    decide,
+)
+from tpp_enrollment.events import enrollment_event
+from tpp_enrollment.schemas import Enrollment, EnrollmentIn
+from tpp_enrollment.service.places import checked, conflict, locked_enrollment, promote
+
+S = EnrollmentStatus
+
+
+class EnrollmentService:
+    """Gives and takes a session's places; every decision holds the session's row lock."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+
+    async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
+        """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
+        async with self._sessions() as db, db.begin():
+            view = await store.lock_session(db, session_id)
+            if view is None:
+                raise NotFoundError(f"no open session {session_id}")
+            person = await store.get_trainee(db, data.trainee_id)
+            if person is None:
+                raise NotFoundError(f"no trainee {data.trainee_id}", field="trainee_id")
+            places = store.places(view)
+            in_country = await store.accepted_in_country(db, session_id, person["country"])
+            try:
+                status = decide(places, in_country)
+            except EnrollmentRefusedError as error:
+                raise conflict(error, session_status=places.status.value) from None
+            row: dict[str, Any] = {
+                "id": uuid.uuid4(),
+                "session_id": session_id,
+                "trainee_id": data.trainee_id,
+                "status": status.value,
+                "waitlist_seq": await store.next_waitlist_seq(db)
+                if status is S.WAITLISTED
+                else None,
+            }
+            inserted = await db.scalar(
+                insert(tables.enrollment)
+                .values(**row)
+                .on_conflict_do_nothing(constraint="uq_enrollment_session_trainee")
+                .returning(tables.enrollment.c.id)
+            )
+            if inserted is None:
+                raise conflict(
+                    EnrollmentRefusedError("the trainee is already enrolled in this session")
+                )
+            full = row | {k: person[k] for k in ("country", "gender", "profession")}
+            position = None
+            if status is S.ACCEPTED:
+                await store.add_accepted(db, session_id, 1)
+            elif status is S.WAITLISTED:
+                position = await store.waitlist_position(db, session_id, row["waitlist_seq"])
+            await self._outbox.add(db, [created_event(status, full, position)])
+        return Enrollment.model_validate(row | {"waitlist_position": position})
+
+    async def accept(self, enrollment_id: uuid.UUID) -> Enrollment:
+        """An operator gives a place to a submitted or waitlisted trainee, if one is free."""
+        async with self._sessions() as db, db.begin():
+            row, view = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.ACCEPT)
+            in_country = await store.accepted_in_country(db, row["session_id"], row["country"])
+            try:
+                accept(store.places(view), in_country)
+            except (NoPlaceError, EnrollmentRefusedError) as error:
+                raise conflict(error, enrollment_id=str(enrollment_id)) from None
+            await store.set_status(db, [enrollment_id], S.ACCEPTED, waitlist_seq=None)
+            await store.add_accepted(db, row["session_id"], 1)
+            event = enrollment_event(
+                EnrollmentAcceptedV1,
+                row,
+                previous_status=row["status"],
+                promoted_from_waitlist=row["status"] == S.WAITLISTED,
+            )
+            await self._outbox.add(db, [event])
+        return await self._read(enrollment_id)
+
+    async def waitlist(self, enrollment_id: uuid.UUID) -> Enrollment:
+        """An operator puts a submitted application on the waitlist (at its end)."""
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.WAITLIST)
+            seq = await store.next_waitlist_seq(db)
+            await store.set_status(db, [enrollment_id], S.WAITLISTED, waitlist_seq=seq)
+            position = await store.waitlist_position(db, row["session_id"], seq)
+            event = enrollment_event(
+                EnrollmentWaitlistedV1, row, previous_status=row["status"], position=position
+            )
+            await self._outbox.add(db, [event])
+        return await self._read(enrollment_id)
+
+    async def reject(self, enrollment_id: uuid.UUID, reason: str) -> Enrollment:
+        """An operator turns a submitted application down, with a reason."""
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.REJECT)
+            await store.set_status(db, [enrollment_id], S.REJECTED, reason=reason)
+            event = enrollment_event(
+                EnrollmentRejectedV1, row, previous_status=row["status"], reason=reason
+            )
+            await self._outbox.add(db, [event])
+        return await self._read(enrollment_id)
+
+    async def withdraw(self, enrollment_id: uuid.UUID, reason: str | None) -> Enrollment:
+        """The trainee gives up; a freed place goes to the first waitlisted trainee."""
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.WITHDRAW)
+            await store.set_status(
+                db, [enrollment_id], S.WITHDRAWN, reason=reason, waitlist_seq=None
+            )
+            event = enrollment_event(
+                EnrollmentWithdrawnV1, row, previous_status=row["status"], reason=reason
+            )
+            await self._outbox.add(db, [event])
+            if S(row["status"]) in OCCUPYING:
+                await store.add_accepted(db, row["session_id"], -1)
+                await promote(db, self._outbox, row["session_id"])
+        return await self._read(enrollment_id)
+
+    async def check_in(self, enrollment_id: uuid.UUID) -> Enrollment:
+        """An accepted trainee arrived at the session."""
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.CHECK_IN)
+            now = datetime.now(UTC)
+            await store.set_status(db, [enrollment_id], S.ATTENDED, checked_in_at=now)
+            event = enrollment_event(
+                TraineeAttendedV1, row, previous_status=row["status"], checked_in_at=now
+            )
+            await self._outbox.add(db, [event])
+        return await self._read(enrollment_id)
+
+    async def mark_no_show(self, enrollment_id: uuid.UUID) -> Enrollment:
+        """An accepted trainee did not come."""
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.NO_SHOW)
+            await store.set_status(db, [enrollment_id], S.NO_SHOW)
+            event = enrollment_event(TraineeNoShowV1, row, previous_status=row["status"])
+            await self._outbox.add(db, [event])
+        return await self._read(enrollment_id)
+
+    async def complete(self, enrollment_id: uuid.UUID, completed_on: date | None) -> Enrollment:
+        """A trainee who attended completed the session: a unique certificate number."""
+        async with self._sessions() as db, db.begin():
+            row, view = await locked_enrollment(db, enrollment_id)
+            checked(row, Action.COMPLETE)
+            day = completed_on or date.today()
+            number = certificate_number(view["year"], await store.next_certificate_serial(db))
+            await store.set_status(
+                db, [enrollment_id], S.COMPLETED, completed_on=day, certificate_number=number
+            )
+            event = enrollment_event(
+                EnrollmentCompletedV1,
+                row,
+                previous_status=row["status"],
+                certificate_number=number,
+                completed_on=day,
+            )
+            await self._outbox.add(db, [event])
+        return await self._read(enrollment_id)
+
+    async def _read(self, enrollment_id: uuid.UUID) -> Enrollment:
+        async with self._sessions() as db:
+            row = await store.get_enrollment(db, enrollment_id)
+            if row is None:
+                raise NotFoundError(f"no enrollment {enrollment_id}")
+            return await to_enrollment(db, row)
+
+
+async def to_enrollment(db: AsyncSession, row: RowMapping) -> Enrollment:
+    """The API view of an enrollment row (with its waitlist position)."""
+    position = None
+    if row["status"] == S.WAITLISTED and row["waitlist_seq"] is not None:
+        position = await store.waitlist_position(db, row["session_id"], row["waitlist_seq"])
+    return Enrollment.model_validate(dict(row) | {"waitlist_position": position})
+
+
+def created_event(status: EnrollmentStatus, row: Mapping[Any, Any], position: int | None) -> Event:
+    """The event of a new enrollment in ``status``."""
+    if status is S.ACCEPTED:
+        return enrollment_event(EnrollmentAcceptedV1, row, previous_status=None)
+    if status is S.WAITLISTED:
+        return enrollment_event(
+            EnrollmentWaitlistedV1, row, previous_status=None, position=position
+        )
+    return enrollment_event(EnrollmentSubmittedV1, row)

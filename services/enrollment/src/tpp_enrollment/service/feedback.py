@@ -1,0 +1,79 @@
+"""After the training: the trainee's evaluation and the follow-ups with former trainees."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.enrollment import EvaluationSubmittedV1, FollowUpRecordedV1
+from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import ConflictError
+
+from tpp_enrollment import tables
+from tpp_enrollment.events import enrollment_event
+from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpIn
+from tpp_enrollment.service.places import locked_enrollment
+
+S = EnrollmentStatus
+EVALUATORS = frozenset({S.ATTENDED, S.COMPLETED})
+
+
+class FeedbackService:
+    """Records evaluations (by trainees who attended) and follow-ups (after completion)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+
+    async def evaluate(self, enrollment_id: uuid.UUID, data: EvaluationIn) -> Evaluation:
+        """The trainee's one evaluation of the session: score 1-5 and an optional comment."""
+        evaluation = Evaluation(id=uuid.uuid4(), enrollment_id=enrollment_id, **data.model_dump())
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            if S(row["status"]) not in EVALUATORS:
+                raise ConflictError(
+                    f"only a trainee who attended can evaluate; the enrollment is {row['status']}",
+                    current_status=row["status"],
+                )
+            stored = await db.scalar(
+                pg_insert(tables.evaluation)
+                .values(**evaluation.model_dump())
+                .on_conflict_do_nothing(index_elements=["enrollment_id"])
+                .returning(tables.evaluation.c.id)
+            )
+            if stored is None:
+                raise ConflictError("this enrollment has been evaluated already")
+            event = enrollment_event(
+                EvaluationSubmittedV1,
+                row,
+                evaluation_id=evaluation.id,
+                score=data.score,
+                has_comment=bool(data.comment),
+            )
+            await self._outbox.add(db, [event])
+        return evaluation
+
+    async def record_follow_up(self, enrollment_id: uuid.UUID, data: FollowUpIn) -> FollowUp:
+        """A follow-up with a trainee who completed the session."""
+        follow_up = FollowUp(id=uuid.uuid4(), enrollment_id=enrollment_id, **data.model_dump())
+        async with self._sessions() as db, db.begin():
+            row, _ = await locked_enrollment(db, enrollment_id)
+            if row["status"] != S.COMPLETED:
+                raise ConflictError(
+                    f"follow-ups come after completion; the enrollment is {row['status']}",
+                    current_status=row["status"],
+                )
+            await db.execute(insert(tables.follow_up).values(**follow_up.model_dump(mode="python")))
+            event = enrollment_event(
+                FollowUpRecordedV1,
+                row,
+                follow_up_id=follow_up.id,
+                followed_up_on=data.followed_up_on,
+                channel=data.channel,
+                outcome=data.outcome,
+            )
+            await self._outbox.add(db, [event])
+        return follow_up

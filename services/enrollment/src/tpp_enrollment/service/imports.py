@@ -1,0 +1,280 @@
+"""Bulk nominations: a CSV of trainees and sessions, processed in batched transactions.
+
+One job per distinct file (its SHA-256): uploading the same file again returns the first
+job and changes nothing. Rows are processed in chunks, each in one transaction with its
+events; the job's counters show the progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.envelope import Event
+from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import NotFoundError, ProblemError
+
+from tpp_enrollment import store, tables
+from tpp_enrollment.domain import EnrollmentRefusedError, decide
+from tpp_enrollment.events import trainee_registered
+from tpp_enrollment.imports.rows import BadFileError, Nomination, RowError, read, validate
+from tpp_enrollment.schemas import ImportJob, ImportRowError
+from tpp_enrollment.service.enrollments import created_event
+
+log = logging.getLogger(__name__)
+J = tables.import_job
+S = EnrollmentStatus
+CHUNK = 5000
+MAX_ERRORS_SHOWN = 1000
+
+_NEW_TRAINEES = text(
+    "INSERT INTO trainee (id, full_name, country, gender, profession, organization, email,"
+    " passport_number, birth_date)"
+    " SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:full_name AS text[]),"
+    " CAST(:country AS text[]), CAST(:gender AS text[]), CAST(:profession AS text[]),"
+    " CAST(:organization AS text[]), CAST(:email AS text[]), CAST(:passport AS text[]),"
+    " CAST(:birth_date AS date[]))"
+    " ON CONFLICT ON CONSTRAINT uq_trainee_passport_country DO NOTHING"
+    " RETURNING id, country, gender, profession"
+)
+_TRAINEES = text(
+    "SELECT t.id, t.passport_number, t.country, t.gender, t.profession FROM trainee t"
+    " JOIN unnest(CAST(:passport AS text[]), CAST(:country AS text[])) AS k(p, c)"
+    " ON t.passport_number = k.p AND t.country = k.c"
+)
+_ENROLLED = text(
+    "SELECT trainee_id FROM enrollment"
+    " WHERE session_id = :session_id AND trainee_id = ANY(CAST(:ids AS uuid[]))"
+)
+_NEW_ENROLLMENTS = text(
+    "INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
+    " SELECT id, CAST(:session_id AS uuid), trainee_id, status, seq FROM unnest("
+    " CAST(:id AS uuid[]), CAST(:trainee_id AS uuid[]), CAST(:status AS text[]),"
+    " CAST(:seq AS bigint[])) AS r(id, trainee_id, status, seq)"
+)
+_SEQS = text("SELECT nextval('enrollment_waitlist_seq') FROM generate_series(1, :n)")
+_WAITING = text(
+    "SELECT count(*) FROM enrollment WHERE session_id = :session_id AND status = 'waitlisted'"
+)
+
+
+@dataclass
+class _Progress:
+    seen: dict[tuple[uuid.UUID, tuple[str, str]], int] = field(default_factory=dict)
+    succeeded: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+
+class ImportService:
+    """Imports nominations; each chunk of rows is one transaction, its events included."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+        self._sessions = sessions
+        self._outbox = outbox
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start_import(self, content: bytes, filename: str | None) -> tuple[ImportJob, bool]:
+        """Create the file's job and start it (True), or return its existing job (False)."""
+        try:
+            _, rows = read(content)
+        except BadFileError as error:
+            raise ProblemError(str(error), status=422) from None
+        job_id = uuid.uuid4()
+        digest = hashlib.sha256(content).hexdigest()
+        async with self._sessions() as db, db.begin():
+            created = await db.scalar(
+                pg_insert(J)
+                .values(id=job_id, sha256=digest, filename=filename, status="running")
+                .values(total=len(rows))
+                .on_conflict_do_nothing(index_elements=["sha256"])
+                .returning(J.c.id)
+            )
+            if created is None:
+                existing = await db.scalar(select(J.c.id).where(J.c.sha256 == digest))
+                assert existing is not None
+                return await self.get_import(existing), False
+        task = asyncio.create_task(self._run(job_id, rows), name=f"import-{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await self.get_import(job_id), True
+
+    async def wait(self) -> None:
+        """Wait for the running imports (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def get_import(self, job_id: uuid.UUID, max_errors: int = MAX_ERRORS_SHOWN) -> ImportJob:
+        """An import job with its progress and (the first) row errors."""
+        async with self._sessions() as db:
+            job = (await db.execute(select(J).where(J.c.id == job_id))).mappings().first()
+            if job is None:
+                raise NotFoundError(f"no import {job_id}")
+            errors = await db.execute(
+                select(tables.import_error)
+                .where(tables.import_error.c.job_id == job_id)
+                .order_by(tables.import_error.c.row_number)
+                .limit(max_errors)
+            )
+            shown = [ImportRowError(row=e.row_number, reason=e.reason) for e in errors]
+        return ImportJob.model_validate(dict(job) | {"errors": shown})
+
+    async def _run(self, job_id: uuid.UUID, rows: list[dict[str, str]]) -> None:
+        progress = _Progress()
+        try:
+            for start in range(0, len(rows), CHUNK):
+                chunk = list(validate(rows[start : start + CHUNK], first_row=start + 2))
+                async with self._sessions() as db, db.begin():
+                    await self._chunk(db, job_id, chunk, progress)
+            status, error = "done", None
+        except Exception as failure:
+            log.exception("import %s failed", job_id)
+            status, error = "failed", f"{type(failure).__name__}: {failure}"
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(J)
+                .where(J.c.id == job_id)
+                .values(status=status, error=error, finished_at=func.now())
+            )
+
+    async def _chunk(
+        self,
+        db: AsyncSession,
+        job_id: uuid.UUID,
+        chunk: Sequence[Nomination | RowError],
+        progress: _Progress,
+    ) -> None:
+        errors = [item for item in chunk if isinstance(item, RowError)]
+        valid: list[Nomination] = []
+        for item in chunk:
+            if isinstance(item, Nomination):
+                first = progress.seen.setdefault((item.session_id, item.person), item.row)
+                if first != item.row:
+                    errors.append(RowError(item.row, f"duplicate of row {first}"))
+                else:
+                    valid.append(item)
+        people = await self._register(db, valid)
+        by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
+        for item in valid:
+            by_session[item.session_id].append(item)
+        succeeded = 0
+        for session_id in sorted(by_session):  # a fixed lock order: no deadlock between jobs
+            ok, refused = await self._enroll(db, session_id, by_session[session_id], people)
+            succeeded += ok
+            errors.extend(refused)
+        if errors:
+            await db.execute(
+                insert(tables.import_error),
+                [{"job_id": job_id, "row_number": e.row, "reason": e.reason} for e in errors],
+            )
+        await db.execute(
+            update(J)
+            .where(J.c.id == job_id)
+            .values(
+                processed=J.c.processed + len(chunk),
+                succeeded=J.c.succeeded + succeeded,
+                failed=J.c.failed + len(errors),
+            )
+        )
+
+    async def _register(
+        self, db: AsyncSession, valid: Sequence[Nomination]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Register the new people (one event each); every person's id and profile."""
+        unique = {item.person: item.trainee for item in valid}
+        columns: dict[str, list[Any]] = defaultdict(list)
+        for (passport, _), t in unique.items():
+            columns["id"].append(uuid.uuid4())
+            columns["full_name"].append(t.full_name)
+            columns["country"].append(t.country)
+            columns["gender"].append(t.gender.value)
+            columns["profession"].append(t.profession.value)
+            columns["organization"].append(t.organization)
+            columns["email"].append(t.email)
+            columns["passport"].append(passport)
+            columns["birth_date"].append(t.birth_date)
+        if not unique:
+            return {}
+        new = (await db.execute(_NEW_TRAINEES, columns)).mappings().all()
+        await self._outbox.add(db, [trainee_registered(row) for row in new])
+        found = await db.execute(
+            _TRAINEES, {"passport": columns["passport"], "country": columns["country"]}
+        )
+        return {(r["passport_number"], r["country"]): dict(r) for r in found.mappings()}
+
+    async def _enroll(
+        self,
+        db: AsyncSession,
+        session_id: uuid.UUID,
+        items: Sequence[Nomination],
+        people: dict[tuple[str, str], dict[str, Any]],
+    ) -> tuple[int, list[RowError]]:
+        """Enroll a session's nominees under its row lock; the rows refused and why."""
+        view = await store.lock_session(db, session_id)
+        if view is None:
+            return 0, [RowError(i.row, f"no session {session_id}") for i in items]
+        places = store.places(view)
+        ids = [people[i.person]["id"] for i in items]
+        found = await db.execute(_ENROLLED, {"session_id": session_id, "ids": ids})
+        enrolled = set(found.scalars())
+        by_country = await store.accepted_by_country(db, session_id)
+        waiting = int(await db.scalar(_WAITING, {"session_id": session_id}) or 0)
+        errors: list[RowError] = []
+        rows: list[dict[str, Any]] = []
+        for item in items:
+            person = people[item.person]
+            if person["id"] in enrolled:
+                errors.append(RowError(item.row, "already enrolled in this session"))
+                continue
+            try:
+                status = decide(places, by_country.get(person["country"], 0))
+            except EnrollmentRefusedError as error:
+                errors.append(RowError(item.row, str(error)))
+                continue
+            if status is S.ACCEPTED:
+                places = replace(places, accepted=places.accepted + 1)
+                by_country[person["country"]] = by_country.get(person["country"], 0) + 1
+            profile = {k: person[k] for k in ("country", "gender", "profession")}
+            rows.append(
+                {"id": uuid.uuid4(), "session_id": session_id, "trainee_id": person["id"]}
+                | {"status": status}
+                | profile
+            )
+        await self._insert(db, session_id, rows, waiting)
+        await store.add_accepted(db, session_id, places.accepted - view["accepted"])
+        return len(rows), errors
+
+    async def _insert(
+        self, db: AsyncSession, session_id: uuid.UUID, rows: list[dict[str, Any]], waiting: int
+    ) -> None:
+        if not rows:
+            return
+        waitlisted = [row for row in rows if row["status"] is S.WAITLISTED]
+        seqs = list((await db.execute(_SEQS, {"n": len(waitlisted)})).scalars())
+        positions: dict[uuid.UUID, int] = {}
+        for number, (row, seq) in enumerate(zip(waitlisted, seqs, strict=True), start=1):
+            row["waitlist_seq"] = seq
+            positions[row["id"]] = waiting + number
+        await db.execute(
+            _NEW_ENROLLMENTS,
+            {
+                "session_id": session_id,
+                "id": [row["id"] for row in rows],
+                "trainee_id": [row["trainee_id"] for row in rows],
+                "status": [row["status"].value for row in rows],
+                "seq": [row.get("waitlist_seq") for row in rows],
+            },
+        )
+        events: list[Event] = [
+            created_event(row["status"], row, positions.get(row["id"])) for row in rows
+        ]
+        await self._outbox.add(db, events)

@@ -1,0 +1,118 @@
+"""Steps shared by the use cases that move places: promotion, transitions, problems."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+from tpp_contracts.enrollment import EnrollmentAcceptedV1
+from tpp_contracts.envelope import Envelope
+from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import ConflictError, NotFoundError
+
+from tpp_enrollment import store
+from tpp_enrollment.domain import (
+    Action,
+    EnrollmentRefusedError,
+    NoPlaceError,
+    TransitionNotAllowedError,
+    promotions,
+    transition,
+)
+from tpp_enrollment.events import enrollment_event
+
+
+def conflict(error: Exception, **extensions: Any) -> ConflictError:
+    """The 409 problem for a refused domain decision."""
+    if isinstance(error, TransitionNotAllowedError):
+        extensions |= {
+            "current_status": error.status.value,
+            "action": error.action.value,
+            "allowed_transitions": error.allowed,
+        }
+    return ConflictError(str(error), **extensions)
+
+
+def checked(row: Mapping[Any, Any], action: Action) -> EnrollmentStatus:
+    """The status ``action`` leads to from the row's; a 409 problem when not allowed."""
+    try:
+        return transition(EnrollmentStatus(row["status"]), action)
+    except TransitionNotAllowedError as error:
+        raise conflict(error, enrollment_id=str(row["id"])) from None
+
+
+async def locked_enrollment(
+    db: AsyncSession, enrollment_id: uuid.UUID
+) -> tuple[RowMapping, RowMapping]:
+    """The enrollment and its session view, locked in that order: session first, then it."""
+    found = await store.get_enrollment(db, enrollment_id)
+    if found is None:
+        raise NotFoundError(f"no enrollment {enrollment_id}")
+    view = await store.lock_session(db, found["session_id"])
+    row = await store.get_enrollment(db, enrollment_id, lock=True)
+    if view is None or row is None:
+        raise NotFoundError(f"no session view for enrollment {enrollment_id}")
+    return row, view
+
+
+def caused_by(cause: Envelope | None) -> dict[str, Any]:
+    """Outbox arguments tying new events to the consumed event that caused them."""
+    if cause is None:
+        return {}
+    return {"correlation_id": cause.correlationid, "causation_id": cause.id}
+
+
+async def promote(
+    db: AsyncSession, outbox: Outbox, session_id: uuid.UUID, *, cause: Envelope | None = None
+) -> int:
+    """Admit from the waitlist (FIFO, within the country limit) while places are free.
+
+    The caller holds the session view lock. Returns how many came off the waitlist.
+    """
+    view = await store.get_session(db, session_id)
+    if view is None:
+        return 0
+    waiting = await store.session_enrollments(
+        db, session_id, [EnrollmentStatus.WAITLISTED], lock=True
+    )
+    if not waiting:
+        return 0
+    chosen = promotions(
+        store.places(view),
+        await store.accepted_by_country(db, session_id),
+        [(row["id"], row["country"]) for row in waiting],
+    )
+    if not chosen:
+        return 0
+    await store.set_status(db, chosen, EnrollmentStatus.ACCEPTED, waitlist_seq=None)
+    await store.add_accepted(db, session_id, len(chosen))
+    by_id = {row["id"]: row for row in waiting}
+    await outbox.add(
+        db,
+        [
+            enrollment_event(
+                EnrollmentAcceptedV1,
+                by_id[enrollment_id],
+                previous_status=EnrollmentStatus.WAITLISTED,
+                promoted_from_waitlist=True,
+            )
+            for enrollment_id in chosen
+        ],
+        **caused_by(cause),
+    )
+    return len(chosen)
+
+
+__all__ = [
+    "EnrollmentRefusedError",
+    "NoPlaceError",
+    "caused_by",
+    "checked",
+    "conflict",
+    "locked_enrollment",
+    "promote",
+]

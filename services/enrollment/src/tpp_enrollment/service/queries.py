@@ -1,0 +1,169 @@
+"""Read-only queries: session enrollments, trainee history and search, follow-ups due."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.problems import NotFoundError
+
+from tpp_enrollment import store, tables
+from tpp_enrollment.domain import FOLLOW_UP_MONTHS, add_months, next_follow_up
+from tpp_enrollment.schemas import (
+    Enrollment,
+    FollowUp,
+    FollowUpDue,
+    SessionView,
+    Trainee,
+    TraineePage,
+)
+from tpp_enrollment.service.enrollments import to_enrollment
+
+E = tables.enrollment
+T = tables.trainee
+F = tables.follow_up
+MAX_PAGE = 500
+
+
+class QueryService:
+    """What operators look up; nothing here writes."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def get_session_view(self, session_id: uuid.UUID) -> SessionView:
+        """This service's view of a session."""
+        async with self._sessions() as db:
+            row = await store.get_session(db, session_id)
+        if row is None:
+            raise NotFoundError(f"no session {session_id} in the enrollment service's view")
+        return SessionView.model_validate(dict(row))
+
+    async def session_enrollments(
+        self,
+        session_id: uuid.UUID,
+        status: EnrollmentStatus | None,
+        limit: int,
+        offset: int,
+    ) -> list[Enrollment]:
+        """A session's enrollments, by status; the waitlist in order with positions."""
+        waitlisted = E.c.status == EnrollmentStatus.WAITLISTED.value
+        position = case(
+            (
+                waitlisted,
+                func.row_number().over(partition_by=E.c.status, order_by=E.c.waitlist_seq),
+            ),
+            else_=literal(None),
+        ).label("waitlist_position")
+        query = select(E, position).where(E.c.session_id == session_id)
+        if status is not None:
+            query = query.where(E.c.status == status.value)
+        query = query.order_by(E.c.waitlist_seq.nulls_last(), E.c.created_at, E.c.id)
+        async with self._sessions() as db:
+            rows = await db.execute(query.limit(min(limit, MAX_PAGE)).offset(offset))
+            return [Enrollment.model_validate(dict(r)) for r in rows.mappings()]
+
+    async def get_enrollment(self, enrollment_id: uuid.UUID) -> Enrollment:
+        """One enrollment."""
+        async with self._sessions() as db:
+            row = await store.get_enrollment(db, enrollment_id)
+            if row is None:
+                raise NotFoundError(f"no enrollment {enrollment_id}")
+            return await to_enrollment(db, row)
+
+    async def get_trainee(self, trainee_id: uuid.UUID) -> Trainee:
+        """One trainee."""
+        async with self._sessions() as db:
+            row = await store.get_trainee(db, trainee_id)
+        if row is None:
+            raise NotFoundError(f"no trainee {trainee_id}")
+        return Trainee.model_validate(dict(row))
+
+    async def trainee_history(self, trainee_id: uuid.UUID) -> list[Enrollment]:
+        """Every enrollment of a trainee, oldest first."""
+        await self.get_trainee(trainee_id)
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(E).where(E.c.trainee_id == trainee_id).order_by(E.c.created_at)
+            )
+            return [Enrollment.model_validate(dict(r)) for r in rows.mappings()]
+
+    async def search_trainees(
+        self,
+        name: str | None,
+        country: str | None,
+        organization: str | None,
+        limit: int,
+        offset: int,
+    ) -> TraineePage:
+        """Trainees whose name / organization contain the words, in a country; paginated."""
+        query = select(T)
+        if name:
+            query = query.where(T.c.full_name.icontains(name, autoescape=True))
+        if country:
+            query = query.where(T.c.country == country.upper())
+        if organization:
+            query = query.where(T.c.organization.icontains(organization, autoescape=True))
+        limit = min(limit, MAX_PAGE)
+        async with self._sessions() as db:
+            rows = await db.execute(
+                query.order_by(T.c.full_name, T.c.id).limit(limit).offset(offset)
+            )
+            items = [Trainee.model_validate(dict(r)) for r in rows.mappings()]
+        return TraineePage(items=items, limit=limit, offset=offset)
+
+    async def follow_ups(self, enrollment_id: uuid.UUID) -> list[FollowUp]:
+        """An enrollment's follow-ups, oldest first."""
+        await self.get_enrollment(enrollment_id)
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(F).where(F.c.enrollment_id == enrollment_id).order_by(F.c.followed_up_on)
+            )
+            return [FollowUp.model_validate(dict(r)) for r in rows.mappings()]
+
+    async def follow_ups_due(self, as_of: date, limit: int) -> list[FollowUpDue]:
+        """Completed enrollments whose next follow-up (3, 6, 12 months) is due by ``as_of``."""
+        recorded = (
+            select(F.c.enrollment_id, func.count().label("n"))
+            .group_by(F.c.enrollment_id)
+            .subquery()
+        )
+        count = func.coalesce(recorded.c.n, 0)
+        # The first milestone comes FOLLOW_UP_MONTHS[0] months after completion.
+        earliest = add_months(as_of, -FOLLOW_UP_MONTHS[0])
+        query = (
+            select(E.c.id, E.c.session_id, E.c.trainee_id, E.c.completed_on, count.label("n"))
+            .select_from(E.outerjoin(recorded, recorded.c.enrollment_id == E.c.id))
+            .where(
+                and_(
+                    E.c.status == EnrollmentStatus.COMPLETED.value,
+                    E.c.completed_on.is_not(None),
+                    count < len(FOLLOW_UP_MONTHS),
+                    E.c.completed_on <= earliest,
+                )
+            )
+            .order_by(E.c.completed_on, E.c.id)
+        )
+        due: list[FollowUpDue] = []
+        async with self._sessions() as db:
+            for row in (await db.execute(query)).mappings():
+                milestone = next_follow_up(row["completed_on"], row["n"])
+                if milestone is None or milestone[1] > as_of:
+                    continue
+                due.append(
+                    FollowUpDue(
+                        enrollment_id=row["id"],
+                        session_id=row["session_id"],
+                        trainee_id=row["trainee_id"],
+                        completed_on=row["completed_on"],
+                        months=milestone[0],
+                        due_on=milestone[1],
+                        recorded=row["n"],
+                    )
+                )
+                if len(due) >= min(limit, MAX_PAGE):
+                    break
+        return due

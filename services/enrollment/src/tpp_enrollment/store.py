@@ -1,0 +1,142 @@
+"""Enrollment storage: queries and writes inside the caller's transaction; never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
+
+from tpp_enrollment import tables
+from tpp_enrollment.domain import OCCUPYING, Places
+
+E = tables.enrollment
+T = tables.trainee
+V = tables.session_view
+OCCUPYING_VALUES = [s.value for s in OCCUPYING]
+
+#: An enrollment with the non-personal trainee attributes its events carry.
+ENROLLMENT_COLUMNS = (*E.c, T.c.country, T.c.gender, T.c.profession)
+
+
+def places(view: RowMapping) -> Places:
+    """The domain's view of a session_view row."""
+    return Places(
+        status=SessionStatus(view["status"]),
+        capacity=view["capacity"],
+        accepted=view["accepted"],
+        review_required=view["review_required"],
+        country_limit=view["country_limit"],
+    )
+
+
+async def lock_session(db: AsyncSession, session_id: uuid.UUID) -> RowMapping | None:
+    """The session view row, locked: every decision about the session's places waits here."""
+    result = await db.execute(select(V).where(V.c.session_id == session_id).with_for_update())
+    return result.mappings().first()
+
+
+async def get_session(db: AsyncSession, session_id: uuid.UUID) -> RowMapping | None:
+    """The session view row, unlocked."""
+    return (await db.execute(select(V).where(V.c.session_id == session_id))).mappings().first()
+
+
+async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> None:
+    """Move the session's count of taken places."""
+    if delta:
+        await db.execute(
+            update(V).where(V.c.session_id == session_id).values(accepted=V.c.accepted + delta)
+        )
+
+
+async def get_trainee(db: AsyncSession, trainee_id: uuid.UUID) -> RowMapping | None:
+    """A trainee by id."""
+    return (await db.execute(select(T).where(T.c.id == trainee_id))).mappings().first()
+
+
+async def get_enrollment(
+    db: AsyncSession, enrollment_id: uuid.UUID, *, lock: bool = False
+) -> RowMapping | None:
+    """An enrollment with its trainee's country, gender and profession."""
+    query = select(*ENROLLMENT_COLUMNS).join(T, T.c.id == E.c.trainee_id)
+    query = query.where(E.c.id == enrollment_id)
+    if lock:
+        query = query.with_for_update(of=E)
+    return (await db.execute(query)).mappings().first()
+
+
+async def session_enrollments(
+    db: AsyncSession, session_id: uuid.UUID, statuses: Sequence[EnrollmentStatus], *, lock: bool
+) -> Sequence[RowMapping]:
+    """A session's enrollments in these statuses: the waitlist first-come first."""
+    query = (
+        select(*ENROLLMENT_COLUMNS)
+        .join(T, T.c.id == E.c.trainee_id)
+        .where(E.c.session_id == session_id, E.c.status.in_([s.value for s in statuses]))
+        .order_by(E.c.waitlist_seq.nulls_last(), E.c.created_at, E.c.id)
+    )
+    if lock:
+        query = query.with_for_update(of=E)
+    return (await db.execute(query)).mappings().all()
+
+
+async def accepted_by_country(db: AsyncSession, session_id: uuid.UUID) -> dict[str, int]:
+    """How many places each country holds in a session."""
+    rows = await db.execute(
+        select(T.c.country, func.count())
+        .select_from(E.join(T, T.c.id == E.c.trainee_id))
+        .where(E.c.session_id == session_id, E.c.status.in_(OCCUPYING_VALUES))
+        .group_by(T.c.country)
+    )
+    return {country: int(n) for country, n in rows}
+
+
+async def accepted_in_country(db: AsyncSession, session_id: uuid.UUID, country: str) -> int:
+    """How many places one country holds in a session."""
+    count = await db.scalar(
+        select(func.count())
+        .select_from(E.join(T, T.c.id == E.c.trainee_id))
+        .where(
+            E.c.session_id == session_id,
+            E.c.status.in_(OCCUPYING_VALUES),
+            T.c.country == country,
+        )
+    )
+    return int(count or 0)
+
+
+async def waitlist_position(db: AsyncSession, session_id: uuid.UUID, seq: int) -> int:
+    """The 1-based place in the session's waitlist of the entry numbered ``seq``."""
+    count = await db.scalar(
+        select(func.count()).where(
+            E.c.session_id == session_id,
+            E.c.status == EnrollmentStatus.WAITLISTED.value,
+            E.c.waitlist_seq <= seq,
+        )
+    )
+    return int(count or 0)
+
+
+async def next_waitlist_seq(db: AsyncSession) -> int:
+    """The next number in waitlist order."""
+    return int(await db.scalar(tables.waitlist_seq.next_value().select()) or 0)
+
+
+async def next_certificate_serial(db: AsyncSession) -> int:
+    """The next certificate serial."""
+    return int(await db.scalar(tables.certificate_seq.next_value().select()) or 0)
+
+
+async def set_status(
+    db: AsyncSession, enrollment_ids: Sequence[uuid.UUID], status: EnrollmentStatus, **values: Any
+) -> None:
+    """Move enrollments to a status (and set other columns)."""
+    if enrollment_ids:
+        await db.execute(
+            update(E)
+            .where(E.c.id.in_(enrollment_ids))
+            .values(status=status.value, updated_at=func.now(), **values)
+        )

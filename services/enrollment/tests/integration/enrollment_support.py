@@ -1,0 +1,91 @@
+"""Helpers for the enrollment service's integration tests: an app on a throwaway database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from tpp_enrollment.app import create_app
+from tpp_enrollment.config import Settings
+from tpp_plumbing.db import asyncpg_dsn
+
+
+@dataclass
+class App:
+    """The enrollment app (no relay, no consumers) on its own database."""
+
+    app: FastAPI
+    http: httpx.AsyncClient
+    url: str
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(asyncpg_dsn(self.url))
+        try:
+            return list(await conn.fetch(sql, *args))
+        finally:
+            await conn.close()
+
+    async def open_session(self, capacity: int, **overrides: Any) -> uuid.UUID:
+        """A published session in the view, as the registry's events would leave it."""
+        session_id = uuid.uuid4()
+        values = {"review_required": False, "country_limit": None} | overrides
+        await self.fetch(
+            "INSERT INTO session_view (session_id, status, year, start_date, end_date, capacity,"
+            " review_required, country_limit, version) VALUES ($1, 'published', 2031, $2, $3,"
+            " $4, $5, $6, 1)",
+            session_id,
+            date(2031, 5, 1),
+            date(2031, 5, 20),
+            capacity,
+            values["review_required"],
+            values["country_limit"],
+        )
+        return session_id
+
+
+@asynccontextmanager
+async def enrollment_app(databases: Any, label: str) -> AsyncIterator[App]:
+    """A migrated throwaway database and the app on it."""
+    url = await databases.create("enrollment", label)
+    settings = Settings(
+        database_url=url, relay_enabled=False, consumers_enabled=False, database_pool_size=20
+    )
+    app = create_app(settings)
+    await app.state.runtime.start()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as http:
+            yield App(app, http, url)
+    finally:
+        await app.state.services.imports.wait()
+        await app.state.runtime.stop()
+
+
+def trainee_body(**overrides: Any) -> dict[str, Any]:
+    """A valid new trainee with a unique passport number; override any field."""
+    body = {
+        "full_name": "Amina Njoroge",
+        "country": "KE",
+        "gender": "female",
+        "profession": "technical_professional",
+        "organization": "Kenya Power",
+        "email": "amina@example.org",
+        "passport_number": f"K{uuid.uuid4().hex[:9].upper()}",
+        "birth_date": "1988-03-14",
+    }
+    return body | overrides
+
+
+async def register(app: App, **overrides: Any) -> str:
+    """Register a trainee; its id."""
+    response = await app.http.post("/trainees", json=trainee_body(**overrides))
+    assert response.status_code == 201, response.text
+    trainee_id: str = response.json()["id"]
+    return trainee_id
