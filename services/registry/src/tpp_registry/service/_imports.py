@@ -117,17 +117,10 @@ class ImportService:
     async def _create(self, db: AsyncSession, valid: list[_Valid]) -> list[ImportRow]:
         imp = tables.session_import_row
         keys = [v.key for v in valid]
-        known = (
-            dict(
-                (
-                    await db.execute(
-                        select(imp.c.row_key, imp.c.session_id).where(imp.c.row_key.in_(keys))
-                    )
-                ).tuples()
-            )
-            if keys
-            else {}
-        )
+        query = select(imp.c.row_key, imp.c.session_id).where(imp.c.row_key.in_(keys))
+        known: dict[str, uuid.UUID] = {}
+        if keys:
+            known = {key: sid for key, sid in await db.execute(query)}
         outcomes: list[ImportRow] = []
         new: list[_Valid] = []
         for item in valid:
@@ -156,7 +149,7 @@ class ImportService:
 async def _organizers(db: AsyncSession) -> dict[str, uuid.UUID]:
     # Rows name an organizer by id or by name (any case).
     org = tables.organizer
-    rows = (await db.execute(select(org.c.id, func.lower(org.c.name)))).tuples()
+    rows = await db.execute(select(org.c.id, func.lower(org.c.name)))
     found: dict[str, uuid.UUID] = {}
     for organizer_id, name in rows:
         found[name] = organizer_id
