@@ -69,6 +69,11 @@ class OrganizerPatch(BaseModel):
     country: Country | None = None
     contact: str | None = Field(None, max_length=500)
 
+    def changes(self) -> dict[str, object]:
+        """The fields this patch sets (province and contact may be set to null)."""
+        values = self.model_dump(exclude_unset=True)
+        return {k: v for k, v in values.items() if v is not None or k in {"province", "contact"}}
+
 
 class Organizer(OrganizerIn):
     """An organizer as stored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -179,3 +180,37 @@ async def test_a_retried_create_with_the_same_idempotency_key_creates_one_sessio
     assert again.json()["id"] == first.json()["id"]
     listed = await registry.get("/sessions", params={"organizer_id": body["organizer_id"]})
     assert len(listed.json()["items"]) == 1
+
+
+async def test_two_operators_changing_the_same_version_at_once_one_wins(
+    registry: Any, new_session: Any
+) -> None:
+    sid = (await new_session())["id"]
+    results = await asyncio.gather(
+        *(
+            registry.patch(f"/sessions/{sid}", json={"capacity": c}, headers={"If-Match": "1"})
+            for c in (40, 50, 60, 70)
+        )
+    )
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 412, 412, 412]
+    [winner] = [r.json() for r in results if r.status_code == 200]
+    assert (await registry.get(f"/sessions/{sid}")).json()["capacity"] == winner["capacity"]
+
+
+async def test_the_catalogue_filters_by_venue_country(registry: Any, new_session: Any) -> None:
+    abroad = await new_session(venue_country="GH", venue_city="Accra")
+    await registry.post(f"/sessions/{abroad['id']}/publish")
+    found = await registry.get("/catalogue", params={"country": "gh", "year": abroad["year"]})
+    assert found.status_code == 200, found.text
+    assert [e["id"] for e in found.json()["items"]] == [abroad["id"]]
+
+
+async def test_an_organizer_name_cannot_be_erased(registry: Any, new_organizer: Any) -> None:
+    organizer = await new_organizer()
+    response = await registry.patch(
+        f"/organizers/{organizer['id']}", json={"name": None, "contact": None}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == organizer["name"]
+    assert response.json()["contact"] is None

@@ -52,7 +52,7 @@ class OrganizerService:
         try:
             async with self._sessions() as db, db.begin():
                 current = await self._get(db, organizer_id, lock=True)
-                new = current.model_copy(update=patch.model_dump(exclude_unset=True))
+                new = current.model_copy(update=patch.changes())
                 new = Organizer.model_validate(new.model_dump())
                 if new != current:
                     values = new.model_dump(exclude={"id"})
