@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import RowMapping, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event
@@ -162,13 +162,26 @@ class ImportService:
                     errors.append(RowError(item.row, f"duplicate of row {first}"))
                 else:
                     valid.append(item)
-        people = await self._register(db, valid)
-        by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
+        views = {}
+        for session_id in sorted({item.session_id for item in valid}):
+            # A fixed lock order, before any other write: no deadlock between jobs.
+            views[session_id] = await store.lock_session(db, session_id)
+        open_rows = []
         for item in valid:
+            refusal = _refusal(views[item.session_id], item.session_id)
+            if refusal:
+                errors.append(RowError(item.row, refusal))
+            else:
+                open_rows.append(item)
+        people = await self._register(db, open_rows)
+        by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
+        for item in open_rows:
             by_session[item.session_id].append(item)
         succeeded = 0
-        for session_id in sorted(by_session):  # a fixed lock order: no deadlock between jobs
-            ok, refused = await self._enroll(db, session_id, by_session[session_id], people)
+        for session_id, items in by_session.items():
+            view = views[session_id]
+            assert view is not None
+            ok, refused = await self._enroll(db, view, items, people)
             succeeded += ok
             errors.extend(refused)
         if errors:
@@ -214,14 +227,12 @@ class ImportService:
     async def _enroll(
         self,
         db: AsyncSession,
-        session_id: uuid.UUID,
+        view: RowMapping,
         items: Sequence[Nomination],
         people: dict[tuple[str, str], dict[str, Any]],
     ) -> tuple[int, list[RowError]]:
         """Enroll a session's nominees under its row lock; the rows refused and why."""
-        view = await store.lock_session(db, session_id)
-        if view is None:
-            return 0, [RowError(i.row, f"no session {session_id}") for i in items]
+        session_id = view["session_id"]
         places = store.places(view)
         ids = [people[i.person]["id"] for i in items]
         found = await db.execute(_ENROLLED, {"session_id": session_id, "ids": ids})
@@ -278,3 +289,14 @@ class ImportService:
             created_event(row["status"], row, positions.get(row["id"])) for row in rows
         ]
         await self._outbox.add(db, events)
+
+
+def _refusal(view: RowMapping | None, session_id: uuid.UUID) -> str | None:
+    """Why a session takes no nominations now (None when it does)."""
+    if view is None:
+        return f"no session {session_id}"
+    try:
+        decide(store.places(view))
+    except EnrollmentRefusedError as error:
+        return str(error)
+    return None

@@ -61,7 +61,8 @@ class QueryService:
         query = select(E, position).where(E.c.session_id == session_id)
         if status is not None:
             query = query.where(E.c.status == status.value)
-        query = query.order_by(E.c.waitlist_seq.nulls_last(), E.c.created_at, E.c.id)
+        # The others first by arrival, then the waitlist in its order.
+        query = query.order_by(E.c.waitlist_seq.nulls_first(), E.c.created_at, E.c.id)
         async with self._sessions() as db:
             rows = await db.execute(query.limit(min(limit, MAX_PAGE)).offset(offset))
             return [Enrollment.model_validate(dict(r)) for r in rows.mappings()]

@@ -1,0 +1,140 @@
+"""Bulk nominations by CSV on the real PostgreSQL: row errors, idempotent re-upload, progress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from .enrollment_support import App, enrollment_app
+
+pytestmark = pytest.mark.integration
+
+HEADER = [
+    "full_name",
+    "country",
+    "gender",
+    "profession",
+    "organization",
+    "email",
+    "passport_number",
+    "birth_date",
+    "session_id",
+]
+
+
+def nominations(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HEADER)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def nominee(session_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "full_name": "Nguyen Van An",
+        "country": "VN",
+        "gender": "male",
+        "profession": "expert",
+        "organization": "Vietnam Academy of Science",
+        "email": "an@example.org",
+        "passport_number": f"V{uuid.uuid4().hex[:10].upper()}",
+        "birth_date": "1979-01-02",
+        "session_id": str(session_id),
+    }
+    return row | overrides
+
+
+async def upload(app: App, content: bytes, eventually: Any) -> tuple[int, dict[str, Any]]:
+    response = await app.http.post(
+        "/imports", files={"file": ("nominations.csv", content, "text/csv")}
+    )
+    assert response.status_code in {200, 202}, response.text
+
+    async def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = (await app.http.get(f"/imports/{response.json()['id']}")).json()
+        return job if job["status"] in {"done", "failed"} else None
+
+    return response.status_code, await eventually(finished, within=60, what="import finished")
+
+
+async def test_valid_rows_are_enrolled_invalid_ones_reported_and_a_reupload_changes_nothing(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_imports") as app:
+        session_id = await app.open_session(capacity=2)
+        closed = await app.open_session(capacity=5)
+        await app.fetch("UPDATE session_view SET status = 'draft' WHERE session_id = $1", closed)
+        existing = nominee(session_id, passport_number="V0000000042")
+        rows = [
+            nominee(session_id),
+            existing,
+            nominee(session_id),
+            nominee(session_id, country="XX"),  # row 5
+            nominee(session_id, email="nope"),  # row 6
+            nominee(session_id) | {"session_id": "not-a-uuid"},  # row 7
+            existing,  # row 8: the same person again
+            nominee(closed),  # row 9
+            nominee(uuid.uuid4()),  # row 10
+        ]
+        content = nominations(rows)
+        status, job = await upload(app, content, eventually)
+        assert status == 202
+        assert job["status"] == "done"
+        assert (job["total"], job["processed"]) == (9, 9)
+        assert (job["succeeded"], job["failed"]) == (3, 6)
+        reasons = {e["row"]: e["reason"] for e in job["errors"]}
+        assert set(reasons) == {5, 6, 7, 8, 9, 10}
+        assert "country" in reasons[5]
+        assert "email" in reasons[6]
+        assert "session_id" in reasons[7]
+        assert "row 3" in reasons[8]
+        assert "draft" in reasons[9]
+        enrolled = (await app.http.get(f"/sessions/{session_id}/enrollments")).json()
+        assert [e["status"] for e in enrolled] == ["accepted", "accepted", "waitlisted"]
+
+        again, second = await upload(app, content, eventually)
+        assert again == 200
+        assert second["id"] == job["id"]
+        assert len((await app.http.get(f"/sessions/{session_id}/enrollments")).json()) == 3
+        [count] = await app.fetch("SELECT count(*) AS n FROM trainee")
+        assert count["n"] == 3  # rows refused register nobody
+
+
+async def test_a_large_file_reports_progress_and_is_processed_in_batches(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_bulk") as app:
+        sessions = [await app.open_session(capacity=1000) for _ in range(5)]
+        rows = [nominee(sessions[i % 5]) for i in range(20_000)]
+        content = nominations(rows)
+        started = time.perf_counter()
+        response = await app.http.post("/imports", files={"file": ("big.csv", content, "text/csv")})
+        assert response.status_code == 202
+        job_id = response.json()["id"]
+        seen_progress: set[int] = set()
+
+        async def finished() -> dict[str, Any] | None:
+            job: dict[str, Any] = (await app.http.get(f"/imports/{job_id}")).json()
+            seen_progress.add(job["processed"])
+            return job if job["status"] == "done" else None
+
+        job = await eventually(finished, within=120, what="big import finished")
+        elapsed = time.perf_counter() - started
+        print(
+            f"\nbulk import: {len(rows)} rows in {elapsed:.2f}s = {len(rows) / elapsed:.0f} rows/s"
+        )
+        assert (job["processed"], job["succeeded"], job["failed"]) == (20_000, 20_000, 0)
+        assert len(seen_progress) > 1  # progress was visible on the way
+        [row] = await app.fetch(
+            "SELECT count(*) FILTER (WHERE status = 'accepted') AS a,"
+            " count(*) FILTER (WHERE status = 'waitlisted') AS w FROM enrollment"
+        )
+        assert (row["a"], row["w"]) == (5000, 15_000)
+        [events] = await app.fetch("SELECT count(*) AS n FROM outbox_message")
+        assert events["n"] == 40_000  # one registration and one enrollment event per row
