@@ -79,5 +79,5 @@ async def test_a_year_run_through_the_api_is_a_stream_of_events_on_kafka(
         bootstrap, topic(ORGANIZERS.name), organizer["id"], at_least=2
     )
     assert [e.event.name for e in organizer_events][-1].endswith("(renamed)")
-    [plan] = await events_for(bootstrap, topic(PLANS.name), str(year), at_least=1)
-    assert (plan.event.planned_sessions, plan.event.revision) == (2, 1)
+    plans = await events_for(bootstrap, topic(PLANS.name), str(year), at_least=1)
+    assert plans[-1].event.planned_sessions == 2

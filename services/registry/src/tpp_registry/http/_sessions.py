@@ -151,10 +151,11 @@ async def catalogue(
     q: Annotated[str | None, Query(max_length=200, description="Words to search")] = None,
     year: int | None = None,
     field: TechnicalField | None = None,
+    organizer_id: uuid.UUID | None = None,
     country: Country = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> CataloguePage:
     """The public catalogue of published sessions (no login), searchable by words."""
-    where = SessionFilter(year=year, field=field, country=country)
+    where = SessionFilter(year=year, field=field, organizer_id=organizer_id, country=country)
     return await services.sessions.catalogue(where, q, cursor, limit)
