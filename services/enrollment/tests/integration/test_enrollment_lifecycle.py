@@ -1,0 +1,98 @@
+"""A trainee's way through the API: review, attendance, completion, evaluation, follow-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .enrollment_support import enrollment_app, register
+
+pytestmark = pytest.mark.integration
+
+
+async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databases: Any) -> None:
+    async with enrollment_app(databases, "_lifecycle") as app:
+        http = app.http
+        session_id = await app.open_session(capacity=1, review_required=True, country_limit=1)
+        ids = [await register(app, full_name=f"Trainee {n}", country="KE") for n in range(3)]
+        apps = [
+            (await http.post(f"/sessions/{session_id}/enrollments", json={"trainee_id": t})).json()
+            for t in ids
+        ]
+        assert {a["status"] for a in apps} == {"submitted"}
+        first, second, third = (a["id"] for a in apps)
+
+        early = await http.post(f"/enrollments/{first}/check-in")
+        assert early.status_code == 409
+        assert early.headers["content-type"] == "application/problem+json"
+        assert early.json()["current_status"] == "submitted"
+        assert early.json()["allowed_transitions"] == [
+            "accept",
+            "cancel",
+            "reject",
+            "waitlist",
+            "withdraw",
+        ]
+
+        assert (await http.post(f"/enrollments/{first}/accept")).json()["status"] == "accepted"
+        full = await http.post(f"/enrollments/{second}/accept")
+        assert full.status_code == 409
+        waiting = (await http.post(f"/enrollments/{second}/waitlist")).json()
+        assert (waiting["status"], waiting["waitlist_position"]) == ("waitlisted", 1)
+        rejected = await http.post(f"/enrollments/{third}/reject", json={"reason": "no degree"})
+        assert rejected.json()["status"] == "rejected"
+        assert (
+            await http.post(f"/enrollments/{third}/reject", json={"reason": "x"})
+        ).status_code == 409
+
+        assert (
+            await http.post(f"/enrollments/{first}/evaluation", json={"score": 5})
+        ).status_code == 409
+        assert (await http.post(f"/enrollments/{first}/check-in")).json()["status"] == "attended"
+        evaluation = await http.post(
+            f"/enrollments/{first}/evaluation", json={"score": 4, "comment": "Very practical"}
+        )
+        assert evaluation.status_code == 201
+        again = await http.post(f"/enrollments/{first}/evaluation", json={"score": 1})
+        assert again.status_code == 409
+        bad = await http.post(f"/enrollments/{first}/evaluation", json={"score": 6})
+        assert bad.status_code == 422
+
+        follow = {"followed_up_on": "2031-09-01", "channel": "email", "outcome": "no_contact"}
+        assert (await http.post(f"/enrollments/{first}/follow-ups", json=follow)).status_code == 409
+        done = (
+            await http.post(f"/enrollments/{first}/complete", json={"completed_on": "2031-05-20"})
+        ).json()
+        assert done["status"] == "completed"
+        assert done["certificate_number"].startswith("TPP-2031-")
+        assert (await http.post(f"/enrollments/{first}/complete")).status_code == 409
+
+        due = (await http.get("/follow-ups/due", params={"as_of": "2031-08-20"})).json()
+        assert [(d["enrollment_id"], d["months"], d["due_on"]) for d in due] == [
+            (first, 3, "2031-08-20")
+        ]
+        assert (await http.get("/follow-ups/due", params={"as_of": "2031-08-19"})).json() == []
+        recorded = await http.post(
+            f"/enrollments/{first}/follow-ups",
+            json=follow | {"outcome": "technology_adopted", "note": "Installed two pumps"},
+        )
+        assert recorded.status_code == 201
+        due = (await http.get("/follow-ups/due", params={"as_of": "2031-12-01"})).json()
+        assert [(d["months"], d["due_on"]) for d in due] == [(6, "2031-11-20")]
+        listed = (await http.get(f"/enrollments/{first}/follow-ups")).json()
+        assert [f["outcome"] for f in listed] == ["technology_adopted"]
+
+        withdrawn = (await http.post(f"/enrollments/{second}/withdraw")).json()
+        assert withdrawn["status"] == "withdrawn"
+
+        history = (await http.get(f"/trainees/{ids[0]}/enrollments")).json()
+        assert [h["status"] for h in history] == ["completed"]
+        found = (await http.get("/trainees", params={"name": "trainee 1", "country": "ke"})).json()
+        assert [t["id"] for t in found["items"]] == [ids[1]]
+        rows = await app.fetch("SELECT event_type FROM outbox_message ORDER BY id")
+        kinds = [r["event_type"].removeprefix("tpp.enrollment.") for r in rows]
+        assert kinds.count("enrollment.submitted.v1") == 3
+        assert "evaluation.submitted.v1" in kinds
+        assert "follow_up.recorded.v1" in kinds
+        assert "enrollment.completed.v1" in kinds
