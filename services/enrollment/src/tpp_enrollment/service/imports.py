@@ -131,8 +131,18 @@ class ImportService:
     async def _run(self, job_id: uuid.UUID, rows: list[dict[str, str]]) -> None:
         progress = _Progress()
         try:
-            for start in range(0, len(rows), CHUNK):
-                chunk = list(validate(rows[start : start + CHUNK], first_row=start + 2))
+            starts = range(0, len(rows), CHUNK)
+            # Validation (CPU) of the next chunk overlaps the database writes of this one.
+            pending = asyncio.create_task(_validated(rows, 0)) if rows else None
+            for start in starts:
+                assert pending is not None
+                chunk = await pending
+                following = start + CHUNK
+                pending = (
+                    asyncio.create_task(_validated(rows, following))
+                    if following < len(rows)
+                    else None
+                )
                 async with self._sessions() as db, db.begin():
                     await self._chunk(db, job_id, chunk, progress)
             status, error = "done", None
@@ -300,3 +310,9 @@ def _refusal(view: RowMapping | None, session_id: uuid.UUID) -> str | None:
     except EnrollmentRefusedError as error:
         return str(error)
     return None
+
+
+async def _validated(rows: list[dict[str, str]], start: int) -> list[Nomination | RowError]:
+    """One chunk of rows, validated in a worker thread."""
+    part = rows[start : start + CHUNK]
+    return await asyncio.to_thread(lambda: list(validate(part, first_row=start + 2)))
