@@ -22,7 +22,7 @@ port_of() { local var="TPP_${1^^}_PORT"; echo "${!var}"; }
 
 running() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
-ready() { curl -fsS -o /dev/null "http://127.0.0.1:$(port_of "$1")/health/ready"; }
+ready() { curl -fs -o /dev/null "http://127.0.0.1:$(port_of "$1")/health/ready"; }
 
 start() {
   local name=$1 port
