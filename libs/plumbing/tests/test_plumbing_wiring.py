@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from pydantic import BaseModel, Field
-from tpp_plumbing.consumer import EventConsumer
+from tpp_plumbing.consumer import Applied, EventConsumer
 from tpp_plumbing.db import new_metadata
 from tpp_plumbing.inbox import Inbox, inbox_table
 from tpp_plumbing.problems import ConflictError, install_problem_handlers
@@ -25,10 +25,11 @@ async def test_consumer_subscribes_to_its_topics_and_hands_over_the_raw_record()
     )
     received: list[Any] = []
 
-    async def record(records: Any) -> None:
+    async def record(records: Any) -> Applied:
         received.extend(records)
+        return Applied()
 
-    consumer.apply = record  # type: ignore[method-assign]
+    consumer.apply = record  # type: ignore[method-assign]  # a fake: no database here
     consumer.subscribe(broker, ["p.registry.sessions.v1"], group_id="p.enrollment")
     async with TestKafkaBroker(broker) as test_broker:
         await test_broker.publish(b"\x00 not json", topic="p.registry.sessions.v1", key=b"k")

@@ -214,7 +214,7 @@ def test_no_command_sequence_exceeds_capacity_or_skips_a_state(
         if command[0] == "enroll":
             model.enroll(str(command[1]))
         elif command[0] == "act":
-            model.act(int(command[1]), Action(command[2]))  # type: ignore[call-overload]
+            model.act(int(command[1]), Action(str(command[2])))  # type: ignore[call-overload]
         else:
             model.set_capacity(int(command[1]))  # type: ignore[call-overload]
     for entry in model.entries:
