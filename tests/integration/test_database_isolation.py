@@ -7,7 +7,6 @@ import itertools
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-
 from tpp_plumbing.db import asyncpg_dsn
 from tpp_plumbing.testing import SERVICES, Infrastructure
 
@@ -32,8 +31,9 @@ async def test_a_service_role_connects_to_its_own_database(
 ) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(infrastructure.service_urls[service]))
     try:
-        assert await conn.fetchval("SELECT current_user") == make_url(
-            infrastructure.service_urls[service]
-        ).username
+        assert (
+            await conn.fetchval("SELECT current_user")
+            == make_url(infrastructure.service_urls[service]).username
+        )
     finally:
         await conn.close()

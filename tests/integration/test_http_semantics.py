@@ -34,6 +34,29 @@ async def test_a_retried_post_with_the_same_idempotency_key_returns_the_first_re
     assert other.json()["id"] != first.json()["id"]
 
 
+async def test_a_replayed_response_keeps_its_etag(platform: Any) -> None:
+    org = (await platform.registry.http.post("/organizers", json=organizer())).json()
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {
+        "organizer_id": org["id"],
+        "title": "Geothermal heating",
+        "field": "new_energy",
+        "year": 2031,
+        "start_date": "2031-04-01",
+        "end_date": "2031-04-20",
+        "venue_city": "Tianjin",
+        "venue_country": "CN",
+        "capacity": 20,
+        "languages": ["en"],
+    }
+    first = await platform.registry.http.post("/sessions", json=body, headers=headers)
+    retry = await platform.registry.http.post("/sessions", json=body, headers=headers)
+    assert first.status_code == retry.status_code == 201
+    assert "etag" in first.headers
+    assert retry.headers["etag"] == first.headers["etag"]
+    assert retry.headers["idempotent-replayed"] == "true"
+
+
 async def test_an_idempotency_key_reused_for_another_request_is_refused(platform: Any) -> None:
     headers = {"Idempotency-Key": str(uuid.uuid4())}
     await platform.registry.http.post("/organizers", json=organizer(), headers=headers)

@@ -26,11 +26,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"idempotency-key"
+REPLAYED_HEADERS = (b"etag", b"location")
 MAX_KEY_LENGTH = 255
 
 
@@ -44,6 +45,8 @@ def idempotency_table(metadata: MetaData) -> Table:
         Column("status", Integer),  # NULL while the first request runs
         Column("content_type", Text),
         Column("body", LargeBinary),
+        # Response headers a client relies on (ETag, Location), replayed with the body.
+        Column("headers", JSONB),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
 
@@ -113,12 +116,18 @@ class IdempotencyMiddleware:
                     existing.body,
                     existing.content_type or "application/json",
                     replayed=True,
+                    extra=existing.headers or {},
                 )
             return
         await self._run_and_store(scope, body, send, stored_key)
 
     async def _run_and_store(self, scope: Scope, body: bytes, send: Send, key: str) -> None:
-        captured: dict[str, Any] = {"status": 500, "content_type": None, "chunks": []}
+        captured: dict[str, Any] = {
+            "status": 500,
+            "content_type": None,
+            "chunks": [],
+            "headers": {},
+        }
         delivered = False
 
         async def replay_receive() -> Message:
@@ -134,6 +143,8 @@ class IdempotencyMiddleware:
                 for name, value in message.get("headers", []):
                     if name.lower() == b"content-type":
                         captured["content_type"] = value.decode("latin-1")
+                    elif name.lower() in REPLAYED_HEADERS:
+                        captured["headers"][name.lower().decode()] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 captured["chunks"].append(message.get("body", b""))
             await send(message)
@@ -152,6 +163,7 @@ class IdempotencyMiddleware:
                             status=captured["status"],
                             content_type=captured["content_type"],
                             body=b"".join(captured["chunks"]),
+                            headers=captured["headers"],
                         )
                     )
 
@@ -172,6 +184,7 @@ async def _send(
     content_type: str = "application/problem+json",
     *,
     replayed: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> None:
     headers = [
         (b"content-type", content_type.encode()),
@@ -179,5 +192,6 @@ async def _send(
     ]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))
+    headers.extend((k.encode(), v.encode("latin-1")) for k, v in (extra or {}).items())
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
