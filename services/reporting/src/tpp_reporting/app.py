@@ -1,16 +1,20 @@
-"""The reporting application: projections consumer and report API."""
+"""The reporting application: projections consumer, report API, dashboard and review pages."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
 
-from tpp_reporting import tables
+from tpp_reporting import queries, tables
 from tpp_reporting.config import Settings
-from tpp_reporting.consumers import subscriptions
-from tpp_reporting.http import router
+from tpp_reporting.consumers import raw_connection, subscriptions, topics
+from tpp_reporting.freshness import LagMonitor, Positions
+from tpp_reporting.http import commitments, router
 from tpp_reporting.service import ReportingService
 
 NAME = "reporting"
@@ -21,15 +25,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # database_url from env
     runtime = Runtime(settings, name=NAME)
     runtime.subscribe(subscriptions(runtime.sessions, batch_size=settings.batch_size))
+
+    async def positions() -> Positions:
+        async with runtime.sessions() as session:
+            return await queries.positions(await raw_connection(session))
+
+    lag = LagMonitor(
+        bootstrap=settings.kafka.bootstrap,
+        topics=[settings.kafka.topic(t) for t in topics()],
+        positions=positions,
+        interval_s=settings.lag_interval_s,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with runtime.lifespan()(app):
+            try:
+                yield
+            finally:
+                await lag.close()
+
     app = FastAPI(
         title="Training Program Platform — reporting",
-        summary="Projections of the registry and enrollment events for dashboards.",
-        lifespan=runtime.lifespan(),
+        summary="Projections of the registry and enrollment events: reports, exports,"
+        " the dashboard and the annual review.",
+        lifespan=lifespan,
     )
     app.state.runtime = runtime
-    app.state.service = ReportingService(runtime.sessions)
+    app.state.lag = lag
+    app.state.service = ReportingService(
+        runtime.sessions, lag=lag, cache_max_age_s=settings.cache_max_age_s
+    )
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     app.include_router(runtime.health_router())
     app.include_router(router)
+    app.include_router(commitments)
     return app

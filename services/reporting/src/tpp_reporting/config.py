@@ -14,4 +14,12 @@ class Settings(ServiceSettings):
 
     port: int = Field(8003, description="HTTP port the reporting service listens on.")
     relay_enabled: bool = Field(False, description="Reporting has no outbox to relay.")
-    batch_size: int = Field(1000, description="Events applied per transaction.")
+    batch_size: int = Field(5000, description="Most events applied per transaction.")
+    cache_max_age_s: float = Field(
+        1.0,
+        description="A computed report is served again without asking the database for this"
+        " long; after that, again while no new event has been applied.",
+    )
+    lag_interval_s: float = Field(
+        2.0, description="Consumer lag is measured at most this often (on demand)."
+    )

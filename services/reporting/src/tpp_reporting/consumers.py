@@ -1,26 +1,101 @@
-"""Reporting consumers: registry and enrollment events, applied in batches."""
+"""Reporting consumers: every registry and enrollment topic, applied in batches.
+
+One batch of records is one transaction: the inbox claims the new event ids, the batch's
+net effect is written with one statement per table, and the next offsets are recorded; the
+framework commits the Kafka offsets only after that transaction commits.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from typing import Any, cast
+
+from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_contracts.topics import ENROLLMENTS, SESSIONS
-from tpp_plumbing.consumer import EventConsumer
+from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_plumbing.consumer import Applied, EventConsumer
 from tpp_plumbing.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
 
-from tpp_reporting import tables
-from tpp_reporting.projection import HANDLERS
+from tpp_reporting import events, tables
+from tpp_reporting.projection import LIVE, Connection, Item, project, save_positions
+
+log = logging.getLogger(__name__)
+
+#: Held shared by every live batch, exclusively by a rebuild while it swaps tables in.
+SWAP_LOCK = 7_470_705_172
+
+
+async def raw_connection(session: AsyncSession) -> Connection:
+    """The asyncpg connection under a SQLAlchemy session (in its transaction)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return cast(Connection, raw.driver_connection)
+
+
+def decode_records(
+    records: Sequence[ConsumerRecord[Any, Any]],
+) -> tuple[list[Item], int, int]:
+    """Decode records: (projected items, ignored count, poison count); poison is logged."""
+    items: list[Item] = []
+    ignored = poison = 0
+    for record in records:
+        try:
+            event = events.decode(record.value)
+        except events.PoisonError as error:
+            poison += 1
+            log.warning(
+                "skipping poison message",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": str(error),
+                },
+            )
+            continue
+        if event is None:
+            ignored += 1
+            continue
+        items.append(Item(record.topic, record.partition, record.offset, event))
+    return items, ignored, poison
+
+
+class ProjectionConsumer(EventConsumer):
+    """Applies batches set-based (see ``projection``) instead of one handler per event."""
+
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(
+            name="projections", sessions=sessions, inbox=Inbox(tables.inbox), handlers={}
+        )
+
+    async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Applied:
+        """Apply records (in order) in one transaction; a redelivered event changes nothing."""
+        if not records:
+            return Applied()
+        items, ignored, poison = decode_records(records)
+        positions = {(r.topic, r.partition): r.offset + 1 for r in records}
+        async with self._sessions() as session, session.begin():
+            conn = await raw_connection(session)
+            # Waits while a rebuild swaps the tables in, so this batch lands in the new ones.
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
+            applied = await project(conn, LIVE, items)
+            await save_positions(conn, positions)
+        duplicates = len(items) - applied
+        self.applied += applied
+        self.duplicates += duplicates
+        return Applied(applied=applied, duplicates=duplicates, ignored=ignored, poison=poison)
+
+
+def topics() -> list[str]:
+    """Every registry and enrollment topic (unprefixed)."""
+    return [topic.name for topic in ALL_TOPICS]
 
 
 def subscriptions(
     sessions: async_sessionmaker[AsyncSession], *, batch_size: int
 ) -> list[Subscription]:
-    """What reporting consumes: one batched consumer over the registry and enrollment topics."""
-    consumer = EventConsumer(
-        name="projections", sessions=sessions, inbox=Inbox(tables.inbox), handlers=HANDLERS
-    )
-    return [
-        Subscription(
-            consumer, [SESSIONS.name, ENROLLMENTS.name], batch=True, max_records=batch_size
-        )
-    ]
+    """What reporting consumes: one batched consumer over every topic."""
+    consumer = ProjectionConsumer(sessions=sessions)
+    return [Subscription(consumer, topics(), batch=True, max_records=batch_size)]

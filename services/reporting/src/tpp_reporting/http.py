@@ -1,14 +1,43 @@
-"""Reporting HTTP routes."""
+"""Reporting HTTP routes: JSON reports, their CSV exports, and the commitments operators set.
+
+Every report carries ``freshness`` in its body; every response also says it in the
+``X-Data-As-Of`` and ``X-Consumer-Lag`` headers (CSV files have no body field for it).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel
+from tpp_contracts.vocab import SessionStatus, TechnicalField
 
-from tpp_reporting.service import ReportingService, SessionReport, YearReport
+from tpp_reporting.freshness import Freshness
+from tpp_reporting.models import (
+    AnnualReview,
+    BreakdownReport,
+    CommitmentIn,
+    CommitmentProgress,
+    Dimension,
+    FollowUpReport,
+    Report,
+    SessionReport,
+    SessionsReport,
+    YearReport,
+    YearsReport,
+)
+from tpp_reporting.service import ReportingService
 
 router = APIRouter(prefix="/reports", tags=["reports"])
+commitments = APIRouter(prefix="/commitments", tags=["commitments"])
+
+Year = Path(ge=2000, le=2100)
+Format = Literal["json", "csv"]
+_FORMAT = Query("json", description="`csv` for a CSV file of the report's table.")
 
 
 def _service(request: Request) -> ReportingService:
@@ -16,13 +45,186 @@ def _service(request: Request) -> ReportingService:
     return service
 
 
-@router.get("/sessions/{session_id}", response_model=SessionReport)
-async def session_report(session_id: uuid.UUID, request: Request) -> SessionReport:
-    """One session's figures."""
-    return await _service(request).session_report(session_id)
+def freshness_headers(freshness: Freshness | None) -> dict[str, str]:
+    """The freshness of a report, as response headers."""
+    if freshness is None:
+        return {}
+    as_of = freshness.data_as_of.isoformat() if freshness.data_as_of else "none"
+    lag = "unknown" if freshness.consumer_lag is None else str(freshness.consumer_lag)
+    return {"X-Data-As-Of": as_of, "X-Consumer-Lag": lag}
+
+
+def _flat(row: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.model_dump(mode="json", exclude={"freshness"}).items():
+        if isinstance(value, dict):
+            out.update({f"{key}_{k}": v for k, v in value.items()})
+        elif not isinstance(value, list):
+            out[key] = value
+    return out
+
+
+def csv_response(name: str, rows: Sequence[BaseModel], freshness: Freshness | None) -> Response:
+    """Rows as a CSV attachment (header row from the first row's fields)."""
+    flat = [_flat(r) for r in rows]
+    buffer = io.StringIO()
+    columns: list[str] = list(dict.fromkeys(k for row in flat for k in row))
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    headers = freshness_headers(freshness) | {
+        "Content-Disposition": f'attachment; filename="{name}.csv"'
+    }
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _json(report: Report, response: Response) -> Any:
+    response.headers.update(freshness_headers(report.freshness))
+    return report
+
+
+def _either(
+    report: Report, response: Response, fmt: Format, name: str, rows: Iterable[BaseModel]
+) -> Any:
+    if fmt == "csv":
+        return csv_response(name, list(rows), report.freshness)
+    return _json(report, response)
+
+
+@router.get("/freshness", response_model=Freshness)
+async def freshness(request: Request, response: Response) -> Freshness:
+    """How fresh the projections are: newest event applied and consumer lag per partition."""
+    value = await _service(request).freshness()
+    response.headers.update(freshness_headers(value))
+    return value
+
+
+@router.get("/years", response_model=YearsReport)
+async def years(
+    request: Request,
+    response: Response,
+    first: int | None = Query(None, alias="from", ge=2000, le=2100),
+    last: int | None = Query(None, alias="to", ge=2000, le=2100),
+    fmt: Format = _FORMAT,
+) -> Any:
+    """Every year's figures and growth (the trend); ``from``/``to`` bound the years."""
+    report = await _service(request).years(first, last)
+    return _either(report, response, fmt, "years", report.years)
 
 
 @router.get("/years/{year}", response_model=YearReport)
-async def year_report(request: Request, year: int = Path(ge=2000, le=2100)) -> YearReport:
-    """A program year's figures."""
-    return await _service(request).year_report(year)
+async def year_report(
+    request: Request, response: Response, year: int = Year, fmt: Format = _FORMAT
+) -> Any:
+    """A program year's figures and their growth against the year before."""
+    report = await _service(request).year_report(year)
+    return _either(report, response, fmt, f"year-{year}", [report])
+
+
+@router.get("/years/{year}/breakdown/{by}", response_model=BreakdownReport)
+async def breakdown(
+    request: Request, response: Response, by: Dimension, year: int = Year, fmt: Format = _FORMAT
+) -> Any:
+    """A year's figures by country, region (UN M49), field, organizer, profession or gender."""
+    report = await _service(request).breakdown(year, by)
+    return _either(report, response, fmt, f"year-{year}-by-{by}", report.rows)
+
+
+@router.get("/years/{year}/follow-ups", response_model=FollowUpReport)
+async def follow_ups(
+    request: Request, response: Response, year: int = Year, fmt: Format = _FORMAT
+) -> Any:
+    """Share of the year's completed trainees followed up, and the outcomes found."""
+    report = await _service(request).follow_ups(year)
+    return _either(report, response, fmt, f"year-{year}-follow-up-outcomes", report.outcomes)
+
+
+@router.get("/annual-review/{year}", response_model=AnnualReview)
+async def annual_review(
+    request: Request,
+    response: Response,
+    year: int = Year,
+    fmt: Format = _FORMAT,
+    table: Literal["organizers", "countries"] = Query(
+        "organizers", description="Which table of the review the CSV holds."
+    ),
+) -> Any:
+    """A year's review: held, trained, reached, fields, organizers, growth, next year's plan."""
+    report = await _service(request).annual_review(year)
+    rows = report.organizers if table == "organizers" else report.countries
+    return _either(report, response, fmt, f"annual-review-{year}-{table}", rows)
+
+
+@router.get("/sessions", response_model=SessionsReport)
+async def sessions(
+    request: Request,
+    response: Response,
+    year: int | None = Query(None, ge=2000, le=2100),
+    field: TechnicalField | None = None,
+    organizer_id: uuid.UUID | None = None,
+    status: SessionStatus | None = None,
+    limit: int = Query(500, ge=1, le=5000),
+    offset: int = Query(0, ge=0),
+    fmt: Format = _FORMAT,
+) -> Any:
+    """Per-session figures: fill rate, waitlist, completion and no-show rates, evaluations."""
+    report = await _service(request).sessions(
+        year=year,
+        field=field.value if field else None,
+        organizer_id=organizer_id,
+        status=status.value if status else None,
+        limit=limit,
+        offset=offset,
+    )
+    return _either(report, response, fmt, "sessions", report.rows)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionReport)
+async def session_report(session_id: uuid.UUID, request: Request, response: Response) -> Any:
+    """One session's figures."""
+    return _json(await _service(request).session_report(session_id), response)
+
+
+@commitments.post("", status_code=201, response_model=CommitmentProgress)
+async def create_commitment(
+    body: CommitmentIn, request: Request, response: Response
+) -> CommitmentProgress:
+    """Configure a multi-year target (optionally for one field or UN M49 region)."""
+    created = await _service(request).create_commitment(body)
+    response.headers["Location"] = f"/commitments/{created.commitment_id}"
+    return created
+
+
+@commitments.get("", response_model=list[CommitmentProgress])
+async def list_commitments(request: Request, fmt: Format = _FORMAT) -> Any:
+    """Every commitment with its progress, share of time elapsed and the pace still needed."""
+    service = _service(request)
+    items = await service.commitments()
+    if fmt == "csv":
+        return csv_response("commitments", items, await service.freshness())
+    return items
+
+
+@commitments.get("/{commitment_id}", response_model=CommitmentProgress)
+async def get_commitment(
+    commitment_id: uuid.UUID, request: Request, response: Response
+) -> CommitmentProgress:
+    """One commitment's progress."""
+    item = await _service(request).commitment(commitment_id)
+    response.headers.update(freshness_headers(item.freshness))
+    return item
+
+
+@commitments.put("/{commitment_id}", response_model=CommitmentProgress)
+async def update_commitment(
+    commitment_id: uuid.UUID, body: CommitmentIn, request: Request
+) -> CommitmentProgress:
+    """Replace a commitment's definition."""
+    return await _service(request).update_commitment(commitment_id, body)
+
+
+@commitments.delete("/{commitment_id}", status_code=204)
+async def delete_commitment(commitment_id: uuid.UUID, request: Request) -> Response:
+    """Stop tracking a commitment."""
+    await _service(request).delete_commitment(commitment_id)
+    return Response(status_code=204)

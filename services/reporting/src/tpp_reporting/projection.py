@@ -1,103 +1,333 @@
-"""Reporting projections: how each event changes the facts the reports read."""
+"""Reporting projections: a batch of events merged in Python, then one statement per table.
+
+Events of one aggregate arrive in order (one key, one partition), so within a batch the last
+event of an enrollment or organizer wins, and session events are guarded by the session's
+version. Projections never depend on the order *between* aggregates or topics, so the live
+consumer (partitions interleaved) and the rebuild (partition after partition) end with the
+same rows. Every value written comes from the events; nothing reads the clock.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
 
-from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from tpp_contracts import enrollment as ev
-from tpp_contracts import registry as rg
-from tpp_contracts.envelope import Envelope, Event
-from tpp_contracts.vocab import EnrollmentStatus
-
-from tpp_reporting import tables
+from tpp_reporting import events as ev
 
 
-async def on_session_details(db: AsyncSession, event: Any, _: Envelope) -> None:
-    """A session's full details (created, edited, published)."""
-    fact = tables.session_fact
-    values = {
-        "organizer_id": event.organizer_id,
-        "year": event.year,
-        "field": event.field.value,
-        "venue_country": event.venue_country,
-        "overseas": event.overseas,
-        "capacity": event.capacity,
-        "status": event.status.value,
-        "version": event.version,
-    }
-    await db.execute(
-        insert(fact)
-        .values(session_id=event.session_id, **values)
-        .on_conflict_do_update(
-            index_elements=[fact.c.session_id], set_=values, where=fact.c.version < event.version
-        )
+class Connection(Protocol):
+    """The part of an asyncpg connection the projections use."""
+
+    async def execute(self, query: str, *args: Any) -> str: ...
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+
+#: PostgreSQL schema of the live projections; a rebuild writes into ``rebuild`` instead.
+LIVE = "public"
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A decoded event and where it was read from."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: ev.Event
+
+
+@dataclass
+class Batch:
+    """The net effect of a batch of new events, per projected row."""
+
+    # session_id -> [organizer_id, year, field, venue_country, overseas, capacity, status,
+    #                version, title]
+    sessions: dict[uuid.UUID, list[Any]] = field(default_factory=dict)
+    # session_id -> [status, version, year, capacity, venue_country, overseas] (None: unchanged)
+    session_changes: dict[uuid.UUID, list[Any]] = field(default_factory=dict)
+    # enrollment_id -> (session_id, trainee_id, country, gender, profession, status, time)
+    enrollments: dict[uuid.UUID, tuple[Any, ...]] = field(default_factory=dict)
+    evaluations: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, int]] = field(default_factory=dict)
+    follow_ups: dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID, date, str, str]] = field(
+        default_factory=dict
     )
-
-
-async def on_session_change(db: AsyncSession, event: Any, _: Envelope) -> None:
-    """A partial session change: status, and capacity or year where given."""
-    fact = tables.session_fact
-    values: dict[str, Any] = {"status": event.status.value, "version": event.version}
-    if isinstance(event, rg.SessionCapacityChangedV1):
-        values["capacity"] = event.capacity
-    if isinstance(event, rg.SessionRescheduledV1):
-        values["year"] = event.year
-    if isinstance(event, rg.SessionVenueChangedV1):
-        values |= {"venue_country": event.venue_country, "overseas": event.overseas}
-    await db.execute(
-        update(fact)
-        .where(fact.c.session_id == event.session_id, fact.c.version < event.version)
-        .values(**values)
+    organizers: dict[uuid.UUID, tuple[str, str, str, str | None]] = field(default_factory=dict)
+    plans: dict[int, tuple[int, int | None, Decimal | None, str | None, int]] = field(
+        default_factory=dict
     )
+    erased: set[uuid.UUID] = field(default_factory=set)
+    count: int = 0
+    last_event_at: datetime | None = None
+
+    def add(self, event: ev.Event) -> None:
+        """Fold one event into the batch (events of one aggregate in log order)."""
+        self.count += 1
+        if self.last_event_at is None or event.time > self.last_event_at:
+            self.last_event_at = event.time
+        data = event.data
+        status = ev.STATUS_OF.get(event.type)
+        if status is not None:
+            self.enrollments[data.enrollment_id] = (
+                data.session_id,
+                data.trainee_id,
+                data.country,
+                data.gender.value,
+                data.profession.value,
+                status.value,
+                event.time,
+            )
+        elif isinstance(data, ev.SessionDetails):
+            self._session_details(data)
+        elif isinstance(data, ev.SessionChange):
+            self._session_change(data)
+        elif isinstance(data, ev.EvaluationSubmitted):
+            self.evaluations[data.evaluation_id] = (data.enrollment_id, data.session_id, data.score)
+        elif isinstance(data, ev.FollowUpRecorded):
+            self.follow_ups[data.follow_up_id] = (
+                data.enrollment_id,
+                data.session_id,
+                data.followed_up_on,
+                data.channel.value,
+                data.outcome.value,
+            )
+        elif isinstance(data, ev.OrganizerState):
+            self.organizers[data.organizer_id] = (
+                data.name,
+                data.kind.value,
+                data.country,
+                data.province,
+            )
+        elif isinstance(data, ev.PlanSet):
+            known = self.plans.get(data.year)
+            if known is None or known[4] < data.revision:
+                self.plans[data.year] = (
+                    data.planned_sessions,
+                    data.planned_overseas_sessions,
+                    data.budget,
+                    data.currency,
+                    data.revision,
+                )
+        elif isinstance(data, ev.TraineeErased):
+            self.erased.add(data.trainee_id)
+
+    def _session_details(self, data: ev.SessionDetails) -> None:
+        known = self.sessions.get(data.session_id)
+        if known is not None and known[7] >= data.version:
+            return
+        self.sessions[data.session_id] = [
+            data.organizer_id,
+            data.year,
+            data.field.value,
+            data.venue_country,
+            data.overseas,
+            data.capacity,
+            data.status.value,
+            data.version,
+            data.title,
+        ]
+        self.session_changes.pop(data.session_id, None)
+
+    def _session_change(self, data: ev.SessionChange) -> None:
+        full = self.sessions.get(data.session_id)
+        if full is not None:
+            if full[7] < data.version:
+                full[6], full[7] = data.status.value, data.version
+                if data.year is not None:
+                    full[1] = data.year
+                if data.capacity is not None:
+                    full[5] = data.capacity
+                if data.venue_country is not None:
+                    full[3], full[4] = data.venue_country, data.overseas
+            return
+        change = self.session_changes.get(data.session_id)
+        if change is None:
+            change = self.session_changes[data.session_id] = [None, 0, None, None, None, None]
+        if change[1] >= data.version:
+            return
+        change[0], change[1] = data.status.value, data.version
+        if data.year is not None:
+            change[2] = data.year
+        if data.capacity is not None:
+            change[3] = data.capacity
+        if data.venue_country is not None:
+            change[4], change[5] = data.venue_country, data.overseas
 
 
-_STATUS_OF: dict[type[Event], EnrollmentStatus] = {
-    ev.EnrollmentSubmittedV1: EnrollmentStatus.SUBMITTED,
-    ev.EnrollmentAcceptedV1: EnrollmentStatus.ACCEPTED,
-    ev.EnrollmentWaitlistedV1: EnrollmentStatus.WAITLISTED,
-    ev.EnrollmentRejectedV1: EnrollmentStatus.REJECTED,
-    ev.EnrollmentWithdrawnV1: EnrollmentStatus.WITHDRAWN,
-    ev.EnrollmentCancelledV1: EnrollmentStatus.CANCELLED,
-    ev.TraineeAttendedV1: EnrollmentStatus.ATTENDED,
-    ev.TraineeNoShowV1: EnrollmentStatus.NO_SHOW,
-    ev.EnrollmentCompletedV1: EnrollmentStatus.COMPLETED,
-}
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
-async def on_enrollment_status(db: AsyncSession, event: Any, _: Envelope) -> None:
-    """An enrollment changed status (events of one session arrive in order)."""
-    fact = tables.enrollment_fact
-    status = _STATUS_OF[type(event)].value
-    await db.execute(
-        insert(fact)
-        .values(
-            enrollment_id=event.enrollment_id,
-            session_id=event.session_id,
-            trainee_id=event.trainee_id,
-            country=event.country,
-            gender=event.gender.value,
-            profession=event.profession.value,
-            status=status,
-        )
-        .on_conflict_do_update(
-            index_elements=[fact.c.enrollment_id],
-            set_={"status": status, "updated_at": func.now()},
-        )
+async def claim(conn: Connection, schema: str, items: Sequence[Item]) -> list[ev.Event]:
+    """Record the items' event ids in the inbox; return the events new here, in order."""
+    first: dict[uuid.UUID, Item] = {}
+    for item in items:
+        first.setdefault(item.event.id, item)
+    if not first:
+        return []
+    ids, types, topics, partitions, offsets = _columns(
+        ((i.event.id, i.event.type, i.topic, i.partition, i.offset) for i in first.values()), 5
     )
+    rows = await conn.fetch(
+        f'INSERT INTO {schema}.inbox_message (event_id, event_type, topic, partition, "offset")'
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        ids,
+        types,
+        topics,
+        partitions,
+        offsets,
+    )
+    new = {row[0] for row in rows}
+    return [i.event for i in first.values() if i.event.id in new]
 
 
-HANDLERS: dict[type[Event], Any] = {
-    rg.SessionCreatedV1: on_session_details,
-    rg.SessionDraftUpdatedV1: on_session_details,
-    rg.SessionPublishedV1: on_session_details,
-    rg.SessionRescheduledV1: on_session_change,
-    rg.SessionVenueChangedV1: on_session_change,
-    rg.SessionCapacityChangedV1: on_session_change,
-    rg.SessionEnrollmentClosedV1: on_session_change,
-    rg.SessionStartedV1: on_session_change,
-    rg.SessionCompletedV1: on_session_change,
-    rg.SessionCancelledV1: on_session_change,
-} | dict.fromkeys(_STATUS_OF, on_enrollment_status)
+async def write(conn: Connection, schema: str, batch: Batch) -> None:
+    """Write a batch's net effect: at most one or two statements per table."""
+    s = schema
+    if batch.organizers:
+        ids = list(batch.organizers)
+        names, kinds, countries, provinces = _columns(batch.organizers.values(), 4)
+        await conn.execute(
+            f"INSERT INTO {s}.organizer_dim AS o (organizer_id, name, kind, country, province)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])"
+            " ON CONFLICT (organizer_id) DO UPDATE SET name = excluded.name,"
+            " kind = excluded.kind, country = excluded.country, province = excluded.province",
+            ids,
+            names,
+            kinds,
+            countries,
+            provinces,
+        )
+    if batch.plans:
+        years = list(batch.plans)
+        planned, overseas, budgets, currencies, revisions = _columns(batch.plans.values(), 5)
+        await conn.execute(
+            f"INSERT INTO {s}.plan_fact AS p (year, planned_sessions, planned_overseas_sessions,"
+            " budget, currency, revision) SELECT * FROM unnest($1::int[], $2::int[], $3::int[],"
+            " $4::numeric[], $5::text[], $6::int[]) ON CONFLICT (year) DO UPDATE SET"
+            " planned_sessions = excluded.planned_sessions,"
+            " planned_overseas_sessions = excluded.planned_overseas_sessions,"
+            " budget = excluded.budget, currency = excluded.currency,"
+            " revision = excluded.revision WHERE p.revision < excluded.revision",
+            years,
+            planned,
+            overseas,
+            budgets,
+            currencies,
+            revisions,
+        )
+    if batch.sessions:
+        await conn.execute(
+            f"INSERT INTO {s}.session_fact AS f (session_id, organizer_id, year, field,"
+            " venue_country, overseas, capacity, status, version, title)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],"
+            " $6::bool[], $7::int[], $8::text[], $9::int[], $10::text[])"
+            " ON CONFLICT (session_id) DO UPDATE SET organizer_id = excluded.organizer_id,"
+            " year = excluded.year, field = excluded.field,"
+            " venue_country = excluded.venue_country, overseas = excluded.overseas,"
+            " capacity = excluded.capacity, status = excluded.status,"
+            " version = excluded.version, title = excluded.title"
+            " WHERE f.version < excluded.version",
+            list(batch.sessions),
+            *_columns(batch.sessions.values(), 9),
+        )
+    if batch.session_changes:
+        await conn.execute(
+            f"UPDATE {s}.session_fact f SET status = u.status, version = u.version,"
+            " year = coalesce(u.year, f.year), capacity = coalesce(u.capacity, f.capacity),"
+            " venue_country = coalesce(u.venue_country, f.venue_country),"
+            " overseas = coalesce(u.overseas, f.overseas)"
+            " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[],"
+            " $7::bool[]) AS u(session_id, status, version, year, capacity, venue_country,"
+            " overseas) WHERE f.session_id = u.session_id AND f.version < u.version",
+            list(batch.session_changes),
+            *_columns(batch.session_changes.values(), 6),
+        )
+    if batch.enrollments:
+        # A trainee erased earlier (maybe in another partition) is never linked again.
+        await conn.execute(
+            f"INSERT INTO {s}.enrollment_fact AS f (enrollment_id, session_id, trainee_id,"
+            " country, gender, profession, status, updated_at)"
+            " SELECT u.enrollment_id, u.session_id,"
+            " CASE WHEN t.trainee_id IS NULL THEN u.trainee_id END,"
+            " u.country, u.gender, u.profession, u.status, u.updated_at"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],"
+            " $6::text[], $7::text[], $8::timestamptz[]) AS u(enrollment_id, session_id,"
+            " trainee_id, country, gender, profession, status, updated_at)"
+            f" LEFT JOIN {s}.trainee_erased t ON t.trainee_id = u.trainee_id"
+            " ON CONFLICT (enrollment_id) DO UPDATE SET country = excluded.country,"
+            " gender = excluded.gender, profession = excluded.profession,"
+            " status = excluded.status, updated_at = excluded.updated_at",
+            list(batch.enrollments),
+            *_columns(batch.enrollments.values(), 7),
+        )
+    if batch.evaluations:
+        await conn.execute(
+            f"INSERT INTO {s}.evaluation_fact (evaluation_id, enrollment_id, session_id, score)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::smallint[])"
+            " ON CONFLICT (evaluation_id) DO NOTHING",
+            list(batch.evaluations),
+            *_columns(batch.evaluations.values(), 3),
+        )
+    if batch.follow_ups:
+        await conn.execute(
+            f"INSERT INTO {s}.follow_up_fact (follow_up_id, enrollment_id, session_id,"
+            " followed_up_on, channel, outcome) SELECT * FROM unnest($1::uuid[], $2::uuid[],"
+            " $3::uuid[], $4::date[], $5::text[], $6::text[])"
+            " ON CONFLICT (follow_up_id) DO NOTHING",
+            list(batch.follow_ups),
+            *_columns(batch.follow_ups.values(), 5),
+        )
+    if batch.erased:
+        erased = list(batch.erased)
+        await conn.execute(
+            f"INSERT INTO {s}.trainee_erased (trainee_id) SELECT unnest($1::uuid[])"
+            " ON CONFLICT DO NOTHING",
+            erased,
+        )
+        await conn.execute(
+            f"UPDATE {s}.enrollment_fact SET trainee_id = NULL WHERE trainee_id = ANY($1::uuid[])",
+            erased,
+        )
+    if batch.count:
+        await conn.execute(
+            f"UPDATE {s}.projection_state SET version = version + 1,"
+            " events_applied = events_applied + $1,"
+            " last_event_at = greatest(last_event_at, $2) WHERE id = 1",
+            batch.count,
+            batch.last_event_at,
+        )
+
+
+async def project(conn: Connection, schema: str, items: Sequence[Item]) -> int:
+    """Apply items (in log order) once each: inbox claim, then the batch's net effect."""
+    batch = Batch()
+    for event in await claim(conn, schema, items):
+        batch.add(event)
+    await write(conn, schema, batch)
+    return batch.count
+
+
+async def save_positions(conn: Connection, positions: dict[tuple[str, int], int]) -> None:
+    """Record the next offset to read per partition (in the batch's transaction)."""
+    if not positions:
+        return
+    topics, partitions, offsets = _columns(((t, p, o) for (t, p), o in positions.items()), 3)
+    await conn.execute(
+        "INSERT INTO consumer_position AS c (topic, partition, next_offset)"
+        " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+        " ON CONFLICT (topic, partition) DO UPDATE SET"
+        " next_offset = greatest(c.next_offset, excluded.next_offset)",
+        topics,
+        partitions,
+        offsets,
+    )

@@ -1,0 +1,134 @@
+"""How fresh the reports are: the newest event applied, and the consumer's lag per partition.
+
+Lag is measured against Kafka's high-water marks (short-lived aiokafka admin and consumer
+clients ask for the partitions and their end offsets) and the offsets the projections have
+applied (written in the same transaction as each batch, so they say what the tables hold).
+A measurement is kept for a couple of seconds; a request never waits for one: it gets the
+last, and a new one starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import BaseModel, Field
+
+log = logging.getLogger(__name__)
+
+
+class PartitionLag(BaseModel):
+    """How far the projections are behind on one partition."""
+
+    topic: str
+    partition: int
+    high_water: int = Field(description="The offset the next produced record will get.")
+    applied: int = Field(description="The next offset the projections will apply.")
+    lag: int = Field(description="Records produced but not yet applied.")
+
+
+class Lag(BaseModel):
+    """The consumer lag at a moment."""
+
+    total: int
+    partitions: list[PartitionLag]
+    measured_at: datetime
+
+
+class Freshness(BaseModel):
+    """How fresh a report is."""
+
+    data_as_of: datetime | None = Field(
+        description="Time of the newest event applied (None before the first one)."
+    )
+    events_applied: int = Field(description="Events the projections have applied.")
+    consumer_lag: int | None = Field(
+        description="Records in Kafka not yet applied, all partitions together (None while"
+        " not measured yet)."
+    )
+    lag_measured_at: datetime | None
+    lag_by_partition: list[PartitionLag] = Field(default_factory=list)
+
+
+Positions = dict[tuple[str, int], int]
+
+
+class LagMonitor:
+    """Measures the projections' lag behind Kafka, at most every ``interval_s`` seconds."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: list[str],
+        positions: Callable[[], Awaitable[Positions]],
+        interval_s: float = 2.0,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._positions = positions
+        self._interval_s = interval_s
+        self._last: Lag | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._measured_at = 0.0
+
+    def current(self) -> Lag | None:
+        """The last measurement; starts a new one in the background when it is old."""
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - self._measured_at >= self._interval_s
+        if stale and (self._task is None or self._task.done()):
+            self._task = loop.create_task(self._refresh(), name="reporting-lag")
+        return self._last
+
+    async def measure(self) -> Lag:
+        """Measure now (also used by the rebuild command and tests)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(self._topics)
+        finally:
+            await admin.close()
+        partitions = [
+            TopicPartition(topic["topic"], p["partition"])
+            for topic in described
+            if not topic.get("error_code")
+            for p in topic["partitions"]
+        ]
+        ends: dict[TopicPartition, int] = {}
+        if partitions:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None)
+            await consumer.start()
+            try:
+                ends = await consumer.end_offsets(partitions)
+            finally:
+                await consumer.stop()
+        applied = await self._positions()
+        rows = [
+            PartitionLag(
+                topic=tp.topic,
+                partition=tp.partition,
+                high_water=end,
+                applied=applied.get((tp.topic, tp.partition), 0),
+                lag=max(end - applied.get((tp.topic, tp.partition), 0), 0),
+            )
+            for tp, end in sorted(ends.items(), key=lambda kv: (kv[0].topic, kv[0].partition))
+        ]
+        return Lag(total=sum(r.lag for r in rows), partitions=rows, measured_at=datetime.now(UTC))
+
+    async def _refresh(self) -> None:
+        self._measured_at = asyncio.get_running_loop().time()
+        try:
+            self._last = await self.measure()
+        except Exception as error:  # a broker hiccup must not fail reports
+            log.warning("consumer lag not measured", extra={"error": type(error).__name__})
+
+    async def close(self) -> None:
+        """Wait for a measurement in flight (at shutdown)."""
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task

@@ -1,0 +1,215 @@
+"""The reports' JSON shapes (every report carries its freshness)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from tpp_contracts.vocab import TechnicalField
+
+from tpp_reporting.freshness import Freshness
+
+Metric = Literal["trainees_completed", "trainees_accepted", "trainees_enrolled", "sessions_held"]
+Dimension = Literal["country", "region", "field", "organizer", "profession", "gender"]
+
+_GROWTH = (
+    "Percentage change of each figure against the year before, one decimal; null (n/a) when"
+    " the year before had zero."
+)
+
+
+class Report(BaseModel):
+    """Base of every report: how fresh it is."""
+
+    freshness: Freshness | None = Field(
+        default=None, description="Data as of the newest event applied; consumer lag."
+    )
+
+
+class YearFigures(BaseModel):
+    """Figures of one program year."""
+
+    year: int
+    sessions_planned: int | None = Field(description="From the year's latest annual plan.")
+    sessions_planned_overseas: int | None
+    sessions: int = Field(description="Sessions in the year, drafts included.")
+    sessions_published: int = Field(description="Sessions past draft (published or later).")
+    sessions_held: int = Field(description="Sessions completed.")
+    sessions_completed: int
+    sessions_cancelled: int
+    sessions_overseas: int
+    enrollments: int = Field(description="Applications, one per trainee and session.")
+    trainees_enrolled: int = Field(description="Distinct trainees who applied.")
+    trainees_accepted: int = Field(description="Distinct trainees given a place.")
+    trainees_completed: int = Field(description="Distinct trainees who completed a session.")
+    countries_reached: int = Field(description="Countries of trainees given a place.")
+    growth: dict[str, float | None] = Field(description=_GROWTH)
+
+
+class YearReport(YearFigures, Report):
+    """A program year's figures."""
+
+
+class YearsReport(Report):
+    """The figures of a run of years (the trend)."""
+
+    years: list[YearFigures]
+
+
+class BreakdownRow(BaseModel):
+    """A year's figures for one value of a dimension."""
+
+    key: str
+    label: str
+    region: str | None = Field(default=None, description="UN M49 region (country rows).")
+    sessions: int | None = None
+    sessions_held: int | None = None
+    sessions_cancelled: int | None = None
+    enrollments: int
+    trainees_enrolled: int
+    trainees_accepted: int
+    trainees_completed: int
+    countries_reached: int
+
+
+class BreakdownReport(Report):
+    """A year's figures broken down by one dimension."""
+
+    year: int
+    by: str
+    rows: list[BreakdownRow]
+
+
+class SessionFigures(BaseModel):
+    """Figures of one session."""
+
+    session_id: uuid.UUID
+    title: str | None = None
+    year: int | None = None
+    field: str | None = None
+    organizer_id: uuid.UUID | None = None
+    organizer: str | None = None
+    venue_country: str | None = None
+    overseas: bool | None = None
+    status: str | None = None
+    capacity: int | None = None
+    enrolled: int
+    accepted: int
+    waitlisted: int
+    waitlist_length: int
+    completed: int
+    no_show: int
+    fill_rate: float | None = Field(default=None, description="Places given / capacity.")
+    completion_rate: float | None = Field(default=None, description="Completed / given a place.")
+    no_show_rate: float | None = Field(default=None, description="No-shows / given a place.")
+    evaluation_average: float | None = None
+    evaluations: int = 0
+
+
+class SessionReport(SessionFigures, Report):
+    """One session's figures."""
+
+
+class SessionsReport(Report):
+    """Per-session figures."""
+
+    rows: list[SessionFigures]
+
+
+class OutcomeRow(BaseModel):
+    """How often a follow-up found an outcome."""
+
+    outcome: str
+    follow_ups: int
+    trainees: int
+
+
+class FollowUpReport(Report):
+    """Follow-up coverage of a year's completed trainees and the outcomes found."""
+
+    year: int
+    trainees_completed: int = Field(description="Completed enrollments of the year.")
+    trainees_followed_up: int = Field(description="Of those, with at least one follow-up.")
+    coverage: float | None
+    outcomes: list[OutcomeRow]
+
+
+class CommitmentIn(BaseModel):
+    """A multi-year target, e.g. 500,000 technicians trained 2016-2020."""
+
+    name: str = Field(min_length=1, max_length=300)
+    metric: Metric = "trainees_completed"
+    target: int = Field(ge=1)
+    start_year: int = Field(ge=2000, le=2100)
+    end_year: int = Field(ge=2000, le=2100)
+    field: TechnicalField | None = Field(default=None, description="Only sessions of a field.")
+    region: str | None = Field(
+        default=None, description="Only trainees (or venues) in a UN M49 region or sub-region."
+    )
+
+    @model_validator(mode="after")
+    def _years_in_order(self) -> CommitmentIn:
+        if self.end_year < self.start_year:
+            raise ValueError("end_year is before start_year")
+        return self
+
+
+class Commitment(CommitmentIn):
+    """A configured commitment."""
+
+    commitment_id: uuid.UUID
+    created_at: datetime
+
+
+class CommitmentProgress(Commitment, Report):
+    """A commitment and where it stands."""
+
+    achieved: int
+    share_achieved: float
+    share_of_time_elapsed: float
+    remaining: int
+    years_left: int
+    yearly_pace_needed: float | None = Field(
+        description="What each remaining year must add to meet the target (null once over)."
+    )
+    on_track: bool
+    by_year: dict[int, int]
+
+
+class OrganizerFigures(BaseModel):
+    """An organizer's figures in a year."""
+
+    organizer_id: str
+    name: str
+    sessions: int
+    sessions_held: int
+    trainees_accepted: int
+    trainees_completed: int
+    countries_reached: int
+
+
+class NextYearPlan(BaseModel):
+    """Next year's plan and its growth against this year's sessions held."""
+
+    year: int
+    sessions_planned: int | None
+    sessions_planned_overseas: int | None
+    growth_vs_held: float | None
+
+
+class AnnualReview(Report):
+    """A year's review as the center presents it."""
+
+    year: int
+    figures: YearFigures
+    countries: list[BreakdownRow]
+    regions: list[str]
+    fields_covered: list[str]
+    organizers: list[OrganizerFigures]
+    evaluation_average: float | None
+    evaluations: int
+    follow_up_coverage: float | None
+    next_year: NextYearPlan
+    commitments: list[CommitmentProgress] = Field(default_factory=list)

@@ -1,0 +1,289 @@
+"""SQL over the projections: each function returns plain rows (dicts) for one report."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tpp_reporting.projection import Connection
+
+ADMITTED = ("accepted", "attended", "completed", "no_show")
+_ADMITTED_SQL = "('accepted', 'attended', 'completed', 'no_show')"
+# One person per trainee; an erased trainee's enrollments each count as one person.
+_PERSON = "coalesce(e.trainee_id, e.enrollment_id)"
+
+#: Breakdown dimensions: the SQL expression grouped on, and whether it is a session attribute.
+DIMENSIONS: dict[str, tuple[str, bool]] = {
+    "country": ("e.country", False),
+    "region": ("e.country", False),  # grouped by country in SQL, folded into regions after
+    "gender": ("e.gender", False),
+    "profession": ("e.profession", False),
+    "field": ("s.field", True),
+    "organizer": ("s.organizer_id::text", True),
+}
+
+
+def _dicts(rows: list[Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in rows]
+
+
+async def state(conn: Connection) -> dict[str, Any]:
+    """The projection's version, events applied and the time of the newest event."""
+    rows = await conn.fetch(
+        "SELECT version, events_applied, last_event_at FROM projection_state WHERE id = 1"
+    )
+    if not rows:
+        return {"version": 0, "events_applied": 0, "last_event_at": None}
+    return dict(rows[0])
+
+
+async def positions(conn: Connection) -> dict[tuple[str, int], int]:
+    """The next offset the live consumer will apply, per (topic, partition)."""
+    rows = await conn.fetch("SELECT topic, partition, next_offset FROM consumer_position")
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def known_years(conn: Connection) -> list[int]:
+    """Every year some session or plan is in."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT year FROM session_fact UNION SELECT year FROM plan_fact ORDER BY 1"
+    )
+    return [r["year"] for r in rows]
+
+
+async def years(conn: Connection, wanted: list[int]) -> dict[int, dict[str, Any]]:
+    """The per-year figures of each wanted year (zeros for a year without data)."""
+    rows = await conn.fetch(
+        f"""
+        WITH s AS (
+            SELECT year, count(*) AS sessions,
+                   count(*) FILTER (WHERE status <> 'draft') AS published,
+                   count(*) FILTER (WHERE status = 'completed') AS held,
+                   count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                   count(*) FILTER (WHERE overseas) AS overseas
+            FROM session_fact WHERE year = ANY($1::int[]) GROUP BY year),
+        e AS (
+            SELECT s.year, count(*) AS enrollments,
+                   count(DISTINCT {_PERSON}) AS enrolled,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status IN {_ADMITTED_SQL})
+                       AS accepted,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status = 'completed') AS completed,
+                   count(DISTINCT e.country) FILTER (WHERE e.status IN {_ADMITTED_SQL})
+                       AS countries
+            FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+            WHERE s.year = ANY($1::int[]) GROUP BY s.year)
+        SELECT y.year, p.planned_sessions, p.planned_overseas_sessions,
+               coalesce(s.sessions, 0) AS sessions, coalesce(s.published, 0) AS published,
+               coalesce(s.held, 0) AS held, coalesce(s.cancelled, 0) AS cancelled,
+               coalesce(s.overseas, 0) AS overseas,
+               coalesce(e.enrollments, 0) AS enrollments, coalesce(e.enrolled, 0) AS enrolled,
+               coalesce(e.accepted, 0) AS accepted, coalesce(e.completed, 0) AS completed,
+               coalesce(e.countries, 0) AS countries
+        FROM unnest($1::int[]) AS y(year)
+        LEFT JOIN s ON s.year = y.year LEFT JOIN e ON e.year = y.year
+        LEFT JOIN plan_fact p ON p.year = y.year
+        """,
+        wanted,
+    )
+    return {r["year"]: dict(r) for r in rows}
+
+
+async def breakdown(conn: Connection, year: int, by: str) -> list[dict[str, Any]]:
+    """Enrollment figures of a year grouped by a dimension (and sessions, for session ones)."""
+    expression, per_session = DIMENSIONS[by]
+    rows = _dicts(
+        await conn.fetch(
+            f"""
+            SELECT {expression} AS key, count(*) AS enrollments,
+                   count(DISTINCT {_PERSON}) AS enrolled,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status IN {_ADMITTED_SQL})
+                       AS accepted,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status = 'completed') AS completed,
+                   count(DISTINCT e.country) FILTER (WHERE e.status IN {_ADMITTED_SQL})
+                       AS countries
+            FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+            WHERE s.year = $1 GROUP BY 1
+            """,
+            year,
+        )
+    )
+    if not per_session:
+        return rows
+    sessions = await conn.fetch(
+        f"""
+        SELECT {expression} AS key, count(*) AS sessions,
+               count(*) FILTER (WHERE s.status = 'completed') AS held,
+               count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled
+        FROM session_fact s WHERE s.year = $1 GROUP BY 1
+        """,
+        year,
+    )
+    by_key = {row["key"]: row for row in rows}
+    empty = {"enrollments": 0, "enrolled": 0, "accepted": 0, "completed": 0, "countries": 0}
+    for row in sessions:
+        target = by_key.setdefault(row["key"], {"key": row["key"], **empty})
+        target.update(sessions=row["sessions"], held=row["held"], cancelled=row["cancelled"])
+    return list(by_key.values())
+
+
+async def organizer_names(conn: Connection, ids: list[str]) -> dict[str, str]:
+    """Organizer names by id (from the registry's organizer events)."""
+    rows = await conn.fetch(
+        "SELECT organizer_id::text AS id, name FROM organizer_dim"
+        " WHERE organizer_id = ANY($1::uuid[])",
+        ids,
+    )
+    return {r["id"]: r["name"] for r in rows}
+
+
+_SESSION_FIGURES = f"""
+    SELECT s.session_id, s.title, s.year, s.field, s.organizer_id, o.name AS organizer,
+           s.venue_country, s.overseas, s.capacity, s.status,
+           coalesce(e.enrolled, 0) AS enrolled, coalesce(e.accepted, 0) AS accepted,
+           coalesce(e.waitlisted, 0) AS waitlisted, coalesce(e.completed, 0) AS completed,
+           coalesce(e.no_show, 0) AS no_show,
+           coalesce(v.evaluations, 0) AS evaluations, v.score_total
+    FROM session_fact s
+    LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS enrolled,
+               count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
+               count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
+               count(*) FILTER (WHERE status = 'completed') AS completed,
+               count(*) FILTER (WHERE status = 'no_show') AS no_show
+        FROM enrollment_fact WHERE session_id = s.session_id) e ON true
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS evaluations, sum(score) AS score_total
+        FROM evaluation_fact WHERE session_id = s.session_id) v ON true
+"""
+
+
+async def sessions(
+    conn: Connection,
+    *,
+    year: int | None,
+    field: str | None,
+    organizer_id: uuid.UUID | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Per-session figures, filtered, ordered by year then title."""
+    return _dicts(
+        await conn.fetch(
+            _SESSION_FIGURES
+            + """
+            WHERE ($1::int IS NULL OR s.year = $1) AND ($2::text IS NULL OR s.field = $2)
+              AND ($3::uuid IS NULL OR s.organizer_id = $3)
+              AND ($4::text IS NULL OR s.status = $4)
+            ORDER BY s.year, s.title, s.session_id LIMIT $5 OFFSET $6
+            """,
+            year,
+            field,
+            organizer_id,
+            status,
+            limit,
+            offset,
+        )
+    )
+
+
+async def session(conn: Connection, session_id: uuid.UUID) -> dict[str, Any] | None:
+    """One session's figures, or None when no event about it has arrived."""
+    rows = await conn.fetch(_SESSION_FIGURES + " WHERE s.session_id = $1", session_id)
+    return dict(rows[0]) if rows else None
+
+
+async def enrollment_counts(conn: Connection, session_id: uuid.UUID) -> dict[str, Any]:
+    """Enrollment counts of a session even before its own events arrive."""
+    rows = await conn.fetch(
+        f"""
+        SELECT count(*) AS enrolled,
+               count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
+               count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
+               count(*) FILTER (WHERE status = 'completed') AS completed,
+               count(*) FILTER (WHERE status = 'no_show') AS no_show
+        FROM enrollment_fact WHERE session_id = $1
+        """,
+        session_id,
+    )
+    return dict(rows[0])
+
+
+async def evaluations(conn: Connection, year: int) -> dict[str, Any]:
+    """A year's evaluation count and score total."""
+    rows = await conn.fetch(
+        "SELECT count(*) AS evaluations, sum(v.score) AS score_total FROM evaluation_fact v"
+        " JOIN session_fact s ON s.session_id = v.session_id WHERE s.year = $1",
+        year,
+    )
+    return dict(rows[0])
+
+
+async def follow_ups(conn: Connection, year: int) -> dict[str, Any]:
+    """Completed enrollments of a year, how many have a follow-up, and follow-up outcomes."""
+    coverage = await conn.fetch(
+        """
+        SELECT count(*) AS completed,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM follow_up_fact f WHERE f.enrollment_id = e.enrollment_id))
+                   AS followed_up
+        FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+        WHERE s.year = $1 AND e.status = 'completed'
+        """,
+        year,
+    )
+    outcomes = await conn.fetch(
+        "SELECT f.outcome, count(*) AS follow_ups, count(DISTINCT f.enrollment_id) AS trainees"
+        " FROM follow_up_fact f JOIN session_fact s ON s.session_id = f.session_id"
+        " WHERE s.year = $1 GROUP BY f.outcome ORDER BY 2 DESC, 1",
+        year,
+    )
+    return {**dict(coverage[0]), "outcomes": _dicts(outcomes)}
+
+
+async def commitment_achieved(
+    conn: Connection,
+    *,
+    metric: str,
+    start_year: int,
+    end_year: int,
+    field: str | None,
+    countries: list[str] | None,
+) -> dict[int, int]:
+    """Per year of the period, the commitment's metric (field and countries filter it)."""
+    if metric == "sessions_held":
+        rows = await conn.fetch(
+            """
+            SELECT year, count(*) AS value FROM session_fact s
+            WHERE s.year BETWEEN $1 AND $2 AND s.status = 'completed'
+              AND ($3::text IS NULL OR s.field = $3)
+              AND ($4::text[] IS NULL OR s.venue_country = ANY($4::text[]))
+            GROUP BY year
+            """,
+            start_year,
+            end_year,
+            field,
+            countries,
+        )
+    else:
+        condition = {
+            "trainees_completed": "e.status = 'completed'",
+            "trainees_accepted": f"e.status IN {_ADMITTED_SQL}",
+            "trainees_enrolled": "true",
+        }[metric]
+        rows = await conn.fetch(
+            f"""
+            SELECT s.year, count(DISTINCT {_PERSON}) AS value
+            FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+            WHERE s.year BETWEEN $1 AND $2 AND {condition}
+              AND ($3::text IS NULL OR s.field = $3)
+              AND ($4::text[] IS NULL OR e.country = ANY($4::text[]))
+            GROUP BY s.year
+            """,
+            start_year,
+            end_year,
+            field,
+            countries,
+        )
+    return {r["year"]: r["value"] for r in rows}
