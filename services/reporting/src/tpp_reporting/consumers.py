@@ -14,6 +14,7 @@ from typing import Any, cast
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_plumbing import consumer as plumbing_consumer
 from tpp_plumbing.consumer import Applied, EventConsumer
 from tpp_plumbing.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
@@ -34,19 +35,29 @@ async def raw_connection(session: AsyncSession) -> Connection:
     return cast(Connection, raw.driver_connection)
 
 
+# The plumbing's dead-letter hand-off (``Applied.poisoned``), where the installed plumbing
+# has it: poison records returned there are parked on the topic's dead-letter twin.
+_POISON: Any = getattr(plumbing_consumer, "Poison", None)
+MAX_MESSAGE_BYTES = 1_048_576
+
+
 def decode_records(
     records: Sequence[ConsumerRecord[Any, Any]],
-) -> tuple[list[Item], int, int]:
-    """Decode records: (projected items, ignored count, poison count); poison is logged."""
+) -> tuple[list[Item], int, list[tuple[ConsumerRecord[Any, Any], str]]]:
+    """Decode records: (projected items, ignored count, poison records with reasons)."""
     items: list[Item] = []
-    ignored = poison = 0
+    ignored = 0
+    poison: list[tuple[ConsumerRecord[Any, Any], str]] = []
     for record in records:
+        size = len(record.value) if record.value is not None else 0
         try:
+            if size > MAX_MESSAGE_BYTES:
+                raise events.PoisonError(f"oversized: {size} bytes > {MAX_MESSAGE_BYTES}")
             event = events.decode(record.value)
         except events.PoisonError as error:
-            poison += 1
+            poison.append((record, str(error)))
             log.warning(
-                "skipping poison message",
+                "poison message",
                 extra={
                     "topic": record.topic,
                     "partition": record.partition,
@@ -85,7 +96,16 @@ class ProjectionConsumer(EventConsumer):
         duplicates = len(items) - applied
         self.applied += applied
         self.duplicates += duplicates
-        return Applied(applied=applied, duplicates=duplicates, ignored=ignored, poison=poison)
+        extra: dict[str, Any] = {}
+        if _POISON is not None:
+            extra["poisoned"] = tuple(_POISON(record, reason) for record, reason in poison)
+        return Applied(
+            applied=applied,
+            duplicates=duplicates,
+            ignored=ignored,
+            poison=len(poison),
+            **extra,
+        )
 
 
 def topics() -> list[str]:

@@ -196,7 +196,12 @@ def decode(raw: bytes | None) -> Event | None:
     try:
         envelope = _ENVELOPE.decode(raw)
     except msgspec.DecodeError as error:
-        raise PoisonError(f"not a CloudEvents envelope: {_reason(error)}") from None
+        kind = "not a CloudEvents envelope"
+        if isinstance(error, msgspec.DecodeError) and not isinstance(
+            error, msgspec.ValidationError
+        ):
+            kind = "not JSON"
+        raise PoisonError(f"{kind}: {_reason(error)}") from None
     decoder = _DECODERS.get(envelope.type)
     if decoder is None:
         return None
@@ -210,5 +215,8 @@ def decode(raw: bytes | None) -> Event | None:
 
 
 def _reason(error: msgspec.DecodeError) -> str:
-    # The kind of error and its path (`$.score`); quoted input values are blanked out.
-    return re.sub(r"'[^']*'", "'…'", str(error))[:200]
+    # "<path>: <kind>" like the contracts' own summaries; quoted input values are blanked.
+    message = re.sub(r"'[^']*'", "'…'", str(error))
+    kind, _, path = message.partition(" - at `$")
+    path = path.rstrip("`").lstrip(".") or "<root>"
+    return f"{path}: {kind}"[:200]

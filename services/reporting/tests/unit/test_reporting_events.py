@@ -61,7 +61,7 @@ def test_unknown_types_and_newer_optional_fields_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("mutate", "reason"),
     [
-        (lambda v: b"{not json", "envelope"),
+        (lambda v: b"{not json", "not JSON"),
         (lambda v: json.dumps({"hello": "world"}).encode(), "envelope"),
         (lambda v: json.dumps(v | {"data": v["data"] | {"score": 9}}).encode(), "invalid"),
         (lambda v: json.dumps(v | {"data": v["data"] | {"country": "kenya"}}).encode(), "invalid"),
