@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
@@ -15,6 +16,8 @@ from tpp_reporting.config import Settings
 from tpp_reporting.consumers import raw_connection, subscriptions, topics
 from tpp_reporting.freshness import LagMonitor, Positions
 from tpp_reporting.http import commitments, router
+from tpp_reporting.pages import STATIC
+from tpp_reporting.pages import router as pages
 from tpp_reporting.service import ReportingService
 
 NAME = "reporting"
@@ -61,4 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runtime.health_router())
     app.include_router(router)
     app.include_router(commitments)
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
