@@ -1,41 +1,40 @@
-"""Handler wiring through FastStream's TestKafkaBroker, and problem details, without I/O."""
+"""Consumer documentation (AsyncAPI) and problem details, without I/O."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker
+from faststream.specification.asyncapi import AsyncAPI
 from pydantic import BaseModel, Field
-from tpp_plumbing.consumer import Applied, EventConsumer
+from tpp_contracts.registry import SessionCreatedV1
+from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import new_metadata
 from tpp_plumbing.inbox import Inbox, inbox_table
 from tpp_plumbing.problems import ConflictError, install_problem_handlers
 
 
-async def test_consumer_subscribes_to_its_topics_and_hands_over_the_raw_record() -> None:
+def test_consumer_documents_its_topics_and_event_types_for_asyncapi() -> None:
     broker = KafkaBroker()
     consumer = EventConsumer(
-        name="test",
-        sessions=None,  # type: ignore[arg-type]  # apply is replaced: no database here
+        name="session-view",
+        sessions=None,  # type: ignore[arg-type]  # documentation only: no database here
         inbox=Inbox(inbox_table(new_metadata())),
-        handlers={},
+        handlers={SessionCreatedV1: _noop},
     )
-    received: list[Any] = []
+    consumer.document(broker, ["p.registry.sessions.v1"], group_id="p.enrollment")
+    document = AsyncAPI(broker, title="t", version="1").to_specification().to_jsonable()
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {"p.registry.sessions.v1"}
+    assert SessionCreatedV1.type in json.dumps(document)
 
-    async def record(records: Any) -> Applied:
-        received.extend(records)
-        return Applied()
 
-    consumer.apply = record  # type: ignore[method-assign]  # a fake: no database here
-    consumer.subscribe(broker, ["p.registry.sessions.v1"], group_id="p.enrollment")
-    async with TestKafkaBroker(broker) as test_broker:
-        await test_broker.publish(b"\x00 not json", topic="p.registry.sessions.v1", key=b"k")
-        await test_broker.publish(b"{}", topic="p.other.v1")
-    assert [r.value for r in received] == [b"\x00 not json"]  # raw bytes, not decoded
-    assert received[0].topic == "p.registry.sessions.v1"
+async def _noop(*_: Any) -> None:
+    return None
 
 
 class Thing(BaseModel):

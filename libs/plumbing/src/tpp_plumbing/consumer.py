@@ -1,26 +1,52 @@
-"""Idempotent consumers: decode, dedupe through the inbox, apply, then commit the offset."""
+"""Idempotent consumers: decode, dedupe through the inbox, apply, in one traced transaction.
+
+``EventConsumer.apply`` takes records (in order), applies the events it has handlers for in
+one transaction together with their inbox rows, and reports what it could not apply:
+poison messages (not JSON, not an envelope, schema-invalid, oversized) come back to the
+caller (``tpp_plumbing.runner``), which parks them on the dead-letter topic. Unknown event
+types are ignored. A handler's exception rolls the transaction back and propagates: the
+runner retries with backoff.
+
+Tracing: a single record is applied in a CONSUMER span continuing the producer's trace
+(from the ``traceparent`` header). A batch is one transaction, so it gets one CONSUMER span
+``<group> process batch`` *linked* to every record's trace; inside it each event's handler
+runs in its own span ``<topic> process`` whose *parent* is that record's producer span, so
+every event's trace reaches its projection update, and the batch span ties them together.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
+from opentelemetry import trace
+from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Envelope, Event, PoisonMessageError, decode
 
+from tpp_plumbing import telemetry
 from tpp_plumbing.inbox import Inbox
+from tpp_plumbing.metrics import Metrics, event_type_label
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Any, Envelope], Awaitable[None]]
+Record: TypeAlias = "ConsumerRecord[Any, Any]"
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """A record that can never be applied, and why (field names and error kinds only)."""
+
+    record: Record
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +57,23 @@ class Applied:
     duplicates: int = 0
     ignored: int = 0
     poison: int = 0
+    poisoned: tuple[Poison, ...] = field(default=())
 
 
-async def _raw_body(message: StreamMessage[Any]) -> Any:
-    # Decoding is ours (poison messages must not fail inside the framework).
-    return message.body
+@dataclass(frozen=True, slots=True)
+class _Item:
+    record: Record
+    envelope: Envelope
+    event: Event
+    context: Context | None
 
 
 class EventConsumer:
     """Applies the events a service projects, each exactly once.
 
     ``handlers`` maps event models to ``handler(session, event, envelope)``; other types
-    are ignored. A batch of records is applied in one transaction together with its inbox
-    rows; the framework commits offsets only after that transaction commits.
+    are ignored. Records are applied in one transaction together with their inbox rows; the
+    runner commits offsets only after that transaction commits.
     """
 
     def __init__(
@@ -53,100 +83,215 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         inbox: Inbox,
         handlers: Mapping[type[Event], Handler],
+        max_message_bytes: int = 1_048_576,
     ) -> None:
         self.name = name
         self._sessions = sessions
         self._inbox = inbox
         self._handlers = dict(handlers)
+        self.max_message_bytes = max_message_bytes
+        self.group = name
+        self.service = name
+        self._metrics: Metrics | None = None
         self.applied = 0
         self.duplicates = 0
 
-    async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Applied:
+    def bind(
+        self,
+        *,
+        group: str,
+        service: str,
+        metrics: Metrics | None = None,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        """Name the group and service this consumer runs in (for traces, metrics and logs)."""
+        self.group = group
+        self.service = service
+        self._metrics = metrics
+        if max_message_bytes is not None:
+            self.max_message_bytes = max_message_bytes
+
+    @property
+    def handles(self) -> set[str]:
+        """The event types this consumer applies."""
+        return {model.type for model in self._handlers}
+
+    def _decode(self, record: Record, *, count: bool = True) -> _Item | Poison | None:
+        size = len(record.value) if record.value is not None else 0
+        if size > self.max_message_bytes:
+            return Poison(record, f"oversized: {size} bytes > {self.max_message_bytes}")
+        try:
+            message = decode(record.value)
+        except PoisonMessageError as error:
+            return Poison(record, error.reason)
+        if message.event is None or type(message.event) not in self._handlers:
+            if count:
+                self._count(record.topic, message.envelope.type, "ignored")
+            return None
+        context = telemetry.kafka_headers_context(record.headers)
+        return _Item(record, message.envelope, message.event, context)
+
+    def find_poison(self, records: Sequence[Record]) -> list[Poison]:
+        """The records that can never be applied, and why (no I/O)."""
+        decoded = (self._decode(record, count=False) for record in records)
+        return [d for d in decoded if isinstance(d, Poison)]
+
+    def _count(self, topic: str, event_type: str | None, outcome: str, n: int = 1) -> None:
+        if self._metrics is not None:
+            self._metrics.events_consumed.labels(
+                self.group, topic, event_type_label(event_type), outcome
+            ).inc(n)
+
+    async def apply(self, records: Sequence[Record]) -> Applied:
         """Apply records (in order) in one transaction; a redelivered event changes nothing."""
-        decoded: list[tuple[ConsumerRecord[Any, Any], Envelope, Event]] = []
-        ignored = poison = 0
+        items: list[_Item] = []
+        poisoned: list[Poison] = []
+        ignored = 0
         for record in records:
-            try:
-                message = decode(record.value)
-            except PoisonMessageError as error:
-                poison += 1
+            decoded = self._decode(record)
+            if decoded is None:
+                ignored += 1
+            elif isinstance(decoded, Poison):
+                poisoned.append(decoded)
+                self._count(record.topic, None, "poison")
                 log.warning(
-                    "skipping poison message",
+                    "poison message",
                     extra={
                         "topic": record.topic,
                         "partition": record.partition,
                         "offset": record.offset,
-                        "reason": error.reason,
+                        "group": self.group,
+                        "reason": decoded.reason,
                     },
                 )
-                continue
-            if message.event is None or type(message.event) not in self._handlers:
-                ignored += 1
-                continue
-            decoded.append((record, message.envelope, message.event))
-        if not decoded:
-            return Applied(ignored=ignored, poison=poison)
+            else:
+                items.append(decoded)
+        if not items:
+            return Applied(ignored=ignored, poison=len(poisoned), poisoned=tuple(poisoned))
         seen: set[uuid.UUID] = set()
         unique = []
-        for item in decoded:
-            if item[1].id not in seen:
-                seen.add(item[1].id)
+        for item in items:
+            if item.envelope.id not in seen:
+                seen.add(item.envelope.id)
                 unique.append(item)
-        async with self._sessions() as session, session.begin():
-            new = await self._inbox.claim(
-                session,
-                [
-                    (env.id, env.type, rec.topic, rec.partition, rec.offset)
-                    for rec, env, _ in unique
-                ],
+        started = time.perf_counter()
+        batch = len(records) > 1
+        with self._transaction_span(unique, batch=batch):
+            async with self._sessions() as session, session.begin():
+                new = await self._inbox.claim(
+                    session,
+                    [
+                        (
+                            i.envelope.id,
+                            i.envelope.type,
+                            i.record.topic,
+                            i.record.partition,
+                            i.record.offset,
+                        )
+                        for i in unique
+                    ],
+                )
+                for item in unique:
+                    if item.envelope.id in new:
+                        with self._event_span(item, batch=batch):
+                            await self._handle(session, item)
+        if self._metrics is not None:
+            self._metrics.transaction_duration.labels(self.group).observe(
+                time.perf_counter() - started
             )
-            for _, envelope, event in unique:
-                if envelope.id in new:
-                    await self._handlers[type(event)](session, event, envelope)
-        duplicates = len(decoded) - len(new)
+        for item in items:
+            outcome = "applied" if item.envelope.id in new else "duplicate"
+            self._count(item.record.topic, item.envelope.type, outcome)
+        duplicates = len(items) - len(new)
         self.applied += len(new)
         self.duplicates += duplicates
-        return Applied(applied=len(new), duplicates=duplicates, ignored=ignored, poison=poison)
+        return Applied(
+            applied=len(new),
+            duplicates=duplicates,
+            ignored=ignored,
+            poison=len(poisoned),
+            poisoned=tuple(poisoned),
+        )
 
-    def subscribe(
-        self,
-        broker: KafkaBroker,
-        topics: Iterable[str],
-        *,
-        group_id: str,
-        batch: bool = False,
-        max_records: int = 500,
-    ) -> None:
-        """Register this consumer on the broker (offsets committed after each apply)."""
-        names = list(topics)
-        if batch:
-            batch_subscriber = broker.subscriber(
-                *names,
-                group_id=group_id,
-                auto_offset_reset="earliest",
-                ack_policy=AckPolicy.NACK_ON_ERROR,
-                batch=True,
-                max_records=max_records,
-                decoder=_raw_body,
+    async def _handle(self, session: AsyncSession, item: _Item) -> None:
+        started = time.perf_counter()
+        await self._handlers[type(item.event)](session, item.event, item.envelope)
+        if self._metrics is not None:
+            self._metrics.handler_duration.labels(self.group, item.envelope.type).observe(
+                time.perf_counter() - started
             )
 
-            @batch_subscriber
-            async def on_batch(message: KafkaMessage) -> None:
-                await self.apply(_records(message.raw_message))
+    def _attributes(self, item: _Item) -> dict[str, Any]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": item.record.topic,
+            "messaging.destination.partition.id": str(item.record.partition),
+            "messaging.kafka.offset": item.record.offset,
+            "messaging.consumer.group.name": self.group,
+            "messaging.message.id": str(item.envelope.id),
+            "tpp.event.type": item.envelope.type,
+            telemetry.SERVICE_ATTRIBUTE: self.service,
+        }
 
+    @contextlib.contextmanager
+    def _transaction_span(self, items: Sequence[_Item], *, batch: bool) -> Iterator[None]:
+        tracer = telemetry.tracer()
+        if not batch:
+            [item] = items
+            with tracer.start_as_current_span(
+                f"{item.record.topic} process",
+                context=item.context,
+                kind=trace.SpanKind.CONSUMER,
+                attributes=self._attributes(item),
+                record_exception=False,
+            ):
+                yield
             return
+        with tracer.start_as_current_span(
+            f"{self.group} process batch",
+            context=Context(),  # a new trace: the records' traces are linked, not continued
+            kind=trace.SpanKind.CONSUMER,
+            links=telemetry.links_to(i.context for i in items),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": len(items),
+                "messaging.consumer.group.name": self.group,
+                telemetry.SERVICE_ATTRIBUTE: self.service,
+            },
+            record_exception=False,
+        ):
+            yield
+
+    @contextlib.contextmanager
+    def _event_span(self, item: _Item, *, batch: bool) -> Iterator[None]:
+        if not batch or item.context is None:
+            yield  # a single record's span is the transaction's; untraced records add none
+            return
+        batch_span = trace.get_current_span().get_span_context()
+        with telemetry.tracer().start_as_current_span(
+            f"{item.record.topic} process",
+            context=item.context,
+            kind=trace.SpanKind.CONSUMER,
+            links=[trace.Link(batch_span)] if batch_span.is_valid else None,
+            attributes=self._attributes(item),
+            record_exception=False,
+        ):
+            yield
+
+    def document(self, broker: KafkaBroker, topics: Sequence[str], *, group_id: str) -> None:
+        """Describe this consumer in the broker's AsyncAPI document (the runner consumes)."""
         subscriber = broker.subscriber(
-            *names,
+            *topics,
             group_id=group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=_raw_body,
+            title=f"{group_id}:{self.name}",
+            description=(
+                "CloudEvents 1.0 consumed idempotently (inbox); poison messages go to"
+                " `<topic>.dlq`. Applies: " + ", ".join(sorted(self.handles))
+            ),
         )
 
         @subscriber
-        async def on_event(message: KafkaMessage) -> None:
-            await self.apply(_records(message.raw_message))
-
-
-def _records(raw: Any) -> Sequence[ConsumerRecord[Any, Any]]:
-    return raw if isinstance(raw, tuple | list) else (raw,)
+        async def documented(message: Any) -> None:  # pragma: no cover - never started
+            raise RuntimeError("documentation only: the ConsumerRunner consumes")

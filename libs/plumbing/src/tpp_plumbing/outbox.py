@@ -8,6 +8,10 @@ publishes, so a service has one active relay however many replicas run.
 
 Per-key order: writers of events with the same key serialize on that aggregate's row lock
 before adding outbox rows, so for any one key the id order is the commit order.
+
+Tracing: a row's ``headers`` keep the W3C trace context of the transaction that wrote it;
+the relay publishes each row in a PRODUCER span, child of that context, whose own context
+goes into the Kafka headers. ``stop`` publishes what is left (within a timeout) and closes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.trace import Span, StatusCode
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -41,6 +47,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.envelope import CONTENT_TYPE, Envelope, Event, encode, wrap
+
+from tpp_plumbing import telemetry
+from tpp_plumbing.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +97,13 @@ class Outbox:
         causation_id: uuid.UUID | None = None,
         headers: dict[str, str] | None = None,
     ) -> list[Envelope]:
-        """Write events as outbox rows; they are published after the transaction commits."""
+        """Write events as outbox rows; they are published after the transaction commits.
+
+        The current trace context (W3C ``traceparent``) is stored with each row.
+        """
         if not events:
             return []
+        stored = telemetry.inject(headers)
         now = datetime.now().astimezone()
         envelopes = [
             wrap(
@@ -113,7 +126,7 @@ class Outbox:
                 "topic": event.topic.name,
                 "key": event.key(),
                 "payload": encode(envelope),
-                "headers": headers or {},
+                "headers": stored,
             }
             for envelope, event in zip(envelopes, events, strict=True)
         ]
@@ -138,6 +151,8 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         retention_s: float = 24 * 3600,
         after_publish: AfterPublish | None = None,
+        metrics: Metrics | None = None,
+        service: str = "",
     ) -> None:
         self._dsn = dsn
         self._bootstrap = bootstrap
@@ -147,33 +162,67 @@ class OutboxRelay:
         self._retention_s = retention_s
         # Test hook: runs after the broker acknowledged a batch, before it is marked sent.
         self._after_publish = after_publish
+        self._metrics = metrics
+        self._service = service
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._flush_deadline: float | None = None
         self.is_leader = False
         self.published = 0
         self.last_round_at: float | None = None
+        self.heartbeat_at: float | None = None
+
+    def alive(self, within_s: float) -> bool:
+        """The relay made a round (or checked the lock) in the last ``within_s`` seconds."""
+        if self.heartbeat_at is None:
+            return False
+        return asyncio.get_running_loop().time() - self.heartbeat_at <= within_s
 
     async def run(self) -> None:
-        """Relay until cancelled, reconnecting after any failure of PostgreSQL or Kafka."""
+        """Relay until stopped, reconnecting after any failure of PostgreSQL or Kafka."""
         backoff = 0.2
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay failed; retrying in %.1fs", backoff)
-                self.is_leader = False
-                await asyncio.sleep(backoff)
+            except Exception as error:
+                log.warning(
+                    "outbox relay failed; retrying in %.1fs",
+                    backoff,
+                    extra={"error_type": f"{type(error).__module__}.{type(error).__qualname__}"},
+                )
+                self._set_leader(False)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
             else:
                 backoff = 0.2
+
+    async def stop(self, grace_s: float) -> None:
+        """Ask ``run`` to publish what is left (for up to ``grace_s`` seconds) and return."""
+        self._flush_deadline = asyncio.get_running_loop().time() + grace_s
+        self._stopping.set()
+        self._wake.set()
+
+    def _set_leader(self, leader: bool) -> None:
+        self.is_leader = leader
+        if self._metrics is not None:
+            self._metrics.relay_leader.set(1 if leader else 0)
+
+    def _beat(self) -> None:
+        self.heartbeat_at = asyncio.get_running_loop().time()
 
     async def _lead(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
         try:
             # Another relay of this service may publish; stand by to take over.
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):  # noqa: ASYNC110 - polls a database lock, no in-process event to wait on
-                await asyncio.sleep(self._poll_interval_s)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+                self._beat()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval_s)
+                if self._stopping.is_set():
+                    return
             await conn.add_listener(CHANNEL, self._on_notify)
             producer = AIOKafkaProducer(
                 bootstrap_servers=self._bootstrap,
@@ -183,12 +232,12 @@ class OutboxRelay:
                 max_batch_size=256 * 1024,
             )
             await producer.start()
-            self.is_leader = True
+            self._set_leader(True)
             try:
                 await self._publish_loop(conn, producer)
             finally:
-                self.is_leader = False
-                await producer.stop()
+                self._set_leader(False)
+                await producer.stop()  # waits for in-flight sends
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -203,6 +252,12 @@ class OutboxRelay:
             self._wake.clear()
             count = await self.publish_batch(conn, producer)
             self.last_round_at = loop.time()
+            self._beat()
+            if self._stopping.is_set():
+                deadline = self._flush_deadline or loop.time()
+                if count < self._batch_size or loop.time() >= deadline:
+                    return  # flushed (or out of time: the rest goes out after the restart)
+                continue
             if loop.time() - last_purge > 60:
                 await conn.execute(
                     f"DELETE FROM {TABLE_NAME}"
@@ -217,28 +272,35 @@ class OutboxRelay:
     async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         """Publish the oldest unsent rows and mark them sent; returns how many."""
         rows = await conn.fetch(
-            f"SELECT id, topic, key, payload, headers FROM {TABLE_NAME}"
+            f"SELECT id, event_id, event_type, topic, key, payload, headers FROM {TABLE_NAME}"
             " WHERE published_at IS NULL ORDER BY id LIMIT $1",
             self._batch_size,
         )
         if not rows:
             return 0
         futures = []
-        for row in rows:
-            headers = [("content-type", CONTENT_TYPE.encode())]
-            stored = row["headers"]
-            if isinstance(stored, str):
-                stored = json.loads(stored)
-            headers.extend((k, str(v).encode()) for k, v in (stored or {}).items())
-            futures.append(
-                await producer.send(
-                    self._prefix + row["topic"],
-                    value=row["payload"],
-                    key=row["key"].encode(),
-                    headers=headers,
+        spans: list[Span] = []
+        try:
+            for row in rows:
+                span = self._publish_span(row)
+                spans.append(span)
+                futures.append(
+                    await producer.send(
+                        self._prefix + row["topic"],
+                        value=row["payload"],
+                        key=row["key"].encode(),
+                        headers=_kafka_headers(row["headers"], span),
+                    )
                 )
-            )
-        await asyncio.gather(*futures)
+            await asyncio.gather(*futures)
+        except BaseException as error:
+            for span in spans:
+                span.set_status(StatusCode.ERROR)
+                span.set_attribute("error.type", type(error).__qualname__)
+                span.end()
+            raise
+        for span in spans:
+            span.end()
         ids = [row["id"] for row in rows]
         if self._after_publish is not None:
             await self._after_publish(ids)
@@ -246,11 +308,49 @@ class OutboxRelay:
             f"UPDATE {TABLE_NAME} SET published_at = now() WHERE id = ANY($1::bigint[])", ids
         )
         self.published += len(ids)
+        if self._metrics is not None:
+            for row in rows:
+                self._metrics.events_published.labels(row["topic"], row["event_type"]).inc()
         return len(ids)
+
+    def _publish_span(self, row: Any) -> Span:
+        stored = _stored_headers(row["headers"])
+        parent = telemetry.extract_mapping(stored) if "traceparent" in stored else None
+        return telemetry.tracer().start_span(
+            f"{self._prefix}{row['topic']} publish",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self._prefix + row["topic"],
+                "messaging.message.id": str(row["event_id"]),
+                "tpp.event.type": row["event_type"],
+                telemetry.SERVICE_ATTRIBUTE: self._service,
+            },
+        )
 
     def wake(self) -> None:
         """Make the relay look for rows now (used after in-process commits)."""
         self._wake.set()
+
+
+def _stored_headers(stored: Any) -> dict[str, str]:
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    return {str(k): str(v) for k, v in (stored or {}).items()}
+
+
+def _kafka_headers(stored: Any, span: Span) -> list[tuple[str, bytes]]:
+    """content-type, the row's own headers, and the publish span as the trace parent."""
+    headers = [("content-type", CONTENT_TYPE.encode())]
+    values = _stored_headers(stored)
+    trace_headers = telemetry.kafka_trace_headers(span) if span.get_span_context().is_valid else []
+    if trace_headers:  # else (tracing off here) the writer's context passes through as is
+        values = {k: v for k, v in values.items() if k not in telemetry.TRACE_HEADERS}
+    headers.extend((k, v.encode()) for k, v in values.items())
+    headers.extend(trace_headers)
+    return headers
 
 
 async def backlog(conn: asyncpg.Connection) -> tuple[int, float | None]:

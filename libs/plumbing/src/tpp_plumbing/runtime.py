@@ -1,4 +1,4 @@
-"""A service's runtime: database engine, Kafka broker, consumers, outbox relay, health."""
+"""A service's runtime: database, consumers, outbox relay, telemetry, health, shutdown."""
 
 from __future__ import annotations
 
@@ -9,18 +9,25 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-from fastapi import APIRouter, FastAPI
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.specification.asyncapi import AsyncAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts import TOPIC_EVENTS
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
+from tpp_plumbing import logs, telemetry
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.deadletter import DeadLetterSink
+from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
+from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
+from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -42,8 +49,12 @@ class Runtime:
     def __init__(self, settings: ServiceSettings, *, name: str) -> None:
         self.settings = settings
         self.name = name
+        self.metrics = Metrics(name)
+        telemetry.configure_tracing(name)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        telemetry.instrument_engine(self.engine)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
+        # The broker documents the topics (AsyncAPI); the relay and the runners do the I/O.
         self.broker = KafkaBroker(
             settings.kafka.bootstrap,
             client_id=name,
@@ -56,9 +67,16 @@ class Runtime:
             topic_prefix=settings.kafka.topic_prefix,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
+            metrics=self.metrics,
+            service=name,
         )
+        self.dead_letters = DeadLetterSink(settings.kafka.bootstrap)
+        self.runners: list[ConsumerRunner] = []
         self._relay_task: asyncio.Task[None] | None = None
-        self._consuming = False
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._has_outbox: bool | None = None
+        self._started = False
         self._document_publications()
 
     def _document_publications(self) -> None:
@@ -92,40 +110,87 @@ class Runtime:
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
         """Register the service's consumers (group id = topic prefix + service name)."""
+        s = self.settings
+        group = s.kafka.topic(self.name)
+        retry = RetryPolicy(s.consumer_max_attempts, s.consumer_backoff_s, s.consumer_backoff_max_s)
         for sub in subscriptions:
-            sub.consumer.subscribe(
-                self.broker,
-                [self.settings.kafka.topic(t) for t in sub.topics],
-                group_id=self.settings.kafka.topic(self.name),
-                batch=sub.batch,
-                max_records=sub.max_records,
+            topics = [s.kafka.topic(t) for t in sub.topics]
+            sub.consumer.bind(
+                group=group,
+                service=self.name,
+                metrics=self.metrics,
+                max_message_bytes=s.consumer_max_message_bytes,
+            )
+            sub.consumer.document(self.broker, topics, group_id=group)
+            self.runners.append(
+                ConsumerRunner(
+                    sub.consumer,
+                    topics=topics,
+                    group_id=group,
+                    bootstrap=s.kafka.bootstrap,
+                    sink=self.dead_letters,
+                    batch=sub.batch,
+                    max_records=sub.max_records,
+                    concurrency=s.consumer_concurrency,
+                    retry=retry,
+                    metrics=self.metrics,
+                    request_timeout_ms=s.kafka.request_timeout_ms,
+                )
             )
 
+    # ------------------------------------------------------------------ lifecycle
+
     async def start(self) -> None:
-        """Start the relay and the consumers as the settings say."""
+        """Start the relay, the consumers and the monitor as the settings say."""
         if self.settings.relay_enabled:
             self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
-        if self.settings.consumers_enabled and self.broker.subscribers:
-            await self.broker.start()
-            self._consuming = True
+        if self.settings.consumers_enabled:
+            for runner in self.runners:
+                await runner.start()
+        self._monitor_task = asyncio.create_task(self._monitor(), name=f"{self.name}-monitor")
+        self._started = True
 
     async def stop(self) -> None:
-        """Stop consumers first (their in-flight batches finish), then the relay, then the pool."""
-        if self._consuming:
-            await self.broker.stop()
-            self._consuming = False
+        """Graceful stop within ``shutdown_timeout_s``.
+
+        Consumers stop fetching, finish their in-flight transactions and commit their
+        offsets; then the relay publishes the rows still waiting; then connections close.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_timeout_s
+        if self._started:
+            log.info("shutting down", extra={"service": self.name})
+        await asyncio.gather(*(r.stop(grace_s=deadline - loop.time()) for r in self.runners))
         if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            await self.relay.stop(grace_s=max(deadline - loop.time() - 1.0, 0.0))
+            done, _ = await asyncio.wait({self._relay_task}, timeout=max(deadline - loop.time(), 1))
+            if not done:
+                self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._relay_task
             self._relay_task = None
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor_task
+            self._monitor_task = None
+        await self.dead_letters.close()
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                await self._admin.close()
+            self._admin = None
         await self.engine.dispose()
+        if self._started:
+            log.info("stopped", extra={"service": self.name})
+        self._started = False
 
     def lifespan(self) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-        """A FastAPI lifespan that starts and stops this runtime."""
+        """A FastAPI lifespan that configures logging, starts and stops this runtime."""
 
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            if self.settings.log_json:
+                logs.configure_logging(self.name, self.settings.log_level)
             await self.start()
             try:
                 yield
@@ -134,8 +199,97 @@ class Runtime:
 
         return lifespan
 
+    # ------------------------------------------------------------------ monitoring
+
+    async def _monitor(self) -> None:
+        while True:
+            await self.measure()
+            await asyncio.sleep(self.settings.monitor_interval_s)
+
+    async def measure(self) -> None:
+        """Measure consumer lag and the outbox backlog now (the monitor does it periodically)."""
+        for runner in self.runners:
+            try:
+                await runner.measure_lag()
+            except Exception as error:
+                log.warning(
+                    "consumer lag not measured",
+                    extra={"group": runner.group_id, "error_type": error_name(error)},
+                )
+        try:
+            await self._measure_outbox()
+        except Exception as error:
+            log.warning("outbox backlog not measured", extra={"error_type": error_name(error)})
+
+    async def _measure_outbox(self) -> None:
+        async with self.engine.connect() as conn:
+            if self._has_outbox is None:
+                found = await conn.scalar(text(f"SELECT to_regclass('{OUTBOX_TABLE}')"))
+                self._has_outbox = found is not None
+            if not self._has_outbox:
+                return
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                        f" FROM {OUTBOX_TABLE} WHERE published_at IS NULL"
+                    )
+                )
+            ).one()
+        self.metrics.outbox_backlog.set(row[0])
+        self.metrics.outbox_oldest_age.set(float(row[1]))
+
+    # ------------------------------------------------------------------ HTTP
+
+    def instrument(self, app: FastAPI) -> None:
+        """Add health, metrics and AsyncAPI endpoints, HTTP metrics and request tracing."""
+        app.include_router(self.health_router())
+        app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics)
+        telemetry.instrument_app(app, self.name)
+
+    async def _kafka_check(self) -> str:
+        try:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(
+                    bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=3000
+                )
+                await asyncio.wait_for(admin.start(), 3)
+                self._admin = admin
+            await asyncio.wait_for(self._admin.describe_cluster(), 3)
+        except Exception as error:
+            if self._admin is not None:
+                with contextlib.suppress(Exception):
+                    await self._admin.close()
+                self._admin = None
+            return f"failed: {type(error).__name__}"
+        return "ok"
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency's state: ``ok`` or ``failed: <why>``."""
+        s = self.settings
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["postgresql"] = "ok"
+        except Exception as error:
+            checks["postgresql"] = f"failed: {type(error).__name__}"
+        checks["kafka"] = await self._kafka_check()
+        if s.relay_enabled:
+            task_alive = self._relay_task is not None and not self._relay_task.done()
+            beating = self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s))
+            checks["relay"] = "ok" if task_alive and beating else "failed: not running"
+        if s.consumers_enabled and self.runners:
+            dead = [r.group_id for r in self.runners if not r.alive]
+            checks["consumers"] = "failed: not running" if dead else "ok"
+            worst = max((max(r.lag.values(), default=0) for r in self.runners), default=0)
+            checks["consumer_lag"] = (
+                "ok" if worst <= s.ready_max_lag else f"failed: {worst} > {s.ready_max_lag}"
+            )
+        return checks
+
     def health_router(self) -> APIRouter:
-        """Liveness and readiness endpoints."""
+        """Liveness, readiness, Prometheus metrics and the AsyncAPI document."""
         router = APIRouter(tags=["health"])
 
         @router.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the events")
@@ -146,20 +300,18 @@ class Runtime:
         async def live() -> dict[str, str]:
             return {"status": "ok"}
 
-        @router.get("/health/ready", summary="PostgreSQL answers and the relay runs")
+        @router.get(
+            "/health/ready",
+            summary="PostgreSQL and Kafka answer, the relay and consumers run, lag is low",
+        )
         async def ready() -> object:
-            checks: dict[str, str] = {}
-            try:
-                async with self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-                checks["postgresql"] = "ok"
-            except Exception as error:
-                checks["postgresql"] = f"failed: {type(error).__name__}"
-            if self.settings.relay_enabled:
-                alive = self._relay_task is not None and not self._relay_task.done()
-                checks["relay"] = "ok" if alive else "failed: not running"
+            checks = await self.readiness()
             if all(v == "ok" for v in checks.values()):
                 return {"status": "ok", "checks": checks}
             return problem(503, "Not ready", "a dependency is not ready", checks=checks)
+
+        @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+        async def metrics() -> Response:
+            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
         return router

@@ -1,4 +1,4 @@
-"""Settings shared by every service: Kafka, the outbox relay, the HTTP port."""
+"""Settings shared by every service: Kafka, the outbox relay, consumers, operations."""
 
 from __future__ import annotations
 
@@ -39,3 +39,29 @@ class ServiceSettings(BaseSettings):
         1.0, description="Relay polling period when no NOTIFY arrives (fallback)."
     )
     consumers_enabled: bool = Field(True, description="Run the Kafka consumers in this process.")
+    consumer_concurrency: int = Field(
+        4, ge=1, description="Partitions (or batches) a consumer applies at the same time."
+    )
+    consumer_max_attempts: int = Field(
+        5, ge=1, description="Tries of a failing event before it goes to its dead-letter topic."
+    )
+    consumer_backoff_s: float = Field(
+        0.5, gt=0, description="First retry delay; each further retry waits twice as long."
+    )
+    consumer_backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay.")
+    consumer_max_message_bytes: int = Field(
+        1_048_576, description="Larger message values are poison (dead-lettered at once)."
+    )
+    monitor_interval_s: float = Field(
+        5.0, gt=0, description="How often consumer lag and the outbox backlog are measured."
+    )
+    ready_max_lag: int = Field(
+        10_000, description="Readiness fails while any partition lags by more events than this."
+    )
+    shutdown_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="On SIGTERM: time to finish in-flight events and flush the relay.",
+    )
+    log_json: bool = Field(True, description="Log JSON lines to stderr (off: leave logging be).")
+    log_level: str = Field("INFO", description="Level of the service's logs.")

@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
+from tpp_plumbing.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -172,15 +173,19 @@ async def databases(
 
 @pytest.fixture(scope="session")
 async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
-    """Kafka settings with this run's topic prefix; the topics exist for the run."""
+    """Kafka settings with this run's topic prefix; the topics (and ``.dlq`` twins) exist."""
     settings = KafkaSettings(bootstrap=infrastructure.bootstrap, topic_prefix=f"{run_id}.")
     admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.bootstrap)
     await admin.start()
-    names = [settings.topic(t.name) for t in ALL_TOPICS]
+    topics = [
+        (settings.topic(t.name) + suffix, t.partitions)
+        for t in ALL_TOPICS
+        for suffix in ("", SUFFIX)
+    ]
+    names = [name for name, _ in topics]
     try:
-        await admin.create_topics(
-            [NewTopic(name, t.partitions, 1) for name, t in zip(names, ALL_TOPICS, strict=True)]
-        )
+        # Each topic and its dead-letter twin, as deploy/stack.sh creates them.
+        await admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics])
         yield settings
     finally:
         await admin.delete_topics(names)
@@ -204,6 +209,7 @@ class _CommonSettings(TypedDict):
 
     kafka: KafkaSettings
     relay_poll_interval_s: float
+    consumer_max_message_bytes: int
 
 
 @dataclass
@@ -228,7 +234,12 @@ async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> Async
     from tpp_reporting.config import Settings as ReportingSettings
 
     urls = {s: await databases.create(s) for s in SERVICES}
-    common: _CommonSettings = {"kafka": kafka, "relay_poll_interval_s": 0.5}
+    # Messages over 256 KiB are poison here, so that a test can produce an oversized one.
+    common: _CommonSettings = {
+        "kafka": kafka,
+        "relay_poll_interval_s": 0.5,
+        "consumer_max_message_bytes": 256 * 1024,
+    }
     apps = {
         "registry": registry_app(RegistrySettings(database_url=urls["registry"], **common)),
         "enrollment": enrollment_app(EnrollmentSettings(database_url=urls["enrollment"], **common)),

@@ -1,0 +1,244 @@
+"""Dead letters: messages a consumer parked on ``<topic>.dlq``, and how to read and redrive them.
+
+A dead letter is the original record (key, value, headers) plus headers saying where it came
+from and why it was parked: ``dlq-original-topic``, ``dlq-original-partition``,
+``dlq-original-offset``, ``dlq-kind`` (``poison``: can never be applied; ``failed``: the
+handler kept failing), ``dlq-error`` (field names and error kinds, or an exception type:
+never values), ``dlq-attempts``, ``dlq-group`` and ``dlq-parked-at``. Redriving sends the
+original record back to its topic; every consumer's inbox still deduplicates it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+SUFFIX = ".dlq"
+PREFIX = "dlq-"
+ORIGINAL_TOPIC = "dlq-original-topic"
+ORIGINAL_PARTITION = "dlq-original-partition"
+ORIGINAL_OFFSET = "dlq-original-offset"
+KIND = "dlq-kind"
+ERROR = "dlq-error"
+ATTEMPTS = "dlq-attempts"
+GROUP = "dlq-group"
+PARKED_AT = "dlq-parked-at"
+REDRIVEN_FROM = "redriven-from"
+#: Longest error text kept in a header.
+MAX_ERROR = 500
+
+
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter twin of a (full, prefixed) topic name."""
+    return topic + SUFFIX
+
+
+def dead_letter_headers(
+    record: ConsumerRecord[Any, Any], *, group: str, kind: str, error: str, attempts: int
+) -> list[tuple[str, bytes]]:
+    """The original record's headers (trace context included) plus where and why it failed."""
+    kept = [(k, v) for k, v in record.headers or () if not k.startswith(PREFIX)]
+    return [
+        *kept,
+        (ORIGINAL_TOPIC, record.topic.encode()),
+        (ORIGINAL_PARTITION, str(record.partition).encode()),
+        (ORIGINAL_OFFSET, str(record.offset).encode()),
+        (KIND, kind.encode()),
+        (ERROR, error[:MAX_ERROR].encode()),
+        (ATTEMPTS, str(attempts).encode()),
+        (GROUP, group.encode()),
+        (PARKED_AT, datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+class DeadLetterSink:
+    """Parks records on their ``.dlq`` topics (idempotent producer, acks=all)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def park(
+        self,
+        record: ConsumerRecord[Any, Any],
+        *,
+        group: str,
+        kind: str,
+        error: str,
+        attempts: int,
+    ) -> None:
+        """Send ``record`` to its dead-letter topic and wait for the broker's ack."""
+        producer = await self._started()
+        await producer.send_and_wait(
+            dead_letter_topic(record.topic),
+            value=record.value,
+            key=record.key,
+            headers=dead_letter_headers(
+                record, group=group, kind=kind, error=error, attempts=attempts
+            ),
+        )
+
+    async def close(self) -> None:
+        """Flush and close the producer."""
+        async with self._lock:
+            if self._producer is not None:
+                with contextlib.suppress(Exception):
+                    await self._producer.stop()
+                self._producer = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One parked message, as read back from a dead-letter topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw_headers: tuple[tuple[str, bytes], ...] = ()
+
+    @classmethod
+    def from_record(cls, record: ConsumerRecord[Any, Any]) -> DeadLetter:
+        """Parse a record of a dead-letter topic."""
+        raw = tuple((k, v or b"") for k, v in record.headers or ())
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key,
+            value=record.value,
+            headers={k: v.decode("utf-8", "replace") for k, v in raw},
+            raw_headers=raw,
+        )
+
+    @property
+    def ref(self) -> str:
+        """``partition:offset`` within the dead-letter topic."""
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def original_topic(self) -> str:
+        """The topic the message was consumed from."""
+        return self.headers.get(ORIGINAL_TOPIC, self.topic.removesuffix(SUFFIX))
+
+    @property
+    def parked_at(self) -> datetime:
+        """When it was parked."""
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+    def envelope(self) -> dict[str, Any] | None:
+        """The message value as JSON, when it is JSON."""
+        if self.value is None:
+            return None
+        try:
+            parsed = json.loads(self.value)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+
+    def redrive_headers(self) -> list[tuple[str, bytes]]:
+        """The original headers, plus where the copy comes from."""
+        kept = [(k, v) for k, v in self.raw_headers if not k.startswith(PREFIX)]
+        kept = [(k, v) for k, v in kept if k != REDRIVEN_FROM]
+        return [*kept, (REDRIVEN_FROM, f"{self.topic}/{self.ref}".encode())]
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic (empty when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"]:
+        return []
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
+
+
+async def read_dead_letters(
+    bootstrap: str,
+    topic: str,
+    *,
+    after: dict[int, int] | None = None,
+    limit: int | None = None,
+    timeout_s: float = 30.0,
+) -> list[DeadLetter]:
+    """Every dead letter of ``topic`` (a ``.dlq`` topic) up to its current end.
+
+    ``after`` maps partitions to the first offset to read (default: the beginning);
+    reading gives up after ``timeout_s`` seconds with what it has.
+    """
+    tps = await partitions_of(bootstrap, topic)
+    if not tps:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    letters: list[DeadLetter] = []
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(starts[tp], (after or {}).get(tp.partition, 0)))
+        remaining = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while remaining and loop.time() < deadline:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        letters.append(DeadLetter.from_record(record))
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            if limit is not None and len(letters) >= limit:
+                break
+    finally:
+        await consumer.stop()
+    letters.sort(key=lambda d: (d.timestamp_ms, d.partition, d.offset))
+    return letters[:limit] if limit is not None else letters
+
+
+async def redrive(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
+    """Send each dead letter back to its original topic (in order); returns how many."""
+    if not letters:
+        return 0
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for letter in letters:
+            await producer.send_and_wait(
+                letter.original_topic,
+                value=letter.value,
+                key=letter.key,
+                headers=letter.redrive_headers(),
+            )
+    finally:
+        await producer.stop()
+    return len(letters)

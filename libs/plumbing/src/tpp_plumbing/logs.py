@@ -1,0 +1,72 @@
+"""Structured JSON logs with the current trace and span ids; exception messages withheld.
+
+Every line is one JSON object: ``time``, ``level``, ``logger``, ``message``, ``service``,
+``trace_id``/``span_id`` inside a span, and the record's ``extra`` fields (``event_id``,
+``topic``, ``partition``, ``offset``, ...). Tracebacks keep their frames and the exception
+type but not its message: drivers put row values (possibly personal data) in messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from types import TracebackType
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from tpp_plumbing import telemetry
+
+_MARK = "_tpp_json"
+# Loggers that servers configure with handlers of their own; ours replace them.
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` of the current span (when there is one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ids = telemetry.current_ids()
+        if ids is not None and not hasattr(record, "trace_id"):
+            record.trace_id, record.span_id = ids
+        return True
+
+
+class Formatter(JsonFormatter):
+    """JSON lines; exceptions as type and frames, without their message."""
+
+    def __init__(self, service: str | None = None) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            static_fields={"service": service} if service else None,
+        )
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - overrides logging's name
+        exc_type, _, tb = ei
+        frames = [f"{f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(tb)]
+        name = f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type else "unknown"
+        return "\n".join([*frames, f"{name} (message withheld)"])
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send the process's logs (and the server's) to stderr as JSON lines (idempotent)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Formatter(service))
+    handler.addFilter(TraceContextFilter())
+    setattr(handler, _MARK, True)
+    root = logging.getLogger()
+    if any(getattr(h, _MARK, False) for h in root.handlers):
+        return
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        for existing in list(server_logger.handlers):
+            server_logger.removeHandler(existing)
+        server_logger.propagate = True

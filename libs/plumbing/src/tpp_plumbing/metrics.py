@@ -1,0 +1,126 @@
+"""Prometheus metrics of a service: HTTP, events, handlers, consumer lag, outbox, dead letters.
+
+Each runtime has its own registry (several services may share a test process), served at
+``/metrics``. Labels hold route templates, methods, status codes, topics, partitions,
+consumer groups and event types only: never ids, paths with ids, or personal data.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tpp_contracts.envelope import EVENT_TYPES
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def event_type_label(event_type: str | None) -> str:
+    """A known event type, or ``other`` (label values must come from a closed set)."""
+    return event_type if event_type in EVENT_TYPES else "other"
+
+
+class Metrics:
+    """The metrics one service exposes."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_duration = Histogram(
+            "tpp_http_request_duration_seconds",
+            "HTTP request latency by method, route template and status code.",
+            ["method", "route", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events_published = Counter(
+            "tpp_events_published",
+            "Events the outbox relay published, by topic and event type.",
+            ["topic", "type"],
+            registry=r,
+        )
+        self.events_consumed = Counter(
+            "tpp_events_consumed",
+            "Events consumed, by group, topic, type and outcome"
+            " (applied, duplicate, ignored, poison, failed).",
+            ["group", "topic", "type", "outcome"],
+            registry=r,
+        )
+        self.handler_duration = Histogram(
+            "tpp_event_handler_duration_seconds",
+            "Time an event handler took (inside its transaction), by group and event type.",
+            ["group", "type"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.transaction_duration = Histogram(
+            "tpp_consumer_transaction_duration_seconds",
+            "Time to apply one batch (one transaction with its inbox rows), by group.",
+            ["group"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "tpp_consumer_lag",
+            "Events not yet consumed: high-water mark minus committed offset, per partition.",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "tpp_consumer_retries",
+            "Retries of failed event handlers (with exponential backoff), by group and topic.",
+            ["group", "topic"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "tpp_dead_letters",
+            "Messages sent to a dead-letter topic, by original topic and kind (poison, failed).",
+            ["topic", "kind"],
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "tpp_outbox_backlog", "Outbox rows not yet published.", registry=r
+        )
+        self.outbox_oldest_age = Gauge(
+            "tpp_outbox_oldest_unsent_age_seconds",
+            "Age of the oldest unpublished outbox row (0 when none).",
+            registry=r,
+        )
+        self.relay_leader = Gauge(
+            "tpp_outbox_relay_leader",
+            "1 while this process's relay holds the publishing lock.",
+            registry=r,
+        )
+
+
+class HttpMetricsMiddleware:
+    """Records each HTTP request's latency and status under its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.histogram = metrics.http_duration
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.histogram.labels(scope.get("method", ""), template, str(status)).observe(
+                time.perf_counter() - start
+            )

@@ -1,0 +1,248 @@
+"""Tracing: one OpenTelemetry trace from an HTTP request through the outbox and Kafka.
+
+The trace context travels as W3C ``traceparent``/``tracestate``: a use case's span context
+is stored in the outbox row's ``headers``; the relay publishes each row in a PRODUCER span
+that is a child of it and puts that span's context in the Kafka headers; consumers continue
+the trace from those headers (see ``tpp_plumbing.consumer``).
+
+Configuration is the standard ``OTEL_*`` environment: ``OTEL_SDK_DISABLED=true`` turns
+tracing off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` choose sampling (the SDK's
+default is ``parentbased_always_on``: every request is traced, so any enrollment can be
+followed); spans are exported with OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to the console with
+``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise (trace ids still reach the logs).
+
+Exception messages and status descriptions are dropped before export: database drivers put
+row values (possibly personal data) in them; the exception type stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Span, Status
+
+log = logging.getLogger(__name__)
+
+TRACER_NAME = "tpp_plumbing"
+#: Span attribute naming the platform service that made a span (several may share a process).
+SERVICE_ATTRIBUTE = "tpp.service"
+TRACE_HEADERS = ("traceparent", "tracestate")
+_WITHHELD = ("exception.message", "exception.stacktrace")
+
+
+def enabled() -> bool:
+    """False when ``OTEL_SDK_DISABLED`` is true: no spans, no instrumentation."""
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+
+
+def tracer() -> trace.Tracer:
+    """The platform's tracer (a no-op one until a provider is configured)."""
+    return trace.get_tracer(TRACER_NAME)
+
+
+def configure_tracing(service: str) -> TracerProvider | None:
+    """Install the process's tracer provider from the ``OTEL_*`` environment (once).
+
+    Returns the SDK provider, or None when tracing is disabled. A provider installed
+    earlier (by another service of the same process, or by a test) is reused.
+    """
+    if not enabled():
+        return None
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
+    provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER(_ARG)
+    exporter = _exporter_from_env()
+    if exporter is not None:
+        provider.add_span_processor(WithholdingProcessor(BatchSpanProcessor(exporter)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _exporter_from_env() -> SpanExporter | None:
+    choice = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if choice == "none":
+        return None
+    if choice == "console":
+        return ConsoleSpanExporter()
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if not endpoint and choice != "otlp":
+        return None
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    if protocol != "http/protobuf":
+        log.warning("OTLP protocol %s is not installed; exporting with http/protobuf", protocol)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()  # endpoint, headers, timeout: from OTEL_EXPORTER_OTLP_*
+
+
+def export_to(exporter: SpanExporter) -> SpanProcessor | None:
+    """Also send every finished span to ``exporter`` (synchronously; tests use it)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return None
+    processor = WithholdingProcessor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(processor)
+    return processor
+
+
+class WithholdingProcessor(SpanProcessor):
+    """Hands spans to ``inner`` without exception messages, stack traces or status texts."""
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        self._inner = inner
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        self._inner.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._inner.on_end(withhold(span))
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+def withhold(span: ReadableSpan) -> ReadableSpan:
+    """A copy of ``span`` without the texts that may hold personal data."""
+    scrub_events = any(e.name == "exception" for e in span.events)
+    if not scrub_events and not span.status.description:
+        return span
+    events = [
+        Event(
+            e.name,
+            {k: v for k, v in (e.attributes or {}).items() if k not in _WITHHELD},
+            e.timestamp,
+        )
+        for e in span.events
+    ]
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=Status(span.status.status_code),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def inject(carrier: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """The current trace context as W3C headers (empty when there is no sampled span)."""
+    headers: dict[str, str] = dict(carrier or {})
+    propagate.inject(headers)
+    return headers
+
+
+def extract_mapping(headers: Mapping[str, str]) -> Context:
+    """The trace context in a mapping of headers (an empty context when there is none)."""
+    return propagate.extract(headers)
+
+
+def kafka_headers_context(headers: Sequence[tuple[str, bytes]] | None) -> Context | None:
+    """The trace context of a Kafka record's headers, or None when it carries none."""
+    found = {
+        k: v.decode("latin-1") for k, v in headers or () if k in TRACE_HEADERS and v is not None
+    }
+    if "traceparent" not in found:
+        return None
+    return propagate.extract(found)
+
+
+def kafka_trace_headers(span: Span) -> list[tuple[str, bytes]]:
+    """W3C headers naming ``span`` as the parent of whatever the record causes."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def links_to(contexts: Iterable[Context | None]) -> list[trace.Link]:
+    """Links to the spans that ``contexts`` hold (for a batch span)."""
+    links = []
+    for ctx in contexts:
+        if ctx is None:
+            continue
+        span_context = trace.get_current_span(ctx).get_span_context()
+        if span_context.is_valid:
+            links.append(trace.Link(span_context))
+    return links
+
+
+def current_ids() -> tuple[str, str] | None:
+    """The current (trace id, span id) in hex, or None outside a valid span."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+def attach(ctx: Context) -> object:
+    """Make ``ctx`` current; pass the token to :func:`detach`."""
+    return otel_context.attach(ctx)
+
+
+def detach(token: object) -> None:
+    """Undo :func:`attach`."""
+    otel_context.detach(token)  # type: ignore[arg-type]  # the token attach returned
+
+
+def instrument_app(app: Any, service: str) -> None:
+    """Trace a FastAPI app's requests (not its health, metrics and docs endpoints).
+
+    The span keeps the route template and the path, never the query string: filters such
+    as ``?email=`` would otherwise put personal data in the trace.
+    """
+    if not enabled():
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    def on_request(span: Span, scope: dict[str, Any]) -> None:
+        if span.is_recording():
+            span.set_attribute(SERVICE_ATTRIBUTE, service)
+            span.set_attribute("http.url", str(scope.get("path", "")))
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        server_request_hook=on_request,
+        excluded_urls="/health/,/metrics,/docs,/openapi.json,/asyncapi.json",
+        exclude_spans=["receive", "send"],
+    )
+
+
+def instrument_engine(engine: Any) -> None:
+    """Trace the SQL statements of a SQLAlchemy (async) engine (statements, no parameters)."""
+    if not enabled():
+        return
+    from opentelemetry.instrumentation.sqlalchemy import engine as sqlalchemy_tracing
+    from opentelemetry.metrics import NoOpMeter
+
+    sync_engine = getattr(engine, "sync_engine", engine)
+    connections = NoOpMeter("tpp").create_up_down_counter("db.client.connections.usage")
+    sqlalchemy_tracing.EngineTracer(  # type: ignore[no-untyped-call]  # untyped library
+        trace.get_tracer(sqlalchemy_tracing.__name__), sync_engine, connections
+    )

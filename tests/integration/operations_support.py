@@ -1,0 +1,203 @@
+"""Helpers of the operations tests: event factories, topics of their own, a scratch projection."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from tpp_contracts.enrollment import EnrollmentAcceptedV1
+from tpp_contracts.envelope import Envelope
+from tpp_contracts.registry import SessionCreatedV1
+from tpp_plumbing.consumer import EventConsumer
+from tpp_plumbing.db import asyncpg_dsn, create_engine, new_metadata, session_factory
+from tpp_plumbing.deadletter import SUFFIX, DeadLetterSink
+from tpp_plumbing.inbox import Inbox, inbox_table
+from tpp_plumbing.metrics import Metrics
+from tpp_plumbing.runner import ConsumerRunner, RetryPolicy
+
+
+def accepted(session_id: uuid.UUID) -> EnrollmentAcceptedV1:
+    """An acceptance of a new trainee in a session."""
+    return EnrollmentAcceptedV1(
+        enrollment_id=uuid.uuid4(),
+        session_id=session_id,
+        trainee_id=uuid.uuid4(),
+        country="KE",
+        gender="female",
+        profession="scholar",
+        previous_status=None,
+    )
+
+
+def created(session_id: uuid.UUID, year: int = 2031) -> SessionCreatedV1:
+    """A draft session's creation."""
+    return SessionCreatedV1(
+        session_id=session_id,
+        version=1,
+        organizer_id=uuid.uuid4(),
+        title="Solar micro-grids",
+        field="new_energy",
+        year=year,
+        start_date=date(year, 5, 4),
+        end_date=date(year, 5, 22),
+        venue_city="Lanzhou",
+        venue_country="CN",
+        overseas=False,
+        capacity=30,
+        languages=["en"],
+        description=None,
+        review_required=False,
+        country_limit=None,
+    )
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes, bytes]],
+    *,
+    partition: int | None = None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Send (key, value) messages in order and wait for the broker's acks."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=2**21
+    )
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(
+                topic, value=value, key=key, partition=partition, headers=headers
+            )
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def own_topics(bootstrap: str, *names: str, partitions: int = 3) -> AsyncIterator[str]:
+    """Topics (and their ``.dlq`` twins) under a fresh prefix; yields the prefix."""
+    prefix = f"ops{uuid.uuid4().hex[:8]}."
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    full = [prefix + name + suffix for name in names for suffix in ("", SUFFIX)]
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in full])
+        yield prefix
+    finally:
+        await admin.delete_topics(full)
+        await admin.close()
+
+
+async def inbox_has(url: str, event_id: uuid.UUID) -> bool:
+    """Whether a service's inbox recorded the event (it is applied in that transaction)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        found: bool = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM inbox_message WHERE event_id = $1)", event_id
+        )
+    finally:
+        await conn.close()
+    return found
+
+
+@dataclass
+class Scratch:
+    """A projection of our own: one row per application of an event, in a throwaway database.
+
+    ``failures`` says how many more times the handler fails for an event id (``-1``: always).
+    """
+
+    engine: AsyncEngine
+    failures: dict[uuid.UUID, int] = field(default_factory=dict)
+    calls: dict[uuid.UUID, int] = field(default_factory=dict)
+
+    async def handle(self, session: AsyncSession, _: Any, envelope: Envelope) -> None:
+        self.calls[envelope.id] = self.calls.get(envelope.id, 0) + 1
+        left = self.failures.get(envelope.id, 0)
+        if left:
+            self.failures[envelope.id] = left - 1 if left > 0 else left
+            raise RuntimeError(f"transient failure for {envelope.id}")
+        await session.execute(
+            text("INSERT INTO ops_applied (event_id) VALUES (:id)"), {"id": envelope.id}
+        )
+
+    async def applied(self, event_id: uuid.UUID) -> int:
+        """How many times the event changed the projection."""
+        async with self.engine.connect() as conn:
+            count = await conn.scalar(
+                text("SELECT count(*) FROM ops_applied WHERE event_id = :id"), {"id": event_id}
+            )
+        return int(count or 0)
+
+    def consumer(self) -> EventConsumer:
+        return EventConsumer(
+            name="ops-scratch",
+            sessions=session_factory(self.engine),
+            inbox=Inbox(inbox_table(new_metadata())),
+            handlers={SessionCreatedV1: self.handle, EnrollmentAcceptedV1: self.handle},
+        )
+
+
+@contextlib.asynccontextmanager
+async def scratch(create_database: Callable[..., Awaitable[str]]) -> AsyncIterator[Scratch]:
+    """A Scratch projection on a new reporting database (which has an inbox table)."""
+    url = await create_database("reporting", f"_ops{uuid.uuid4().hex[:6]}")
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE ops_applied (event_id uuid NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        )
+    try:
+        yield Scratch(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    consumer: EventConsumer,
+    *,
+    bootstrap: str,
+    topics: list[str],
+    group: str,
+    batch: bool = False,
+    retry: RetryPolicy | None = None,
+) -> AsyncIterator[tuple[ConsumerRunner, Metrics]]:
+    """A started runner for a scratch consumer, with metrics of its own; stopped on exit."""
+    metrics = Metrics("ops-test")
+    consumer.bind(group=group, service="ops-test", metrics=metrics)
+    sink = DeadLetterSink(bootstrap)
+    runner = ConsumerRunner(
+        consumer,
+        topics=topics,
+        group_id=group,
+        bootstrap=bootstrap,
+        sink=sink,
+        batch=batch,
+        retry=retry,
+        metrics=metrics,
+    )
+    await runner.start()
+    try:
+        yield runner, metrics
+    finally:
+        await runner.stop(grace_s=5)
+        await sink.close()
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    """The value of one metric sample (0 when absent)."""
+    value = metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
