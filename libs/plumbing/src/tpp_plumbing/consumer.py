@@ -33,7 +33,7 @@ from tpp_contracts.envelope import Envelope, Event, PoisonMessageError, decode
 
 from tpp_plumbing import telemetry
 from tpp_plumbing.inbox import Inbox
-from tpp_plumbing.metrics import Metrics, event_type_label
+from tpp_plumbing.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class EventConsumer:
         """The event types this consumer applies."""
         return {model.type for model in self._handlers}
 
-    def _decode(self, record: Record, *, count: bool = True) -> _Item | Poison | None:
+    def _decode(self, record: Record) -> _Item | Poison | None:
         size = len(record.value) if record.value is not None else 0
         if size > self.max_message_bytes:
             return Poison(record, f"oversized: {size} bytes > {self.max_message_bytes}")
@@ -125,22 +125,13 @@ class EventConsumer:
         except PoisonMessageError as error:
             return Poison(record, error.reason)
         if message.event is None or type(message.event) not in self._handlers:
-            if count:
-                self._count(record.topic, message.envelope.type, "ignored")
             return None
         context = telemetry.kafka_headers_context(record.headers)
         return _Item(record, message.envelope, message.event, context)
 
     def find_poison(self, records: Sequence[Record]) -> list[Poison]:
         """The records that can never be applied, and why (no I/O)."""
-        decoded = (self._decode(record, count=False) for record in records)
-        return [d for d in decoded if isinstance(d, Poison)]
-
-    def _count(self, topic: str, event_type: str | None, outcome: str, n: int = 1) -> None:
-        if self._metrics is not None:
-            self._metrics.events_consumed.labels(
-                self.group, topic, event_type_label(event_type), outcome
-            ).inc(n)
+        return [d for d in map(self._decode, records) if isinstance(d, Poison)]
 
     async def apply(self, records: Sequence[Record]) -> Applied:
         """Apply records (in order) in one transaction; a redelivered event changes nothing."""
@@ -153,7 +144,6 @@ class EventConsumer:
                 ignored += 1
             elif isinstance(decoded, Poison):
                 poisoned.append(decoded)
-                self._count(record.topic, None, "poison")
                 log.warning(
                     "poison message",
                     extra={
@@ -174,7 +164,6 @@ class EventConsumer:
             if item.envelope.id not in seen:
                 seen.add(item.envelope.id)
                 unique.append(item)
-        started = time.perf_counter()
         batch = len(records) > 1
         with self._transaction_span(unique, batch=batch):
             async with self._sessions() as session, session.begin():
@@ -195,13 +184,6 @@ class EventConsumer:
                     if item.envelope.id in new:
                         with self._event_span(item, batch=batch):
                             await self._handle(session, item)
-        if self._metrics is not None:
-            self._metrics.transaction_duration.labels(self.group).observe(
-                time.perf_counter() - started
-            )
-        for item in items:
-            outcome = "applied" if item.envelope.id in new else "duplicate"
-            self._count(item.record.topic, item.envelope.type, outcome)
         duplicates = len(items) - len(new)
         self.applied += len(new)
         self.duplicates += duplicates

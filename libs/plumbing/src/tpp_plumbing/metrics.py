@@ -7,6 +7,7 @@ consumer groups and event types only: never ids, paths with ids, or personal dat
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -17,9 +18,24 @@ from tpp_contracts.envelope import EVENT_TYPES
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+_TYPE = re.compile(rb'"type"\s*:\s*"([a-z0-9._-]{1,120})"')
+
+
 def event_type_label(event_type: str | None) -> str:
     """A known event type, or ``other`` (label values must come from a closed set)."""
     return event_type if event_type in EVENT_TYPES else "other"
+
+
+def sniff_event_type(value: bytes | None) -> str:
+    """The CloudEvents type of a message value, cheaply (no full parse), as a label value.
+
+    The envelope's ``type`` precedes its ``data`` in what the platform publishes; anything
+    unrecognised is ``other``.
+    """
+    if not value:
+        return "other"
+    found = _TYPE.search(value, 0, 1024)
+    return event_type_label(found.group(1).decode() if found else None)
 
 
 class Metrics:
@@ -44,9 +60,15 @@ class Metrics:
         )
         self.events_consumed = Counter(
             "tpp_events_consumed",
-            "Events consumed, by group, topic, type and outcome"
-            " (applied, duplicate, ignored, poison, failed).",
-            ["group", "topic", "type", "outcome"],
+            "Events consumed (processed and committed), by group, topic and event type.",
+            ["group", "topic", "type"],
+            registry=r,
+        )
+        self.event_outcomes = Counter(
+            "tpp_consumer_outcomes",
+            "What consuming did with events, by group: applied, duplicate (inbox), ignored"
+            " (a type the group does not project).",
+            ["group", "outcome"],
             registry=r,
         )
         self.handler_duration = Histogram(

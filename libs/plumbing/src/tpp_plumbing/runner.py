@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +36,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError
 
-from tpp_plumbing import deadletter
-from tpp_plumbing.consumer import EventConsumer, Poison, Record
+from tpp_plumbing.consumer import Applied, EventConsumer, Poison, Record
 from tpp_plumbing.deadletter import DeadLetterSink
-from tpp_plumbing.metrics import Metrics, event_type_label
+from tpp_plumbing.metrics import Metrics, sniff_event_type
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +333,6 @@ class ConsumerRunner:
                         attempts,
                         extra=self._where(record, error_type=error_name(error)),
                     )
-                    self._count_failed(record)
                     await self._park(
                         record,
                         kind="failed",
@@ -369,21 +368,33 @@ class ConsumerRunner:
         if not records:
             return oversized
         async with self._semaphore:
+            started = time.perf_counter()
             result = await self.consumer.apply(records)
+            elapsed = time.perf_counter() - started
         poisoned = list(result.poisoned)
         if result.poison > len(poisoned):
             # A consumer that decodes on its own counted poison without naming it: find it.
             poisoned = self.consumer.find_poison(records)
+        if self._metrics is not None:
+            self._count(records, result, elapsed, {id(p.record) for p in poisoned})
         return oversized + poisoned
 
-    def _count_failed(self, record: Record) -> None:
-        if self._metrics is None:
-            return
-        envelope = deadletter.DeadLetter.from_record(record).envelope() or {}
-        event_type = envelope.get("type") if isinstance(envelope.get("type"), str) else None
-        self._metrics.events_consumed.labels(
-            self.group_id, record.topic, event_type_label(event_type), "failed"
-        ).inc()
+    def _count(
+        self, records: list[Record], result: Applied, elapsed: float, poison: set[int]
+    ) -> None:
+        assert self._metrics is not None
+        m, group = self._metrics, self.group_id
+        m.transaction_duration.labels(group).observe(elapsed)
+        for record in records:
+            if id(record) not in poison:
+                m.events_consumed.labels(group, record.topic, sniff_event_type(record.value)).inc()
+        for outcome, n in (
+            ("applied", result.applied),
+            ("duplicate", result.duplicates),
+            ("ignored", result.ignored),
+        ):
+            if n:
+                m.event_outcomes.labels(group, outcome).inc(n)
 
     async def _park_poison(
         self, poisoned: Iterable[Poison], *, abort: list[TopicPartition]

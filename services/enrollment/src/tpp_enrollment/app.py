@@ -57,6 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
-    app.include_router(runtime.health_router())
+    runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
     app.include_router(router)
     return app
