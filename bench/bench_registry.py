@@ -1,172 +1,167 @@
-"""Registry benchmark: session creation rate, then catalogue/list p99 at a fixed request rate.
+"""Registry benchmark (issue 3): session creation rate; catalogue and list latency at 500/s.
 
-Runs the registry under uvicorn on a throwaway database of the local stack (relay off, so
-Kafka is not needed), creates N sessions through HTTP with C concurrent clients, then sends
-R requests/s (open loop) to the catalogue and the session list for D seconds.
+The registry runs under uvicorn in its own processes (``harness.WORKERS`` workers, relay on,
+publishing to a scratch topic prefix) against a scratch database; this process generates the
+load over HTTP.
+
+- ``registry.create.max``: sessions created per second by 64 clients back to back; 10,000
+  sessions in three parts (the median of the three is the figure).
+- Half of the sessions are then published (in SQL: setup, not measured).
+- ``registry.catalogue.*`` / ``registry.list.*``: 500 requests/s in the open loop, half public
+  catalogue searches (a word and a year), half session lists (a year and a field), first page
+  of 50; p50 and p99 of each, three runs.
 
     set -a; . deploy/local.env; set +a
-    uv run python bench/bench_registry.py --sessions 10000 --rate 500 --seconds 10
+    uv run python bench/run.py registry
 """
 
-# Benchmark data, not cryptography; setup runs once before timing (blocking is harmless);
-# uvicorn exposes "started" only as a flag, so it is polled.
-# ruff: noqa: S311, ASYNC221, ASYNC110
+# Benchmark data, not cryptography.
+# ruff: noqa: S311
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
+import json
 import random
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import asyncpg
-import httpx
-import uvicorn
-from sqlalchemy.engine import make_url
-from tpp_registry.app import create_app
-from tpp_registry.config import Settings
+from harness import (
+    Context,
+    Figure,
+    libpq,
+    median_figure,
+    scratch_database,
+    scratch_topics,
+    serve,
+    service_env,
+)
+from loadgen import RequestFactory, closed_loop, open_loop, request
 
-ROOT = Path(__file__).resolve().parents[1]
+NAME = "registry"
+TIME_BUDGET_S = 180
 FIELDS = ["new_energy", "agriculture_forestry", "information_technology", "medical_health"]
 WORDS = ["solar", "irrigation", "telemedicine", "grid", "robotics", "fisheries", "seeds"]
+YEARS = 5
 
 
-async def scratch_database() -> str:
-    name = f"registry_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(os.environ["TPP_PG_ADMIN_URL"])
+async def add_organizers(port: int, n: int) -> list[str]:
+    """Create ``n`` organizers through the API; their ids."""
+
+    def make(i: int) -> tuple[str, bytes]:
+        name = f"Bench organizer {i} {uuid.uuid4().hex[:8]}"
+        body = json.dumps({"name": name, "kind": "university", "country": "CN"}).encode()
+        return "organizer", request("POST", "/organizers", body)
+
+    result = await closed_loop(port, make, concurrency=4, count=n, keep_bodies=True)
+    assert result.ok() == n, result.bodies[:1]
+    return [json.loads(body)["id"] for _, body in result.bodies]
+
+
+def create_requests(organizers: list[str], offset: int) -> RequestFactory:
+    """Request i creates session offset+i: spread over years, fields, organizers, venues."""
+
+    def make(i: int) -> tuple[str, bytes]:
+        n = offset + i
+        year = 2030 + n % YEARS
+        month = 1 + n % 12
+        words = " ".join(random.sample(WORDS, 2))
+        body = {
+            "organizer_id": organizers[n % len(organizers)],
+            "title": f"Session {n}: {words}",
+            "description": f"Training on {words} for engineers and technicians.",
+            "field": FIELDS[n % len(FIELDS)],
+            "year": year,
+            "start_date": f"{year}-{month:02d}-01",
+            "end_date": f"{year}-{month:02d}-20",
+            "venue_city": "Hangzhou",
+            "venue_country": "CN" if n % 10 else "KE",
+            "capacity": 30,
+            "languages": ["en"],
+        }
+        return "create", request("POST", "/sessions", json.dumps(body).encode())
+
+    return make
+
+
+async def publish_half(url: str) -> None:
+    """Publish every other session (setup in SQL, as if operators had published them)."""
+    conn = await asyncpg.connect(libpq(url))
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" OWNER registry')
+        await conn.execute(
+            "UPDATE training_session SET status = 'published', version = version + 1"
+            " WHERE id IN (SELECT id FROM training_session ORDER BY id"
+            " LIMIT (SELECT count(*) / 2 FROM training_session))"
+        )
+        await conn.execute("VACUUM ANALYZE training_session")
     finally:
         await conn.close()
-    url = make_url(os.environ["TPP_REGISTRY_DATABASE_URL"]).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    env = os.environ | {"TPP_REGISTRY_DATABASE_URL": rendered}
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", "services/registry/alembic.ini", "upgrade", "head"],
-        check=True,
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-    )
-    return rendered
 
 
-def p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+def query_requests(kind: str = "mixed") -> RequestFactory:
+    """Catalogue searches (a word, a year) and session lists (a year, a field)."""
 
-
-async def create_sessions(client: httpx.AsyncClient, n: int, concurrency: int) -> float:
-    organizers = []
-    for i in range(20):
-        body = {"name": f"Bench org {i} {uuid.uuid4().hex[:6]}", "kind": "university"}
-        response = await client.post("/organizers", json=body | {"country": "CN"})
-        organizers.append(response.json()["id"])
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(n):
-        queue.put_nowait(i)
-
-    async def worker() -> None:
-        while not queue.empty():
-            i = queue.get_nowait()
-            year = 2030 + i % 5
-            month = 1 + i % 12
-            words = " ".join(random.sample(WORDS, 2))
-            body = {
-                "organizer_id": organizers[i % len(organizers)],
-                "title": f"Session {i}: {words}",
-                "description": f"Training on {words} for engineers.",
-                "field": FIELDS[i % len(FIELDS)],
-                "year": year,
-                "start_date": f"{year}-{month:02d}-01",
-                "end_date": f"{year}-{month:02d}-20",
-                "venue_city": "Hangzhou",
-                "venue_country": "CN" if i % 10 else "KE",
-                "capacity": 30,
-                "languages": ["en"],
-            }
-            response = await client.post("/sessions", json=body)
-            assert response.status_code == 201, response.text
-            if i % 2 == 0:
-                await client.post(f"/sessions/{response.json()['id']}/publish")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return n / (time.perf_counter() - started)
-
-
-async def load(client: httpx.AsyncClient, rate: int, seconds: float) -> dict[str, list[float]]:
-    latencies: dict[str, list[float]] = {"catalogue": [], "list": []}
-    errors = 0
-
-    async def one(kind: str) -> None:
-        nonlocal errors
-        if kind == "catalogue":
-            params = {"q": random.choice(WORDS), "year": str(2030 + random.randint(0, 4))}
-            path = "/catalogue"
+    def make(i: int) -> tuple[str, bytes]:
+        which = kind if kind != "mixed" else ("catalogue" if i % 2 else "list")
+        year = 2030 + random.randrange(YEARS)
+        if which == "catalogue":
+            path = f"/catalogue?q={random.choice(WORDS)}&year={year}"
         else:
-            params = {"year": str(2030 + random.randint(0, 4)), "field": random.choice(FIELDS)}
-            path = "/sessions"
-        started = time.perf_counter()
-        response = await client.get(path, params=params)
-        latencies[kind].append(time.perf_counter() - started)
-        if response.status_code != 200:
-            errors += 1
+            path = f"/sessions?year={year}&field={random.choice(FIELDS)}"
+        return which, request("GET", path)
 
-    tasks = []
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for i in range(int(rate * seconds)):
-        # Open loop: requests leave on schedule whether or not earlier ones finished.
-        await asyncio.sleep(max(0.0, start + i / rate - loop.time()))
-        tasks.append(asyncio.create_task(one("catalogue" if i % 2 else "list")))
-    await asyncio.gather(*tasks)
-    if errors:
-        print(f"errors: {errors}")
-    return latencies
+    return make
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--rate", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--port", type=int, default=18001)
-    args = parser.parse_args()
-    url = await scratch_database()
-    settings = Settings(database_url=url, relay_enabled=False, database_pool_size=20)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), port=args.port, log_level="warning")
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    limits = httpx.Limits(max_connections=200)
-    base = f"http://127.0.0.1:{args.port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-            per_s = await create_sessions(client, args.sessions, args.concurrency)
-            print(f"creation: {per_s:.0f} sessions/s (half of them published too)")
-            for kind, values in (await load(client, args.rate, args.seconds)).items():
-                print(
-                    f"{kind}: n={len(values)} p50={p(values, 0.5):.1f}ms"
-                    f" p99={p(values, 0.99):.1f}ms max={max(values) * 1000:.1f}ms"
+async def run(ctx: Context) -> list[Figure]:
+    """Create 10,000 sessions, publish half, query at 500/s."""
+    repeats = 3
+    total = 3_000 if ctx.quick else 10_000
+    seconds = 3.0 if ctx.quick else 8.0
+    rate = 500
+    figures: list[Figure] = []
+    async with scratch_database(ctx, "registry") as url, scratch_topics(ctx) as prefix:
+        env = service_env("registry", url, database_pool_size=20)
+        env["TPP_KAFKA_TOPIC_PREFIX"] = prefix
+        async with serve(ctx, "tpp_registry.app:create_app", env, label="registry") as server:
+            organizers = await add_organizers(server.port, 20)
+            created, rates = 0, []
+            for part in range(repeats):
+                count = total // repeats + (total % repeats if part == 0 else 0)
+                result = await closed_loop(
+                    server.port, create_requests(organizers, created), concurrency=64, count=count
                 )
-    finally:
-        server.should_exit = True
-        await serving
-        conn = await asyncpg.connect(os.environ["TPP_PG_ADMIN_URL"])
-        try:
-            await conn.execute(f'DROP DATABASE "{make_url(url).database}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
+                assert result.ok() == count, (dict(result.statuses), result.bodies[:1])
+                created += count
+                rates.append(result.ok() / result.seconds)
+            figures.append(
+                median_figure(
+                    "registry.create.max",
+                    rates,
+                    "sessions/s",
+                    target=">= 1000",
+                    ceiling="ceiling.pg.row_outbox.c32",
+                    note=f"{total} sessions, 64 clients",
+                )
+            )
+            await publish_half(url)
+            runs: dict[str, list[float]] = {}
+            for _ in range(repeats):
+                result = await open_loop(server.port, query_requests(), rate=rate, seconds=seconds)
+                assert result.ok() == result.sent, dict(result.statuses)
+                for kind in ("catalogue", "list"):
+                    for q in (50, 99):
+                        runs.setdefault(f"{kind}.p{q}", []).append(result.percentile(q / 100, kind))
+            for kind in ("catalogue", "list"):
+                figures.append(median_figure(f"registry.{kind}.p50@500", runs[f"{kind}.p50"], "ms"))
+                figures.append(
+                    median_figure(
+                        f"registry.{kind}.p99@500",
+                        runs[f"{kind}.p99"],
+                        "ms",
+                        target="<= 20",
+                        ceiling="ceiling.http.empty.p99@500",
+                        note=f"{total} sessions, half published; 500 req/s mixed",
+                    )
+                )
+            figures.append(Figure("registry.rss", max(server.rss_mb()), "MiB", target="<= 150"))
+    return figures

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy import RowMapping, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
 
@@ -50,6 +50,64 @@ async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> N
         await db.execute(
             update(V).where(V.c.session_id == session_id).values(accepted=V.c.accepted + delta)
         )
+
+
+# --- enroll: two statements, the lock and what is read under it, then every write ----------
+
+_LOCK_FOR_ENROLL = text(
+    "SELECT v.status, v.capacity, v.accepted, v.review_required, v.country_limit,"
+    " t.id AS trainee_id, t.country, t.gender, t.profession"
+    " FROM session_view v LEFT JOIN trainee t ON t.id = :trainee_id"
+    " WHERE v.session_id = :session_id FOR UPDATE OF v"
+)
+# Runs under the session view's lock, so every other writer of this session's places and
+# waitlist has committed: the waitlist position counts the entries ahead of the new one.
+_ADD_ENROLLMENT = text(
+    "WITH seq AS (SELECT CASE WHEN CAST(:status AS text) = 'waitlisted'"
+    " THEN nextval('enrollment_waitlist_seq') END AS n),"
+    " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
+    " SELECT :id, :session_id, :trainee_id, :status, n FROM seq"
+    " ON CONFLICT ON CONSTRAINT uq_enrollment_session_trainee DO NOTHING"
+    " RETURNING waitlist_seq),"
+    " counted AS (UPDATE session_view SET accepted = accepted + 1"
+    " WHERE session_id = :session_id AND CAST(:status AS text) = 'accepted'"
+    " AND EXISTS (SELECT FROM added) RETURNING accepted)"
+    " SELECT added.waitlist_seq, CASE WHEN added.waitlist_seq IS NOT NULL THEN 1 + ("
+    "  SELECT count(*) FROM enrollment e WHERE e.session_id = :session_id"
+    "  AND e.status = 'waitlisted' AND e.waitlist_seq < added.waitlist_seq) END AS position,"
+    " (SELECT count(*) FROM counted) AS counted"
+    " FROM added"
+)
+
+
+async def lock_for_enroll(
+    db: AsyncSession, session_id: uuid.UUID, trainee_id: uuid.UUID
+) -> RowMapping | None:
+    """The session view row, locked, with the trainee's profile (None values when unknown).
+
+    None when the session is unknown.
+    """
+    conn = await db.connection()
+    result = await conn.execute(
+        _LOCK_FOR_ENROLL, {"session_id": session_id, "trainee_id": trainee_id}
+    )
+    return result.mappings().first()
+
+
+async def add_enrollment(
+    db: AsyncSession, row: dict[str, Any]
+) -> tuple[int | None, int | None] | None:
+    """Insert a new enrollment (taking a place if accepted); None if the trainee has one.
+
+    Returns its waitlist number and position (both None unless waitlisted). The caller holds
+    the session view's lock.
+    """
+    conn = await db.connection()
+    result = await conn.execute(_ADD_ENROLLMENT, row)
+    found = result.first()
+    if found is None:
+        return None
+    return found.waitlist_seq, found.position
 
 
 async def get_trainee(db: AsyncSession, trainee_id: uuid.UUID) -> RowMapping | None:

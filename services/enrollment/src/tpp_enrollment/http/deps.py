@@ -27,7 +27,8 @@ class Services:
     imports: ImportService
 
 
-def _services(request: Request) -> Services:
+# async: FastAPI runs a plain-def dependency in a worker thread, a hop per request.
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import (
     EnrollmentAcceptedV1,
@@ -25,7 +24,7 @@ from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError
 
-from tpp_enrollment import store, tables
+from tpp_enrollment import store
 from tpp_enrollment.domain import (
     OCCUPYING,
     Action,
@@ -52,14 +51,16 @@ class EnrollmentService:
     async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
         """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
         async with self._sessions() as db, db.begin():
-            view = await store.lock_session(db, session_id)
+            # One round trip for the lock and the trainee, one for every write (the hot path).
+            view = await store.lock_for_enroll(db, session_id, data.trainee_id)
             if view is None:
                 raise NotFoundError(f"no open session {session_id}")
-            person = await store.get_trainee(db, data.trainee_id)
-            if person is None:
+            if view["trainee_id"] is None:
                 raise NotFoundError(f"no trainee {data.trainee_id}", field="trainee_id")
             places = store.places(view)
-            in_country = await store.accepted_in_country(db, session_id, person["country"])
+            in_country = 0
+            if places.country_limit is not None:
+                in_country = await store.accepted_in_country(db, session_id, view["country"])
             try:
                 status = decide(places, in_country)
             except EnrollmentRefusedError as error:
@@ -69,26 +70,14 @@ class EnrollmentService:
                 "session_id": session_id,
                 "trainee_id": data.trainee_id,
                 "status": status.value,
-                "waitlist_seq": await store.next_waitlist_seq(db)
-                if status is S.WAITLISTED
-                else None,
             }
-            inserted = await db.scalar(
-                insert(tables.enrollment)
-                .values(**row)
-                .on_conflict_do_nothing(constraint="uq_enrollment_session_trainee")
-                .returning(tables.enrollment.c.id)
-            )
-            if inserted is None:
+            added = await store.add_enrollment(db, row)
+            if added is None:
                 raise conflict(
                     EnrollmentRefusedError("the trainee is already enrolled in this session")
                 )
-            full = row | {k: person[k] for k in ("country", "gender", "profession")}
-            position = None
-            if status is S.ACCEPTED:
-                await store.add_accepted(db, session_id, 1)
-            elif status is S.WAITLISTED:
-                position = await store.waitlist_position(db, session_id, row["waitlist_seq"])
+            row["waitlist_seq"], position = added
+            full = row | {k: view[k] for k in ("country", "gender", "profession")}
             await self._outbox.add(db, [created_event(status, full, position)])
         return Enrollment.model_validate(row | {"waitlist_position": position})
 

@@ -52,19 +52,36 @@ _TRAINEES = text(
     " JOIN unnest(CAST(:passport AS text[]), CAST(:country AS text[])) AS k(p, c)"
     " ON t.passport_number = k.p AND t.country = k.c"
 )
+# Set-based over every session of a chunk: a constant number of round trips per chunk.
+_LOCK_VIEWS = text(
+    "SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))"
+    " ORDER BY session_id FOR UPDATE"
+)
 _ENROLLED = text(
-    "SELECT trainee_id FROM enrollment"
-    " WHERE session_id = :session_id AND trainee_id = ANY(CAST(:ids AS uuid[]))"
+    "SELECT e.session_id, e.trainee_id FROM enrollment e"
+    " JOIN unnest(CAST(:session_id AS uuid[]), CAST(:trainee_id AS uuid[])) AS k(s, t)"
+    " ON e.session_id = k.s AND e.trainee_id = k.t"
+)
+_BY_COUNTRY = text(
+    "SELECT e.session_id, t.country, count(*) AS n FROM enrollment e"
+    " JOIN trainee t ON t.id = e.trainee_id"
+    " WHERE e.session_id = ANY(CAST(:ids AS uuid[])) AND e.status = ANY(CAST(:occupying AS text[]))"
+    " GROUP BY e.session_id, t.country"
+)
+_WAITING = text(
+    "SELECT session_id, count(*) AS n FROM enrollment"
+    " WHERE session_id = ANY(CAST(:ids AS uuid[])) AND status = 'waitlisted' GROUP BY session_id"
 )
 _NEW_ENROLLMENTS = text(
     "INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
-    " SELECT id, CAST(:session_id AS uuid), trainee_id, status, seq FROM unnest("
-    " CAST(:id AS uuid[]), CAST(:trainee_id AS uuid[]), CAST(:status AS text[]),"
-    " CAST(:seq AS bigint[])) AS r(id, trainee_id, status, seq)"
+    " SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:session_id AS uuid[]),"
+    " CAST(:trainee_id AS uuid[]), CAST(:status AS text[]), CAST(:seq AS bigint[]))"
 )
 _SEQS = text("SELECT nextval('enrollment_waitlist_seq') FROM generate_series(1, :n)")
-_WAITING = text(
-    "SELECT count(*) FROM enrollment WHERE session_id = :session_id AND status = 'waitlisted'"
+_ADD_ACCEPTED = text(
+    "UPDATE session_view v SET accepted = v.accepted + d.n"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:n AS int[])) AS d(id, n)"
+    " WHERE v.session_id = d.id"
 )
 
 
@@ -172,13 +189,14 @@ class ImportService:
                     errors.append(RowError(item.row, f"duplicate of row {first}"))
                 else:
                     valid.append(item)
-        views = {}
-        for session_id in sorted({item.session_id for item in valid}):
-            # A fixed lock order, before any other write: no deadlock between jobs.
-            views[session_id] = await store.lock_session(db, session_id)
+        # One statement locks every session of the chunk, in a fixed order (no deadlock
+        # between jobs), before any other write.
+        session_ids = sorted({item.session_id for item in valid})
+        locked = await db.execute(_LOCK_VIEWS, {"ids": session_ids})
+        views: dict[uuid.UUID, RowMapping] = {r["session_id"]: r for r in locked.mappings()}
         open_rows = []
         for item in valid:
-            refusal = _refusal(views[item.session_id], item.session_id)
+            refusal = _refusal(views.get(item.session_id), item.session_id)
             if refusal:
                 errors.append(RowError(item.row, refusal))
             else:
@@ -187,13 +205,8 @@ class ImportService:
         by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
         for item in open_rows:
             by_session[item.session_id].append(item)
-        succeeded = 0
-        for session_id, items in by_session.items():
-            view = views[session_id]
-            assert view is not None
-            ok, refused = await self._enroll(db, view, items, people)
-            succeeded += ok
-            errors.extend(refused)
+        succeeded, refused = await self._enroll(db, views, by_session, people)
+        errors.extend(refused)
         if errors:
             await db.execute(
                 insert(tables.import_error),
@@ -237,59 +250,78 @@ class ImportService:
     async def _enroll(
         self,
         db: AsyncSession,
-        view: RowMapping,
-        items: Sequence[Nomination],
+        views: dict[uuid.UUID, RowMapping],
+        by_session: dict[uuid.UUID, list[Nomination]],
         people: dict[tuple[str, str], dict[str, Any]],
     ) -> tuple[int, list[RowError]]:
-        """Enroll a session's nominees under its row lock; the rows refused and why."""
-        session_id = view["session_id"]
-        places = store.places(view)
-        ids = [people[i.person]["id"] for i in items]
-        found = await db.execute(_ENROLLED, {"session_id": session_id, "ids": ids})
-        enrolled = set(found.scalars())
-        by_country = await store.accepted_by_country(db, session_id)
-        waiting = int(await db.scalar(_WAITING, {"session_id": session_id}) or 0)
+        """Enroll each session's nominees under its row lock; the rows refused and why."""
+        if not by_session:
+            return 0, []
+        ids = list(by_session)
+        pairs = [(sid, people[i.person]["id"]) for sid, items in by_session.items() for i in items]
+        found = await db.execute(
+            _ENROLLED,
+            {"session_id": [p[0] for p in pairs], "trainee_id": [p[1] for p in pairs]},
+        )
+        enrolled = {(r.session_id, r.trainee_id) for r in found}
+        counts = await db.execute(_BY_COUNTRY, {"ids": ids, "occupying": store.OCCUPYING_VALUES})
+        by_country: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+        for r in counts:
+            by_country[r.session_id][r.country] = int(r.n)
+        waiting = {r.session_id: int(r.n) for r in await db.execute(_WAITING, {"ids": ids})}
         errors: list[RowError] = []
         rows: list[dict[str, Any]] = []
-        for item in items:
-            person = people[item.person]
-            if person["id"] in enrolled:
-                errors.append(RowError(item.row, "already enrolled in this session"))
-                continue
-            try:
-                status = decide(places, by_country.get(person["country"], 0))
-            except EnrollmentRefusedError as error:
-                errors.append(RowError(item.row, str(error)))
-                continue
-            if status is S.ACCEPTED:
-                places = replace(places, accepted=places.accepted + 1)
-                by_country[person["country"]] = by_country.get(person["country"], 0) + 1
-            profile = {k: person[k] for k in ("country", "gender", "profession")}
-            rows.append(
-                {"id": uuid.uuid4(), "session_id": session_id, "trainee_id": person["id"]}
-                | {"status": status}
-                | profile
-            )
-        await self._insert(db, session_id, rows, waiting)
-        await store.add_accepted(db, session_id, places.accepted - view["accepted"])
+        taken: dict[uuid.UUID, int] = {}
+        for session_id, items in by_session.items():
+            view = views[session_id]
+            places = store.places(view)
+            countries = by_country[session_id]
+            for item in items:
+                person = people[item.person]
+                if (session_id, person["id"]) in enrolled:
+                    errors.append(RowError(item.row, "already enrolled in this session"))
+                    continue
+                try:
+                    status = decide(places, countries.get(person["country"], 0))
+                except EnrollmentRefusedError as error:
+                    errors.append(RowError(item.row, str(error)))
+                    continue
+                if status is S.ACCEPTED:
+                    places = replace(places, accepted=places.accepted + 1)
+                    countries[person["country"]] = countries.get(person["country"], 0) + 1
+                profile = {k: person[k] for k in ("country", "gender", "profession")}
+                rows.append(
+                    {"id": uuid.uuid4(), "session_id": session_id, "trainee_id": person["id"]}
+                    | {"status": status}
+                    | profile
+                )
+            taken[session_id] = places.accepted - view["accepted"]
+        await self._insert(db, rows, waiting)
+        changed = {sid: n for sid, n in taken.items() if n}
+        if changed:
+            await db.execute(_ADD_ACCEPTED, {"ids": list(changed), "n": list(changed.values())})
         return len(rows), errors
 
     async def _insert(
-        self, db: AsyncSession, session_id: uuid.UUID, rows: list[dict[str, Any]], waiting: int
+        self, db: AsyncSession, rows: list[dict[str, Any]], waiting: dict[uuid.UUID, int]
     ) -> None:
         if not rows:
             return
         waitlisted = [row for row in rows if row["status"] is S.WAITLISTED]
-        seqs = list((await db.execute(_SEQS, {"n": len(waitlisted)})).scalars())
         positions: dict[uuid.UUID, int] = {}
-        for number, (row, seq) in enumerate(zip(waitlisted, seqs, strict=True), start=1):
-            row["waitlist_seq"] = seq
-            positions[row["id"]] = waiting + number
+        if waitlisted:
+            # Numbers in row order, so each session's waitlist keeps the file's order.
+            seqs = list((await db.execute(_SEQS, {"n": len(waitlisted)})).scalars())
+            ahead = dict(waiting)
+            for row, seq in zip(waitlisted, seqs, strict=True):
+                row["waitlist_seq"] = seq
+                ahead[row["session_id"]] = ahead.get(row["session_id"], 0) + 1
+                positions[row["id"]] = ahead[row["session_id"]]
         await db.execute(
             _NEW_ENROLLMENTS,
             {
-                "session_id": session_id,
                 "id": [row["id"] for row in rows],
+                "session_id": [row["session_id"] for row in rows],
                 "trainee_id": [row["trainee_id"] for row in rows],
                 "status": [row["status"].value for row in rows],
                 "seq": [row.get("waitlist_seq") for row in rows],

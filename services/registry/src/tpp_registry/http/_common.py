@@ -10,7 +10,8 @@ from tpp_plumbing.problems import ProblemError
 from tpp_registry.service import PreconditionRequiredError, Services
 
 
-def _services(request: Request) -> Services:
+# async: FastAPI runs a plain-def dependency in a worker thread, a hop per request.
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -32,7 +33,7 @@ def parse_if_match(value: str | None) -> int | None:
     return int(tag)
 
 
-def _if_match(
+async def _if_match(
     if_match: Annotated[
         str | None,
         Header(description='The version the change is based on: W/"3", "3" or 3 (412 if stale).'),
