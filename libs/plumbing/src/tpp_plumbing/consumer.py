@@ -7,31 +7,24 @@ caller (``tpp_plumbing.runner``), which parks them on the dead-letter topic. Unk
 types are ignored. A handler's exception rolls the transaction back and propagates: the
 runner retries with backoff.
 
-Tracing: a single record is applied in a CONSUMER span continuing the producer's trace
-(from the ``traceparent`` header). A batch is one transaction, so it gets one CONSUMER span
-``<group> process batch`` *linked* to every record's trace; inside it each event's handler
-runs in its own span ``<topic> process`` whose *parent* is that record's producer span, so
-every event's trace reaches its projection update, and the batch span ties them together.
+Tracing happens around ``apply`` in the runner (``tpp_plumbing.runner``), so that consumers
+which override ``apply`` (set-based batches) are traced the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from opentelemetry import trace
-from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Envelope, Event, PoisonMessageError, decode
 
-from tpp_plumbing import telemetry
 from tpp_plumbing.inbox import Inbox
 from tpp_plumbing.metrics import Metrics
 
@@ -65,7 +58,6 @@ class _Item:
     record: Record
     envelope: Envelope
     event: Event
-    context: Context | None
 
 
 class EventConsumer:
@@ -126,8 +118,7 @@ class EventConsumer:
             return Poison(record, error.reason)
         if message.event is None or type(message.event) not in self._handlers:
             return None
-        context = telemetry.kafka_headers_context(record.headers)
-        return _Item(record, message.envelope, message.event, context)
+        return _Item(record, message.envelope, message.event)
 
     def find_poison(self, records: Sequence[Record]) -> list[Poison]:
         """The records that can never be applied, and why (no I/O)."""
@@ -164,26 +155,23 @@ class EventConsumer:
             if item.envelope.id not in seen:
                 seen.add(item.envelope.id)
                 unique.append(item)
-        batch = len(records) > 1
-        with self._transaction_span(unique, batch=batch):
-            async with self._sessions() as session, session.begin():
-                new = await self._inbox.claim(
-                    session,
-                    [
-                        (
-                            i.envelope.id,
-                            i.envelope.type,
-                            i.record.topic,
-                            i.record.partition,
-                            i.record.offset,
-                        )
-                        for i in unique
-                    ],
-                )
-                for item in unique:
-                    if item.envelope.id in new:
-                        with self._event_span(item, batch=batch):
-                            await self._handle(session, item)
+        async with self._sessions() as session, session.begin():
+            new = await self._inbox.claim(
+                session,
+                [
+                    (
+                        i.envelope.id,
+                        i.envelope.type,
+                        i.record.topic,
+                        i.record.partition,
+                        i.record.offset,
+                    )
+                    for i in unique
+                ],
+            )
+            for item in unique:
+                if item.envelope.id in new:
+                    await self._handle(session, item)
         duplicates = len(items) - len(new)
         self.applied += len(new)
         self.duplicates += duplicates
@@ -202,65 +190,6 @@ class EventConsumer:
             self._metrics.handler_duration.labels(self.group, item.envelope.type).observe(
                 time.perf_counter() - started
             )
-
-    def _attributes(self, item: _Item) -> dict[str, Any]:
-        return {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": item.record.topic,
-            "messaging.destination.partition.id": str(item.record.partition),
-            "messaging.kafka.offset": item.record.offset,
-            "messaging.consumer.group.name": self.group,
-            "messaging.message.id": str(item.envelope.id),
-            "tpp.event.type": item.envelope.type,
-            telemetry.SERVICE_ATTRIBUTE: self.service,
-        }
-
-    @contextlib.contextmanager
-    def _transaction_span(self, items: Sequence[_Item], *, batch: bool) -> Iterator[None]:
-        tracer = telemetry.tracer()
-        if not batch:
-            [item] = items
-            with tracer.start_as_current_span(
-                f"{item.record.topic} process",
-                context=item.context,
-                kind=trace.SpanKind.CONSUMER,
-                attributes=self._attributes(item),
-                record_exception=False,
-            ):
-                yield
-            return
-        with tracer.start_as_current_span(
-            f"{self.group} process batch",
-            context=Context(),  # a new trace: the records' traces are linked, not continued
-            kind=trace.SpanKind.CONSUMER,
-            links=telemetry.links_to(i.context for i in items),
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.batch.message_count": len(items),
-                "messaging.consumer.group.name": self.group,
-                telemetry.SERVICE_ATTRIBUTE: self.service,
-            },
-            record_exception=False,
-        ):
-            yield
-
-    @contextlib.contextmanager
-    def _event_span(self, item: _Item, *, batch: bool) -> Iterator[None]:
-        if not batch or item.context is None:
-            yield  # a single record's span is the transaction's; untraced records add none
-            return
-        batch_span = trace.get_current_span().get_span_context()
-        with telemetry.tracer().start_as_current_span(
-            f"{item.record.topic} process",
-            context=item.context,
-            kind=trace.SpanKind.CONSUMER,
-            links=[trace.Link(batch_span)] if batch_span.is_valid else None,
-            attributes=self._attributes(item),
-            record_exception=False,
-        ):
-            yield
 
     def document(self, broker: KafkaBroker, topics: Sequence[str], *, group_id: str) -> None:
         """Describe this consumer in the broker's AsyncAPI document (the runner consumes)."""

@@ -28,17 +28,21 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, StatusCode
 from sqlalchemy.exc import DBAPIError
 
+from tpp_plumbing import telemetry
 from tpp_plumbing.consumer import Applied, EventConsumer, Poison, Record
 from tpp_plumbing.deadletter import DeadLetterSink
-from tpp_plumbing.metrics import Metrics, sniff_event_type
+from tpp_plumbing.metrics import Metrics, sniff_event_id, sniff_event_type
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +373,8 @@ class ConsumerRunner:
             return oversized
         async with self._semaphore:
             started = time.perf_counter()
-            result = await self.consumer.apply(records)
+            with self._traced(records):
+                result = await self.consumer.apply(records)
             elapsed = time.perf_counter() - started
         poisoned = list(result.poisoned)
         if result.poison > len(poisoned):
@@ -378,6 +383,90 @@ class ConsumerRunner:
         if self._metrics is not None:
             self._count(records, result, elapsed, {id(p.record) for p in poisoned})
         return oversized + poisoned
+
+    @contextlib.contextmanager
+    def _traced(self, records: list[Record]) -> Iterator[None]:
+        """Spans continuing each record's trace around the transaction that applies it.
+
+        One record: a CONSUMER span ``<topic> process`` whose parent is the producer's span
+        (``traceparent`` header); the transaction's SQL and any outbox rows it writes are its
+        children, so the trace goes on. A batch (one transaction for many records): a CONSUMER
+        span ``<group> process batch`` in a trace of its own, *linked* to every record's
+        trace, holds the SQL; and every record gets a span ``<topic> process`` in *its own*
+        trace (parent: its producer's span, linked to the batch span) covering the
+        transaction that applied it. So each event's trace reaches its projection update.
+        """
+        tracer = telemetry.tracer()
+        if len(records) == 1:
+            [record] = records
+            with tracer.start_as_current_span(
+                f"{record.topic} process",
+                context=telemetry.kafka_headers_context(record.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes=self._span_attributes(record),
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
+                try:
+                    yield
+                except Exception as error:
+                    _failed(span, error)
+                    raise
+            return
+        contexts = [telemetry.kafka_headers_context(r.headers) for r in records]
+        with tracer.start_as_current_span(
+            f"{self.group_id} process batch",
+            context=Context(),
+            kind=trace.SpanKind.CONSUMER,
+            links=telemetry.links_to(contexts),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": len(records),
+                "messaging.consumer.group.name": self.group_id,
+                telemetry.SERVICE_ATTRIBUTE: self.consumer.service,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as batch:
+            batch_context = batch.get_span_context()
+            link = [trace.Link(batch_context)] if batch_context.is_valid else None
+            spans = [
+                tracer.start_span(
+                    f"{record.topic} process",
+                    context=ctx,
+                    kind=trace.SpanKind.CONSUMER,
+                    links=link,
+                    attributes=self._span_attributes(record),
+                )
+                for record, ctx in zip(records, contexts, strict=True)
+                if ctx is not None
+            ]
+            try:
+                yield
+            except Exception as error:
+                for span in [batch, *spans]:
+                    _failed(span, error)
+                raise
+            finally:
+                for span in spans:
+                    span.end()
+
+    def _span_attributes(self, record: Record) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": record.topic,
+            "messaging.destination.partition.id": str(record.partition),
+            "messaging.kafka.offset": record.offset,
+            "messaging.consumer.group.name": self.group_id,
+            "tpp.event.type": sniff_event_type(record.value),
+            telemetry.SERVICE_ATTRIBUTE: self.consumer.service,
+        }
+        event_id = sniff_event_id(record.value)
+        if event_id is not None:
+            attributes["messaging.message.id"] = event_id
+        return attributes
 
     def _count(
         self, records: list[Record], result: Applied, elapsed: float, poison: set[int]
@@ -503,6 +592,11 @@ class ConsumerRunner:
                     value
                 )
         return lag
+
+
+def _failed(span: Span, error: BaseException) -> None:
+    span.set_status(StatusCode.ERROR)
+    span.set_attribute("error.type", error_name(error))
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped

@@ -1,0 +1,127 @@
+"""JSON logs with trace ids, exporter choice from OTEL_* variables, texts withheld from spans."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+from tpp_plumbing import logs, telemetry
+
+
+def json_logger() -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.Formatter("enrollment"))
+    handler.addFilter(logs.TraceContextFilter())
+    logger = logging.getLogger("tpp.test.json")
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_log_lines_are_json_with_trace_ids_and_the_records_context() -> None:
+    logger, stream = json_logger()
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("apply") as span:
+        logger.warning(
+            "message parked on the dead-letter topic",
+            extra={"topic": "registry.sessions.v1", "partition": 3, "offset": 41, "event_id": "e1"},
+        )
+    logger.info("outside any span")
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["message"] == "message parked on the dead-letter topic"
+    assert inside["level"] == "WARNING"
+    assert inside["service"] == "enrollment"
+    assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert (inside["topic"], inside["partition"], inside["offset"]) == (
+        "registry.sessions.v1",
+        3,
+        41,
+    )
+    assert inside["event_id"] == "e1"
+    assert "trace_id" not in outside
+
+
+def test_exceptions_are_logged_with_their_type_and_frames_but_not_their_message() -> None:
+    logger, stream = json_logger()
+    try:
+        raise ValueError("duplicate passport P1234567 of Amina Njoroge")
+    except ValueError:
+        logger.exception("unhandled error")
+    line = json.loads(stream.getvalue())
+    assert "builtins.ValueError (message withheld)" in line["exc_info"]
+    assert "test_plumbing_telemetry.py" in line["exc_info"]
+    assert "Amina" not in stream.getvalue()
+    assert "P1234567" not in stream.getvalue()
+
+
+def test_spans_lose_exception_messages_and_status_texts_before_export() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(telemetry.WithholdingProcessor(SimpleSpanProcessor(exporter)))
+    tracer = provider.get_tracer("test")
+    with pytest.raises(ValueError, match="Amina"), tracer.start_as_current_span("POST /trainees"):
+        raise ValueError("Key (email)=(amina@example.org) already exists; Amina")
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert not span.status.description
+    [event] = span.events
+    assert event.name == "exception"
+    attributes = dict(event.attributes or {})
+    assert attributes["exception.type"] == "ValueError"
+    assert "exception.message" not in attributes
+    assert "exception.stacktrace" not in attributes
+    assert "amina" not in repr(span.to_json()).lower()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, OTLPSpanExporter),
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"},
+            OTLPSpanExporter,
+        ),
+        ({"OTEL_TRACES_EXPORTER": "console"}, ConsoleSpanExporter),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, None),
+    ],
+)
+def test_the_exporter_is_chosen_by_the_standard_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: type | None
+) -> None:
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_TRACES_EXPORTER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    exporter = telemetry._exporter_from_env()
+    if expected is None:
+        assert exporter is None
+        return
+    assert exporter is not None
+    assert isinstance(exporter, expected)
+    exporter.shutdown()
+
+
+def test_trace_context_travels_in_kafka_headers() -> None:
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("publish") as span:
+        headers = telemetry.kafka_trace_headers(span)
+    context = telemetry.kafka_headers_context([("content-type", b"x"), *headers])
+    assert context is not None
+    with tracer.start_as_current_span("process", context=context) as child:
+        assert child.get_span_context().trace_id == span.get_span_context().trace_id
+    assert telemetry.kafka_headers_context([("content-type", b"x")]) is None

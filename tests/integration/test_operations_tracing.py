@@ -1,0 +1,146 @@
+"""One trace from an HTTP request through the outbox and Kafka to other services' projections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from tpp_plumbing import telemetry
+
+from .operations_support import enroll_journey
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def spans(platform: Any) -> Iterator[InMemorySpanExporter]:
+    """Every span the in-process platform finishes during the test."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        pytest.skip("tracing is disabled (OTEL_SDK_DISABLED=true): no spans to follow")
+    exporter = InMemorySpanExporter()
+    processor = telemetry.export_to(exporter)
+    assert processor is not None
+    yield exporter
+    processor.shutdown()
+
+
+def service(span: ReadableSpan) -> str | None:
+    value = (span.attributes or {}).get(telemetry.SERVICE_ATTRIBUTE)
+    return str(value) if value is not None else None
+
+
+def in_trace(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.context.trace_id == trace_id]
+
+
+def http_span(exporter: InMemorySpanExporter, name: str, svc: str) -> ReadableSpan:
+    [span] = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.name == name and s.kind == SpanKind.SERVER and service(s) == svc
+    ]
+    return span
+
+
+def parent_of(span: ReadableSpan, spans: list[ReadableSpan]) -> ReadableSpan | None:
+    if span.parent is None:
+        return None
+    return next((s for s in spans if s.context.span_id == span.parent.span_id), None)
+
+
+def consumed(spans: list[ReadableSpan], svc: str, event_type: str) -> list[ReadableSpan]:
+    return [
+        s
+        for s in spans
+        if s.kind == SpanKind.CONSUMER
+        and service(s) == svc
+        and (s.attributes or {}).get("tpp.event.type") == event_type
+    ]
+
+
+async def test_one_trace_runs_from_the_registry_request_to_every_projection_update(
+    platform: Any, spans: InMemorySpanExporter, eventually: Any
+) -> None:
+    journey = await enroll_journey(platform, eventually)
+    publish = http_span(spans, "POST /sessions/{session_id}/publish", "registry")
+    trace_id = publish.context.trace_id
+
+    async def followed() -> list[ReadableSpan] | None:
+        found = in_trace(spans, trace_id)
+        kinds = {(service(s), s.kind) for s in found}
+        wanted = {
+            ("registry", SpanKind.PRODUCER),
+            ("enrollment", SpanKind.CONSUMER),
+            ("reporting", SpanKind.CONSUMER),
+        }
+        return found if wanted <= kinds else None
+
+    found = await eventually(followed, what="the publish request's trace reaches both consumers")
+    event = "tpp.registry.session.published.v1"
+    # The database transaction of the request and its outbox row are in the trace...
+    assert any(
+        s.attributes and "INSERT INTO outbox_message" in str(s.attributes.get("db.statement"))
+        for s in found
+    )
+    # ...then the relay's publish, parented by the request...
+    [produced] = [s for s in found if s.kind == SpanKind.PRODUCER and service(s) == "registry"]
+    assert (produced.attributes or {})["tpp.event.type"] == event
+    # ...then each consumer's projection update, parented by the publish, with its SQL.
+    for svc in ("enrollment", "reporting"):
+        [applied] = consumed(found, svc, event)
+        assert parent_of(applied, found) == produced
+        assert (applied.attributes or {})["messaging.destination.name"] == platform.kafka.topic(
+            "registry.sessions.v1"
+        )
+    [view_update] = consumed(found, "enrollment", event)
+    assert any(
+        parent_of(s, found) == view_update and s.kind == SpanKind.CLIENT for s in found
+    )  # the session view's UPDATE runs inside the consumer span
+
+    # The enrollment request's own trace reaches reporting the same way.
+    enroll = http_span(spans, "POST /sessions/{session_id}/enrollments", "enrollment")
+    enrolled = in_trace(spans, enroll.context.trace_id)
+    assert consumed(enrolled, "reporting", "tpp.enrollment.enrollment.accepted.v1")
+
+    # No personal data in any span.
+    text = repr([(s.name, dict(s.attributes or {})) for s in spans.get_finished_spans()])
+    for secret in journey.personal.values():
+        assert secret not in text
+
+
+async def test_a_cancellation_is_one_trace_across_the_three_services(
+    platform: Any, spans: InMemorySpanExporter, eventually: Any
+) -> None:
+    journey = await enroll_journey(platform, eventually)
+    session = await platform.registry.http.get(f"/sessions/{journey.session_id}")
+    cancelled = await platform.registry.http.post(
+        f"/sessions/{journey.session_id}/cancel",
+        json={"reason": "venue flooded"},
+        headers={"If-Match": session.headers["etag"]},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    request = http_span(spans, "POST /sessions/{session_id}/cancel", "registry")
+
+    async def reached_reporting() -> list[ReadableSpan] | None:
+        found = in_trace(spans, request.context.trace_id)
+        return (
+            found
+            if consumed(found, "reporting", "tpp.enrollment.enrollment.cancelled.v1")
+            else None
+        )
+
+    # registry request -> registry relay -> enrollment cancels the session's enrollments
+    # (its own transaction and outbox rows) -> enrollment relay -> reporting's projection.
+    found = await eventually(reached_reporting, what="the cancellation's trace reaches reporting")
+    [reacted] = consumed(found, "enrollment", "tpp.registry.session.cancelled.v1")
+    republished = [s for s in found if s.kind == SpanKind.PRODUCER and service(s) == "enrollment"]
+    assert republished
+    assert all(parent_of(s, found) == reacted for s in republished)
+    [projected] = consumed(found, "reporting", "tpp.enrollment.enrollment.cancelled.v1")
+    assert parent_of(projected, found) in republished
+    assert {service(s) for s in found} >= {"registry", "enrollment", "reporting"}
