@@ -27,7 +27,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the reporting app (uvicorn: ``tpp_reporting.app:create_app --factory``)."""
     settings = settings or Settings()  # database_url from env
     runtime = Runtime(settings, name=NAME)
-    runtime.subscribe(subscriptions(runtime.sessions, batch_size=settings.batch_size))
+    runtime.subscribe(
+        subscriptions(
+            runtime.sessions,
+            batch_size=settings.batch_size,
+            max_message_bytes=settings.consumer_max_message_bytes,
+        )
+    )
 
     async def positions() -> Positions:
         async with runtime.sessions() as session:
@@ -61,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
-    app.include_router(runtime.health_router())
+    runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
     app.include_router(router)
     app.include_router(commitments)
     app.include_router(pages)

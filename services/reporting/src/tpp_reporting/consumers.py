@@ -14,8 +14,7 @@ from typing import Any, cast
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.topics import ALL as ALL_TOPICS
-from tpp_plumbing import consumer as plumbing_consumer
-from tpp_plumbing.consumer import Applied, EventConsumer
+from tpp_plumbing.consumer import Applied, EventConsumer, Poison
 from tpp_plumbing.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
 
@@ -35,27 +34,25 @@ async def raw_connection(session: AsyncSession) -> Connection:
     return cast(Connection, raw.driver_connection)
 
 
-# The plumbing's dead-letter hand-off (``Applied.poisoned``), where the installed plumbing
-# has it: poison records returned there are parked on the topic's dead-letter twin.
-_POISON: Any = getattr(plumbing_consumer, "Poison", None)
-MAX_MESSAGE_BYTES = 1_048_576
-
-
 def decode_records(
-    records: Sequence[ConsumerRecord[Any, Any]],
-) -> tuple[list[Item], int, list[tuple[ConsumerRecord[Any, Any], str]]]:
-    """Decode records: (projected items, ignored count, poison records with reasons)."""
+    records: Sequence[ConsumerRecord[Any, Any]], *, max_message_bytes: int
+) -> tuple[list[Item], int, list[Poison]]:
+    """Decode records: (projected items, ignored count, poison records with reasons).
+
+    The rebuild decodes with the same size limit as the live consumer, so that both skip the
+    same records.
+    """
     items: list[Item] = []
     ignored = 0
-    poison: list[tuple[ConsumerRecord[Any, Any], str]] = []
+    poison: list[Poison] = []
     for record in records:
         size = len(record.value) if record.value is not None else 0
         try:
-            if size > MAX_MESSAGE_BYTES:
-                raise events.PoisonError(f"oversized: {size} bytes > {MAX_MESSAGE_BYTES}")
+            if size > max_message_bytes:
+                raise events.PoisonError(f"oversized: {size} bytes > {max_message_bytes}")
             event = events.decode(record.value)
         except events.PoisonError as error:
-            poison.append((record, str(error)))
+            poison.append(Poison(record, str(error)))
             log.warning(
                 "poison message",
                 extra={
@@ -76,16 +73,22 @@ def decode_records(
 class ProjectionConsumer(EventConsumer):
     """Applies batches set-based (see ``projection``) instead of one handler per event."""
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], max_message_bytes: int
+    ) -> None:
         super().__init__(
-            name="projections", sessions=sessions, inbox=Inbox(tables.inbox), handlers={}
+            name="projections",
+            sessions=sessions,
+            inbox=Inbox(tables.inbox),
+            handlers={},
+            max_message_bytes=max_message_bytes,
         )
 
     async def apply(self, records: Sequence[ConsumerRecord[Any, Any]]) -> Applied:
         """Apply records (in order) in one transaction; a redelivered event changes nothing."""
         if not records:
             return Applied()
-        items, ignored, poison = decode_records(records)
+        items, ignored, poison = decode_records(records, max_message_bytes=self.max_message_bytes)
         positions = {(r.topic, r.partition): r.offset + 1 for r in records}
         async with self._sessions() as session, session.begin():
             conn = await raw_connection(session)
@@ -96,15 +99,12 @@ class ProjectionConsumer(EventConsumer):
         duplicates = len(items) - applied
         self.applied += applied
         self.duplicates += duplicates
-        extra: dict[str, Any] = {}
-        if _POISON is not None:
-            extra["poisoned"] = tuple(_POISON(record, reason) for record, reason in poison)
         return Applied(
             applied=applied,
             duplicates=duplicates,
             ignored=ignored,
             poison=len(poison),
-            **extra,
+            poisoned=tuple(poison),
         )
 
 
@@ -114,8 +114,8 @@ def topics() -> list[str]:
 
 
 def subscriptions(
-    sessions: async_sessionmaker[AsyncSession], *, batch_size: int
+    sessions: async_sessionmaker[AsyncSession], *, batch_size: int, max_message_bytes: int
 ) -> list[Subscription]:
     """What reporting consumes: one batched consumer over every topic."""
-    consumer = ProjectionConsumer(sessions=sessions)
+    consumer = ProjectionConsumer(sessions=sessions, max_message_bytes=max_message_bytes)
     return [Subscription(consumer, topics(), batch=True, max_records=batch_size)]
