@@ -7,12 +7,13 @@ import json
 
 import pytest
 from tpp_contracts import TOPIC_EVENTS
+from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS, TRAINEES
 
 CASES = [
     ("registry", ["registry.organizers.v1", "registry.plans.v1", "registry.sessions.v1"], []),
     ("enrollment", [TRAINEES.name, ENROLLMENTS.name], [SESSIONS.name]),
-    ("reporting", [], [SESSIONS.name, ENROLLMENTS.name]),
+    ("reporting", [], [t.name for t in ALL_TOPICS]),  # every registry and enrollment topic
 ]
 
 
