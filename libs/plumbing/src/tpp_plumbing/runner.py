@@ -171,6 +171,8 @@ class ConsumerRunner:
         deadline = loop.time() + grace_s
         self._stopping.set()
         if self._loop_task is not None:
+            # Stop intake now: a cancelled fetch leaves its records unreturned, uncommitted.
+            self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         if self._tasks:
