@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 # Extra arguments for pytest (make test ARGS="-k outbox -x") or the benchmark.
 ARGS ?=
 
-.PHONY: help install stack-up stack-down stack-reset stack-status up down test lint bench
+.PHONY: help install stack-up stack-down stack-reset stack-status up down test lint bench ops
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -48,3 +48,6 @@ bench: ## run the benchmarks against the local stack
 	@if [[ ! -f bench/run.py ]]; then echo "no bench/run.py yet" >&2; exit 1; fi
 	deploy/stack.sh up
 	set -a; . deploy/local.env; set +a; uv run python bench/run.py $(ARGS)
+
+ops: ## operators' CLI on the local stack: make ops ARGS="dlq list" (status, outbox, lag, dlq, replay)
+	@set -a; . deploy/local.env; set +a; uv run --no-sync tpp-ops $(if $(ARGS),$(ARGS),--help)
