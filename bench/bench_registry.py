@@ -27,6 +27,7 @@ import uuid
 import asyncpg
 from harness import (
     Context,
+    CpuMeter,
     Figure,
     libpq,
     median_figure,
@@ -35,7 +36,7 @@ from harness import (
     serve,
     service_env,
 )
-from loadgen import RequestFactory, closed_loop, open_loop, request
+from loadgen import RequestFactory, Result, closed_loop, open_loop, request
 
 NAME = "registry"
 TIME_BUDGET_S = 180
@@ -112,6 +113,15 @@ def query_requests(kind: str = "mixed") -> RequestFactory:
     return make
 
 
+def _report(what: str, result: Result, cpu: CpuMeter) -> None:
+    per_request = 1000 * cpu.cores["server"] * result.seconds / max(1, result.completed)
+    print(
+        f"  {what}: {result.ok() / result.seconds:.0f}/s, p50 {result.percentile(0.5):.1f} ms,"
+        f" p99 {result.percentile(0.99):.1f} ms; {cpu}; server CPU {per_request:.2f} ms/request",
+        flush=True,
+    )
+
+
 async def run(ctx: Context) -> list[Figure]:
     """Create 10,000 sessions, publish half, query at 500/s."""
     repeats = 3
@@ -127,12 +137,17 @@ async def run(ctx: Context) -> list[Figure]:
             created, rates = 0, []
             for part in range(repeats):
                 count = total // repeats + (total % repeats if part == 0 else 0)
-                result = await closed_loop(
-                    server.port, create_requests(organizers, created), concurrency=64, count=count
-                )
+                with CpuMeter(server) as cpu:
+                    result = await closed_loop(
+                        server.port,
+                        create_requests(organizers, created),
+                        concurrency=64,
+                        count=count,
+                    )
                 assert result.ok() == count, (dict(result.statuses), result.bodies[:1])
                 created += count
                 rates.append(result.ok() / result.seconds)
+                _report("create, closed loop", result, cpu)
             figures.append(
                 median_figure(
                     "registry.create.max",
@@ -146,7 +161,11 @@ async def run(ctx: Context) -> list[Figure]:
             await publish_half(url)
             runs: dict[str, list[float]] = {}
             for _ in range(repeats):
-                result = await open_loop(server.port, query_requests(), rate=rate, seconds=seconds)
+                with CpuMeter(server) as cpu:
+                    result = await open_loop(
+                        server.port, query_requests(), rate=rate, seconds=seconds
+                    )
+                _report(f"queries, open loop at {rate}/s", result, cpu)
                 assert result.ok() == result.sent, dict(result.statuses)
                 for kind in ("catalogue", "list"):
                     for q in (50, 99):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from tpp_contracts.vocab import LanguageTag, OrganizerKind, SessionStatus, TechnicalField
@@ -196,6 +198,24 @@ class CataloguePage(BaseModel):
 
     items: list[CatalogueEntry]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RawPage:
+    """A page of stored rows already shaped like a page model (SessionPage, CataloguePage).
+
+    Rows were valid when written, so a read serves them without building models: the hot
+    path of the lists and the public catalogue.
+    """
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def json(self) -> bytes:
+        """The page as JSON, as the page model would serialize it."""
+        page = {"items": self.items, "next_cursor": self.next_cursor}
+        # asyncpg's own UUID type is not uuid.UUID; its str() is the canonical form.
+        return orjson.dumps(page, default=str)
 
 
 # --- annual plans ----------------------------------------------------------------------------

@@ -6,11 +6,23 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.problems import ProblemError
@@ -40,6 +52,14 @@ def _row(state: SessionState) -> dict[str, Any]:
     }
 
 
+async def read_only(db: AsyncSession) -> None:
+    """Run this session's single-statement reads without BEGIN and ROLLBACK round trips.
+
+    A statement sees one snapshot by itself, so a read of one statement needs no transaction.
+    """
+    await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 async def get_session(db: AsyncSession, session_id: uuid.UUID, *, lock: bool = False) -> Any:
     """A session's state, or None; ``lock`` takes its row lock (orders its events)."""
     query = select(*_STATE_COLUMNS).where(ts.c.id == session_id)
@@ -53,6 +73,17 @@ async def add_sessions(db: AsyncSession, states: list[SessionState]) -> None:
     """Insert new sessions."""
     if states:
         await db.execute(insert(ts), [_row(s) for s in states])
+
+
+async def add_session_of_known_organizer(db: AsyncSession, state: SessionState) -> bool:
+    """Insert a new session if its organizer exists (one statement); whether it did."""
+    values = _row(state)
+    columns = list(values)
+    known = select(*[literal(values[c], ts.c[c].type) for c in columns]).where(
+        org.c.id == state.organizer_id
+    )
+    added = await db.scalar(insert(ts).from_select(columns, known).returning(ts.c.id))
+    return added is not None
 
 
 async def save_session(db: AsyncSession, state: SessionState) -> None:
@@ -127,16 +158,21 @@ def _next(rows: list[Any], limit: int) -> str | None:
 
 
 async def list_sessions(
-    db: AsyncSession, where: SessionFilter, cursor: str | None, limit: int
-) -> tuple[list[SessionState], str | None]:
-    """A page of sessions by (start date, id), and the cursor of the next page."""
-    query = _paged(select(*_STATE_COLUMNS).where(*where.clauses()), cursor, limit)
-    rows = list((await db.execute(query)).mappings())
-    return [_state(r) for r in rows[:limit]], _next(rows, limit)
+    db: AsyncSession, where: SessionFilter, cursor: str | None, limit: int, fields: Sequence[str]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of sessions by (start date, id) as rows of ``fields``, and the next cursor."""
+    query = _paged(select(*[ts.c[f] for f in fields]).where(*where.clauses()), cursor, limit)
+    rows = [dict(zip(fields, row, strict=True)) for row in await db.execute(query)]
+    return rows[:limit], _next(rows, limit)
 
 
 async def catalogue(
-    db: AsyncSession, where: SessionFilter, text: str | None, cursor: str | None, limit: int
+    db: AsyncSession,
+    where: SessionFilter,
+    text: str | None,
+    cursor: str | None,
+    limit: int,
+    fields: Sequence[str],
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of published sessions with their organizer's name, optionally text-searched."""
     clauses = [ts.c.status == SessionStatus.PUBLISHED.value, *where.clauses()]
@@ -145,11 +181,13 @@ async def catalogue(
         words = f"%{_escape_like(text)}%"
         # Full text for words, a title match for fragments stemming misses ("micro-gr").
         clauses.append(or_(ts.c.search.op("@@")(query_ts), ts.c.title.ilike(words)))
-    columns = [c for c in ts.c if c.name != "search"]
-    query = select(*columns, org.c.name.label("organizer_name")).join(org).where(and_(*clauses))
-    rows = list((await db.execute(_paged(query, cursor, limit))).mappings())
-    items = [dict(r) for r in rows[:limit]]
-    return items, _next(rows, limit)
+    columns = [org.c.name if f == "organizer_name" else ts.c[f] for f in fields]
+    query = select(*columns).join(org).where(and_(*clauses))
+    rows = [
+        dict(zip(fields, row, strict=True))
+        for row in await db.execute(_paged(query, cursor, limit))
+    ]
+    return rows[:limit], _next(rows, limit)
 
 
 def _escape_like(value: str) -> str:

@@ -19,6 +19,7 @@ from tpp_registry.models import (
     CancelIn,
     CataloguePage,
     ImportReport,
+    RawPage,
     Session,
     SessionIn,
     SessionPage,
@@ -35,12 +36,10 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 Country = Annotated[CountryCode | None, Query(description="Venue country (ISO alpha-2).")]
 
 
-@router.post("/sessions", status_code=201, tags=["sessions"])
-async def create_session(body: SessionIn, services: Svc, response: Response) -> Session:
+@router.post("/sessions", status_code=201, tags=["sessions"], response_model=Session)
+async def create_session(body: SessionIn, services: Svc) -> Response:
     """Create a training session as a draft."""
-    session = await services.sessions.create(body)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.create(body), 201)
 
 
 @router.post("/sessions/import", tags=["sessions"])
@@ -58,7 +57,18 @@ async def import_sessions(
     return await services.imports.import_csv(await file.read(MAX_UPLOAD), year)
 
 
-@router.get("/sessions", tags=["sessions"])
+def _tagged(session: Session, status: int = 200) -> Response:
+    # Sessions come from the domain's state, valid by construction: serialized once, here.
+    response = Response(session.model_dump_json(), status, media_type="application/json")
+    tag(response, session.version)
+    return response
+
+
+def _json(page: RawPage) -> Response:
+    return Response(page.json(), media_type="application/json")
+
+
+@router.get("/sessions", tags=["sessions"], response_model=SessionPage)
 async def list_sessions(
     services: Svc,
     year: int | None = None,
@@ -69,83 +79,61 @@ async def list_sessions(
     country: Country = None,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> SessionPage:
+) -> Response:
     """Sessions by start date, filtered; follow next_cursor for the next page."""
     where = SessionFilter(year, field, organizer_id, status, overseas, country)
-    return await services.sessions.list(where, cursor, limit)
+    return _json(await services.sessions.list(where, cursor, limit))
 
 
-@router.get("/sessions/{session_id}", tags=["sessions"])
-async def get_session(session_id: uuid.UUID, services: Svc, response: Response) -> Session:
+@router.get("/sessions/{session_id}", tags=["sessions"], response_model=Session)
+async def get_session(session_id: uuid.UUID, services: Svc) -> Response:
     """One training session, with its ETag."""
-    session = await services.sessions.get(session_id)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.get(session_id))
 
 
-@router.patch("/sessions/{session_id}", tags=["sessions"])
+@router.patch("/sessions/{session_id}", tags=["sessions"], response_model=Session)
 async def revise_session(
-    session_id: uuid.UUID, body: SessionPatch, if_match: IfMatch, services: Svc, response: Response
-) -> Session:
+    session_id: uuid.UUID, body: SessionPatch, if_match: IfMatch, services: Svc
+) -> Response:
     """Change details (anything while draft; dates, venue, capacity once published)."""
     version = expected(if_match, body.version, required=True)
-    session = await services.sessions.revise(session_id, body, version)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.revise(session_id, body, version))
 
 
-@router.post("/sessions/{session_id}/publish", tags=["lifecycle"])
-async def publish_session(
-    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
-) -> Session:
+@router.post("/sessions/{session_id}/publish", tags=["lifecycle"], response_model=Session)
+async def publish_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """Publish a draft: it enters the catalogue and enrollment opens."""
-    session = await services.sessions.publish(session_id, if_match)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.publish(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/close-enrollment", tags=["lifecycle"])
-async def close_enrollment(
-    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
-) -> Session:
+@router.post("/sessions/{session_id}/close-enrollment", tags=["lifecycle"], response_model=Session)
+async def close_enrollment(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """Stop taking enrollments."""
-    session = await services.sessions.close_enrollment(session_id, if_match)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.close_enrollment(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/start", tags=["lifecycle"])
-async def start_session(
-    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
-) -> Session:
+@router.post("/sessions/{session_id}/start", tags=["lifecycle"], response_model=Session)
+async def start_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """The session begins (enrollment must be closed)."""
-    session = await services.sessions.start(session_id, if_match)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.start(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/complete", tags=["lifecycle"])
-async def complete_session(
-    session_id: uuid.UUID, if_match: IfMatch, services: Svc, response: Response
-) -> Session:
+@router.post("/sessions/{session_id}/complete", tags=["lifecycle"], response_model=Session)
+async def complete_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """The session ended and counts as held."""
-    session = await services.sessions.complete(session_id, if_match)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.complete(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/cancel", tags=["lifecycle"])
+@router.post("/sessions/{session_id}/cancel", tags=["lifecycle"], response_model=Session)
 async def cancel_session(
-    session_id: uuid.UUID, body: CancelIn, if_match: IfMatch, services: Svc, response: Response
-) -> Session:
+    session_id: uuid.UUID, body: CancelIn, if_match: IfMatch, services: Svc
+) -> Response:
     """Cancel a session before it is completed, with a reason."""
     version = expected(if_match, body.version)
-    session = await services.sessions.cancel(session_id, body.reason, version)
-    tag(response, session.version)
-    return session
+    return _tagged(await services.sessions.cancel(session_id, body.reason, version))
 
 
-@router.get("/catalogue", tags=["catalogue"])
+@router.get("/catalogue", tags=["catalogue"], response_model=CataloguePage)
 async def catalogue(
     services: Svc,
     q: Annotated[str | None, Query(max_length=200, description="Words to search")] = None,
@@ -155,7 +143,7 @@ async def catalogue(
     country: Country = None,
     cursor: Cursor = None,
     limit: Limit = 50,
-) -> CataloguePage:
+) -> Response:
     """The public catalogue of published sessions (no login), searchable by words."""
     where = SessionFilter(year=year, field=field, organizer_id=organizer_id, country=country)
-    return await services.sessions.catalogue(where, q, cursor, limit)
+    return _json(await services.sessions.catalogue(where, q, cursor, limit))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.outbox import Outbox
@@ -22,10 +23,9 @@ from tpp_registry.domain import (
 )
 from tpp_registry.models import (
     CatalogueEntry,
-    CataloguePage,
+    RawPage,
     Session,
     SessionIn,
-    SessionPage,
     SessionPatch,
 )
 from tpp_registry.service._common import check_version, domain_problem, invalid_field
@@ -40,9 +40,19 @@ def details(data: SessionIn) -> SessionDetails:
     return SessionDetails(**values | {"languages": tuple(values["languages"])})
 
 
+_SESSION_FIELDS = tuple(Session.model_fields)
+_ENTRY_FIELDS = tuple(CatalogueEntry.model_fields)
+
+
 def session(state: SessionState) -> Session:
-    """The API's view of a session."""
-    return Session.model_validate(state, from_attributes=True)
+    """The API's view of a session (the domain's state is valid: not validated again)."""
+    return Session.model_construct(**_session_values(state))
+
+
+def _session_values(state: SessionState) -> dict[str, Any]:
+    values = {name: getattr(state, name) for name in _SESSION_FIELDS}
+    values["languages"] = list(state.languages)
+    return values
 
 
 class SessionService:
@@ -62,9 +72,8 @@ class SessionService:
         except InvalidSessionError as error:
             raise domain_problem(error) from None
         async with self._sessions() as db, db.begin():
-            if not await store.organizer_exists(db, data.organizer_id):
+            if not await store.add_session_of_known_organizer(db, decision.state):
                 raise invalid_field("organizer_id", "names no organizer")
-            await store.add_sessions(db, [decision.state])
             await self._outbox.add(db, decision.events)
         return session(decision.state)
 
@@ -99,26 +108,31 @@ class SessionService:
     async def get(self, session_id: uuid.UUID) -> Session:
         """One session, whatever its state."""
         async with self._sessions() as db:
+            await store.read_only(db)
             state = await store.get_session(db, session_id)
         if state is None:
             raise NotFoundError(f"no session {session_id}")
         return session(state)
 
-    async def list(self, where: SessionFilter, cursor: str | None, limit: int) -> SessionPage:
-        """A page of sessions matching the filters, by start date."""
+    async def list(self, where: SessionFilter, cursor: str | None, limit: int) -> RawPage:
+        """A page of sessions matching the filters, by start date (shaped as SessionPage)."""
         async with self._sessions() as db:
-            states, after = await store.list_sessions(db, where, cursor, min(limit, MAX_PAGE))
-        return SessionPage(items=[session(s) for s in states], next_cursor=after)
+            await store.read_only(db)
+            rows, after = await store.list_sessions(
+                db, where, cursor, min(limit, MAX_PAGE), _SESSION_FIELDS
+            )
+        return RawPage(rows, after)
 
     async def catalogue(
         self, where: SessionFilter, text: str | None, cursor: str | None, limit: int
-    ) -> CataloguePage:
+    ) -> RawPage:
         """The public catalogue: published sessions, optionally searched by words."""
         async with self._sessions() as db:
-            rows, after = await store.catalogue(db, where, text, cursor, min(limit, MAX_PAGE))
-        return CataloguePage(
-            items=[CatalogueEntry.model_validate(r) for r in rows], next_cursor=after
-        )
+            await store.read_only(db)
+            rows, after = await store.catalogue(
+                db, where, text, cursor, min(limit, MAX_PAGE), _ENTRY_FIELDS
+            )
+        return RawPage(rows, after)
 
     async def _decide(
         self, session_id: uuid.UUID, command: Command, expected: int | None
