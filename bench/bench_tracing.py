@@ -1,0 +1,169 @@
+"""Tracing benchmark (issue 6): enrollment command throughput with and without tracing.
+
+The enrollment service runs under uvicorn in its own processes (``harness.WORKERS`` workers,
+relay on, consumers off, the session view seeded directly), this process generates the load
+(64 clients back to back, ``POST /sessions/{id}/enrollments``), in two configurations:
+
+- ``off``: ``OTEL_SDK_DISABLED=true`` (no spans, no instrumentation);
+- ``on``: the default sampling (``parentbased_always_on``: every request traced: HTTP span,
+  SQL spans, the outbox row's trace context, the relay's producer spans), exported with the
+  OTLP/HTTP batch exporter to a stand-in collector on loopback (``bench/otlp_sink.py``, its
+  own process).
+
+Runs alternate (off, on, off, on, ...) so that drift hits both alike; each configuration has
+its own scratch database seeded the same way. Figures: the median rate of each, their ratio
+(target: tracing costs at most 25%, i.e. ratio >= 0.75), and p50/p99 latencies.
+
+    set -a; . deploy/local.env; set +a
+    uv run python bench/run.py tracing
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import statistics
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+from bench_enrollment import CAPACITY, SESSIONS, enroll_requests, seed
+from harness import (
+    ROOT,
+    Context,
+    CpuMeter,
+    Figure,
+    free_port,
+    median_figure,
+    scratch_database,
+    scratch_topics,
+    serve,
+    service_env,
+)
+from loadgen import closed_loop
+
+NAME = "tracing"
+TIME_BUDGET_S = 240
+REPEATS = 3
+CONCURRENCY = 64
+MODES = ("off", "on")
+
+
+@contextlib.asynccontextmanager
+async def otlp_sink() -> AsyncIterator[int]:
+    """The stand-in collector in its own process; yields its port."""
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own script, fixed arguments
+        [sys.executable, str(ROOT / "bench" / "otlp_sink.py"), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(50):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        out, _ = await asyncio.to_thread(process.communicate, None, 10)
+        print(f"  {out.decode().strip()}", flush=True)
+
+
+def tracing_env(mode: str, sink_port: int) -> dict[str, str]:
+    """OTEL_* variables of a configuration."""
+    if mode == "off":
+        return {"OTEL_SDK_DISABLED": "true"}
+    return {
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_SERVICE_NAME": "enrollment",
+    }
+
+
+async def run(ctx: Context) -> list[Figure]:
+    """Alternate tracing off and on; report both rates, their ratio and latencies."""
+    seconds = 3.0 if ctx.quick else 8.0
+    repeats = 1 if ctx.quick else REPEATS
+    trainees = 20_000 if ctx.quick else 60_000
+    rates: dict[str, list[float]] = {m: [] for m in MODES}
+    p50s: dict[str, list[float]] = {m: [] for m in MODES}
+    p99s: dict[str, list[float]] = {m: [] for m in MODES}
+    async with (
+        scratch_database(ctx, "enrollment", "_troff") as url_off,
+        scratch_database(ctx, "enrollment", "_tron") as url_on,
+        scratch_topics(ctx) as prefix,
+        otlp_sink() as sink_port,
+    ):
+        data = {}
+        for mode, url in (("off", url_off), ("on", url_on)):
+            data[mode] = (url, *await seed(url, SESSIONS, CAPACITY, trainees))
+        counters = {m: itertools.count() for m in MODES}
+        for _ in range(repeats):
+            for mode in MODES:
+                url, session_ids, trainee_ids = data[mode]
+                env = service_env(
+                    "enrollment",
+                    url,
+                    consumers_enabled=False,
+                    relay_enabled=True,
+                    database_pool_size=20,
+                ) | tracing_env(mode, sink_port)
+                env["TPP_KAFKA_TOPIC_PREFIX"] = prefix
+                make = enroll_requests(session_ids, trainee_ids, counters[mode])
+                async with serve(
+                    ctx, "tpp_enrollment.app:create_app", env, label=f"tracing-{mode}"
+                ) as server:
+                    await closed_loop(server.port, make, concurrency=16, count=500)  # warm up
+                    with CpuMeter(server) as cpu:
+                        result = await closed_loop(
+                            server.port, make, concurrency=CONCURRENCY, seconds=seconds
+                        )
+                rates[mode].append(result.ok() / result.seconds)
+                p50s[mode].append(result.percentile(0.5))
+                p99s[mode].append(result.percentile(0.99))
+                print(
+                    f"  tracing {mode}: {rates[mode][-1]:.0f} commands/s,"
+                    f" p50 {p50s[mode][-1]:.1f} ms, p99 {p99s[mode][-1]:.1f} ms,"
+                    f" {dict(result.statuses)}; {cpu}",
+                    flush=True,
+                )
+    off, on = (statistics.median(rates[m]) for m in MODES)
+    ratios = [b / a for a, b in zip(rates["off"], rates["on"], strict=True)]
+    figures = [
+        median_figure(
+            "tracing.enroll.off",
+            rates["off"],
+            "commands/s",
+            ceiling="ceiling.pg.row_outbox_notify.c32",
+            note=f"OTEL_SDK_DISABLED=true, {CONCURRENCY} clients",
+        ),
+        median_figure(
+            "tracing.enroll.on",
+            rates["on"],
+            "commands/s",
+            ceiling="ceiling.pg.row_outbox_notify.c32",
+            note="default sampling (always on), OTLP/HTTP batch export to a loopback sink",
+        ),
+        Figure(
+            "tracing.enroll.on_over_off",
+            on / off,
+            "ratio",
+            target=">= 0.75",
+            runs=[round(r, 3) for r in ratios],
+            note="tracing may cost at most 25% of enrollment command throughput",
+        ),
+    ]
+    for mode in MODES:
+        figures.append(median_figure(f"tracing.enroll.{mode}.p50", p50s[mode], "ms"))
+        figures.append(median_figure(f"tracing.enroll.{mode}.p99", p99s[mode], "ms"))
+    return figures
+
+
+if __name__ == "__main__":
+    for figure in asyncio.run(run(Context())):
+        print(figure)
