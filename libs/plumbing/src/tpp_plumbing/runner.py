@@ -131,6 +131,8 @@ class ConsumerRunner:
         self._revoked: set[TopicPartition] = set()
         self._pending: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
+        # Set (and replaced) when partitions are revoked or the runner stops: wakes backoffs.
+        self._interrupt = asyncio.Event()
         self.lag: dict[TopicPartition, int] = {}
         self.parked = 0
 
@@ -170,6 +172,7 @@ class ConsumerRunner:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
         self._stopping.set()
+        self._interrupt_pauses()
         if self._loop_task is not None:
             # Stop intake now: a cancelled fetch leaves its records unreturned, uncommitted.
             self._loop_task.cancel()
@@ -242,6 +245,19 @@ class ConsumerRunner:
         kafka = self._kafka
         if kafka is not None and not self._stopping.is_set() and tp in kafka.assignment():
             kafka.resume(tp)
+
+    async def _pause(self, seconds: float, tps: Iterable[TopicPartition]) -> None:
+        """Wait before a retry; stopping, or losing one of ``tps``, cuts the wait short."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0 and not any(map(self._aborted, tps)):
+            interrupt = self._interrupt
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(interrupt.wait(), left)
+
+    def _interrupt_pauses(self) -> None:
+        self._interrupt.set()
+        self._interrupt = asyncio.Event()
 
     def _aborted(self, tp: TopicPartition) -> bool:
         return self._stopping.is_set() or tp in self._revoked
@@ -355,8 +371,7 @@ class ConsumerRunner:
                     delay,
                     extra=self._where(record, error_type=error_name(error), attempt=attempts),
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await self._pause(delay, [tp])
                 continue
             await self._park_poison(poisoned, abort=[tp])
             return
@@ -518,8 +533,7 @@ class ConsumerRunner:
                 )
                 if any(self._aborted(tp) for tp in abort):
                     raise _AbandonedError from None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._retry.delay(failures))
+                await self._pause(self._retry.delay(failures), abort)
         self.parked += 1
         if self._metrics is not None:
             self._metrics.dead_letters.labels(record.topic, kind).inc()
@@ -542,6 +556,7 @@ class ConsumerRunner:
     async def _revoke(self, revoked: Iterable[TopicPartition]) -> None:
         tps = set(revoked)
         self._revoked |= tps
+        self._interrupt_pauses()
         waits = [self._busy[tp].wait() for tp in tps if tp in self._busy]
         if waits:
             await asyncio.wait(
