@@ -6,6 +6,8 @@
 - ``ceiling.pg.row_outbox.cN``: bare asyncpg, one transaction per command inserting one row
   and one outbox row (a ~600-byte CloudEvents-sized payload), at N = 1, 8 and 32 connections
   (prepared statements, no ORM, no HTTP).
+- ``ceiling.pg.row_outbox_notify.cN``: the same with ``pg_notify`` in the transaction, as the
+  platform's ``Outbox.add`` does; ``..._notify_ping.c32`` also pays the pool's pre-ping.
 
 Other modules divide their figures by these (``Figure.ceiling``).
 """
@@ -35,8 +37,14 @@ CREATE INDEX ix_outbox_message_unpublished ON outbox_message (id) WHERE publishe
 """
 
 
-async def pg_rate(dsn: str, connections: int, seconds: float, *, notify: bool = False) -> float:
-    """Transactions per second, each inserting a row and an outbox row (and a NOTIFY)."""
+async def pg_rate(
+    dsn: str, connections: int, seconds: float, *, notify: bool = False, ping: bool = False
+) -> float:
+    """Transactions per second, each inserting a row and an outbox row (and a NOTIFY).
+
+    ``ping`` adds what SQLAlchemy's pool_pre_ping costs on each checkout with the asyncpg
+    dialect: ``BEGIN; ; ROLLBACK`` (three round trips) before the transaction.
+    """
     conns = [await asyncpg.connect(dsn) for _ in range(connections)]
     loop = asyncio.get_running_loop()
     done = 0
@@ -50,6 +58,10 @@ async def pg_rate(dsn: str, connections: int, seconds: float, *, notify: bool = 
             " VALUES ($1, $2, $3, $4, $5)"
         )
         while loop.time() < deadline:
+            if ping:
+                await conn.execute("BEGIN")
+                await conn.fetchrow(";")
+                await conn.execute("ROLLBACK")
             async with conn.transaction():
                 owner = uuid.uuid4()
                 await conn.execute(insert_item, uuid.uuid4(), owner, "accepted")
@@ -87,6 +99,8 @@ async def run(ctx: Context) -> list[Figure]:
         for n in (1, 8, 32):
             runs = [await pg_rate(url, n, seconds, notify=True) for _ in range(repeats)]
             figures.append(median_figure(f"ceiling.pg.row_outbox_notify.c{n}", runs, "tx/s"))
+        runs = [await pg_rate(url, 32, seconds, notify=True, ping=True) for _ in range(repeats)]
+        figures.append(median_figure("ceiling.pg.row_outbox_notify_ping.c32", runs, "tx/s"))
     async with serve(
         ctx, "ceiling_app:app", {}, factory=False, label="ceiling", app_dir="bench"
     ) as server:

@@ -69,12 +69,20 @@ class _Connection(asyncio.Protocol):
         if end < 0 or self._waiter is None:
             return
         head = bytes(self._buffer[:end]).decode("latin-1")
-        status = int(head[9:12])
-        length = 0
-        for line in head.split("\r\n")[1:]:
-            name, _, value = line.partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
+        try:
+            status = int(head[9:12])
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+        except ValueError:
+            # Not a response we understand: drop the connection, count an error.
+            waiter, self._waiter = self._waiter, None
+            waiter.set_exception(ConnectionError(f"unparsable response: {head[:40]!r}"))
+            if self.transport is not None:
+                self.transport.close()
+            return
         total = end + 4 + length
         if len(self._buffer) < total:
             return
@@ -149,6 +157,7 @@ async def open_loop(
     connections: int = 64,
     host: str = "127.0.0.1",
     keep_bodies: bool = False,
+    drain_s: float = 15.0,
 ) -> Result:
     """Send ``rate`` requests per second for ``seconds``, on schedule, whatever the server does.
 
@@ -162,8 +171,7 @@ async def open_loop(
     result = Result(seconds=seconds)
     cpu0 = _cpu()
 
-    async def one(i: int, due: float) -> None:
-        kind, raw = make(i)
+    async def one(kind: str, raw: bytes, due: float) -> None:
         conn = await pool.get()
         try:
             if conn.closed:
@@ -179,19 +187,25 @@ async def open_loop(
         if keep_bodies or status >= 400:
             result.bodies.append((kind, body))
 
-    tasks: set[asyncio.Task[None]] = set()
+    pending: dict[asyncio.Task[None], tuple[str, float]] = {}
     start = now() + 0.05
     for i in range(total):
         due = start + i / rate
         delay = due - now()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(i, due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        kind, raw = make(i)
+        task = asyncio.create_task(one(kind, raw, due))
+        pending[task] = (kind, due)
+        task.add_done_callback(pending.pop)
         result.sent += 1
-    if tasks:
-        await asyncio.wait(tasks, timeout=30)
+    if pending:
+        await asyncio.wait(list(pending), timeout=drain_s)
+    # Requests still unanswered count with the time they have waited so far (a lower bound).
+    for task, (kind, due) in list(pending.items()):
+        task.cancel()
+        result.latencies.setdefault(kind, []).append(now() - due)
+        result.statuses[(kind, 0)] += 1
     result.seconds = max(seconds, now() - start)
     result.cpu_s = _cpu() - cpu0
     await _close(pool)

@@ -85,6 +85,13 @@ training_session = Table(
         postgresql_where=text("status = 'published'"),
     ),
     Index("ix_training_session_search", "search", postgresql_using="gin"),
+    # Title fragments the stemmer misses ("micro-gr"): trigrams (migration 0301, pg_trgm).
+    Index(
+        "ix_training_session_title_trgm",
+        "title",
+        postgresql_using="gin",
+        postgresql_ops={"title": "gin_trgm_ops"},
+    ),
 )
 
 annual_plan = Table(

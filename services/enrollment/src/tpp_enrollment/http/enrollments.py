@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
 from tpp_contracts.vocab import EnrollmentStatus
 
 from tpp_enrollment.http.deps import Svc
@@ -24,9 +24,11 @@ NoBody = Annotated[ReasonIn | None, Body()]
 
 
 @router.post("/sessions/{session_id}/enrollments", status_code=201, response_model=Enrollment)
-async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Enrollment:
+async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Response:
     """Ask for a place in a session: accepted, waitlisted, or submitted for review."""
-    return await svc.enrollments.enroll(session_id, body)
+    enrollment = await svc.enrollments.enroll(session_id, body)
+    # The hot path: the service built a valid model; serialize it once, not re-validate it.
+    return Response(enrollment.model_dump_json(), 201, media_type="application/json")
 
 
 @router.get("/sessions/{session_id}/enrollments", response_model=list[Enrollment])

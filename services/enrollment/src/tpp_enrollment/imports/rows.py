@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import email_validator
 from pydantic import ValidationError
 
 from tpp_enrollment.schemas import TraineeIn
@@ -80,11 +82,56 @@ def validate(rows: list[dict[str, str]], first_row: int) -> Iterator[Nomination 
             yield RowError(number, "session_id: not a UUID")
             continue
         try:
-            trainee = TraineeIn.model_validate(values)
+            trainee = _trainee(values)
         except ValidationError as error:
             yield RowError(number, _reason(error))
             continue
         yield Nomination(number, trainee, session_id)
+
+
+class _PlainEmailTrainee(TraineeIn):
+    """A TraineeIn whose email was already checked and normalized by ``simple_email``."""
+
+    email: str | None = None
+
+
+def _trainee(values: dict[str, str | None]) -> TraineeIn:
+    # email-validator costs ~25 µs a row, the rest of the row ~3 µs: common addresses take
+    # the exact fast path; anything else, and every invalid row, gets the full validation
+    # (so reasons read the same).
+    email = values["email"]
+    fast = simple_email(email) if email is not None else None
+    if email is None or fast is not None:
+        try:
+            return _PlainEmailTrainee.model_validate(values | {"email": fast})
+        except ValidationError:
+            pass
+    return TraineeIn.model_validate(values)
+
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SIMPLE_EMAIL = re.compile(rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
+_SPECIAL_USE = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+def simple_email(value: str) -> str | None:
+    """The normalized form of a plain ASCII address, exactly as EmailStr gives it; else None.
+
+    Covers dot-atom local parts at ``letters-digits-hyphens`` domains with an alphabetic TLD
+    (no IDNA: a label with ``--`` is left to the full validator), outside the special-use
+    domains email-validator refuses. None means "not decided here": use EmailStr.
+    """
+    match = _SIMPLE_EMAIL.fullmatch(value)
+    if match is None or len(value) > 254:
+        return None
+    local, domain = match.groups()
+    if len(local) > 64 or len(domain) > 253 or "--" in domain:
+        return None
+    domain = domain.lower()
+    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+        return None
+    return f"{local}@{domain}"
 
 
 def _reason(error: ValidationError) -> str:
