@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -11,7 +12,7 @@ from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
 
-from tpp_reporting import queries, tables
+from tpp_reporting import queries, regions, tables
 from tpp_reporting.config import Settings
 from tpp_reporting.consumers import raw_connection, subscriptions, topics
 from tpp_reporting.freshness import LagMonitor, Positions
@@ -23,9 +24,17 @@ from tpp_reporting.service import ReportingService
 NAME = "reporting"
 
 
+def tune_gc(gen0: int) -> None:
+    """Collect the young generation less often (see ``Settings.gc_gen0_threshold``)."""
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, 700), gen1, gen2)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the reporting app (uvicorn: ``tpp_reporting.app:create_app --factory``)."""
     settings = settings or Settings()  # database_url from env
+    tune_gc(settings.gc_gen0_threshold)
+    regions.preload()
     runtime = Runtime(settings, name=NAME)
     runtime.subscribe(
         subscriptions(

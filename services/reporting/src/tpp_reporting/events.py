@@ -33,7 +33,7 @@ from tpp_contracts.vocab import (
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
 
 
-class _Envelope(msgspec.Struct):
+class _Envelope(msgspec.Struct, gc=False):
     id: uuid.UUID
     type: str
     time: datetime
@@ -42,7 +42,7 @@ class _Envelope(msgspec.Struct):
     data: msgspec.Raw
 
 
-class OrganizerState(msgspec.Struct, frozen=True):
+class OrganizerState(msgspec.Struct, frozen=True, gc=False):
     """OrganizerCreatedV1 / OrganizerUpdatedV1."""
 
     organizer_id: uuid.UUID
@@ -52,7 +52,7 @@ class OrganizerState(msgspec.Struct, frozen=True):
     province: str | None = None
 
 
-class PlanSet(msgspec.Struct, frozen=True):
+class PlanSet(msgspec.Struct, frozen=True, gc=False):
     """AnnualPlanSetV1."""
 
     year: int
@@ -63,7 +63,7 @@ class PlanSet(msgspec.Struct, frozen=True):
     planned_overseas_sessions: int | None = None
 
 
-class SessionDetails(msgspec.Struct, frozen=True):
+class SessionDetails(msgspec.Struct, frozen=True, gc=False):
     """SessionCreatedV1 / SessionDraftUpdatedV1 / SessionPublishedV1: every detail."""
 
     session_id: uuid.UUID
@@ -78,7 +78,7 @@ class SessionDetails(msgspec.Struct, frozen=True):
     status: SessionStatus
 
 
-class SessionChange(msgspec.Struct, frozen=True):
+class SessionChange(msgspec.Struct, frozen=True, gc=False):
     """Any other session event: the new status, and what else it carries."""
 
     session_id: uuid.UUID
@@ -90,7 +90,7 @@ class SessionChange(msgspec.Struct, frozen=True):
     overseas: bool | None = None
 
 
-class EnrollmentChange(msgspec.Struct, frozen=True):
+class EnrollmentChange(msgspec.Struct, frozen=True, gc=False):
     """An enrollment event that moves the enrollment to a status."""
 
     enrollment_id: uuid.UUID
@@ -101,7 +101,7 @@ class EnrollmentChange(msgspec.Struct, frozen=True):
     profession: ProfessionCategory
 
 
-class EvaluationSubmitted(msgspec.Struct, frozen=True):
+class EvaluationSubmitted(msgspec.Struct, frozen=True, gc=False):
     """EvaluationSubmittedV1."""
 
     evaluation_id: uuid.UUID
@@ -110,7 +110,7 @@ class EvaluationSubmitted(msgspec.Struct, frozen=True):
     score: Annotated[int, msgspec.Meta(ge=1, le=5)]
 
 
-class FollowUpRecorded(msgspec.Struct, frozen=True):
+class FollowUpRecorded(msgspec.Struct, frozen=True, gc=False):
     """FollowUpRecordedV1."""
 
     follow_up_id: uuid.UUID
@@ -121,7 +121,7 @@ class FollowUpRecorded(msgspec.Struct, frozen=True):
     outcome: FollowUpOutcome
 
 
-class TraineeErased(msgspec.Struct, frozen=True):
+class TraineeErased(msgspec.Struct, frozen=True, gc=False):
     """TraineeErasedV1."""
 
     trainee_id: uuid.UUID
@@ -172,7 +172,7 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 KNOWN_TYPES = frozenset(_DECODERS)
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, frozen=True, gc=False):
     """One decoded event: its envelope's id, type and time, and the fields reporting reads."""
 
     id: uuid.UUID

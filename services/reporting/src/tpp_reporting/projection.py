@@ -16,6 +16,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+import msgspec
+
 from tpp_reporting import events as ev
 
 
@@ -31,9 +33,8 @@ class Connection(Protocol):
 LIVE = "public"
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A decoded event and where it was read from."""
+class Item(msgspec.Struct, frozen=True, gc=False):
+    """A decoded event and where it was read from (not tracked by the cyclic GC: cheap)."""
 
     topic: str
     partition: int

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tpp_plumbing.db import NAMING_CONVENTION, asyncpg_dsn
 
 from tpp_reporting import tables
+from tpp_reporting.app import tune_gc
 from tpp_reporting.config import Settings
 from tpp_reporting.consumers import SWAP_LOCK, decode_records, topics
 from tpp_reporting.projection import LIVE, project
@@ -143,6 +144,7 @@ async def rebuild(
 ) -> RebuildResult:
     """Rebuild every projection from offset 0 and swap the new tables in atomically."""
     started = time.perf_counter()
+    tune_gc(settings.gc_gen0_threshold)
     limit = settings.consumer_max_message_bytes  # the live consumer's limit: same records skipped
     await create_shadow_tables(settings.database_url)
     names = [settings.kafka.topic(t) for t in topics()]

@@ -66,3 +66,10 @@ def country_name(code: str) -> str:
     if country is None:
         return code
     return str(getattr(country, "common_name", None) or country.name)
+
+
+def preload() -> None:
+    """Load the country tables now (a second or so), not in the first request for them."""
+    _table()
+    for code in _table():
+        country_name(code)

@@ -1,14 +1,17 @@
 """Reporting use cases: the reports, assembled from the projections, with their freshness.
 
 Reports are read-mostly and change only when a batch of events is applied, so a computed
-report is kept and served again while the projections' version is the same, for at most
-``cache_max_age_s`` without even asking the database. Concurrent requests for the same report
-share one computation.
+report is kept and served again while the projections' version is the same (checked at most
+every ``cache_max_age_s``). When the version moved on, the last report is served at once
+(its freshness says as of when) while the new one is computed in the background
+(stale-while-revalidate); only a report never computed makes its reader wait. Concurrent
+requests for the same report share one computation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable
@@ -43,6 +46,7 @@ from tpp_reporting.models import (
 from tpp_reporting.projection import Connection
 
 T = TypeVar("T", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 GROWTH_METRICS = (
     "sessions_planned",
@@ -74,6 +78,7 @@ class ReportCache:
         self._max_entries = max_entries
         self._entries: dict[Hashable, _Entry] = {}
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def fresh(self, key: Hashable) -> Any | None:
         """A value checked against the version less than ``max_age_s`` ago."""
@@ -89,6 +94,27 @@ class ReportCache:
             entry.checked = time.monotonic()
             return entry.value
         return None
+
+    def stale(self, key: Hashable) -> Any | None:
+        """The last value computed for ``key``, whatever its version."""
+        entry = self._entries.get(key)
+        return entry.value if entry is not None else None
+
+    def refresh(self, key: Hashable, version: int, produce: Callable[[], Awaitable[Any]]) -> None:
+        """Recompute ``key`` in the background (once, however many readers ask)."""
+        if key in self._inflight:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh(key, version, produce))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(
+        self, key: Hashable, version: int, produce: Callable[[], Awaitable[Any]]
+    ) -> None:
+        try:
+            await self.compute(key, version, produce)
+        except Exception:  # the reader got the last value; the next one tries again
+            log.warning("report refresh failed", exc_info=True)
 
     async def compute(
         self, key: Hashable, version: int, produce: Callable[[], Awaitable[Any]]
@@ -143,21 +169,33 @@ class ReportingService:
 
     # --- plumbing of every report ----------------------------------------------------------
 
+    async def _state(self) -> dict[str, Any]:
+        async with self._sessions() as session:
+            return await queries.state(await raw_connection(session))
+
+    async def _compute(
+        self, build: Callable[[Connection], Awaitable[BaseModel]], state: dict[str, Any]
+    ) -> tuple[BaseModel, dict[str, Any]]:
+        async with self._sessions() as session:
+            return await build(await raw_connection(session)), state
+
     async def _report(
         self, key: Hashable, build: Callable[[Connection], Awaitable[BaseModel]]
     ) -> Any:
         value = self._cache.fresh(key)
         if value is None:
-            async with self._sessions() as session:
-                conn = await raw_connection(session)
-                state = await queries.state(conn)
-                value = self._cache.valid(key, state["version"])
-                if value is None:
-
-                    async def produce() -> tuple[BaseModel, dict[str, Any]]:
-                        return await build(conn), state
-
-                    value = await self._cache.compute(key, state["version"], produce)
+            state = await self._state()
+            value = self._cache.valid(key, state["version"])
+            if value is None:
+                value = self._cache.stale(key)
+                if value is not None:
+                    # Serve the last computed report (its freshness says how old) and
+                    # compute the new one in the background: no reader waits for it.
+                    self._cache.refresh(key, state["version"], lambda: self._compute(build, state))
+                else:
+                    value = await self._cache.compute(
+                        key, state["version"], lambda: self._compute(build, state)
+                    )
         report, state = value
         return report.model_copy(update={"freshness": self._freshness(state)})
 
