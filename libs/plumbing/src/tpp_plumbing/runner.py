@@ -286,10 +286,12 @@ class ConsumerRunner:
         records = [r for tp in fetched for r in fetched[tp]]
         try:
             poisoned = await self._apply(records)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, _AbandonedError) as stopped:
             for tp in fetched:
                 self._finish(tp)
-            raise
+            if isinstance(stopped, asyncio.CancelledError):
+                raise
+            return
         except Exception as error:
             log.warning(
                 "batch failed; applying its partitions separately",
@@ -319,6 +321,8 @@ class ConsumerRunner:
             if not one_by_one and len(records) > 1:
                 try:
                     poisoned = await self._apply(records)
+                except _AbandonedError:
+                    raise
                 except Exception as error:
                     log.warning(
                         "partition batch failed; applying its events one by one",
@@ -345,6 +349,8 @@ class ConsumerRunner:
                 raise _AbandonedError
             try:
                 poisoned = await self._apply([record])
+            except _AbandonedError:
+                raise
             except Exception as error:
                 failures += 1
                 if not is_infrastructure_error(error):
@@ -389,6 +395,8 @@ class ConsumerRunner:
         if not records:
             return oversized
         async with self._semaphore:
+            if self._stopping.is_set():
+                raise _AbandonedError  # stopped while waiting for a turn: not started
             started = time.perf_counter()
             with self._traced(records):
                 result = await self.consumer.apply(records)

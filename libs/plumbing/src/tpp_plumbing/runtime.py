@@ -131,7 +131,9 @@ class Runtime:
                     sink=self.dead_letters,
                     batch=sub.batch,
                     max_records=sub.max_records,
-                    concurrency=s.consumer_concurrency,
+                    concurrency=(
+                        s.consumer_batch_concurrency if sub.batch else s.consumer_concurrency
+                    ),
                     retry=retry,
                     metrics=self.metrics,
                     request_timeout_ms=s.kafka.request_timeout_ms,

@@ -40,7 +40,14 @@ class ServiceSettings(BaseSettings):
     )
     consumers_enabled: bool = Field(True, description="Run the Kafka consumers in this process.")
     consumer_concurrency: int = Field(
-        4, ge=1, description="Partitions (or batches) a consumer applies at the same time."
+        4, ge=1, description="Partitions an event-by-event consumer applies at the same time."
+    )
+    consumer_batch_concurrency: int = Field(
+        1,
+        ge=1,
+        description="Batches a batch consumer applies at the same time (each batch touches many"
+        " aggregates: one at a time avoids lock waits between them; a waiting retry does not"
+        " hold the turn).",
     )
     consumer_max_attempts: int = Field(
         5, ge=1, description="Tries of a failing event before it goes to its dead-letter topic."
