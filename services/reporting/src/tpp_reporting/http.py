@@ -79,8 +79,12 @@ def csv_response(name: str, rows: Sequence[BaseModel], freshness: Freshness | No
 
 
 def _json(report: Report, response: Response) -> Any:
-    response.headers.update(freshness_headers(report.freshness))
-    return report
+    # Serialized once per computed report (not validated again per request): see Report.
+    return Response(
+        report.serialized(),
+        media_type="application/json",
+        headers=freshness_headers(report.freshness),
+    )
 
 
 def _either(

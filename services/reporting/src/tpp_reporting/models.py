@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from tpp_contracts.vocab import TechnicalField
 
 from tpp_reporting.freshness import Freshness
@@ -26,6 +26,25 @@ class Report(BaseModel):
     freshness: Freshness | None = Field(
         default=None, description="Data as of the newest event applied; consumer lag."
     )
+    # The report's JSON without its freshness, serialized once when it is computed.
+    _body: bytes | None = PrivateAttr(default=None)
+
+    def serialized(self) -> bytes:
+        """The JSON document, reusing the body serialized when the report was computed."""
+        body = self._body
+        if body is None or self.freshness is None or len(body) < 3:
+            return self.model_dump_json().encode()
+        return b'{"freshness":' + self.freshness.model_dump_json().encode() + b"," + body[1:]
+
+    def changed(self, **update: object) -> Self:
+        """A copy with fields replaced (serialized afresh: the kept body is dropped)."""
+        copy = self.model_copy(update=update)
+        copy._body = None
+        return copy
+
+    def keep_body(self) -> None:
+        """Serialize the report (without freshness) once, for ``serialized``."""
+        self._body = self.model_dump_json(exclude={"freshness"}).encode()
 
 
 class YearFigures(BaseModel):

@@ -191,6 +191,34 @@ async def claim(conn: Connection, schema: str, items: Sequence[Item]) -> list[ev
     return [i.event for i in first.values() if i.event.id in new]
 
 
+def fold_unseen(items: Sequence[Item], seen: set[uuid.UUID]) -> tuple[Batch, list[Item]]:
+    """Fold the items whose event ids are not in ``seen`` (which learns them), in order.
+
+    The rebuild's form of ``claim`` + ``Batch.add``: it knows every id it applied, so it
+    dedupes in memory and computes a batch while the previous one is being written.
+    """
+    batch = Batch()
+    new: list[Item] = []
+    for item in items:
+        event_id = item.event.id
+        if event_id not in seen:
+            seen.add(event_id)
+            new.append(item)
+            batch.add(item.event)
+    return batch, new
+
+
+async def record_inbox(conn: Connection, schema: str, items: Sequence[Item]) -> None:
+    """Insert inbox rows of events known to be new (no conflict check needed)."""
+    if not items:
+        return
+    await conn.execute(
+        f'INSERT INTO {schema}.inbox_message (event_id, event_type, topic, partition, "offset")'
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[])",
+        *_columns(((i.event.id, i.event.type, i.topic, i.partition, i.offset) for i in items), 5),
+    )
+
+
 async def write(conn: Connection, schema: str, batch: Batch) -> None:
     """Write a batch's net effect: at most one or two statements per table."""
     s = schema

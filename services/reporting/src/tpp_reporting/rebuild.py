@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,15 @@ from tpp_reporting import tables
 from tpp_reporting.app import tune_gc
 from tpp_reporting.config import Settings
 from tpp_reporting.consumers import SWAP_LOCK, decode_records, topics
-from tpp_reporting.projection import LIVE, project
+from tpp_reporting.projection import (
+    LIVE,
+    Batch,
+    Item,
+    fold_unseen,
+    project,
+    record_inbox,
+    write,
+)
 
 SHADOW = "rebuild"
 RETIRED = "retired"
@@ -139,6 +148,40 @@ async def _apply(conn: asyncpg.Connection, records: list[Any], max_message_bytes
     return await project(conn, SHADOW, items)
 
 
+async def _write(conn: asyncpg.Connection, batch: Batch, new: list[Item]) -> None:
+    async with conn.transaction():
+        await record_inbox(conn, SHADOW, new)
+        await write(conn, SHADOW, batch)
+
+
+async def _secondary_indexes(conn: asyncpg.Connection, schema: str) -> list[tuple[str, str]]:
+    """(name, DDL) of the projection tables' non-unique indexes in a schema."""
+    rows = await conn.fetch(
+        "SELECT c.relname AS name, pg_get_indexdef(c.oid) AS ddl, t.relname AS tbl"
+        " FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+        " JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND NOT x.indisunique",
+        schema,
+    )
+    names = {t.name for t in tables.PROJECTION_TABLES}
+    return [(r["name"], r["ddl"]) for r in rows if r["tbl"] in names]
+
+
+async def _defer_indexes(conn: asyncpg.Connection) -> list[str]:
+    """Drop the shadow tables' non-unique indexes; returns the DDL to build them after loading.
+
+    An index built once over the loaded rows costs far less than one kept up to date through
+    a million inserts. The DDL is the live tables' own (same names and definitions, so later
+    migrations find what they expect), pointed at the shadow schema.
+    """
+    for name, _ in await _secondary_indexes(conn, SHADOW):
+        await conn.execute(f"DROP INDEX {SHADOW}.{name}")
+    return [
+        ddl.replace(f" ON {LIVE}.", f" ON {SHADOW}.", 1)
+        for _, ddl in await _secondary_indexes(conn, LIVE)
+    ]
+
+
 async def rebuild(
     settings: Settings, *, show_progress: bool = True, chunk: int = 20_000
 ) -> RebuildResult:
@@ -161,6 +204,9 @@ async def rebuild(
     )
     try:
         total = await reader.start()
+        indexes = await _defer_indexes(conn)
+        seen: set[uuid.UUID] = set()
+        writing: asyncio.Task[None] | None = None
         with progress:
             task = progress.add_task("rebuild", total=total)
             for _ in range(2):  # up to the ends seen at the start, then to the newer ends
@@ -169,10 +215,22 @@ async def rebuild(
                     records = await reader.read(chunk)
                     if not records:
                         continue
-                    async with conn.transaction():
-                        applied += await _apply(conn, records, limit)
+                    # Decode and fold this chunk while the previous one is being written.
+                    items, _, _ = decode_records(records, max_message_bytes=limit)
+                    batch, new = fold_unseen(items, seen)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(_write(conn, batch, new))
+                    applied += batch.count
                     read += len(records)
                     progress.update(task, completed=read, total=max(total, read))
+            if writing is not None:
+                await writing
+            for ddl in indexes:
+                await conn.execute(ddl)
+            await conn.execute(
+                f"ANALYZE {', '.join(f'{SHADOW}.{t.name}' for t in tables.PROJECTION_TABLES)}"
+            )
             swap_started = time.perf_counter()
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SWAP_LOCK)

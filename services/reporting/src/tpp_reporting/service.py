@@ -36,6 +36,7 @@ from tpp_reporting.models import (
     NextYearPlan,
     OrganizerFigures,
     OutcomeRow,
+    Report,
     SessionFigures,
     SessionReport,
     SessionsReport,
@@ -177,7 +178,10 @@ class ReportingService:
         self, build: Callable[[Connection], Awaitable[BaseModel]], state: dict[str, Any]
     ) -> tuple[BaseModel, dict[str, Any]]:
         async with self._sessions() as session:
-            return await build(await raw_connection(session)), state
+            report = await build(await raw_connection(session))
+        if isinstance(report, Report):
+            report.keep_body()
+        return report, state
 
     async def _report(
         self, key: Hashable, build: Callable[[Connection], Awaitable[BaseModel]]
@@ -554,7 +558,8 @@ class ReportingService:
 
         report: AnnualReview = await self._report(("review", year), build)
         commitments = [c for c in await self.commitments() if c.start_year <= year <= c.end_year]
-        return report.model_copy(update={"commitments": commitments})
+        review: AnnualReview = report.changed(commitments=commitments)
+        return review
 
 
 def _fold_regions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

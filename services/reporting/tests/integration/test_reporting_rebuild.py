@@ -25,10 +25,13 @@ VOLATILE = {"inbox_message": {"applied_at"}, "projection_state": {"version"}}
 
 
 async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection table's rows (without the volatile columns), sorted."""
+    """Every projection table's rows (without the volatile columns), sorted; and indexes."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        out = {}
+        indexes = await conn.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+        )
+        out: dict[str, list[tuple[Any, ...]]] = {"(indexes)": [tuple(r) for r in indexes]}
         for table in tables.PROJECTION_TABLES:
             columns = [c.name for c in table.columns if c.name not in VOLATILE.get(table.name, ())]
             quoted = ", ".join(f'"{c}"' for c in columns)
