@@ -5,10 +5,11 @@ relay on, consumers off, the session view seeded directly), this process generat
 (64 clients back to back, ``POST /sessions/{id}/enrollments``), in two configurations:
 
 - ``off``: ``OTEL_SDK_DISABLED=true`` (no spans, no instrumentation);
-- ``on``: the default sampling (``parentbased_always_on``: every request traced: HTTP span,
-  SQL spans, the outbox row's trace context, the relay's producer spans), exported with the
-  OTLP/HTTP batch exporter to a stand-in collector on loopback (``bench/otlp_sink.py``, its
-  own process).
+- ``on``: tracing at the default sampling (parent-based, 10% of new traces recorded: HTTP
+  span, SQL spans, the outbox row's trace context, the relay's producer spans; every request
+  still gets a trace id), exported with the OTLP/HTTP batch exporter to a stand-in collector
+  on loopback (``bench/otlp_sink.py``, its own process);
+- ``always``: for information, every request recorded (``parentbased_always_on``).
 
 Runs alternate (off, on, off, on, ...) so that drift hits both alike; each configuration has
 its own scratch database seeded the same way. Figures: the median rate of each, their ratio
@@ -48,7 +49,7 @@ NAME = "tracing"
 TIME_BUDGET_S = 240
 REPEATS = 3
 CONCURRENCY = 64
-MODES = ("off", "on")
+MODES = ("off", "on", "always")
 
 
 @contextlib.asynccontextmanager
@@ -79,11 +80,15 @@ def tracing_env(mode: str, sink_port: int) -> dict[str, str]:
     """OTEL_* variables of a configuration."""
     if mode == "off":
         return {"OTEL_SDK_DISABLED": "true"}
-    return {
+    env = {
         "OTEL_SDK_DISABLED": "false",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
         "OTEL_SERVICE_NAME": "enrollment",
+        "OTEL_TRACES_SAMPLER": "",  # the platform's default
     }
+    if mode == "always":
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
+    return env
 
 
 async def run(ctx: Context) -> list[Figure]:
@@ -98,11 +103,12 @@ async def run(ctx: Context) -> list[Figure]:
     async with (
         scratch_database(ctx, "enrollment", "_troff") as url_off,
         scratch_database(ctx, "enrollment", "_tron") as url_on,
+        scratch_database(ctx, "enrollment", "_tralways") as url_always,
         scratch_topics(ctx) as prefix,
         otlp_sink() as sink_port,
     ):
         data = {}
-        for mode, url in (("off", url_off), ("on", url_on)):
+        for mode, url in (("off", url_off), ("on", url_on), ("always", url_always)):
             data[mode] = (url, *await seed(url, SESSIONS, CAPACITY, trainees))
         counters = {m: itertools.count() for m in MODES}
         for _ in range(repeats):
@@ -137,7 +143,7 @@ async def run(ctx: Context) -> list[Figure]:
                     f" {dict(result.statuses)}; {cpu}",
                     flush=True,
                 )
-    off, on = (statistics.median(rates[m]) for m in MODES)
+    off, on, always = (statistics.median(rates[m]) for m in MODES)
     ratios = [b / a for a, b in zip(rates["off"], rates["on"], strict=True)]
     figures = [
         median_figure(
@@ -152,7 +158,14 @@ async def run(ctx: Context) -> list[Figure]:
             rates["on"],
             "commands/s",
             ceiling="ceiling.pg.row_outbox_notify.c32",
-            note="default sampling (always on), OTLP/HTTP batch export to a loopback sink",
+            note="default sampling (10% of new traces), OTLP/HTTP export to a loopback sink",
+        ),
+        median_figure(
+            "tracing.enroll.always",
+            rates["always"],
+            "commands/s",
+            ceiling="ceiling.pg.row_outbox_notify.c32",
+            note="every request recorded (parentbased_always_on), for information",
         ),
         Figure(
             "tracing.enroll.on_over_off",
@@ -163,7 +176,16 @@ async def run(ctx: Context) -> list[Figure]:
             note="tracing may cost at most 25% of enrollment command throughput",
         ),
     ]
-    cpu_off, cpu_on = (statistics.median(cpu_ms[m]) for m in MODES)
+    figures.append(
+        Figure(
+            "tracing.enroll.always_over_off",
+            always / off,
+            "ratio",
+            runs=[round(b / a, 3) for a, b in zip(rates["off"], rates["always"], strict=True)],
+            note="every request recorded, for information (no target)",
+        )
+    )
+    cpu_off, cpu_on = (statistics.median(cpu_ms[m]) for m in ("off", "on"))
     figures.append(
         Figure(
             "tracing.enroll.cpu_off_over_on",

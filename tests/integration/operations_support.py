@@ -218,8 +218,17 @@ class Journey:
     personal: dict[str, str]
 
 
-async def enroll_journey(platform: Any, eventually: Any) -> Journey:
-    """Organizer, session, publish; a trainee enrolls; reporting counts the enrollment."""
+async def enroll_journey(
+    platform: Any,
+    eventually: Any,
+    *,
+    publish_headers: dict[str, str] | None = None,
+    enroll_headers: dict[str, str] | None = None,
+) -> Journey:
+    """Organizer, session, publish; a trainee enrolls; reporting counts the enrollment.
+
+    The headers go with the publish and the enroll requests (e.g. a sampled ``traceparent``).
+    """
     year = OPS_YEAR
     organizer = await platform.registry.http.post(
         "/organizers",
@@ -247,7 +256,9 @@ async def enroll_journey(platform: Any, eventually: Any) -> Journey:
     )
     assert session.status_code == 201, session.text
     session_id = session.json()["id"]
-    published = await platform.registry.http.post(f"/sessions/{session_id}/publish")
+    published = await platform.registry.http.post(
+        f"/sessions/{session_id}/publish", headers=publish_headers
+    )
     assert published.status_code == 200, published.text
 
     async def open_for_enrollment() -> bool:
@@ -274,7 +285,9 @@ async def enroll_journey(platform: Any, eventually: Any) -> Journey:
     )
     assert trainee.status_code == 201, trainee.text
     enrolled = await platform.enrollment.http.post(
-        f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee.json()["id"]}
+        f"/sessions/{session_id}/enrollments",
+        json={"trainee_id": trainee.json()["id"]},
+        headers=enroll_headers,
     )
     assert enrolled.status_code == 201, enrolled.text
 

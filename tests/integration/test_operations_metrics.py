@@ -148,12 +148,12 @@ async def test_consumer_lag_is_measured_per_partition_and_fails_readiness_over_t
     async with own_topics(bootstrap, SESSIONS.name) as prefix, scratch(databases.create) as proj:
         held = wrap(created(uuid.uuid4()), source="/tests")
         behind = [wrap(created(uuid.uuid4()), source="/tests") for _ in range(3)]
-        proj.failures[held.id] = 1  # the partition waits for a retry in 2 s
+        proj.failures[held.id] = 1  # the partition waits for a retry in 4 to 6 s
         settings = ServiceSettings(
             database_url=str(proj.engine.url.render_as_string(hide_password=False)),
             kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
             relay_enabled=False,
-            consumer_backoff_s=2.0,
+            consumer_backoff_s=5.0,
             ready_max_lag=2,
         )
         runtime = Runtime(settings, name="opslag")

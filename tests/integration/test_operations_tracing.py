@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,17 @@ def spans(platform: Any) -> Iterator[InMemorySpanExporter]:
     assert processor is not None
     yield exporter
     processor.shutdown()
+
+
+def follow() -> tuple[int, dict[str, str]]:
+    """A new trace id and the W3C header that asks for it to be recorded (sampled: 01).
+
+    This is how an operator follows one request whatever the sampling ratio: the services'
+    samplers are parent-based, so a sampled caller's request is always recorded.
+    """
+    trace_id = random.getrandbits(128) | 1
+    parent = random.getrandbits(64) | 1
+    return trace_id, {"traceparent": f"00-{trace_id:032x}-{parent:016x}-01"}
 
 
 def service(span: ReadableSpan) -> str | None:
@@ -66,9 +78,13 @@ def consumed(spans: list[ReadableSpan], svc: str, event_type: str) -> list[Reada
 async def test_one_trace_runs_from_the_registry_request_to_every_projection_update(
     platform: Any, spans: InMemorySpanExporter, eventually: Any
 ) -> None:
-    journey = await enroll_journey(platform, eventually)
+    trace_id, publish_headers = follow()
+    enroll_trace_id, enroll_headers = follow()
+    journey = await enroll_journey(
+        platform, eventually, publish_headers=publish_headers, enroll_headers=enroll_headers
+    )
     publish = http_span(spans, "POST /sessions/{session_id}/publish", "registry")
-    trace_id = publish.context.trace_id
+    assert publish.context.trace_id == trace_id  # the operator's trace id, end to end
 
     async def followed() -> list[ReadableSpan] | None:
         found = in_trace(spans, trace_id)
@@ -103,9 +119,13 @@ async def test_one_trace_runs_from_the_registry_request_to_every_projection_upda
     )  # the session view's UPDATE runs inside the consumer span
 
     # The enrollment request's own trace reaches reporting the same way.
-    enroll = http_span(spans, "POST /sessions/{session_id}/enrollments", "enrollment")
-    enrolled = in_trace(spans, enroll.context.trace_id)
-    assert consumed(enrolled, "reporting", "tpp.enrollment.enrollment.accepted.v1")
+    async def enrollment_followed() -> list[ReadableSpan] | None:
+        found = in_trace(spans, enroll_trace_id)
+        accepted = consumed(found, "reporting", "tpp.enrollment.enrollment.accepted.v1")
+        return found if accepted else None
+
+    enrolled = await eventually(enrollment_followed, what="the enrollment's trace in reporting")
+    assert http_span(spans, "POST /sessions/{session_id}/enrollments", "enrollment") in enrolled
 
     # No personal data in any span.
     text = repr([(s.name, dict(s.attributes or {})) for s in spans.get_finished_spans()])
@@ -118,10 +138,11 @@ async def test_a_cancellation_is_one_trace_across_the_three_services(
 ) -> None:
     journey = await enroll_journey(platform, eventually)
     session = await platform.registry.http.get(f"/sessions/{journey.session_id}")
+    _, headers = follow()
     cancelled = await platform.registry.http.post(
         f"/sessions/{journey.session_id}/cancel",
         json={"reason": "venue flooded"},
-        headers={"If-Match": session.headers["etag"]},
+        headers={"If-Match": session.headers["etag"], **headers},
     )
     assert cancelled.status_code == 200, cancelled.text
     request = http_span(spans, "POST /sessions/{session_id}/cancel", "registry")

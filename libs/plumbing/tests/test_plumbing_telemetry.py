@@ -125,3 +125,20 @@ def test_trace_context_travels_in_kafka_headers() -> None:
     with tracer.start_as_current_span("process", context=context) as child:
         assert child.get_span_context().trace_id == span.get_span_context().trace_id
     assert telemetry.kafka_headers_context([("content-type", b"x")]) is None
+
+
+def test_by_default_a_tenth_of_new_traces_is_recorded_and_a_sampled_caller_always_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    sampler = telemetry.default_sampler(0.1)
+    assert sampler is not None
+    tracer = TracerProvider(sampler=sampler).get_tracer("test")
+    roots = [tracer.start_span("request") for _ in range(2000)]
+    recorded = sum(span.is_recording() for span in roots)
+    assert 100 < recorded < 300
+    caller = [("traceparent", b"00-" + b"ab" * 16 + b"-" + b"cd" * 8 + b"-01")]
+    followed = tracer.start_span("request", context=telemetry.kafka_headers_context(caller))
+    assert followed.is_recording()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+    assert telemetry.default_sampler(0.1) is None  # the SDK reads the variable

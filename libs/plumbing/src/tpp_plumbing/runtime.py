@@ -50,7 +50,7 @@ class Runtime:
         self.settings = settings
         self.name = name
         self.metrics = Metrics(name)
-        telemetry.configure_tracing(name)
+        telemetry.configure_tracing(name, settings.trace_sample_ratio)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         telemetry.instrument_engine(self.engine)
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)

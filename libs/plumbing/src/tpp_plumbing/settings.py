@@ -70,5 +70,12 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="On SIGTERM: time to finish in-flight events and flush the relay.",
     )
+    trace_sample_ratio: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Share of new traces recorded when OTEL_TRACES_SAMPLER is unset; requests"
+        " whose traceparent says sampled are always recorded (parent-based).",
+    )
     log_json: bool = Field(True, description="Log JSON lines to stderr (off: leave logging be).")
     log_level: str = Field("INFO", description="Level of the service's logs.")

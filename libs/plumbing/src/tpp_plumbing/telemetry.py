@@ -6,11 +6,14 @@ that is a child of it and puts that span's context in the Kafka headers; consume
 the trace from those headers (see ``tpp_plumbing.consumer``).
 
 Configuration is the standard ``OTEL_*`` environment: ``OTEL_SDK_DISABLED=true`` turns
-tracing off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` choose sampling (the SDK's
-default is ``parentbased_always_on``: every request is traced, so any enrollment can be
-followed); spans are exported with OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
-``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to the console with
-``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise (trace ids still reach the logs).
+tracing off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` choose sampling. Without
+them, the platform's default is parent-based with a ratio (``trace_sample_ratio``, 10%) for
+new traces: a request that arrives with a sampled ``traceparent`` is always recorded, so an
+operator follows any enrollment end to end by sending ``traceparent: 00-<trace>-<span>-01``
+(or sets ``OTEL_TRACES_SAMPLER=parentbased_always_on``). Spans are exported with OTLP/HTTP
+when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to
+the console with ``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise (trace ids still
+reach the logs, sampled or not).
 
 Exception messages and status descriptions are dropped before export: database drivers put
 row values (possibly personal data) in them; the exception type stays.
@@ -34,6 +37,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Span, Status
 
 log = logging.getLogger(__name__)
@@ -55,10 +59,11 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-def configure_tracing(service: str) -> TracerProvider | None:
+def configure_tracing(service: str, sample_ratio: float = 0.1) -> TracerProvider | None:
     """Install the process's tracer provider from the ``OTEL_*`` environment (once).
 
-    Returns the SDK provider, or None when tracing is disabled. A provider installed
+    ``sample_ratio`` is the share of new traces recorded when ``OTEL_TRACES_SAMPLER`` is
+    unset. Returns the SDK provider, or None when tracing is disabled. A provider installed
     earlier (by another service of the same process, or by a test) is reused.
     """
     if not enabled():
@@ -67,12 +72,20 @@ def configure_tracing(service: str) -> TracerProvider | None:
     if isinstance(current, TracerProvider):
         return current
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
-    provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER(_ARG)
+    provider = TracerProvider(resource=resource, sampler=default_sampler(sample_ratio))
     exporter = _exporter_from_env()
     if exporter is not None:
         provider.add_span_processor(WithholdingProcessor(BatchSpanProcessor(exporter)))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def default_sampler(sample_ratio: float) -> Sampler | None:
+    """Parent-based, ``sample_ratio`` of new traces; None (the SDK reads it) when
+    ``OTEL_TRACES_SAMPLER`` is set."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ParentBased(TraceIdRatioBased(sample_ratio))
 
 
 def _exporter_from_env() -> SpanExporter | None:
