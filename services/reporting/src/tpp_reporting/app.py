@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # database_url from env
     tune_gc(settings.gc_gen0_threshold)
     regions.preload()
+    gc.freeze()  # what is loaded by now lives as long as the process: never scan it again
     runtime = Runtime(settings, name=NAME)
     runtime.subscribe(
         subscriptions(

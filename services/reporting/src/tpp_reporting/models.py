@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from tpp_contracts.vocab import TechnicalField
@@ -41,6 +41,9 @@ class Report(BaseModel):
         copy = self.model_copy(update=update)
         copy._body = None
         return copy
+
+    #: Whether the computed report's JSON is kept (not for internal indexes).
+    keep_json: ClassVar[bool] = True
 
     def keep_body(self) -> None:
         """Serialize the report (without freshness) once, for ``serialized``."""
@@ -131,6 +134,13 @@ class SessionReport(SessionFigures, Report):
     """One session's figures."""
 
 
+class SessionIndex(Report):
+    """Every session's figures by id (internal: answers one-session requests)."""
+
+    keep_json: ClassVar[bool] = False
+    rows: dict[uuid.UUID, SessionFigures]
+
+
 class SessionsReport(Report):
     """Per-session figures."""
 
@@ -195,6 +205,12 @@ class CommitmentProgress(Commitment, Report):
     )
     on_track: bool
     by_year: dict[int, int]
+
+
+class CommitmentList(Report):
+    """Every commitment with its progress."""
+
+    items: list[CommitmentProgress]
 
 
 class OrganizerFigures(BaseModel):

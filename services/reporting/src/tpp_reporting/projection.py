@@ -191,16 +191,17 @@ async def claim(conn: Connection, schema: str, items: Sequence[Item]) -> list[ev
     return [i.event for i in first.values() if i.event.id in new]
 
 
-def fold_unseen(items: Sequence[Item], seen: set[uuid.UUID]) -> tuple[Batch, list[Item]]:
+def fold_unseen(items: Sequence[Item], seen: set[int]) -> tuple[Batch, list[Item]]:
     """Fold the items whose event ids are not in ``seen`` (which learns them), in order.
 
     The rebuild's form of ``claim`` + ``Batch.add``: it knows every id it applied, so it
-    dedupes in memory and computes a batch while the previous one is being written.
+    dedupes in memory and computes a batch while the previous one is being written. Ids are
+    kept as integers: a million UUID objects would keep the garbage collector busy.
     """
     batch = Batch()
     new: list[Item] = []
     for item in items:
-        event_id = item.event.id
+        event_id = item.event.id.int
         if event_id not in seen:
             seen.add(event_id)
             new.append(item)

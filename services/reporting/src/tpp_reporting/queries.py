@@ -28,12 +28,16 @@ def _dicts(rows: list[Any]) -> list[dict[str, Any]]:
 
 
 async def state(conn: Connection) -> dict[str, Any]:
-    """The projection's version, events applied and the time of the newest event."""
+    """The projection's version, events applied, the time of the newest event, and a token
+    that changes with the commitments (row count and newest row version)."""
     rows = await conn.fetch(
-        "SELECT version, events_applied, last_event_at FROM projection_state WHERE id = 1"
+        "SELECT p.version, p.events_applied, p.last_event_at,"
+        " (SELECT count(*)::text || '.' || coalesce(max(xmin::text::bigint), 0)::text"
+        "  FROM commitment) AS settings"
+        " FROM projection_state p WHERE p.id = 1"
     )
     if not rows:
-        return {"version": 0, "events_applied": 0, "last_event_at": None}
+        return {"version": 0, "events_applied": 0, "last_event_at": None, "settings": ""}
     return dict(rows[0])
 
 
@@ -184,6 +188,36 @@ async def sessions(
             status,
             limit,
             offset,
+        )
+    )
+
+
+async def every_session(conn: Connection) -> list[dict[str, Any]]:
+    """Every session's figures, in one pass over the facts (grouped, not one by one)."""
+    return _dicts(
+        await conn.fetch(
+            f"""
+            WITH e AS (
+                SELECT session_id, count(*) AS enrolled,
+                       count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
+                       count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
+                       count(*) FILTER (WHERE status = 'completed') AS completed,
+                       count(*) FILTER (WHERE status = 'no_show') AS no_show
+                FROM enrollment_fact GROUP BY session_id),
+            v AS (
+                SELECT session_id, count(*) AS evaluations, sum(score) AS score_total
+                FROM evaluation_fact GROUP BY session_id)
+            SELECT s.session_id, s.title, s.year, s.field, s.organizer_id, o.name AS organizer,
+                   s.venue_country, s.overseas, s.capacity, s.status,
+                   coalesce(e.enrolled, 0) AS enrolled, coalesce(e.accepted, 0) AS accepted,
+                   coalesce(e.waitlisted, 0) AS waitlisted,
+                   coalesce(e.completed, 0) AS completed, coalesce(e.no_show, 0) AS no_show,
+                   coalesce(v.evaluations, 0) AS evaluations, v.score_total
+            FROM session_fact s
+            LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
+            LEFT JOIN e ON e.session_id = s.session_id
+            LEFT JOIN v ON v.session_id = s.session_id
+            """
         )
     )
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,7 +204,7 @@ async def rebuild(
     try:
         total = await reader.start()
         indexes = await _defer_indexes(conn)
-        seen: set[uuid.UUID] = set()
+        seen: set[int] = set()
         writing: asyncio.Task[None] | None = None
         with progress:
             task = progress.add_task("rebuild", total=total)

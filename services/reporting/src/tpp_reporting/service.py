@@ -1,11 +1,11 @@
 """Reporting use cases: the reports, assembled from the projections, with their freshness.
 
 Reports are read-mostly and change only when a batch of events is applied, so a computed
-report is kept and served again while the projections' version is the same (checked at most
-every ``cache_max_age_s``). When the version moved on, the last report is served at once
-(its freshness says as of when) while the new one is computed in the background
-(stale-while-revalidate); only a report never computed makes its reader wait. Concurrent
-requests for the same report share one computation.
+report is kept and served again while the projections' version is the same (the version is
+asked of the database at most every ``cache_max_age_s``, once for all reports). When it moved
+on, the last report is served at once (its freshness says as of when) while the new one is
+computed in the background (stale-while-revalidate); only a report never computed makes its
+reader wait. Concurrent requests for the same report share one computation.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tpp_reporting.models import (
     BreakdownRow,
     Commitment,
     CommitmentIn,
+    CommitmentList,
     CommitmentProgress,
     FollowUpReport,
     NextYearPlan,
@@ -38,6 +39,7 @@ from tpp_reporting.models import (
     OutcomeRow,
     Report,
     SessionFigures,
+    SessionIndex,
     SessionReport,
     SessionsReport,
     YearFigures,
@@ -63,36 +65,26 @@ GROWTH_METRICS = (
 
 
 class _Entry:
-    __slots__ = ("checked", "value", "version")
+    __slots__ = ("value", "version")
 
-    def __init__(self, version: int, value: Any) -> None:
+    def __init__(self, version: Hashable, value: Any) -> None:
         self.version = version
         self.value = value
-        self.checked = time.monotonic()
 
 
 class ReportCache:
     """Computed reports by key, valid while the projections' version is unchanged."""
 
-    def __init__(self, *, max_age_s: float, max_entries: int = 2048) -> None:
-        self._max_age_s = max_age_s
+    def __init__(self, *, max_entries: int = 2048) -> None:
         self._max_entries = max_entries
         self._entries: dict[Hashable, _Entry] = {}
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def fresh(self, key: Hashable) -> Any | None:
-        """A value checked against the version less than ``max_age_s`` ago."""
-        entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry.checked < self._max_age_s:
-            return entry.value
-        return None
-
-    def valid(self, key: Hashable, version: int) -> Any | None:
+    def valid(self, key: Hashable, version: Hashable) -> Any | None:
         """A value computed at ``version`` (and now known to still be current)."""
         entry = self._entries.get(key)
         if entry is not None and entry.version == version:
-            entry.checked = time.monotonic()
             return entry.value
         return None
 
@@ -101,7 +93,9 @@ class ReportCache:
         entry = self._entries.get(key)
         return entry.value if entry is not None else None
 
-    def refresh(self, key: Hashable, version: int, produce: Callable[[], Awaitable[Any]]) -> None:
+    def refresh(
+        self, key: Hashable, version: Hashable, produce: Callable[[], Awaitable[Any]]
+    ) -> None:
         """Recompute ``key`` in the background (once, however many readers ask)."""
         if key in self._inflight:
             return
@@ -110,15 +104,19 @@ class ReportCache:
         task.add_done_callback(self._tasks.discard)
 
     async def _refresh(
-        self, key: Hashable, version: int, produce: Callable[[], Awaitable[Any]]
+        self, key: Hashable, version: Hashable, produce: Callable[[], Awaitable[Any]]
     ) -> None:
         try:
             await self.compute(key, version, produce)
         except Exception:  # the reader got the last value; the next one tries again
             log.warning("report refresh failed", exc_info=True)
 
+    def clear(self) -> None:
+        """Forget every computed report (after a write this process made)."""
+        self._entries.clear()
+
     async def compute(
-        self, key: Hashable, version: int, produce: Callable[[], Awaitable[Any]]
+        self, key: Hashable, version: Hashable, produce: Callable[[], Awaitable[Any]]
     ) -> Any:
         """Compute once for every caller waiting on the same key."""
         pending = self._inflight.get(key)
@@ -165,43 +163,62 @@ class ReportingService:
     ) -> None:
         self._sessions = sessions
         self._lag = lag
-        self._cache = ReportCache(max_age_s=cache_max_age_s)
+        self._cache = ReportCache()
+        self._max_age_s = cache_max_age_s
+        self._known: dict[str, Any] | None = None
+        self._known_at = 0.0
+        self._asking: asyncio.Task[dict[str, Any]] | None = None
         self._today = today or (lambda: datetime.now(UTC).date())
 
     # --- plumbing of every report ----------------------------------------------------------
-
-    async def _state(self) -> dict[str, Any]:
-        async with self._sessions() as session:
-            return await queries.state(await raw_connection(session))
 
     async def _compute(
         self, build: Callable[[Connection], Awaitable[BaseModel]], state: dict[str, Any]
     ) -> tuple[BaseModel, dict[str, Any]]:
         async with self._sessions() as session:
             report = await build(await raw_connection(session))
-        if isinstance(report, Report):
+        if isinstance(report, Report) and report.keep_json:
             report.keep_body()
         return report, state
+
+    async def _state(self) -> dict[str, Any]:
+        """The projections' state, asked of the database at most every ``cache_max_age_s``
+        (one query for all reports, however many are requested)."""
+        now = time.monotonic()
+        if self._known is not None and now - self._known_at < self._max_age_s:
+            return self._known
+        if self._asking is None:
+            self._asking = asyncio.get_running_loop().create_task(self._ask_state())
+        asking = self._asking
+        try:
+            state = await asyncio.shield(asking)
+        finally:
+            if asking.done() and self._asking is asking:
+                self._asking = None
+        return state
+
+    async def _ask_state(self) -> dict[str, Any]:
+        async with self._sessions() as session:
+            state = await queries.state(await raw_connection(session))
+        self._known, self._known_at = state, time.monotonic()
+        return state
 
     async def _report(
         self, key: Hashable, build: Callable[[Connection], Awaitable[BaseModel]]
     ) -> Any:
-        value = self._cache.fresh(key)
+        state = await self._state()
+        version = (state["version"], state["settings"])
+        value = self._cache.valid(key, version)
         if value is None:
-            state = await self._state()
-            value = self._cache.valid(key, state["version"])
-            if value is None:
-                value = self._cache.stale(key)
-                if value is not None:
-                    # Serve the last computed report (its freshness says how old) and
-                    # compute the new one in the background: no reader waits for it.
-                    self._cache.refresh(key, state["version"], lambda: self._compute(build, state))
-                else:
-                    value = await self._cache.compute(
-                        key, state["version"], lambda: self._compute(build, state)
-                    )
-        report, state = value
-        return report.model_copy(update={"freshness": self._freshness(state)})
+            value = self._cache.stale(key)
+            if value is not None:
+                # Serve the last computed report (its freshness says how old) and compute
+                # the new one in the background: no reader waits for it.
+                self._cache.refresh(key, version, lambda: self._compute(build, state))
+            else:
+                value = await self._cache.compute(key, version, lambda: self._compute(build, state))
+        report, computed_state = value
+        return report.model_copy(update={"freshness": self._freshness(computed_state)})
 
     def _freshness(self, state: dict[str, Any]) -> Freshness:
         lag = self._lag.current() if self._lag is not None else None
@@ -353,7 +370,15 @@ class ReportingService:
         return report
 
     async def session_report(self, session_id: uuid.UUID) -> SessionReport:
-        """One session's figures (zero until its events arrive)."""
+        """One session's figures (zero until its events arrive).
+
+        Answered from an index of every session's figures, computed in one grouped query
+        per version of the projections; a session not in it yet is looked up on its own.
+        """
+        index: SessionIndex = await self._report(("session-index",), self._session_index)
+        known = index.rows.get(session_id)
+        if known is not None:
+            return SessionReport(**known.model_dump(), freshness=index.freshness)
 
         async def build(conn: Connection) -> SessionReport:
             row = await queries.session(conn, session_id)
@@ -372,6 +397,10 @@ class ReportingService:
 
         report: SessionReport = await self._report(("session", session_id), build)
         return report
+
+    async def _session_index(self, conn: Connection) -> SessionIndex:
+        rows = await queries.every_session(conn)
+        return SessionIndex(rows={r["session_id"]: _session_figures(r) for r in rows})
 
     # --- follow-ups ------------------------------------------------------------------------
 
@@ -404,6 +433,8 @@ class ReportingService:
                 body.field,
                 body.region,
             )
+        self._cache.clear()
+        self._known = None
         return await self.commitment(commitment_id)
 
     async def update_commitment(
@@ -425,6 +456,8 @@ class ReportingService:
                 body.field,
                 body.region,
             )
+        self._cache.clear()
+        self._known = None
         if status.endswith(" 0"):
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
         return await self.commitment(commitment_id)
@@ -436,16 +469,24 @@ class ReportingService:
             status = await conn.execute(
                 "DELETE FROM commitment WHERE commitment_id = $1", commitment_id
             )
+        self._cache.clear()
+        self._known = None
         if status.endswith(" 0"):
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
 
     async def commitments(self) -> list[CommitmentProgress]:
         """Every commitment with its progress."""
-        async with self._sessions() as session:
-            conn = await raw_connection(session)
-            rows = await conn.fetch("SELECT * FROM commitment ORDER BY start_year, name")
-            state = await queries.state(conn)
-            return [await self._progress(conn, Commitment(**dict(r)), state) for r in rows]
+        report: CommitmentList = await self._report(
+            ("commitments", self._today()), self._commitment_list
+        )
+        fresh = report.freshness
+        return [c.model_copy(update={"freshness": fresh}) for c in report.items]
+
+    async def _commitment_list(self, conn: Connection) -> CommitmentList:
+        rows = await conn.fetch("SELECT * FROM commitment ORDER BY start_year, name")
+        return CommitmentList(
+            items=[await self._progress(conn, Commitment(**dict(r)), None) for r in rows]
+        )
 
     async def commitment(self, commitment_id: uuid.UUID) -> CommitmentProgress:
         """One commitment with its progress."""
@@ -460,7 +501,7 @@ class ReportingService:
             return await self._progress(conn, Commitment(**dict(rows[0])), state)
 
     async def _progress(
-        self, conn: Connection, commitment: Commitment, state: dict[str, Any]
+        self, conn: Connection, commitment: Commitment, state: dict[str, Any] | None
     ) -> CommitmentProgress:
         by_year = await queries.commitment_achieved(
             conn,
@@ -489,7 +530,7 @@ class ReportingService:
             by_year={
                 y: by_year.get(y, 0) for y in range(commitment.start_year, commitment.end_year + 1)
             },
-            freshness=self._freshness(state),
+            freshness=self._freshness(state) if state is not None else None,
         )
 
     # --- the annual review -----------------------------------------------------------------
@@ -510,8 +551,10 @@ class ReportingService:
             reached = sorted(
                 (c for c in countries if c["accepted"]), key=lambda c: (-c["accepted"], c["key"])
             )
+            listed = await self._commitment_list(conn)
             return AnnualReview(
                 year=year,
+                commitments=[c for c in listed.items if c.start_year <= year <= c.end_year],
                 figures=this,
                 countries=[
                     BreakdownRow(
@@ -556,10 +599,8 @@ class ReportingService:
                 ),
             )
 
-        report: AnnualReview = await self._report(("review", year), build)
-        commitments = [c for c in await self.commitments() if c.start_year <= year <= c.end_year]
-        review: AnnualReview = report.changed(commitments=commitments)
-        return review
+        report: AnnualReview = await self._report(("review", year, self._today()), build)
+        return report
 
 
 def _fold_regions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
