@@ -44,8 +44,7 @@ lint: ## ruff lint and format check, mypy strict
 	uv run ruff format --check .
 	uv run mypy libs services tests
 
-bench: ## run the benchmarks against the local stack
-	@if [[ ! -f bench/run.py ]]; then echo "no bench/run.py yet" >&2; exit 1; fi
+bench: ## benchmarks on the local stack (~10 min; ARGS="--quick" or module names), see bench/README.md
 	deploy/stack.sh up
 	set -a; . deploy/local.env; set +a; uv run python bench/run.py $(ARGS)
 

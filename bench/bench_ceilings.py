@@ -84,7 +84,7 @@ async def pg_rate(
 async def run(ctx: Context) -> list[Figure]:
     """Measure the ceilings."""
     repeats = 3
-    seconds = 2.0 if ctx.quick else 4.0
+    seconds = 2.0 if ctx.quick else 3.0
     figures: list[Figure] = []
     async with scratch_database(ctx, "postgres", "_ceiling") as url:
         conn = await asyncpg.connect(url)

@@ -207,7 +207,7 @@ async def _latency(ctx: Context, server: Server, make: RequestFactory) -> tuple[
 
 
 def _seconds(ctx: Context) -> float:
-    return 3.0 if ctx.quick else 8.0
+    return 3.0 if ctx.quick else 6.0
 
 
 async def run(ctx: Context) -> list[Figure]:

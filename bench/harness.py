@@ -150,7 +150,7 @@ def free_port() -> int:
 
 
 #: How the benchmarks serve an app (the same for the services and the empty-endpoint ceiling).
-WORKERS = 2
+WORKERS = int(os.environ.get("TPP_BENCH_WORKERS", "2"))
 UVICORN_FLAGS = ("--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "30")
 
 

@@ -157,7 +157,7 @@ async def open_loop(
     connections: int = 64,
     host: str = "127.0.0.1",
     keep_bodies: bool = False,
-    drain_s: float = 15.0,
+    drain_s: float = 10.0,
 ) -> Result:
     """Send ``rate`` requests per second for ``seconds``, on schedule, whatever the server does.
 

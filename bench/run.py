@@ -129,6 +129,30 @@ def table(figures: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+README_START = "<!-- bench:table:start -->"
+README_END = "<!-- bench:table:end -->"
+
+
+def update_readme(report: dict[str, Any]) -> None:
+    """Put a report's table (with when, where and how long) between the README's markers."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    head, start, rest = text.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not start or not end:
+        raise SystemExit(f"README.md has no {README_START} ... {README_END} block")
+    machine = report["machine"]
+    caption = (
+        f"Run of {report['when']} at commit {report['commit']} on {machine['cpus']} CPUs,"
+        f" Python {machine['python']}, {report['seconds']:.0f} s"
+        + (" (--quick)" if report["quick"] else "")
+        + "; medians of three runs, ratios to the ceilings of the same run."
+    )
+    block = f"{start}\n{caption}\n\n{report['table']}\n{end}"
+    readme.write_text(head + block + tail)
+    print(f"README.md: table of {report['when']} written")
+
+
 def _git_commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH
@@ -146,10 +170,20 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="modules to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="write the table of --out (after the run, or as it is with --no-run) into README.md",
+    )
+    parser.add_argument("--no-run", action="store_true", help="run nothing (with --readme)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.quick, args.out)
+        return
+    if args.no_run:
+        if args.readme:
+            update_readme(json.loads(args.out.read_text()))
         return
     names = discover()
     if args.modules:
@@ -175,7 +209,9 @@ def main() -> None:
     }
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nsaved {args.out.relative_to(ROOT)} ({report['seconds']:.0f} s)")
+    print(f"\nsaved {args.out} ({report['seconds']:.0f} s)")
+    if args.readme:
+        update_readme(report)
     if any(m["status"] != "ok" for m in modules):
         sys.exit(1)
 
