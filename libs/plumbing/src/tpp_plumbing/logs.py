@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from types import TracebackType
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -21,8 +20,6 @@ from tpp_plumbing import telemetry
 _MARK = "_tpp_json"
 # Loggers that servers configure with handlers of their own; ours replace them.
 _SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
-
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
 class TraceContextFilter(logging.Filter):

@@ -143,11 +143,6 @@ class ConsumerRunner:
         """The fetch loop runs."""
         return self._loop_task is not None and not self._loop_task.done()
 
-    @property
-    def in_flight(self) -> int:
-        """Partitions with work in progress."""
-        return len(self._busy)
-
     async def start(self) -> None:
         """Join the group and start fetching."""
         kafka = AIOKafkaConsumer(

@@ -26,7 +26,6 @@ import os
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -214,16 +213,6 @@ def current_ids() -> tuple[str, str] | None:
     return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
 
 
-def attach(ctx: Context) -> object:
-    """Make ``ctx`` current; pass the token to :func:`detach`."""
-    return otel_context.attach(ctx)
-
-
-def detach(token: object) -> None:
-    """Undo :func:`attach`."""
-    otel_context.detach(token)  # type: ignore[arg-type]  # the token attach returned
-
-
 def instrument_app(app: Any, service: str) -> None:
     """Trace a FastAPI app's requests (not its health, metrics and docs endpoints).
 
@@ -248,14 +237,26 @@ def instrument_app(app: Any, service: str) -> None:
 
 
 def instrument_engine(engine: Any) -> None:
-    """Trace the SQL statements of a SQLAlchemy (async) engine (statements, no parameters)."""
+    """Trace the SQL statements of a SQLAlchemy (async) engine (statements, no parameters).
+
+    Only statements run inside a recorded span get one: a statement of an unsampled request
+    (or of no request) costs nothing, and the SQL spans always have a parent to belong to.
+    """
     if not enabled():
         return
     from opentelemetry.instrumentation.sqlalchemy import engine as sqlalchemy_tracing
     from opentelemetry.metrics import NoOpMeter
 
+    class RecordedOnly(sqlalchemy_tracing.EngineTracer):
+        def _before_cur_exec(
+            self, conn: Any, cursor: Any, statement: Any, params: Any, *args: Any
+        ) -> Any:
+            if not trace.get_current_span().is_recording():
+                return statement, params
+            before = super()._before_cur_exec  # the library is untyped
+            return before(conn, cursor, statement, params, *args)  # type: ignore[no-untyped-call]
+
     sync_engine = getattr(engine, "sync_engine", engine)
     connections = NoOpMeter("tpp").create_up_down_counter("db.client.connections.usage")
-    sqlalchemy_tracing.EngineTracer(  # type: ignore[no-untyped-call]  # untyped library
-        trace.get_tracer(sqlalchemy_tracing.__name__), sync_engine, connections
-    )
+    tracer = trace.get_tracer(sqlalchemy_tracing.__name__)
+    RecordedOnly(tracer, sync_engine, connections)  # type: ignore[no-untyped-call]  # untyped base
