@@ -378,7 +378,8 @@ class ReportingService:
         index: SessionIndex = await self._report(("session-index",), self._session_index)
         known = index.rows.get(session_id)
         if known is not None:
-            return SessionReport(**known.model_dump(), freshness=index.freshness)
+            figures_ = _session_figures(known)
+            return SessionReport(**figures_.model_dump(), freshness=index.freshness)
 
         async def build(conn: Connection) -> SessionReport:
             row = await queries.session(conn, session_id)
@@ -400,7 +401,9 @@ class ReportingService:
 
     async def _session_index(self, conn: Connection) -> SessionIndex:
         rows = await queries.every_session(conn)
-        return SessionIndex(rows={r["session_id"]: _session_figures(r) for r in rows})
+        # Raw rows, made into figures one by one when asked: building ten thousand models at
+        # once would hold the event loop for a noticeable while.
+        return SessionIndex.model_construct(rows={r["session_id"]: r for r in rows})
 
     # --- follow-ups ------------------------------------------------------------------------
 
