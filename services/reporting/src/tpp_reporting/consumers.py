@@ -116,6 +116,20 @@ def topics() -> list[str]:
 def subscriptions(
     sessions: async_sessionmaker[AsyncSession], *, batch_size: int, max_message_bytes: int
 ) -> list[Subscription]:
-    """What reporting consumes: one batched consumer over every topic."""
-    consumer = ProjectionConsumer(sessions=sessions, max_message_bytes=max_message_bytes)
-    return [Subscription(consumer, topics(), batch=True, max_records=batch_size)]
+    """What reporting consumes: every topic, each with its own batched consumer.
+
+    One consumer per topic, all in the service's group: a consumer whose partitions all
+    have events to catch up on fetches again as soon as its batch is applied, instead of
+    waiting behind a long poll on the quiet topics (organizers, plans) that shares its fetch
+    requests. The projections do not depend on the order between topics, and every batch
+    takes the same swap lock, so nothing else changes.
+    """
+    return [
+        Subscription(
+            ProjectionConsumer(sessions=sessions, max_message_bytes=max_message_bytes),
+            [topic],
+            batch=True,
+            max_records=batch_size,
+        )
+        for topic in topics()
+    ]
