@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import statistics
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -143,8 +142,12 @@ async def run(ctx: Context) -> list[Figure]:
                     f" {dict(result.statuses)}; {cpu}",
                     flush=True,
                 )
-    off, on, always = (statistics.median(rates[m]) for m in MODES)
-    ratios = [b / a for a, b in zip(rates["off"], rates["on"], strict=True)]
+
+    # Ratios of runs made back to back (off, then on, then always), then their median: the
+    # machine's drift and other work move both sides of a pair alike.
+    def paired(a: list[float], b: list[float]) -> list[float]:
+        return [y / x for x, y in zip(a, b, strict=True)]
+
     figures = [
         median_figure(
             "tracing.enroll.off",
@@ -167,34 +170,26 @@ async def run(ctx: Context) -> list[Figure]:
             ceiling="ceiling.pg.row_outbox_notify.c32",
             note="every request recorded (parentbased_always_on), for information",
         ),
-        Figure(
+        median_figure(
             "tracing.enroll.on_over_off",
-            on / off,
+            paired(rates["off"], rates["on"]),
             "ratio",
             target=">= 0.75",
-            runs=[round(r, 3) for r in ratios],
-            note="tracing may cost at most 25% of enrollment command throughput",
+            note="median of back-to-back pairs; tracing may cost at most 25% of throughput",
+        ),
+        median_figure(
+            "tracing.enroll.always_over_off",
+            paired(rates["off"], rates["always"]),
+            "ratio",
+            note="every request recorded, for information (no target)",
+        ),
+        median_figure(
+            "tracing.enroll.cpu_off_over_on",
+            paired(cpu_ms["on"], cpu_ms["off"]),
+            "ratio",
+            note="server CPU per command, off / on, back-to-back pairs",
         ),
     ]
-    figures.append(
-        Figure(
-            "tracing.enroll.always_over_off",
-            always / off,
-            "ratio",
-            runs=[round(b / a, 3) for a, b in zip(rates["off"], rates["always"], strict=True)],
-            note="every request recorded, for information (no target)",
-        )
-    )
-    cpu_off, cpu_on = (statistics.median(cpu_ms[m]) for m in ("off", "on"))
-    figures.append(
-        Figure(
-            "tracing.enroll.cpu_off_over_on",
-            cpu_off / cpu_on,
-            "ratio",
-            runs=[round(a / b, 3) for a, b in zip(cpu_ms["off"], cpu_ms["on"], strict=True)],
-            note="server CPU per command, off / on (the throughput ratio if CPU bound)",
-        )
-    )
     for mode in MODES:
         figures.append(median_figure(f"tracing.enroll.{mode}.cpu", cpu_ms[mode], "ms/command"))
         figures.append(median_figure(f"tracing.enroll.{mode}.p50", p50s[mode], "ms"))
