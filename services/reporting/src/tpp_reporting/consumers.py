@@ -74,10 +74,14 @@ class ProjectionConsumer(EventConsumer):
     """Applies batches set-based (see ``projection``) instead of one handler per event."""
 
     def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], max_message_bytes: int
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        max_message_bytes: int,
+        name: str = "projections",
     ) -> None:
         super().__init__(
-            name="projections",
+            name=name,
             sessions=sessions,
             inbox=Inbox(tables.inbox),
             handlers={},
@@ -126,7 +130,11 @@ def subscriptions(
     """
     return [
         Subscription(
-            ProjectionConsumer(sessions=sessions, max_message_bytes=max_message_bytes),
+            ProjectionConsumer(
+                sessions=sessions,
+                max_message_bytes=max_message_bytes,
+                name=f"projections-{topic.split('.')[1]}",  # e.g. projections-sessions
+            ),
             [topic],
             batch=True,
             max_records=batch_size,
