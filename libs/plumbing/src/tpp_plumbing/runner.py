@@ -111,6 +111,7 @@ class ConsumerRunner:
         metrics: Metrics | None = None,
         request_timeout_ms: int = 30_000,
         fetch_timeout_ms: int = 200,
+        fetch_max_wait_ms: int = 50,
     ) -> None:
         self.consumer = consumer
         self.topics = list(topics)
@@ -123,6 +124,7 @@ class ConsumerRunner:
         self._metrics = metrics
         self._request_timeout_ms = request_timeout_ms
         self._fetch_timeout_ms = fetch_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._semaphore = asyncio.Semaphore(concurrency)
         self._kafka: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -153,6 +155,7 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max(self.consumer.max_message_bytes * 2, 1_048_576),
             request_timeout_ms=self._request_timeout_ms,
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
         )
         await kafka.start()
         kafka.subscribe(topics=self.topics, listener=_Listener(self))

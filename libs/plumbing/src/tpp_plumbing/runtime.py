@@ -137,6 +137,7 @@ class Runtime:
                     retry=retry,
                     metrics=self.metrics,
                     request_timeout_ms=s.kafka.request_timeout_ms,
+                    fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
                 )
             )
 

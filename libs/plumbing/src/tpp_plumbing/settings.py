@@ -56,6 +56,12 @@ class ServiceSettings(BaseSettings):
         0.5, gt=0, description="First retry delay; each further retry waits twice as long."
     )
     consumer_backoff_max_s: float = Field(30.0, gt=0, description="Longest retry delay.")
+    consumer_fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        description="Longest a fetch waits for data: a partition resumed after its batch is"
+        " fetched again at most this late (Kafka's 500 ms default idles a busy consumer).",
+    )
     consumer_max_message_bytes: int = Field(
         1_048_576, description="Larger message values are poison (dead-lettered at once)."
     )
