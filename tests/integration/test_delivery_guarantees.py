@@ -18,6 +18,7 @@ from tpp_contracts.topics import ENROLLMENTS, SESSIONS
 from tpp_enrollment import tables as enrollment_tables
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.outbox import Outbox, OutboxRelay
+from tpp_plumbing.testing import fresh_year
 
 pytestmark = pytest.mark.integration
 
@@ -199,7 +200,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
 async def test_poison_messages_do_not_block_the_partition(platform: Any, eventually: Any) -> None:
     session_id = uuid.uuid4()
     key = str(session_id).encode()
-    year = random.randint(2030, 2099)
+    year = fresh_year()
     good = wrap(created(session_id, year), source="/tests")
     bad_data = good.model_copy(update={"id": uuid.uuid4(), "data": {"session_id": "nope"}})
     unknown = good.model_copy(

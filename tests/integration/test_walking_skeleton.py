@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from typing import Any
 
 import pytest
+from tpp_plumbing.testing import fresh_year
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def trainee_body(**overrides: Any) -> dict[str, Any]:
 async def test_session_published_in_registry_is_enrolled_into_and_counted(
     platform: Any, eventually: Any
 ) -> None:
-    year = random.randint(2030, 2099)  # a year no other test uses: the year's counts are ours
+    year = fresh_year()  # a year no other test uses: the year's counts are ours
     organizer = await platform.registry.http.post(
         "/organizers",
         json={
@@ -104,7 +104,7 @@ async def test_session_published_in_registry_is_enrolled_into_and_counted(
 async def test_enrolling_in_an_unpublished_session_is_refused(
     platform: Any, eventually: Any
 ) -> None:
-    year = random.randint(2030, 2099)
+    year = fresh_year()
     organizer = await platform.registry.http.post(
         "/organizers",
         json={

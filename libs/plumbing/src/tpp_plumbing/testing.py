@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import uuid
@@ -279,3 +280,19 @@ async def _eventually(
 def eventually() -> Callable[..., Awaitable[Any]]:
     """``await eventually(check, within=..., what=...)``: poll until truthy, else fail."""
     return _eventually
+
+
+_taken_years: set[int] = set()
+
+
+def fresh_year() -> int:
+    """A program year no other test of this run uses (the year's figures are the test's).
+
+    Neighbouring years are reserved too, since reports compare a year with the one before.
+    Year 2100 is left to the operations tests, which use it as a fixed year.
+    """
+    while True:
+        year = random.randint(2001, 2098)  # noqa: S311 - test data, not cryptography
+        if not {year - 1, year, year + 1} & _taken_years:
+            _taken_years.update({year - 1, year, year + 1})
+            return year

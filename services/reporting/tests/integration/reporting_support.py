@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-_taken: set[int] = set()
-
-
-def fresh_year() -> int:
-    """A program year no other test of this run uses (the year's figures are the test's)."""
-    while True:
-        year = random.randint(2001, 2098)
-        if year not in _taken and year + 1 not in _taken and year - 1 not in _taken:
-            _taken.update({year - 1, year, year + 1})
-            return year
+# One registry of taken years for every test of the run, whichever folder it is in.
+from tpp_plumbing.testing import fresh_year as fresh_year  # re-exported for the tests here
 
 
 def ok(response: httpx.Response, *codes: int) -> dict[str, Any]:
