@@ -9,24 +9,40 @@
 #   deploy/stack.sh status   print what runs; exit 0 when both run, 3 otherwise
 #
 # Endpoints and credentials: deploy/local.env. Logs: .stack/pg/log, .stack/kafka/logs.
+# A second, independent stack (the fault-injection suite restarts its own broker and
+# database) takes its endpoints from another env file and its data from another directory:
+#   TPP_STACK_ENV=/tmp/x/local.env TPP_STACK_DIR=/tmp/x deploy/stack.sh up
+# The ports come from that file: TPP_KAFKA_BOOTSTRAP (the controller listens on the next
+# port unless TPP_KAFKA_CONTROLLER_PORT says otherwise) and TPP_PG_ADMIN_URL.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 DEPLOY=$ROOT/deploy
-STACK=$ROOT/.stack
+STACK_ENV=${TPP_STACK_ENV:-$DEPLOY/local.env}
+STACK=${TPP_STACK_DIR:-$ROOT/.stack}
+
+set -a
+# shellcheck source=deploy/local.env
+. "$STACK_ENV"
+set +a
 SERVICES=(registry enrollment reporting)
 
 PG_VERSION=15
 PG_BIN=/usr/lib/postgresql/$PG_VERSION/bin
-PG_PORT=55432
+# The port of TPP_PG_ADMIN_URL (postgresql://user:password@host:PORT/database).
+PG_PORT=${TPP_PG_ADMIN_URL##*@}
+PG_PORT=${PG_PORT#*:}
+PG_PORT=${PG_PORT%%/*}
 PG_DIR=$STACK/pg
 PG_DATA=$PG_DIR/data
 PG_LOG=$PG_DIR/log/postgres.log
 
-KAFKA_PORT=9092
+KAFKA_PORT=${TPP_KAFKA_BOOTSTRAP##*:}
+KAFKA_CONTROLLER_PORT=${TPP_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
 KAFKA_DIR=$STACK/kafka
-KAFKA_LIBS=$KAFKA_DIR/libs
+# The jars belong to the checkout, not to one stack: every stack of it shares them.
+KAFKA_LIBS=$ROOT/.stack/kafka/libs
 KAFKA_PID=$KAFKA_DIR/kafka.pid
 KAFKA_LOG=$KAFKA_DIR/logs/kafka.log
 KAFKA_CONF=$KAFKA_DIR/server.properties
@@ -37,11 +53,6 @@ KAFKA_JAVA_OPTS=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
 
 UV_VERSION=0.13.8
 UV_RUN=(uv run --frozen)
-
-set -a
-# shellcheck source=deploy/local.env
-. "$DEPLOY/local.env"
-set +a
 
 # ---------------------------------------------------------------------------- helpers
 
@@ -121,7 +132,7 @@ ensure_kafka_jars() {
   command -v mvn >/dev/null || apt_install maven
   log "resolving Kafka jars from Maven Central into ${KAFKA_LIBS#"$ROOT"/}"
   rm -rf "$KAFKA_LIBS.tmp"
-  mkdir -p "$KAFKA_DIR"
+  mkdir -p "$KAFKA_DIR" "$(dirname "$KAFKA_LIBS")"
   mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies "-DoutputDirectory=$KAFKA_LIBS.tmp" \
     >"$KAFKA_DIR/maven.log" 2>&1 ||
     { tail -n 30 "$KAFKA_DIR/maven.log" >&2; die "Maven could not resolve the Kafka jars"; }
@@ -227,7 +238,8 @@ kafka_pid() {
 
 kafka_init() {
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  sed "s|@STACK_DIR@|$STACK|g" "$DEPLOY/kafka/server.properties" >"$KAFKA_CONF"
+  sed -e "s|@STACK_DIR@|$STACK|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" "$DEPLOY/kafka/server.properties" >"$KAFKA_CONF"
   [[ -f $KAFKA_DIR/data/meta.properties ]] && return 0
   if [[ ! -s $KAFKA_DIR/cluster.id ]]; then
     # A Kafka cluster id is a random UUID in URL-safe base64 without padding, never starting
