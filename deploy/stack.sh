@@ -329,8 +329,9 @@ cmd_down() {
 }
 
 cmd_reset() {
-  # The services keep their pid files under .stack/ too: stop them before deleting it.
-  if [[ -x $DEPLOY/platform.sh ]]; then "$DEPLOY/platform.sh" down; fi
+  # The services of `make up` keep their pid files under .stack/ too: stop them before
+  # deleting it (a second stack in another folder has no such services).
+  if [[ $STACK == "$ROOT/.stack" && -x $DEPLOY/platform.sh ]]; then "$DEPLOY/platform.sh" down; fi
   cmd_down
   # The downloaded jars survive a reset: resolving them again is the slowest part of `up`.
   if [[ -d $KAFKA_LIBS ]]; then
