@@ -12,6 +12,7 @@ to the end of its response, so a slow server cannot hide its queue (no coordinat
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
 import time
 from collections import Counter
@@ -23,6 +24,18 @@ from typing import cast
 RequestFactory = Callable[[int], tuple[str, bytes]]
 
 
+@functools.cache
+def operator_authorization() -> str:
+    """``Bearer <token>`` of an operator's development token (TPP_AUTH_DEV_SECRET), made once.
+
+    Every request of a run carries the same token, as one client's requests would: the
+    services verify it once and find it in their token cache afterwards.
+    """
+    from tpp_plumbing.auth import dev_token
+
+    return f"Bearer {dev_token('operator', subject='bench')}"
+
+
 def request(
     method: str,
     path: str,
@@ -30,9 +43,12 @@ def request(
     *,
     host: str = "127.0.0.1",
     headers: dict[str, str] | None = None,
+    auth: bool = True,
 ) -> bytes:
-    """The raw bytes of one keep-alive HTTP/1.1 request."""
+    """The raw bytes of one keep-alive HTTP/1.1 request (with an operator's token if ``auth``)."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    if auth:
+        lines.append(f"Authorization: {operator_authorization()}")
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     if body is not None:

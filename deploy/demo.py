@@ -1,7 +1,8 @@
 """Load demo data through the services' HTTP APIs (safe to run again: nothing is doubled).
 
 Every POST carries a fixed Idempotency-Key, so a second run gets the first run's results
-back instead of creating copies. Ports come from TPP_<SERVICE>_PORT (deploy/local.env).
+back instead of creating copies. Ports come from TPP_<SERVICE>_PORT (deploy/local.env); the
+requests carry an operator's development token (TPP_AUTH_DEV_SECRET, deploy/local.env).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+from tpp_plumbing.auth import dev_headers
 
 YEAR = date.today().year
 
@@ -93,8 +95,13 @@ def main() -> None:
         s: os.environ.get(f"TPP_{s.upper()}_PORT", d)
         for s, d in [("registry", "8001"), ("enrollment", "8002"), ("reporting", "8003")]
     }
-    registry = httpx.Client(base_url=f"http://127.0.0.1:{ports['registry']}", timeout=30)
-    enrollment = httpx.Client(base_url=f"http://127.0.0.1:{ports['enrollment']}", timeout=30)
+    operator = dev_headers("operator")
+    registry = httpx.Client(
+        base_url=f"http://127.0.0.1:{ports['registry']}", timeout=30, headers=operator
+    )
+    enrollment = httpx.Client(
+        base_url=f"http://127.0.0.1:{ports['enrollment']}", timeout=30, headers=operator
+    )
     organizer_ids = [
         post(
             registry,

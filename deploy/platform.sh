@@ -71,12 +71,16 @@ case ${1:-} in
     for name in "${SERVICES[@]}"; do wait_ready "$name"; done
     uv run --no-sync python deploy/demo.py
     log "up in ${SECONDS} s"
+    viewer=$(uv run --no-sync tpp-ops token --role viewer)
     cat <<TXT
 
   registry    API docs  http://127.0.0.1:$(port_of registry)/docs
   enrollment  API docs  http://127.0.0.1:$(port_of enrollment)/docs
   reporting   API docs  http://127.0.0.1:$(port_of reporting)/docs
-  reports     e.g.      http://127.0.0.1:$(port_of reporting)/reports/years/$(date +%Y)
+  dashboard   (viewer)  http://127.0.0.1:$(port_of reporting)/dashboard#token=${viewer}
+  tokens      make ops ARGS="token --role operator"   (viewer; organizer --organizer-id ID)
+  reports     e.g.      curl -H "Authorization: Bearer \$(make -s ops ARGS='token --role viewer')" \
+                          http://127.0.0.1:$(port_of reporting)/reports/years/$(date +%Y)
   Kafka       ${TPP_KAFKA_BOOTSTRAP}    PostgreSQL  ${TPP_PG_ADMIN_URL%%@*}@…:55432
   logs        .stack/services/<name>.log         stop: make down
 TXT

@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("registry", "enrollment", "reporting")
 # Variables every service reads besides its own TPP_<SERVICE>_* ones.
-SHARED_PREFIXES = ("TPP_KAFKA_",)
+SHARED_PREFIXES = ("TPP_KAFKA_", "TPP_AUTH_")
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -24,6 +24,7 @@ from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
+from tpp_plumbing.testing import auth_headers
 
 from .operations_support import accepted, own_topics, produce
 
@@ -151,7 +152,9 @@ async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
                 return await applied_count(url) == total
 
             await eventually(all_applied, within=60, what="the restarted service catches up")
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers=auth_headers("operator")
+            ) as client:
                 for session_id in sessions:
                     report = (await client.get(f"/reports/sessions/{session_id}")).json()
                     assert report["enrolled"] == PER_SESSION  # none lost, none twice

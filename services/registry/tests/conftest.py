@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tpp_plumbing.testing import service_client
 from tpp_registry.app import create_app
 from tpp_registry.config import Settings
 
@@ -29,8 +30,7 @@ async def registry_app(databases: Any) -> AsyncIterator[Any]:
 @pytest.fixture(scope="session")
 async def registry(registry_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the registry app."""
-    transport = httpx.ASGITransport(app=registry_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+    async with service_client(registry_app, base_url="http://registry") as client:
         yield client
 
 

@@ -8,10 +8,12 @@
     tpp-ops dlq redrive TOPIC P:O...   send parked messages back to their topic
     tpp-ops dlq redrive TOPIC --pending    ...every one parked since the last --pending
     tpp-ops replay GROUP --since T     move a stopped group's offsets back to a time
+    tpp-ops token --role ROLE [--organizer-id ID]   a development bearer token
 
 Settings come from the environment (``deploy/local.env`` for the local stack): the
 ``TPP_KAFKA_*`` variables, ``TPP_PG_ADMIN_URL``, ``TPP_<SERVICE>_DATABASE_URL`` and
-``TPP_<SERVICE>_PORT``. Topics and groups are named without the ``TPP_KAFKA_TOPIC_PREFIX``.
+``TPP_<SERVICE>_PORT``; ``TPP_AUTH_*`` for tokens. Topics and groups are named without the
+``TPP_KAFKA_TOPIC_PREFIX``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rich.table import Table
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
 from tpp_plumbing import deadletter
+from tpp_plumbing.auth import Role, dev_token
 from tpp_plumbing.db import asyncpg_dsn
 from tpp_plumbing.settings import KafkaSettings
 
@@ -444,6 +447,31 @@ async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run:
         return
     await _commit(kafka.bootstrap, full, offsets)
     console.print(f"group {group} will replay from {when.isoformat()} when its consumers start")
+
+
+# ---------------------------------------------------------------------------- tokens
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="The token's role.")],
+    organizer_id: Annotated[
+        str | None, typer.Option(help="The organizer's id (required for --role organizer).")
+    ] = None,
+    subject: Annotated[str | None, typer.Option(help="The `sub` claim (dev-<role>).")] = None,
+    ttl: Annotated[
+        int | None, typer.Option(help="Lifetime in seconds (TPP_AUTH_DEV_TOKEN_TTL_S).")
+    ] = None,
+) -> None:
+    """Print a development token signed with TPP_AUTH_DEV_SECRET (for local use only)."""
+    if role is Role.ORGANIZER and organizer_id is None:
+        _fail("--organizer-id is required for an organizer token")
+    try:
+        value = dev_token(role, organizer_id, subject=subject, ttl_s=ttl)
+    except (RuntimeError, ValueError) as error:
+        _fail(str(error))
+        return
+    typer.echo(value)
 
 
 def main() -> None:

@@ -20,6 +20,9 @@ class ProblemError(Exception):
     status = 400
     title = "Bad request"
 
+    #: Response headers to send with the problem (e.g. ``WWW-Authenticate``).
+    headers: dict[str, str] | None = None
+
     def __init__(self, detail: str, *, status: int | None = None, **extensions: Any) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -42,11 +45,18 @@ class ConflictError(ProblemError):
     title = "Conflict"
 
 
-def problem(status: int, title: str, detail: str, **extensions: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
     """A problem details response."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body.update(extensions)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -70,7 +80,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def on_problem(_: Request, error: ProblemError) -> JSONResponse:
-        return problem(error.status, error.title, error.detail, **error.extensions)
+        return problem(
+            error.status, error.title, error.detail, headers=error.headers, **error.extensions
+        )
 
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, error: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from tpp_contracts import TOPIC_EVENTS
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
 from tpp_plumbing import logs, telemetry
+from tpp_plumbing.auth import install_auth
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.deadletter import DeadLetterSink
@@ -245,7 +246,8 @@ class Runtime:
     # ------------------------------------------------------------------ HTTP
 
     def instrument(self, app: FastAPI) -> None:
-        """Add health, metrics and AsyncAPI endpoints, HTTP metrics and request tracing."""
+        """Add health, metrics and AsyncAPI endpoints, HTTP metrics, tracing, token checks."""
+        install_auth(app, self.settings.auth)
         app.include_router(self.health_router())
         app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics)
         telemetry.instrument_app(app, self.name)

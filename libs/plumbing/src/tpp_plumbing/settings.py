@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tpp_plumbing.auth import AuthSettings
+
 
 class KafkaSettings(BaseSettings):
     """How to reach Kafka; read from ``TPP_KAFKA_*`` and shared by all services."""
@@ -31,6 +33,9 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(10, description="Connections kept open in the pool.")
     kafka: KafkaSettings = Field(
         default_factory=KafkaSettings, description="Kafka connection (TPP_KAFKA_*)."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Bearer token verification (TPP_AUTH_*)."
     )
     port: int = Field(8000, description="HTTP port the service listens on.")
     relay_enabled: bool = Field(True, description="Run the outbox relay in this process.")

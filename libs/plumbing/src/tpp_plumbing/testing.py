@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 
@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
+from tpp_plumbing.auth import Role, dev_headers
 from tpp_plumbing.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 
@@ -43,6 +44,18 @@ def _local_env() -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key] = value
     return values
+
+
+# Services and dev_token() verify and sign with the local development secret unless the
+# environment names another (deploy/test.sh sources deploy/local.env; a bare pytest does not).
+for _key, _value in _local_env().items():
+    if _key.startswith("TPP_AUTH_"):
+        os.environ.setdefault(_key, _value)
+
+
+def auth_headers(role: Role | str, organizer_id: uuid.UUID | str | None = None) -> dict[str, str]:
+    """``Authorization: Bearer`` with a development token of ``role`` (and organizer)."""
+    return dev_headers(role, organizer_id)
 
 
 def _docker_available() -> bool:
@@ -195,14 +208,47 @@ async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[Ka
 
 @dataclass
 class Service:
-    """A service running in this process: its app, HTTP client and runtime."""
+    """A service running in this process: its app, HTTP client (as an operator) and runtime."""
 
     app: FastAPI
     http: httpx.AsyncClient
+    _clients: dict[tuple[str, str | None], httpx.AsyncClient] = field(default_factory=dict)
 
     @property
     def runtime(self) -> Any:
         return self.app.state.runtime
+
+    def as_role(
+        self, role: Role | str | None, organizer_id: uuid.UUID | str | None = None
+    ) -> httpx.AsyncClient:
+        """A client of this service sending a token of ``role`` (None: no token at all)."""
+        key = (str(role) if role is not None else "", str(organizer_id) if organizer_id else None)
+        client = self._clients.get(key)
+        if client is None:
+            headers = auth_headers(role, organizer_id) if role is not None else {}
+            client = service_client(self.app, headers=headers, base_url=str(self.http.base_url))
+            self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close every client of this service."""
+        for client in (self.http, *self._clients.values()):
+            await client.aclose()
+
+
+def service_client(
+    app: FastAPI,
+    *,
+    role: Role | str | None = Role.OPERATOR,
+    headers: dict[str, str] | None = None,
+    base_url: str = "http://service",
+    **kwargs: Any,
+) -> httpx.AsyncClient:
+    """An in-process client of ``app`` carrying a development token of ``role``."""
+    if headers is None:
+        headers = auth_headers(role) if role is not None else {}
+    transport = httpx.ASGITransport(app=app, **kwargs)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers)
 
 
 class _CommonSettings(TypedDict):
@@ -249,15 +295,12 @@ async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> Async
     services: dict[str, Service] = {}
     for name, app in apps.items():
         await app.state.runtime.start()
-        transport = httpx.ASGITransport(app=app)
-        services[name] = Service(
-            app, httpx.AsyncClient(transport=transport, base_url=f"http://{name}")
-        )
+        services[name] = Service(app, service_client(app, base_url=f"http://{name}"))
     try:
         yield Platform(kafka=kafka, urls=urls, **services)
     finally:
         for service in services.values():
-            await service.http.aclose()
+            await service.aclose()
             await service.app.state.runtime.stop()
 
 

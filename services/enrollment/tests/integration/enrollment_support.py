@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from tpp_enrollment.app import create_app
 from tpp_enrollment.config import Settings
 from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.testing import service_client
 
 
 @dataclass
@@ -59,9 +60,8 @@ async def enrollment_app(databases: Any, label: str) -> AsyncIterator[App]:
     )
     app = create_app(settings)
     await app.state.runtime.start()
-    transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as http:
+        async with service_client(app, base_url="http://enrollment") as http:
             yield App(app, http, url)
     finally:
         await app.state.services.imports.wait()

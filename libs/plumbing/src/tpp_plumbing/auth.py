@@ -1,0 +1,381 @@
+"""Bearer JWT authentication and role checks, shared by every service.
+
+A token is verified once (signature, issuer, audience, expiry) and its principal cached by
+the token string until it expires, so a request with a token seen before pays a dictionary
+lookup. Keys come from the settings (an HS256 development secret, PEM public keys) or from
+an OIDC provider's JWKS URL. Roles: ``operator`` (everything), ``organizer`` (its own
+organizer record and sessions, bound to ``organizer_id``), ``viewer`` (reports).
+
+401 (with ``WWW-Authenticate: Bearer``) without a valid token, 403 for a role or an
+organizer that may not do what it asked; both as RFC 9457 problem documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tpp_plumbing.problems import ProblemError
+
+
+class Role(StrEnum):
+    """What a principal may do on the platform."""
+
+    OPERATOR = "operator"
+    ORGANIZER = "organizer"
+    VIEWER = "viewer"
+
+
+class AuthSettings(BaseSettings):
+    """How bearer tokens are verified; read from ``TPP_AUTH_*`` and shared by all services.
+
+    Give a development secret (HS256), PEM public keys, or a JWKS URL (an OIDC provider's
+    ``jwks_uri``), or several: a token is accepted when any of them verifies it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TPP_AUTH_")
+
+    issuer: str = Field("tpp-dev", description="Required `iss` of every token.")
+    audience: str = Field("tpp", description="Required `aud` (one of the token's audiences).")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["HS256", "RS256", "ES256"],
+        description="Accepted signature algorithms (JSON list); `none` is never accepted.",
+    )
+    dev_secret: SecretStr | None = Field(
+        None,
+        description="HS256 shared secret (at least 32 bytes) for development tokens"
+        " (`tpp-ops token`). Leave unset in production.",
+    )
+    public_keys_pem: str | None = Field(
+        None, description="One or more PEM public keys (RSA or EC), concatenated."
+    )
+    jwks_url: str | None = Field(
+        None, description="JWKS URL of an OIDC provider; keys are fetched and cached by `kid`."
+    )
+    jwks_cache_s: int = Field(300, ge=1, description="How long fetched JWKS keys are kept.")
+    leeway_s: float = Field(30.0, ge=0, description="Clock skew tolerated on exp/nbf/iat.")
+    role_claim: str = Field(
+        "role",
+        description="Claim holding the role: a string or a list (the first platform role in"
+        " it wins); dotted for nested claims, e.g. `realm_access.roles`.",
+    )
+    organizer_claim: str = Field(
+        "organizer_id", description="Claim holding an organizer's id (organizers need one)."
+    )
+    cache_size: int = Field(
+        10_000, ge=0, description="Verified tokens remembered (until they expire); 0 = none."
+    )
+    cache_ttl_s: float = Field(
+        300.0, gt=0, description="Longest a verified token is remembered (and never past exp)."
+    )
+    dev_token_ttl_s: int = Field(43_200, ge=60, description="Lifetime of development tokens.")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who sent a request: the token's subject, role and (for organizers) organizer id."""
+
+    subject: str
+    role: Role
+    organizer_id: uuid.UUID | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.OPERATOR
+
+    def owns(self, organizer_id: uuid.UUID | None) -> bool:
+        """An operator owns everything; an organizer only what belongs to its organizer id."""
+        if self.role is Role.OPERATOR:
+            return True
+        return self.role is Role.ORGANIZER and organizer_id == self.organizer_id
+
+
+class UnauthenticatedError(ProblemError):
+    """No token, or one that does not verify: 401 with a Bearer challenge."""
+
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, headers: dict[str, str], **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = headers
+
+
+class ForbiddenError(ProblemError):
+    """The principal's role, or organizer, may not do this."""
+
+    status = 403
+    title = "Forbidden"
+
+
+def _challenge(error: str, description: str) -> dict[str, str]:
+    # RFC 6750 §3: the challenge names the error; the problem document says the same.
+    return {
+        "WWW-Authenticate": f'Bearer realm="tpp", error="{error}",'
+        f' error_description="{description}"'
+    }
+
+
+def _claim(claims: dict[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _pem_keys(text: str) -> list[Any]:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    blocks = re.findall(r"-----BEGIN [A-Z ]+-----.+?-----END [A-Z ]+-----", text, re.DOTALL)
+    return [load_pem_public_key(block.encode()) for block in blocks]
+
+
+class TokenVerifier:
+    """Verifies bearer tokens and maps their claims to a Principal; caches the result."""
+
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self._algorithms = [a for a in settings.algorithms if a.lower() != "none"]
+        self._keys: list[tuple[Any, list[str]]] = []
+        if settings.dev_secret is not None:
+            self._keys.append((settings.dev_secret.get_secret_value(), ["HS256"]))
+        if settings.public_keys_pem:
+            asymmetric = [a for a in self._algorithms if not a.startswith("HS")]
+            self._keys.extend((key, asymmetric) for key in _pem_keys(settings.public_keys_pem))
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=settings.jwks_cache_s)
+            if settings.jwks_url
+            else None
+        )
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    @property
+    def configured(self) -> bool:
+        """Whether any key source is set (otherwise every token is refused)."""
+        return bool(self._keys) or self._jwks is not None
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and not yet expired."""
+        hit = self._cache.get(token)
+        if hit is None:
+            return None
+        if hit[1] <= time.time():
+            self._cache.pop(token, None)
+            return None
+        return hit[0]
+
+    async def verify(self, token: str) -> Principal:
+        """The token's principal, or UnauthenticatedError/ForbiddenError."""
+        principal = self.cached(token)
+        if principal is not None:
+            return principal
+        if self._jwks is not None:
+            try:
+                # PyJWKClient fetches with urllib: off the event loop (only on a cache miss).
+                signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                claims = self._decode(token, [(signing.key, self._algorithms)])
+            except jwt.PyJWKClientError:
+                claims = self._decode(token, self._keys)
+        else:
+            claims = self._decode(token, self._keys)
+        principal = self._principal(claims)
+        self._remember(token, principal, claims)
+        return principal
+
+    def verify_sync(self, token: str) -> Principal:
+        """Like ``verify`` for keys from settings (no JWKS fetch); for tools and benchmarks."""
+        principal = self.cached(token)
+        if principal is None:
+            claims = self._decode(token, self._keys)
+            principal = self._principal(claims)
+            self._remember(token, principal, claims)
+        return principal
+
+    def _decode(self, token: str, keys: list[tuple[Any, list[str]]]) -> dict[str, Any]:
+        if not keys:
+            raise UnauthenticatedError(
+                "no key is configured to verify tokens",
+                headers=_challenge("invalid_token", "no key"),
+            )
+        s = self.settings
+        last: Exception | None = None
+        for key, algorithms in keys:
+            allowed = [a for a in algorithms if a in self._algorithms]
+            if not allowed:
+                continue
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key,
+                    algorithms=allowed,
+                    audience=s.audience,
+                    issuer=s.issuer,
+                    leeway=s.leeway_s,
+                    options={"require": ["exp", "iss", "aud", "sub"]},
+                )
+                return claims
+            except jwt.InvalidSignatureError as error:
+                last = error  # maybe another key
+            except jwt.InvalidAlgorithmError as error:
+                last = error
+            except jwt.ExpiredSignatureError as error:
+                raise UnauthenticatedError(
+                    "the token has expired", headers=_challenge("invalid_token", "expired")
+                ) from error
+            except jwt.InvalidTokenError as error:
+                # The type names what is wrong (audience, issuer, claims); never the token.
+                raise UnauthenticatedError(
+                    f"the token is not valid ({type(error).__name__})",
+                    headers=_challenge("invalid_token", type(error).__name__),
+                ) from error
+        raise UnauthenticatedError(
+            f"the token's signature does not verify ({type(last).__name__})",
+            headers=_challenge("invalid_token", "signature"),
+        )
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        s = self.settings
+        found = _claim(claims, s.role_claim)
+        values = found if isinstance(found, list) else [found]
+        roles = [Role(v) for v in values if v in Role._value2member_map_]
+        if not roles:
+            raise ForbiddenError("the token carries no platform role", claim=s.role_claim)
+        role = roles[0]
+        organizer_id = None
+        if role is Role.ORGANIZER:
+            raw = _claim(claims, s.organizer_claim)
+            try:
+                organizer_id = uuid.UUID(str(raw))
+            except ValueError as error:
+                raise UnauthenticatedError(
+                    f"an organizer token needs an organizer id in `{s.organizer_claim}`",
+                    headers=_challenge("invalid_token", "organizer id"),
+                ) from error
+        return Principal(str(claims["sub"]), role, organizer_id)
+
+    def _remember(self, token: str, principal: Principal, claims: dict[str, Any]) -> None:
+        size = self.settings.cache_size
+        if size == 0:
+            return
+        until = min(float(claims["exp"]), time.time() + self.settings.cache_ttl_s)
+        self._cache[token] = (principal, until)
+        while len(self._cache) > size:
+            self._cache.popitem(last=False)
+
+
+# ------------------------------------------------------------------ development tokens
+
+
+def dev_token(
+    role: Role | str,
+    organizer_id: uuid.UUID | str | None = None,
+    *,
+    subject: str | None = None,
+    ttl_s: int | None = None,
+    settings: AuthSettings | None = None,
+) -> str:
+    """A development token for ``role`` signed with ``TPP_AUTH_DEV_SECRET`` (HS256).
+
+    Organizers need ``organizer_id``. Used by ``tpp-ops token``, tests, demo and benchmarks.
+    """
+    settings = settings or AuthSettings()
+    if settings.dev_secret is None:
+        raise RuntimeError("TPP_AUTH_DEV_SECRET is not set (source deploy/local.env)")
+    role = Role(role)
+    if role is Role.ORGANIZER and organizer_id is None:
+        raise ValueError("an organizer token needs an organizer id")
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "sub": subject or f"dev-{role.value}",
+        "role": role.value,
+        "iat": now,
+        "exp": now + (ttl_s or settings.dev_token_ttl_s),
+    }
+    if organizer_id is not None:
+        claims["organizer_id"] = str(organizer_id)
+    return jwt.encode(claims, settings.dev_secret.get_secret_value(), algorithm="HS256")
+
+
+def dev_headers(role: Role | str, organizer_id: uuid.UUID | str | None = None) -> dict[str, str]:
+    """``Authorization`` header with a development token for ``role``."""
+    return {"Authorization": f"Bearer {dev_token(role, organizer_id)}"}
+
+
+# ------------------------------------------------------------------ FastAPI
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT from the identity provider, or `tpp-ops token --role ...` locally.",
+)
+
+
+def install_auth(app: FastAPI, settings: AuthSettings) -> TokenVerifier:
+    """Give the app a verifier (``app.state.auth``) for the dependencies below."""
+    verifier = TokenVerifier(settings)
+    app.state.auth = verifier
+    return verifier
+
+
+async def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The request's principal (401 without a valid bearer token)."""
+    if credentials is None:
+        raise UnauthenticatedError(
+            "send a bearer token: Authorization: Bearer <JWT>",
+            headers={"WWW-Authenticate": 'Bearer realm="tpp"'},
+        )
+    verifier: TokenVerifier = request.app.state.auth
+    principal = await verifier.verify(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(authenticated)]
+
+
+def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting the given roles only (403 for the others)."""
+    allowed = frozenset(roles)
+    names = ", ".join(r.value for r in roles)
+
+    async def check(principal: Authenticated) -> Principal:
+        if principal.role not in allowed:
+            raise ForbiddenError(
+                f"the {principal.role.value} role may not do this (allowed: {names})",
+                role=principal.role.value,
+            )
+        return principal
+
+    check.__name__ = f"allow_{'_'.join(r.value for r in roles)}"
+    return check
+
+
+def require_owner(principal: Principal, organizer_id: uuid.UUID | None, what: str) -> None:
+    """403 unless the principal is an operator or the organizer ``organizer_id``."""
+    if not principal.owns(organizer_id):
+        raise ForbiddenError(f"this {what} belongs to another organizer", role=principal.role.value)
+
+
+Operator = Annotated[Principal, Depends(allow(Role.OPERATOR))]
+OperatorOrOrganizer = Annotated[Principal, Depends(allow(Role.OPERATOR, Role.ORGANIZER))]
+Reader = Annotated[Principal, Depends(allow(Role.OPERATOR, Role.VIEWER))]
