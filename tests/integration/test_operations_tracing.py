@@ -33,8 +33,8 @@ def spans(platform: Any) -> Iterator[InMemorySpanExporter]:
 def follow() -> tuple[int, dict[str, str]]:
     """A new trace id and the W3C header that asks for it to be recorded (sampled: 01).
 
-    This is how an operator follows one request whatever the sampling ratio: the services'
-    samplers are parent-based, so a sampled caller's request is always recorded.
+    A caller can ask for any request (a read too) to be recorded: the services' samplers are
+    parent-based, so a sampled caller's request is always recorded.
     """
     trace_id = random.getrandbits(128) | 1
     parent = random.getrandbits(64) | 1
@@ -79,10 +79,12 @@ async def test_one_trace_runs_from_the_registry_request_to_every_projection_upda
     platform: Any, spans: InMemorySpanExporter, eventually: Any
 ) -> None:
     trace_id, publish_headers = follow()
-    enroll_trace_id, enroll_headers = follow()
-    journey = await enroll_journey(
-        platform, eventually, publish_headers=publish_headers, enroll_headers=enroll_headers
-    )
+    # The enrollment is sent as any client sends it, without a traceparent: the default
+    # sampling records every command, so any enrollment can be followed.
+    journey = await enroll_journey(platform, eventually, publish_headers=publish_headers)
+    enroll_span = http_span(spans, "POST /sessions/{session_id}/enrollments", "enrollment")
+    assert enroll_span.parent is None  # a new trace, recorded by the default sampler
+    enroll_trace_id = enroll_span.context.trace_id
     publish = http_span(spans, "POST /sessions/{session_id}/publish", "registry")
     assert publish.context.trace_id == trace_id  # the operator's trace id, end to end
 
@@ -125,7 +127,7 @@ async def test_one_trace_runs_from_the_registry_request_to_every_projection_upda
         return found if accepted else None
 
     enrolled = await eventually(enrollment_followed, what="the enrollment's trace in reporting")
-    assert http_span(spans, "POST /sessions/{session_id}/enrollments", "enrollment") in enrolled
+    assert enroll_span in enrolled
 
     # No personal data in any span.
     text = repr([(s.name, dict(s.attributes or {})) for s in spans.get_finished_spans()])

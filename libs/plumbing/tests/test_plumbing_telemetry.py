@@ -11,7 +11,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 from tpp_plumbing import logs, telemetry
 
 
@@ -127,18 +127,34 @@ def test_trace_context_travels_in_kafka_headers() -> None:
     assert telemetry.kafka_headers_context([("content-type", b"x")]) is None
 
 
-def test_by_default_a_tenth_of_new_traces_is_recorded_and_a_sampled_caller_always_is(
+def test_by_default_every_command_a_tenth_of_other_new_traces_and_any_sampled_caller_are_recorded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     sampler = telemetry.default_sampler(0.1)
     assert sampler is not None
     tracer = TracerProvider(sampler=sampler).get_tracer("test")
-    roots = [tracer.start_span("request") for _ in range(2000)]
-    recorded = sum(span.is_recording() for span in roots)
-    assert 100 < recorded < 300
+
+    def request(method: str, key: str = "http.request.method") -> bool:
+        span = tracer.start_span(f"{method} /x", kind=SpanKind.SERVER, attributes={key: method})
+        return span.is_recording()
+
+    assert all(request(m) for m in ("POST", "PUT", "PATCH", "DELETE") for _ in range(200))
+    assert all(request("post", key="http.method") for _ in range(50))  # old conventions
+    reads = sum(request(m) for m in ("GET", "HEAD") for _ in range(1000))
+    assert 100 < reads < 300
+    roots = [tracer.start_span("relay poll") for _ in range(2000)]
+    assert 100 < sum(span.is_recording() for span in roots) < 300
     caller = [("traceparent", b"00-" + b"ab" * 16 + b"-" + b"cd" * 8 + b"-01")]
     followed = tracer.start_span("request", context=telemetry.kafka_headers_context(caller))
     assert followed.is_recording()
+    declined = [("traceparent", b"00-" + b"ab" * 16 + b"-" + b"cd" * 8 + b"-00")]
+    command = tracer.start_span(
+        "POST /x",
+        context=telemetry.kafka_headers_context(declined),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": "POST"},
+    )
+    assert not command.is_recording()  # a caller that declined keeps its decision
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     assert telemetry.default_sampler(0.1) is None  # the SDK reads the variable

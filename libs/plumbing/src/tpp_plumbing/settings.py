@@ -85,8 +85,9 @@ class ServiceSettings(BaseSettings):
         0.1,
         ge=0,
         le=1,
-        description="Share of new traces recorded when OTEL_TRACES_SAMPLER is unset; requests"
-        " whose traceparent says sampled are always recorded (parent-based).",
+        description="Share of new traces other than HTTP commands recorded when"
+        " OTEL_TRACES_SAMPLER is unset (every command's trace is recorded, so any enrollment"
+        " can be followed); a request with a traceparent follows its caller (parent-based).",
     )
     log_json: bool = Field(True, description="Log JSON lines to stderr (off: leave logging be).")
     log_level: str = Field("INFO", description="Level of the service's logs.")

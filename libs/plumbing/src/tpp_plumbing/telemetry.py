@@ -7,10 +7,11 @@ the trace from those headers (see ``tpp_plumbing.consumer``).
 
 Configuration is the standard ``OTEL_*`` environment: ``OTEL_SDK_DISABLED=true`` turns
 tracing off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` choose sampling. Without
-them, the platform's default is parent-based with a ratio (``trace_sample_ratio``, 10%) for
-new traces: a request that arrives with a sampled ``traceparent`` is always recorded, so an
-operator follows any enrollment end to end by sending ``traceparent: 00-<trace>-<span>-01``
-(or sets ``OTEL_TRACES_SAMPLER=parentbased_always_on``). Spans are exported with OTLP/HTTP
+them, the platform's default (``CommandsAndRatio``, parent-based) records **every command**
+(an HTTP request that is not GET, HEAD or OPTIONS), so an operator can follow any enrollment
+from the click to the dashboard, and ``trace_sample_ratio`` (10%) of the other new traces
+(reads, which are many and change nothing). A request that arrives with a ``traceparent``
+follows its caller's decision. Spans are exported with OTLP/HTTP
 when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to
 the console with ``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise (trace ids still
 reach the logs, sampled or not).
@@ -36,8 +37,15 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import Span, Status
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, Span, SpanKind, Status
+from opentelemetry.util.types import Attributes
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +88,47 @@ def configure_tracing(service: str, sample_ratio: float = 0.1) -> TracerProvider
 
 
 def default_sampler(sample_ratio: float) -> Sampler | None:
-    """Parent-based, ``sample_ratio`` of new traces; None (the SDK reads it) when
-    ``OTEL_TRACES_SAMPLER`` is set."""
+    """Parent-based: every new command trace, ``sample_ratio`` of the other new traces;
+    None (the SDK reads it) when ``OTEL_TRACES_SAMPLER`` is set."""
     if os.environ.get("OTEL_TRACES_SAMPLER"):
         return None
-    return ParentBased(TraceIdRatioBased(sample_ratio))
+    return ParentBased(CommandsAndRatio(sample_ratio))
+
+
+#: HTTP methods that change nothing: their traces are sampled at the ratio.
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CommandsAndRatio(Sampler):
+    """Root sampler: records every HTTP command's trace, a ratio of every other new trace.
+
+    The ASGI instrumentation passes the request method among the server span's start
+    attributes (``http.request.method``, or ``http.method`` under the old conventions).
+    """
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.SERVER and attributes:
+            method = attributes.get("http.request.method") or attributes.get("http.method")
+            if isinstance(method, str) and method.upper() not in _READS:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+        return self._ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"CommandsAndRatio{{{self._ratio.rate}}}"
 
 
 def _exporter_from_env() -> SpanExporter | None:
