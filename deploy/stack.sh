@@ -334,9 +334,13 @@ cmd_reset() {
   if [[ $STACK == "$ROOT/.stack" && -x $DEPLOY/platform.sh ]]; then "$DEPLOY/platform.sh" down; fi
   cmd_down
   # The downloaded jars survive a reset: resolving them again is the slowest part of `up`.
-  if [[ -d $KAFKA_LIBS ]]; then
+  if [[ ! -d $STACK ]]; then
+    :  # nothing to delete (a second stack that never ran)
+  elif [[ -d $KAFKA_LIBS ]]; then
     find "$STACK" -mindepth 1 -maxdepth 1 ! -name kafka -exec rm -rf {} +
-    find "$KAFKA_DIR" -mindepth 1 -maxdepth 1 ! -name libs -exec rm -rf {} +
+    if [[ -d $KAFKA_DIR ]]; then
+      find "$KAFKA_DIR" -mindepth 1 -maxdepth 1 ! -name libs -exec rm -rf {} +
+    fi
   else
     rm -rf "$STACK"
   fi

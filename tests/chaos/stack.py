@@ -1,0 +1,274 @@
+"""The fault-injection suite's own stack: PostgreSQL, Kafka and the three services.
+
+Nothing here touches the shared stack of ``deploy/local.env``: the suite derives an env file
+with other ports from it (credentials and anything else stay as they are), runs
+``deploy/stack.sh`` on it with its own data folder (``.chaos/stack``), and starts each
+service as its own uvicorn process (as ``deploy/platform.sh`` does), so that ``kill -9``
+takes down the HTTP server, the outbox relay and the consumers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("registry", "enrollment", "reporting")
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+#: Ports of deploy/local.env moved out of the shared stack's way.
+PORT_MAP = {9092: 19092, 9093: 19093, 55432: 55433, 8001: 18001, 8002: 18002, 8003: 18003}
+
+#: Settings the suite gives its services: faster lag readings and recovery, no tracing
+#: export, and a small message limit so that an "oversized" poison fits in a Kafka record.
+MAX_MESSAGE_BYTES = 262_144
+SERVICE_TUNING = {
+    "MONITOR_INTERVAL_S": "1",
+    "CONSUMER_BACKOFF_MAX_S": "5",
+    "CONSUMER_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def log(message: str) -> None:
+    """One progress line (flushed: CI shows it as it happens)."""
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines of an env file (comments and blank lines skipped)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def derive_env(text: str) -> str:
+    """deploy/local.env with every known port moved (``PORT_MAP``); all else unchanged."""
+
+    def move(match: re.Match[str]) -> str:
+        port = int(match.group(2))
+        return f"{match.group(1)}{PORT_MAP.get(port, port)}"
+
+    out = []
+    for line in text.splitlines():
+        if line.strip().startswith("#") or "=" not in line:
+            out.append(line)
+            continue
+        key, _, value = line.partition("=")
+        if key.strip().endswith("_PORT") and value.strip().isdigit():
+            value = str(PORT_MAP.get(int(value.strip()), int(value.strip())))
+        else:
+            value = re.sub(r"(:)(\d{2,5})\b", move, value)
+        out.append(f"{key}={value}")
+    controller = PORT_MAP[9093]
+    out.append(f"TPP_KAFKA_CONTROLLER_PORT={controller}")
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class Service:
+    """One service process."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    kills: int = 0
+    restarts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class ChaosStack:
+    """The suite's PostgreSQL, Kafka and services, under ``ROOT/.chaos``."""
+
+    home: Path = field(default_factory=lambda: ROOT / ".chaos")
+    env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env_file = self.home / "local.env"
+        self.stack_dir = self.home / "stack"
+        self.logs = self.home / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.env_file.write_text(derive_env((ROOT / "deploy" / "local.env").read_text()))
+        self.env = parse_env(self.env_file.read_text())
+        self.services = {
+            name: Service(name, int(self.env[f"TPP_{name.upper()}_PORT"])) for name in SERVICES
+        }
+
+    # ------------------------------------------------------------------ environment
+
+    @property
+    def bootstrap(self) -> str:
+        return self.env["TPP_KAFKA_BOOTSTRAP"]
+
+    def database_url(self, service: str) -> str:
+        """The plain libpq URL of a service's database."""
+        url = self.env[f"TPP_{service.upper()}_DATABASE_URL"]
+        return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    def process_env(self) -> dict[str, str]:
+        """This process's environment plus the stack's env file and the services' tuning."""
+        env = dict(os.environ)
+        env.update(self.env)
+        env.update({"TPP_STACK_ENV": str(self.env_file), "TPP_STACK_DIR": str(self.stack_dir)})
+        env["OTEL_SDK_DISABLED"] = "true"
+        for name in SERVICES:
+            for key, value in SERVICE_TUNING.items():
+                env.setdefault(f"TPP_{name.upper()}_{key}", value)
+        return env
+
+    def apply_to_this_process(self) -> None:
+        """Make plumbing helpers (KafkaSettings, ops) in this process talk to this stack."""
+        os.environ.update(self.env)
+
+    # ------------------------------------------------------------------ infrastructure
+
+    def stack_sh(self, command: str) -> None:
+        """``deploy/stack.sh <command>`` on this stack's env file and data folder."""
+        subprocess.run(  # noqa: S603 - our own script
+            [str(ROOT / "deploy" / "stack.sh"), command],
+            env=self.process_env(),
+            check=True,
+            stdout=open(self.logs / "stack.log", "ab"),  # noqa: SIM115 - closed with the child
+            stderr=subprocess.STDOUT,
+        )
+
+    def up(self, *, fresh: bool = True) -> None:
+        """Start PostgreSQL and Kafka (wiped first when ``fresh``), topics, migrations."""
+        if fresh:
+            log("resetting the chaos stack (its own data folder)")
+            self.stack_sh("reset")
+        log(f"starting the chaos stack: Kafka {self.bootstrap}, PostgreSQL port {self.pg_port}")
+        self.stack_sh("up")
+
+    def down(self) -> None:
+        """Stop the services, Kafka and PostgreSQL of this stack."""
+        for service in self.services.values():
+            self.stop(service.name)
+        self.stack_sh("down")
+
+    @property
+    def pg_port(self) -> int:
+        return int(self.env["TPP_PG_ADMIN_URL"].rsplit(":", 1)[1].split("/", 1)[0])
+
+    def kafka_pid(self) -> int:
+        """The broker's pid (the file stack.sh writes)."""
+        return int((self.stack_dir / "kafka" / "kafka.pid").read_text().strip())
+
+    def restart_broker(self, *, hard: bool) -> None:
+        """Kill the broker (SIGKILL when ``hard``, else SIGTERM) and start it again."""
+        pid = self.kafka_pid()
+        os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.stack_sh("up")
+
+    def restart_postgres(self) -> None:
+        """``pg_ctl restart -m immediate`` as the cluster's owner (like stack.sh runs it)."""
+        data = self.stack_dir / "pg" / "data"
+        pg_log = self.stack_dir / "pg" / "log" / "postgres.log"
+        command = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(pg_log)]
+        command += ["-m", "immediate", "-w", "-t", "60", "-s", "restart"]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(  # noqa: S603 - pg_ctl of our own cluster
+            command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    # ------------------------------------------------------------------ services
+
+    def start(self, name: str) -> None:
+        """Start one service (uvicorn, the app factory, as deploy/platform.sh does)."""
+        service = self.services[name]
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        service.process = subprocess.Popen(  # noqa: S603 - uvicorn of this checkout
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                f"tpp_{name}.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(service.port),
+                "--no-access-log",
+            ],
+            env=self.process_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        out.close()
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` one service process (HTTP, relay and consumers die together)."""
+        service = self.services[name]
+        assert service.process is not None
+        service.process.send_signal(signal.SIGKILL)
+        service.process.wait()
+        service.kills += 1
+
+    def stop(self, name: str) -> None:
+        """SIGTERM one service and wait (SIGKILL after 30 s)."""
+        process = self.services[name].process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def wait_ready(self, name: str, timeout_s: float = 90.0) -> float:
+        """Wait for ``/health/ready``; returns the seconds it took."""
+        service = self.services[name]
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            if service.process is not None and service.process.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {self.logs / (name + '.log')}")
+            try:
+                if httpx.get(f"{service.url}/health/ready", timeout=3).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie child of nobody here: /proc says so.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
