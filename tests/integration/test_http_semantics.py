@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +67,40 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused(platform
     reused = await platform.registry.http.post("/organizers", json=organizer(), headers=headers)
     assert reused.status_code == 422
     assert reused.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_retry_takes_over_a_key_its_dead_first_try_left_in_progress(
+    platform: Any,
+) -> None:
+    """A first try killed after claiming its key (kill -9, or PostgreSQL restarted before
+    the claim was released) must not leave every retry with 409 "in progress" for ever."""
+    body = json.dumps(organizer()).encode()
+    path = "/organizers"
+    fingerprint = hashlib.sha256(path.encode() + b"\0" + b"" + b"\0" + body).hexdigest()
+    stale, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    sessions = platform.registry.runtime.sessions
+    async with sessions() as db, db.begin():
+        for key, age in ((stale, timedelta(hours=1)), (fresh, timedelta(0))):
+            await db.execute(
+                text(
+                    "INSERT INTO idempotency_key (key, fingerprint, created_at)"
+                    " VALUES (:key, :fingerprint, now() - CAST(:age AS interval))"
+                ),
+                {"key": f"{path} {key}", "fingerprint": fingerprint, "age": age},
+            )
+    post = platform.registry.http.post
+    json_type = {"content-type": "application/json"}
+    # A claim still within its lease belongs to a request that may still run: wait.
+    waiting = await post(path, content=body, headers=json_type | {"Idempotency-Key": fresh})
+    assert waiting.status_code == 409
+    assert waiting.json()["title"] == "Request in progress"
+    # An abandoned one is taken over: the request runs, and its answer is kept for retries.
+    first = await post(path, content=body, headers=json_type | {"Idempotency-Key": stale})
+    assert first.status_code == 201, first.text
+    again = await post(path, content=body, headers=json_type | {"Idempotency-Key": stale})
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
 
 
 async def test_invalid_input_gets_a_problem_document_naming_the_field(platform: Any) -> None:

@@ -5,24 +5,34 @@ under the key with a fingerprint of the request. A retry with the same key and t
 request gets the stored response (``Idempotent-Replayed: true``); the same key with another
 request is refused (422), and a retry while the first is still running gets 409. Server
 errors (5xx) are not stored, so the client can retry them.
+
+A first request that never finished (its process was killed, or PostgreSQL went away before
+its claim could be released) would leave its key "in progress" for ever; a retry of the same
+request finding such a claim older than ``stale_after_s`` takes it over and runs the request
+again (whatever the first one committed is still there: a rerun that conflicts with it says
+so with its own answer).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    Interval,
     LargeBinary,
     MetaData,
     Table,
     Text,
+    cast,
     delete,
     func,
+    literal,
     select,
     update,
 )
@@ -33,6 +43,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 HEADER = b"idempotency-key"
 REPLAYED_HEADERS = (b"etag", b"location")
 MAX_KEY_LENGTH = 255
+#: An in-progress claim older than this was abandoned (its request would have finished).
+STALE_AFTER_S = 30.0
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -60,11 +72,17 @@ class IdempotencyMiddleware:
     """ASGI middleware honouring ``Idempotency-Key`` on POST requests."""
 
     def __init__(
-        self, app: ASGIApp, *, sessions: async_sessionmaker[AsyncSession], table: Table
+        self,
+        app: ASGIApp,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        table: Table,
+        stale_after_s: float = STALE_AFTER_S,
     ) -> None:
         self.app = app
         self._sessions = sessions
         self._table = table
+        self._stale_after = timedelta(seconds=stale_after_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -91,6 +109,8 @@ class IdempotencyMiddleware:
                 .returning(self._table.c.key)
             )
             existing = None
+            if claimed is None:
+                claimed = await self._take_over_abandoned(db, stored_key, fingerprint)
             if claimed is None:
                 existing = (
                     await db.execute(select(self._table).where(self._table.c.key == stored_key))
@@ -120,6 +140,24 @@ class IdempotencyMiddleware:
                 )
             return
         await self._run_and_store(scope, body, send, stored_key)
+
+    async def _take_over_abandoned(
+        self, db: AsyncSession, key: str, fingerprint: str
+    ) -> str | None:
+        """Claim the key of the same request left in progress for too long; None if none."""
+        t = self._table
+        taken: str | None = await db.scalar(
+            update(t)
+            .where(
+                t.c.key == key,
+                t.c.status.is_(None),
+                t.c.fingerprint == fingerprint,
+                t.c.created_at < func.now() - cast(literal(self._stale_after), Interval),
+            )
+            .values(created_at=func.now())
+            .returning(t.c.key)
+        )
+        return taken
 
     async def _run_and_store(self, scope: Scope, body: bytes, send: Send, key: str) -> None:
         captured: dict[str, Any] = {
