@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 # Extra arguments for pytest (make test ARGS="-k outbox -x") or the benchmark.
 ARGS ?=
 
-.PHONY: help install stack-up stack-down stack-reset stack-status up down test lint bench ops
+.PHONY: help install stack-up stack-down stack-reset stack-status up down test chaos lint bench ops
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,6 +38,10 @@ down: ## stop the services, then the stack
 
 test: ## install, stack up, pytest $(ARGS), stack down if the run started it
 	deploy/test.sh $(ARGS)
+
+chaos: ## fault-injection suite on its own stack (.chaos/, other ports): short form; ARGS=--long for 100,000 commands
+	make --no-print-directory install
+	uv run --no-sync python -m tests.chaos $(ARGS)
 
 lint: ## ruff lint and format check, mypy strict
 	uv run ruff check .

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,20 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "enrollment", "reporting")
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
-#: Ports of deploy/local.env moved out of the shared stack's way.
-PORT_MAP = {9092: 19092, 9093: 19093, 55432: 55433, 8001: 18001, 8002: 18002, 8003: 18003}
+#: Ports of deploy/local.env moved out of the shared stack's way. ``TPP_CHAOS_SLOT=N`` adds
+#: N * 100 to each (a second chaos stack side by side, in ``.chaos-N/``).
+SLOT = int(os.environ.get("TPP_CHAOS_SLOT", "0"))
+PORT_MAP = {
+    local: chaos + 100 * SLOT
+    for local, chaos in {
+        9092: 19092,
+        9093: 19093,
+        55432: 55433,
+        8001: 18001,
+        8002: 18002,
+        8003: 18003,
+    }.items()
+}
 
 #: Settings the suite gives its services: faster lag readings and recovery, no tracing
 #: export, and a small message limit so that an "oversized" poison fits in a Kafka record.
@@ -97,7 +110,7 @@ class Service:
 class ChaosStack:
     """The suite's PostgreSQL, Kafka and services, under ``ROOT/.chaos``."""
 
-    home: Path = field(default_factory=lambda: ROOT / ".chaos")
+    home: Path = field(default_factory=lambda: ROOT / (f".chaos-{SLOT}" if SLOT else ".chaos"))
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
 
@@ -203,6 +216,9 @@ class ChaosStack:
     def start(self, name: str) -> None:
         """Start one service (uvicorn, the app factory, as deploy/platform.sh does)."""
         service = self.services[name]
+        self._stop_leftover(name)
+        if _port_open(service.port):
+            raise RuntimeError(f"port {service.port} for {name} is taken by another process")
         out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         service.process = subprocess.Popen(  # noqa: S603 - uvicorn of this checkout
             [
@@ -224,6 +240,26 @@ class ChaosStack:
             start_new_session=True,
         )
         out.close()
+        (self.home / f"{name}.pid").write_text(str(service.process.pid))
+
+    def _stop_leftover(self, name: str) -> None:
+        """Kill a service this suite left running before (a run stopped with --keep or killed)."""
+        pid_file = self.home / f"{name}.pid"
+        if not pid_file.exists():
+            return
+        pid = int(pid_file.read_text())
+        pid_file.unlink()
+        current = self.services[name].process
+        if current is not None and current.pid == pid:
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return
+        if f"tpp_{name}.app:create_app".encode() in cmdline and b"uvicorn" in cmdline:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
 
     def kill(self, name: str) -> None:
         """``kill -9`` one service process (HTTP, relay and consumers die together)."""
@@ -260,6 +296,12 @@ class ChaosStack:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _alive(pid: int) -> bool:
