@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from tpp_plumbing.auth import dev_token
 
 from tests.chaos.stack import ChaosStack, log
 
@@ -165,7 +166,9 @@ class Load:
     async def setup(self, *, organizers: int, sessions: int, trainees: int) -> None:
         """Organizers, published sessions (seen by enrollment), trainees, a plan."""
         limits = httpx.Limits(max_connections=self.concurrency * 3)
-        self._client = httpx.AsyncClient(timeout=15, limits=limits)
+        self._client = httpx.AsyncClient(
+            timeout=15, limits=limits, headers={"Authorization": operator_token()}
+        )
         sem = asyncio.Semaphore(self.concurrency)
 
         async def bounded(work: Any) -> None:
@@ -408,6 +411,11 @@ class Load:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         return time.monotonic() - started
+
+
+def operator_token() -> str:
+    """A bearer token of an operator, signed with the stack's development secret."""
+    return f"Bearer {dev_token('operator', subject='chaos', ttl_s=12 * 3600)}"
 
 
 def _in_progress(response: httpx.Response) -> bool:

@@ -26,7 +26,7 @@ from tpp_plumbing.ops import committed_offsets
 from tpp_reporting import events as reporting_events
 
 from tests.chaos.faults import CONSUMERS, FaultLog
-from tests.chaos.load import Load
+from tests.chaos.load import Load, operator_token
 from tests.chaos.stack import ChaosStack, log
 
 LAG_WITHIN_S = 30.0
@@ -353,7 +353,8 @@ async def _compare_reports(
     url = stack.services["reporting"].url
     problems: list[str] = []
     deadline = time.monotonic() + 30
-    async with httpx.AsyncClient(timeout=30) as client:
+    auth = {"Authorization": operator_token()}
+    async with httpx.AsyncClient(timeout=30, headers=auth) as client:
         while True:
             problems = []
             sessions = await client.get(f"{url}/reports/sessions", params={"year": load.year})
