@@ -357,12 +357,23 @@ async def _compare_reports(
     async with httpx.AsyncClient(timeout=30, headers=auth) as client:
         while True:
             problems = []
-            sessions = await client.get(f"{url}/reports/sessions", params={"year": load.year})
+            rows: dict[str, int] = {}
+            status = 200
+            for offset in range(0, 1_000_000, 5_000):  # every page (5,000 rows at most each)
+                page = await client.get(
+                    f"{url}/reports/sessions",
+                    params={"year": load.year, "limit": 5_000, "offset": offset},
+                )
+                status = page.status_code
+                if status != 200:
+                    break
+                rows.update({r["session_id"]: r["enrolled"] for r in page.json()["rows"]})
+                if len(page.json()["rows"]) < 5_000:
+                    break
             year = await client.get(f"{url}/reports/years/{load.year}")
-            if sessions.status_code != 200 or year.status_code != 200:
-                problems.append(f"HTTP {sessions.status_code}/{year.status_code}")
+            if status != 200 or year.status_code != 200:
+                problems.append(f"HTTP {status}/{year.status_code}")
             else:
-                rows = {r["session_id"]: r["enrolled"] for r in sessions.json()["rows"]}
                 for session_id in set(rows) | set(per_session):
                     if rows.get(session_id, 0) != per_session.get(session_id, 0):
                         problems.append(
