@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,14 +28,62 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: Connections older than this are replaced at checkout (server-side timeouts, failovers).
+POOL_RECYCLE_S = 1800
+
+#: ``session.info`` key of a callable run after a commit that wrote outbox rows.
+AFTER_OUTBOX_COMMIT = "tpp_after_outbox_commit"
+
+_DISCONNECT_ERRORS = {
+    "ConnectionDoesNotExistError",
+    "CannotConnectNowError",
+    "InterfaceError",
+    "ConnectionFailureError",
+    "TooManyConnectionsError",
+    "AdminShutdownError",
+}
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine; pre-ping so that a restarted PostgreSQL is survived."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    """An asyncpg engine without pre-ping (it costs ``BEGIN; ; ROLLBACK`` per checkout).
+
+    A connection that a PostgreSQL restart broke fails the one transaction that uses it;
+    SQLAlchemy then invalidates the whole pool (every older connection is replaced at its
+    next checkout), HTTP answers 503 with Retry-After (``problems``) and consumers retry.
+    """
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=POOL_RECYCLE_S
+    )
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def is_database_outage(error: BaseException) -> bool:
+    """True if ``error`` (or its cause) says PostgreSQL could not be reached or went away."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError | TimeoutError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if type(current).__name__ in _DISCONNECT_ERRORS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def session_factory(
+    engine: AsyncEngine, *, after_outbox_commit: Callable[[], None] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit.
+
+    ``after_outbox_commit`` runs after each commit that wrote outbox rows (the relay's
+    in-process wake-up: writers do not NOTIFY inside their transactions).
+    """
+    info: dict[str, Any] = {}
+    if after_outbox_commit is not None:
+        info[AFTER_OUTBOX_COMMIT] = after_outbox_commit
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def asyncpg_dsn(url: str) -> str:

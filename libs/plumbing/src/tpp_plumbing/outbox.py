@@ -1,10 +1,17 @@
 """Transactional outbox: events written with the state change, published by one relay.
 
-Writers add outbox rows in the transaction that changes their state and NOTIFY the relay
-(delivered on commit). The relay publishes rows in id order with an idempotent producer
-(acks=all) and then marks them published; a crash between the two republishes the rows,
-which the consumers' inbox absorbs. Only the holder of a PostgreSQL advisory lock
-publishes, so a service has one active relay however many replicas run.
+Writers add outbox rows in the transaction that changes their state. They do not NOTIFY
+inside it: PostgreSQL holds one global lock from a notifying transaction's pre-commit to its
+end (across the WAL flush), which serializes every writer. Instead, a commit that wrote
+outbox rows calls its session factory's ``after_outbox_commit`` (``tpp_plumbing.db``): the
+runtime wakes its relay if it leads, or else has the standby relay NOTIFY the leader from its
+own connection, outside any writer's transaction (coalesced: at most one NOTIFY in flight).
+The leader also polls (``poll_interval_s``), for writers elsewhere.
+
+The relay publishes rows in id order with an idempotent producer (acks=all) and then marks
+them published; a crash between the two republishes the rows, which the consumers' inbox
+absorbs. Only the holder of a PostgreSQL advisory lock publishes, so a service has one
+active relay however many replicas run.
 
 Per-key order: writers of events with the same key serialize on that aggregate's row lock
 before adding outbox rows, so for any one key the id order is the commit order.
@@ -44,11 +51,14 @@ from sqlalchemy import (
     insert,
     text,
 )
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from tpp_contracts.envelope import CONTENT_TYPE, Envelope, Event, encode, wrap
 
 from tpp_plumbing import telemetry
+from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
 from tpp_plumbing.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,24 @@ CHANNEL = "tpp_outbox"
 TABLE_NAME = "outbox_message"
 # One lock per database (each service owns its database), so a constant key is enough.
 RELAY_LOCK_KEY = zlib.crc32(b"tpp-outbox-relay")
+# session.info flag: this session's open transaction wrote outbox rows.
+_WROTE = "tpp_outbox_wrote"
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_WROTE, False):
+        callback = session.info.get(AFTER_OUTBOX_COMMIT)
+        if callback is not None:
+            try:
+                callback()
+            except Exception:  # the commit stands; the relay's polling publishes the rows
+                log.exception("outbox wake-up failed")
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_WROTE, None)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -105,20 +133,20 @@ class Outbox:
             return []
         stored = telemetry.inject(headers)
         now = datetime.now().astimezone()
+        # Events of one command share a correlation id: the first event's own id.
+        first = uuid.uuid4()
+        correlation = correlation_id or first
         envelopes = [
             wrap(
                 event,
                 source=self._source,
-                correlation_id=correlation_id,
+                correlation_id=correlation,
                 causation_id=causation_id,
+                event_id=first if n == 0 else None,
                 time=now,
             )
-            for event in events
+            for n, event in enumerate(events)
         ]
-        if correlation_id is None:
-            # Events of one command share a correlation id: the first event's own id.
-            first = envelopes[0].id
-            envelopes = [e.model_copy(update={"correlationid": first}) for e in envelopes]
         rows = [
             {
                 "event_id": envelope.id,
@@ -131,7 +159,7 @@ class Outbox:
             for envelope, event in zip(envelopes, events, strict=True)
         ]
         await session.execute(insert(self._table), rows)
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        session.info[_WROTE] = True  # the relay is woken after the commit (module docstring)
         return envelopes
 
 
@@ -165,6 +193,7 @@ class OutboxRelay:
         self._metrics = metrics
         self._service = service
         self._wake = asyncio.Event()
+        self._tell_leader = asyncio.Event()
         self._stopping = asyncio.Event()
         self._flush_deadline: float | None = None
         self.is_leader = False
@@ -204,6 +233,7 @@ class OutboxRelay:
         self._flush_deadline = asyncio.get_running_loop().time() + grace_s
         self._stopping.set()
         self._wake.set()
+        self._tell_leader.set()
 
     def _set_leader(self, leader: bool) -> None:
         self.is_leader = leader
@@ -219,8 +249,7 @@ class OutboxRelay:
             # Another relay of this service may publish; stand by to take over.
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
                 self._beat()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval_s)
+                await self._stand_by(conn)
                 if self._stopping.is_set():
                     return
             await conn.add_listener(CHANNEL, self._on_notify)
@@ -241,6 +270,17 @@ class OutboxRelay:
         finally:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    async def _stand_by(self, conn: asyncpg.Connection) -> None:
+        """Until the next try for the lock, NOTIFY the leader of this process's commits."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._poll_interval_s
+        while not self._stopping.is_set() and (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tell_leader.wait(), left)
+            if self._tell_leader.is_set() and not self._stopping.is_set():
+                self._tell_leader.clear()  # commits from now on need another NOTIFY
+                await conn.execute(f"NOTIFY {CHANNEL}")
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
@@ -331,8 +371,18 @@ class OutboxRelay:
         )
 
     def wake(self) -> None:
-        """Make the relay look for rows now (used after in-process commits)."""
+        """Make the relay look for rows now (if it leads)."""
         self._wake.set()
+
+    def committed(self) -> None:
+        """Outbox rows were committed in this process: publish them now.
+
+        The leader wakes; a standby relay NOTIFYs the leader (coalesced, own connection).
+        """
+        if self.is_leader:
+            self._wake.set()
+        else:
+            self._tell_leader.set()
 
 
 def _stored_headers(stored: Any) -> dict[str, str]:

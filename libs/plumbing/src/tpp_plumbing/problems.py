@@ -8,7 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tpp_plumbing.db import is_database_outage
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -82,6 +85,24 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(_: Request, error: ProblemError) -> JSONResponse:
         return problem(
             error.status, error.title, error.detail, headers=error.headers, **error.extensions
+        )
+
+    # A connection that a PostgreSQL restart broke fails its one request (the pool is then
+    # renewed): the client is told to retry, and the Idempotency-Key store keeps no 5xx.
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def on_database(_: Request, error: Exception) -> JSONResponse:
+        if not is_database_outage(error):
+            return await on_unexpected(_, error)
+        log.warning(
+            "database unavailable",
+            extra={"error_type": f"{type(error).__module__}.{type(error).__qualname__}"},
+        )
+        return problem(
+            503,
+            "Service unavailable",
+            "the database connection was lost; retry the request",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(Exception)

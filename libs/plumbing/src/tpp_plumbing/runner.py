@@ -37,10 +37,10 @@ from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, StatusCode
-from sqlalchemy.exc import DBAPIError
 
 from tpp_plumbing import telemetry
 from tpp_plumbing.consumer import Applied, EventConsumer, Poison, Record
+from tpp_plumbing.db import is_database_outage
 from tpp_plumbing.deadletter import DeadLetterSink
 from tpp_plumbing.metrics import Metrics, sniff_event_id, sniff_event_type
 
@@ -72,20 +72,10 @@ def is_infrastructure_error(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, OSError | TimeoutError | KafkaError):
-            return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        if type(current).__name__ in {
-            "ConnectionDoesNotExistError",
-            "CannotConnectNowError",
-            "InterfaceError",
-            "ConnectionFailureError",
-            "TooManyConnectionsError",
-        }:
+        if isinstance(current, KafkaError):
             return True
         current = current.__cause__ or current.__context__
-    return False
+    return is_database_outage(error)
 
 
 def error_name(error: BaseException) -> str:

@@ -54,7 +54,6 @@ class Runtime:
         telemetry.configure_tracing(name, settings.trace_sample_ratio)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         telemetry.instrument_engine(self.engine)
-        self.sessions: async_sessionmaker[AsyncSession] = session_factory(self.engine)
         # The broker documents the topics (AsyncAPI); the relay and the runners do the I/O.
         self.broker = KafkaBroker(
             settings.kafka.bootstrap,
@@ -70,6 +69,10 @@ class Runtime:
             poll_interval_s=settings.relay_poll_interval_s,
             metrics=self.metrics,
             service=name,
+        )
+        # A commit that wrote outbox rows wakes the relay (or, standing by, NOTIFYs the leader).
+        self.sessions: async_sessionmaker[AsyncSession] = session_factory(
+            self.engine, after_outbox_commit=self.relay.committed
         )
         self.dead_letters = DeadLetterSink(settings.kafka.bootstrap)
         self.runners: list[ConsumerRunner] = []
