@@ -1,4 +1,4 @@
-"""The relay is woken by commits (no NOTIFY in writers' transactions); lost connections fail once."""
+"""Commits wake the relay (writers do not NOTIFY); a dropped connection fails one request."""
 
 from __future__ import annotations
 
