@@ -32,8 +32,11 @@ start() {
     return
   fi
   mkdir -p "$RUN"
+  # Two workers per service, as the benchmarks measure them (a 2-core machine: one Python
+  # process uses one core); uvicorn picks uvloop and httptools, both installed.
   nohup uv run --no-sync uvicorn "tpp_${name}.app:create_app" --factory \
-    --host 127.0.0.1 --port "$port" --no-access-log >"$RUN/$name.log" 2>&1 &
+    --host 127.0.0.1 --port "$port" --workers "${TPP_WORKERS:-2}" --no-access-log \
+    >"$RUN/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
   log "$name starting on port $port (pid $!)"
 }
