@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from tpp_plumbing import telemetry
+from tpp_plumbing.db import create_engine
 
 from .operations_support import enroll_journey
 
@@ -100,10 +106,14 @@ async def test_one_trace_runs_from_the_registry_request_to_every_projection_upda
 
     found = await eventually(followed, what="the publish request's trace reaches both consumers")
     event = "tpp.registry.session.published.v1"
-    # The database transaction of the request and its outbox row are in the trace...
+    # The database transaction of the request, with its outbox row, is in the trace...
+    [publish_tx] = [
+        s for s in found if parent_of(s, found) == publish and s.kind == SpanKind.CLIENT
+    ]
+    assert publish_tx.name == "transaction COMMIT"
     assert any(
-        s.attributes and "INSERT INTO outbox_message" in str(s.attributes.get("db.statement"))
-        for s in found
+        "INSERT INTO outbox_message" in str((e.attributes or {}).get("db.statement"))
+        for e in publish_tx.events
     )
     # ...then the relay's publish, parented by the request...
     [produced] = [s for s in found if s.kind == SpanKind.PRODUCER and service(s) == "registry"]
@@ -116,9 +126,10 @@ async def test_one_trace_runs_from_the_registry_request_to_every_projection_upda
             "registry.sessions.v1"
         )
     [view_update] = consumed(found, "enrollment", event)
-    assert any(
-        parent_of(s, found) == view_update and s.kind == SpanKind.CLIENT for s in found
-    )  # the session view's UPDATE runs inside the consumer span
+    [view_tx] = [
+        s for s in found if parent_of(s, found) == view_update and s.kind == SpanKind.CLIENT
+    ]
+    assert any(e.name in ("UPDATE", "INSERT") for e in view_tx.events)  # inside the consumer span
 
     # The enrollment request's own trace reaches reporting the same way.
     async def enrollment_followed() -> list[ReadableSpan] | None:
@@ -167,3 +178,50 @@ async def test_a_cancellation_is_one_trace_across_the_three_services(
     [projected] = consumed(found, "reporting", "tpp.enrollment.enrollment.cancelled.v1")
     assert parent_of(projected, found) in republished
     assert {service(s) for s in found} >= {"registry", "enrollment", "reporting"}
+
+
+async def test_a_database_transaction_is_one_span_with_its_statements_and_never_their_values(
+    databases: Any,
+) -> None:
+    url = await databases.create("enrollment", "_tx_spans")
+    engine = create_engine(url)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.instrument_engine(engine, provider)
+    tracer = provider.get_tracer("test")
+    canary = f"canary-{uuid.uuid4().hex}"
+    try:
+        with tracer.start_as_current_span("request"):
+            async with engine.begin() as conn:
+                await conn.execute(text("SELECT CAST(:value AS text)"), {"value": canary})
+                await conn.execute(text("SELECT count(*) FROM outbox_message"))
+            with contextlib.suppress(DBAPIError):
+                async with engine.begin() as conn:
+                    await conn.execute(text("SELECT 1 / CAST(:zero AS int)"), {"zero": 0})
+            async with engine.connect() as conn:  # a read: its transaction ends in ROLLBACK
+                await conn.execute(text("SELECT 3"))
+        async with engine.begin() as conn:  # no recorded span: no transaction span
+            await conn.execute(text("SELECT 2"))
+    finally:
+        await engine.dispose()
+    [request] = [s for s in exporter.get_finished_spans() if s.name == "request"]
+    transactions = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert [s.name for s in transactions] == [
+        "transaction COMMIT",
+        "transaction ROLLBACK",
+        "transaction ROLLBACK",
+    ]
+    committed, rolled_back, read = transactions
+    assert all(
+        s.parent is not None and s.parent.span_id == request.context.span_id for s in transactions
+    )
+    assert [e.name for e in committed.events] == ["SELECT", "SELECT"]
+    assert "FROM outbox_message" in str((committed.events[1].attributes or {})["db.statement"])
+    assert (committed.attributes or {})["db.statement_count"] == 2
+    assert rolled_back.status.status_code == StatusCode.ERROR
+    assert [e.name for e in rolled_back.events] == ["SELECT failed"]
+    assert read.status.status_code == StatusCode.UNSET  # no statement failed: no error
+    assert canary not in repr(
+        [(s.attributes, [e.attributes for e in s.events]) for s in transactions]
+    )
