@@ -28,13 +28,15 @@ def test_asyncapi_document_lists_the_services_topics_and_event_types(
     document = app.state.runtime.asyncapi()
     assert document["asyncapi"].startswith("3.")
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == set(publishes) | set(consumes)
+    dead_letters = {f"{topic}.dlq" for topic in consumes}  # where the consumer parks poison
+    assert addresses == set(publishes) | set(consumes) | dead_letters
     actions = {
         (document["channels"][op["channel"]["$ref"].split("/")[-1]]["address"], op["action"])
         for op in document["operations"].values()
     }
     assert {(t, "send") for t in publishes} <= actions
     assert {(t, "receive") for t in consumes} <= actions
+    assert {(t, "send") for t in dead_letters} <= actions
     text = json.dumps(document)
     for topic in publishes:
         for model in TOPIC_EVENTS[topic]:

@@ -31,6 +31,17 @@ ERROR = "dlq-error"
 ATTEMPTS = "dlq-attempts"
 GROUP = "dlq-group"
 PARKED_AT = "dlq-parked-at"
+#: The headers a dead letter carries beside the original record's own.
+DEAD_LETTER_HEADERS = (
+    ORIGINAL_TOPIC,
+    ORIGINAL_PARTITION,
+    ORIGINAL_OFFSET,
+    KIND,
+    ERROR,
+    ATTEMPTS,
+    GROUP,
+    PARKED_AT,
+)
 REDRIVEN_FROM = "redriven-from"
 #: Longest error text kept in a header.
 MAX_ERROR = 500

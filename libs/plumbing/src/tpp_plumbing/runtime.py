@@ -23,7 +23,7 @@ from tpp_plumbing import logs, telemetry
 from tpp_plumbing.auth import install_auth
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.deadletter import DeadLetterSink
+from tpp_plumbing.deadletter import DEAD_LETTER_HEADERS, DeadLetterSink, dead_letter_topic
 from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
@@ -101,6 +101,23 @@ class Runtime:
                 schema=Union[models],  # noqa: UP007 - a runtime union of a tuple of types
             )
 
+    def _document_dead_letters(self, topics: Sequence[str]) -> None:
+        # What the consumer parks (DeadLetterSink): the original record, as it was, with the
+        # dlq-* headers; operators read and redrive them with `tpp-ops dlq`.
+        for topic in topics:
+            self.broker.publisher(
+                dead_letter_topic(topic),
+                title=f"{dead_letter_topic(topic)}:publish",
+                description=(
+                    f"Dead letters of {topic}: each record exactly as it was consumed (key, value,"
+                    " headers) that could not be applied — poison at once (not JSON, unknown type,"
+                    " schema-invalid, oversized) or after the retries — plus headers "
+                    + ", ".join(f"`{h}`" for h in DEAD_LETTER_HEADERS)
+                    + " (error: field names and error kinds or an exception type, never values)."
+                ),
+                schema=bytes,
+            )
+
     def asyncapi(self) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of what this service publishes and consumes."""
         spec = AsyncAPI(
@@ -126,6 +143,7 @@ class Runtime:
                 max_message_bytes=s.consumer_max_message_bytes,
             )
             sub.consumer.document(self.broker, topics, group_id=group)
+            self._document_dead_letters(topics)
             self.runners.append(
                 ConsumerRunner(
                     sub.consumer,
