@@ -5,11 +5,10 @@ relay on, consumers off, the session view seeded directly), this process generat
 (64 clients back to back, ``POST /sessions/{id}/enrollments``), in two configurations:
 
 - ``off``: ``OTEL_SDK_DISABLED=true`` (no spans, no instrumentation);
-- ``on``: tracing at the default sampling (parent-based, 10% of new traces recorded: HTTP
-  span, SQL spans, the outbox row's trace context, the relay's producer spans; every request
-  still gets a trace id), exported with the OTLP/HTTP batch exporter to a stand-in collector
-  on loopback (``bench/otlp_sink.py``, its own process);
-- ``always``: for information, every request recorded (``parentbased_always_on``).
+- ``on``: tracing at the default sampling, which records every command (so here every
+  request: HTTP span, transaction span with its statements as events, the outbox row's trace
+  context, the relay's producer span), exported with the OTLP/HTTP batch exporter to a
+  stand-in collector on loopback (``bench/otlp_sink.py``, its own process).
 
 Runs alternate (off, on, off, on, ...) so that drift hits both alike; each configuration has
 its own scratch database seeded the same way. Figures: the median rate of each, their ratio
@@ -48,7 +47,7 @@ NAME = "tracing"
 TIME_BUDGET_S = 240
 REPEATS = 3
 CONCURRENCY = 64
-MODES = ("off", "on", "always")
+MODES = ("off", "on")
 
 
 @contextlib.asynccontextmanager
@@ -85,8 +84,6 @@ def tracing_env(mode: str, sink_port: int) -> dict[str, str]:
         "OTEL_SERVICE_NAME": "enrollment",
         "OTEL_TRACES_SAMPLER": "",  # the platform's default
     }
-    if mode == "always":
-        env["OTEL_TRACES_SAMPLER"] = "parentbased_always_on"
     return env
 
 
@@ -102,12 +99,11 @@ async def run(ctx: Context) -> list[Figure]:
     async with (
         scratch_database(ctx, "enrollment", "_troff") as url_off,
         scratch_database(ctx, "enrollment", "_tron") as url_on,
-        scratch_database(ctx, "enrollment", "_tralways") as url_always,
         scratch_topics(ctx) as prefix,
         otlp_sink() as sink_port,
     ):
         data = {}
-        for mode, url in (("off", url_off), ("on", url_on), ("always", url_always)):
+        for mode, url in (("off", url_off), ("on", url_on)):
             data[mode] = (url, *await seed(url, SESSIONS, CAPACITY, trainees))
         counters = {m: itertools.count() for m in MODES}
         for _ in range(repeats):
@@ -143,7 +139,7 @@ async def run(ctx: Context) -> list[Figure]:
                     flush=True,
                 )
 
-    # Ratios of runs made back to back (off, then on, then always), then their median: the
+    # Ratios of runs made back to back (off, then on), then their median: the
     # machine's drift and other work move both sides of a pair alike.
     def paired(a: list[float], b: list[float]) -> list[float]:
         return [y / x for x, y in zip(a, b, strict=True)]
@@ -161,14 +157,7 @@ async def run(ctx: Context) -> list[Figure]:
             rates["on"],
             "commands/s",
             ceiling="ceiling.pg.row_outbox_notify.c32",
-            note="default sampling (10% of new traces), OTLP/HTTP export to a loopback sink",
-        ),
-        median_figure(
-            "tracing.enroll.always",
-            rates["always"],
-            "commands/s",
-            ceiling="ceiling.pg.row_outbox_notify.c32",
-            note="every request recorded (parentbased_always_on), for information",
+            note="default sampling (every command recorded), OTLP/HTTP export to a loopback sink",
         ),
         median_figure(
             "tracing.enroll.on_over_off",
@@ -176,12 +165,6 @@ async def run(ctx: Context) -> list[Figure]:
             "ratio",
             target=">= 0.75",
             note="median of back-to-back pairs; tracing may cost at most 25% of throughput",
-        ),
-        median_figure(
-            "tracing.enroll.always_over_off",
-            paired(rates["off"], rates["always"]),
-            "ratio",
-            note="every request recorded, for information (no target)",
         ),
         median_figure(
             "tracing.enroll.cpu_off_over_on",
