@@ -132,11 +132,13 @@ async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
             async def in_full_swing() -> bool:
                 return await applied_count(url) >= 120
 
-            await eventually(in_full_swing, within=30, what="the first batches applied")
+            # A deadline, not a pause: a loaded machine takes a while to start the process.
+            await eventually(in_full_swing, within=90, what="the first batches applied")
             await stop_with_sigterm(first, log, within=20)
         finally:
             if first.poll() is None:
                 first.kill()
+                await asyncio.to_thread(first.wait)  # reaped: no zombie, no ResourceWarning
         text = log.read_text()
         assert "stopping: waiting for in-flight events" in text  # SIGTERM came mid-batch
         assert "abandoned" not in text
@@ -165,6 +167,7 @@ async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
         finally:
             if second.poll() is None:
                 second.kill()
+                await asyncio.to_thread(second.wait)  # reaped: no zombie, no ResourceWarning
         assert await committed_count(bootstrap, prefix + "reporting") == total
 
 
