@@ -23,6 +23,7 @@ import csv
 import io
 import itertools
 import json
+import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from harness import (
     service_env,
 )
 from loadgen import RequestFactory, closed_loop, open_loop, request, wall
+from tpp_enrollment.personal import PersonalData
 
 NAME = "enrollment"
 TIME_BUDGET_S = 240
@@ -70,18 +72,43 @@ async def seed(
             capacity,
         )
         trainee_ids = [uuid.uuid4() for _ in range(trainees)]
+        # Personal data sealed as the service seals it (keys from the environment).
+        personal = PersonalData.from_config(
+            os.environ["TPP_ENROLLMENT_PERSONAL_DATA_KEYS"],
+            os.environ["TPP_ENROLLMENT_PASSPORT_HASH_KEY"],
+        )
+        sealed = [
+            personal.seal_trainee(
+                tid,
+                f"BP{n}",
+                COUNTRIES[n % len(COUNTRIES)],
+                f"trainee{n}@example.org",
+                date(1985, 1, 1),
+            )
+            for n, tid in enumerate(trainee_ids, start=1)
+        ]
         await conn.execute(
             "INSERT INTO trainee (id, full_name, country, gender, profession, organization,"
-            " email, passport_number, birth_date)"
+            " passport_hash, passport_number_sealed, email_sealed, birth_date_sealed)"
             " SELECT id, 'Bench Trainee ' || n, ($2::text[])[1 + n % $3], "
             " ($4::text[])[1 + n % 2], ($5::text[])[1 + n % 4], 'Institute ' || n % 97,"
-            " 'trainee' || n || '@example.org', 'BP' || n, '1985-01-01'"
-            " FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)",
+            " h, p, e, b"
+            " FROM unnest($1::uuid[], $6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[])"
+            " WITH ORDINALITY AS t(id, h, p, e, b, n)",
             trainee_ids,
             COUNTRIES,
             len(COUNTRIES),
             GENDERS,
             PROFESSIONS,
+            *(
+                [row[c] for row in sealed]
+                for c in (
+                    "passport_hash",
+                    "passport_number_sealed",
+                    "email_sealed",
+                    "birth_date_sealed",
+                )
+            ),
         )
         await conn.execute("ANALYZE")
     finally:

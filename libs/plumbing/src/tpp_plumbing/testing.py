@@ -86,6 +86,11 @@ class Infrastructure:
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
     """Real Kafka and PostgreSQL (environment, testcontainers, or the local stack)."""
+    # The enrollment service's development keys of personal data (deploy/local.env) when the
+    # environment has none: the in-process apps and the migrations read them from there.
+    for key, value in _local_env().items():
+        if key.startswith(("TPP_ENROLLMENT_PERSONAL_DATA_", "TPP_ENROLLMENT_PASSPORT_HASH_")):
+            os.environ.setdefault(key, value)
     env = {k: v for k, v in os.environ.items() if k.startswith("TPP_")}
     if "TPP_KAFKA_BOOTSTRAP" in env and "TPP_PG_ADMIN_URL" in env:
         source = env

@@ -32,12 +32,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime(settings, name=NAME)
     outbox = Outbox(tables.outbox, source=f"/{NAME}")
     runtime.subscribe(subscriptions(runtime.sessions, outbox))
+    personal = settings.personal_data()
     services = Services(
-        trainees=TraineeService(runtime.sessions, outbox),
+        trainees=TraineeService(runtime.sessions, outbox, personal),
         enrollments=EnrollmentService(runtime.sessions, outbox),
         feedback=FeedbackService(runtime.sessions, outbox),
-        queries=QueryService(runtime.sessions),
-        imports=ImportService(runtime.sessions, outbox),
+        queries=QueryService(runtime.sessions, personal),
+        imports=ImportService(runtime.sessions, outbox, personal),
     )
 
     @contextlib.asynccontextmanager

@@ -45,12 +45,23 @@ class TraineeIn(BaseModel):
         return country_code(code)
 
 
-class Trainee(TraineeIn):
-    """A registered trainee."""
+class Trainee(BaseModel):
+    """A registered trainee; after erasure only the id and non-personal attributes remain."""
 
     model_config = ConfigDict(extra="ignore")
 
     id: uuid.UUID
+    full_name: str | None = Field(description="None once erased.")
+    country: str = Field(description="ISO 3166-1 alpha-2.")
+    gender: Gender
+    profession: ProfessionCategory
+    organization: str | None = None
+    email: str | None = None
+    passport_number: str | None = Field(None, description="None once erased.")
+    birth_date: date | None = None
+    erased_at: datetime | None = Field(
+        None, description="When the personal data was erased (on request); None if it was not."
+    )
 
 
 class TraineePage(BaseModel):

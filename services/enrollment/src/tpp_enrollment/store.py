@@ -56,7 +56,7 @@ async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> N
 
 _LOCK_FOR_ENROLL = text(
     "SELECT v.status, v.capacity, v.accepted, v.review_required, v.country_limit,"
-    " t.id AS trainee_id, t.country, t.gender, t.profession"
+    " t.id AS trainee_id, t.country, t.gender, t.profession, t.erased_at"
     " FROM session_view v LEFT JOIN trainee t ON t.id = :trainee_id"
     " WHERE v.session_id = :session_id FOR UPDATE OF v"
 )

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Sequence,
     SmallInteger,
     Table,
@@ -48,20 +49,26 @@ session_view = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Personal data: the name and organization in clear (searched), passport number, email and
+# birth date encrypted (tpp_enrollment.personal), the passport matched through its keyed hash.
+# Erasure empties every personal column and sets erased_at; the rest stays for the figures.
 trainee = Table(
     "trainee",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("full_name", Text, nullable=False),
+    Column("full_name", Text),
     Column("country", Text, nullable=False),
     Column("gender", Text, nullable=False),
     Column("profession", Text, nullable=False),
     Column("organization", Text),
-    Column("email", Text),
-    Column("passport_number", Text, nullable=False),
-    Column("birth_date", Date),
+    Column("passport_hash", LargeBinary),
+    Column("passport_number_sealed", LargeBinary),
+    Column("email_sealed", LargeBinary),
+    Column("birth_date_sealed", LargeBinary),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    UniqueConstraint("passport_number", "country", name="uq_trainee_passport_country"),
+    Column("erased_at", DateTime(timezone=True)),
+    # NULL once erased: an erased trainee is never matched again.
+    Index("uq_trainee_passport_hash", "passport_hash", unique=True),
     Index("ix_trainee_country", "country"),
 )
 

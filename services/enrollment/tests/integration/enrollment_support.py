@@ -52,11 +52,17 @@ class App:
 
 
 @asynccontextmanager
-async def enrollment_app(databases: Any, label: str) -> AsyncIterator[App]:
-    """A migrated throwaway database and the app on it."""
-    url = await databases.create("enrollment", label)
+async def enrollment_app(
+    databases: Any, label: str = "", *, url: str | None = None, **settings_: Any
+) -> AsyncIterator[App]:
+    """A migrated throwaway database (or the one at ``url``) and the app on it."""
+    url = url or await databases.create("enrollment", label)
     settings = Settings(
-        database_url=url, relay_enabled=False, consumers_enabled=False, database_pool_size=20
+        database_url=url,
+        relay_enabled=False,
+        consumers_enabled=False,
+        database_pool_size=20,
+        **settings_,
     )
     app = create_app(settings)
     await app.state.runtime.start()

@@ -283,12 +283,14 @@ async def write(conn: Connection, schema: str, batch: Batch) -> None:
             *_columns(batch.session_changes.values(), 6),
         )
     if batch.enrollments:
-        # A trainee erased earlier (maybe in another partition) is never linked again.
+        # A trainee erased earlier (maybe in another partition) is never linked again: the
+        # enrollment gets the erased trainee's surrogate, as the erasure gives the others.
         await conn.execute(
             f"INSERT INTO {s}.enrollment_fact AS f (enrollment_id, session_id, trainee_id,"
             " country, gender, profession, status, updated_at)"
             " SELECT u.enrollment_id, u.session_id,"
-            " CASE WHEN t.trainee_id IS NULL THEN u.trainee_id END,"
+            f" CASE WHEN t.trainee_id IS NULL THEN u.trainee_id ELSE {_surrogate('u.trainee_id')}"
+            " END,"
             " u.country, u.gender, u.profession, u.status, u.updated_at"
             " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],"
             " $6::text[], $7::text[], $8::timestamptz[]) AS u(enrollment_id, session_id,"
@@ -325,7 +327,8 @@ async def write(conn: Connection, schema: str, batch: Batch) -> None:
             erased,
         )
         await conn.execute(
-            f"UPDATE {s}.enrollment_fact SET trainee_id = NULL WHERE trainee_id = ANY($1::uuid[])",
+            f"UPDATE {s}.enrollment_fact SET trainee_id = {_surrogate('trainee_id')}"
+            " WHERE trainee_id = ANY($1::uuid[])",
             erased,
         )
     if batch.count:
@@ -336,6 +339,17 @@ async def write(conn: Connection, schema: str, batch: Batch) -> None:
             batch.count,
             batch.last_event_at,
         )
+
+
+def _surrogate(trainee_id: str) -> str:
+    """SQL of the id an erased trainee's enrollments carry instead of the trainee's.
+
+    The same for all of the trainee's enrollments (distinct people stay counted once, so
+    every figure stays as it was), not the trainee id (the projection no longer links the
+    enrollments to the id other systems knew the person by), and derived from the events
+    only (a rebuild gives the same rows).
+    """
+    return f"CAST(md5('tpp-erased:' || CAST({trainee_id} AS text)) AS uuid)"
 
 
 async def project(conn: Connection, schema: str, items: Sequence[Item]) -> int:

@@ -9,7 +9,8 @@ from tpp_reporting.projection import Connection
 
 ADMITTED = ("accepted", "attended", "completed", "no_show")
 _ADMITTED_SQL = "('accepted', 'attended', 'completed', 'no_show')"
-# One person per trainee; an erased trainee's enrollments each count as one person.
+# One person per trainee (an erased trainee's enrollments carry one surrogate id); rows erased
+# by an older version without it (trainee_id NULL) count one person each until a rebuild.
 _PERSON = "coalesce(e.trainee_id, e.enrollment_id)"
 
 #: Breakdown dimensions: the SQL expression grouped on, and whether it is a session attribute.

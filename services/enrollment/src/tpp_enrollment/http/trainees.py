@@ -45,6 +45,19 @@ async def get_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
     return await svc.queries.get_trainee(trainee_id)
 
 
+@router.post("/trainees/{trainee_id}/erasure", response_model=Trainee)
+async def erase_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
+    """Erase the trainee's personal data on request (operators); enrollments and figures stay.
+
+    Name, organization, passport number, email, birth date, evaluation comments and
+    follow-up notes are emptied; the id, country, gender, profession and enrollments remain,
+    with ``erased_at``. A ``tpp.enrollment.trainee.erased.v1`` event follows. The trainee is
+    no longer found by search nor matched by passport: registering the same passport again
+    creates a new trainee. Erasing twice changes nothing.
+    """
+    return await svc.trainees.erase(trainee_id)
+
+
 @router.get("/trainees/{trainee_id}/enrollments", response_model=list[Enrollment])
 async def trainee_history(trainee_id: uuid.UUID, svc: Svc) -> list[Enrollment]:
     """A trainee's enrollments, oldest first."""

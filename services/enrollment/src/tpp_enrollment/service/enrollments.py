@@ -22,7 +22,7 @@ from tpp_contracts.enrollment import (
 from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import NotFoundError
+from tpp_plumbing.problems import ConflictError, NotFoundError
 
 from tpp_enrollment import store
 from tpp_enrollment.domain import (
@@ -57,6 +57,11 @@ class EnrollmentService:
                 raise NotFoundError(f"no open session {session_id}")
             if view["trainee_id"] is None:
                 raise NotFoundError(f"no trainee {data.trainee_id}", field="trainee_id")
+            if view["erased_at"] is not None:
+                raise ConflictError(
+                    "the trainee was erased: register the person again to enroll them",
+                    field="trainee_id",
+                )
             places = store.places(view)
             in_country = 0
             if places.country_limit is not None:

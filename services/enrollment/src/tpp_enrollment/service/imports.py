@@ -28,6 +28,7 @@ from tpp_enrollment import store, tables
 from tpp_enrollment.domain import EnrollmentRefusedError, decide
 from tpp_enrollment.events import trainee_registered
 from tpp_enrollment.imports.rows import BadFileError, Nomination, RowError, read, validate
+from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.schemas import ImportJob, ImportRowError
 from tpp_enrollment.service.enrollments import created_event
 
@@ -38,19 +39,19 @@ CHUNK = 5000
 MAX_ERRORS_SHOWN = 1000
 
 _NEW_TRAINEES = text(
-    "INSERT INTO trainee (id, full_name, country, gender, profession, organization, email,"
-    " passport_number, birth_date)"
+    "INSERT INTO trainee (id, full_name, country, gender, profession, organization,"
+    " passport_hash, passport_number_sealed, email_sealed, birth_date_sealed)"
     " SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:full_name AS text[]),"
     " CAST(:country AS text[]), CAST(:gender AS text[]), CAST(:profession AS text[]),"
-    " CAST(:organization AS text[]), CAST(:email AS text[]), CAST(:passport AS text[]),"
-    " CAST(:birth_date AS date[]))"
-    " ON CONFLICT ON CONSTRAINT uq_trainee_passport_country DO NOTHING"
+    " CAST(:organization AS text[]), CAST(:passport_hash AS bytea[]),"
+    " CAST(:passport_number_sealed AS bytea[]), CAST(:email_sealed AS bytea[]),"
+    " CAST(:birth_date_sealed AS bytea[]))"
+    " ON CONFLICT (passport_hash) DO NOTHING"
     " RETURNING id, country, gender, profession"
 )
 _TRAINEES = text(
-    "SELECT t.id, t.passport_number, t.country, t.gender, t.profession FROM trainee t"
-    " JOIN unnest(CAST(:passport AS text[]), CAST(:country AS text[])) AS k(p, c)"
-    " ON t.passport_number = k.p AND t.country = k.c"
+    "SELECT id, passport_hash, country, gender, profession FROM trainee"
+    " WHERE passport_hash = ANY(CAST(:passport_hash AS bytea[]))"
 )
 # Set-based over every session of a chunk: a constant number of round trips per chunk.
 _LOCK_VIEWS = text(
@@ -95,9 +96,12 @@ class _Progress:
 class ImportService:
     """Imports nominations; each chunk of rows is one transaction, its events included."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, personal: PersonalData
+    ) -> None:
         self._sessions = sessions
         self._outbox = outbox
+        self._personal = personal
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start_import(self, content: bytes, filename: str | None) -> tuple[ImportJob, bool]:
@@ -150,18 +154,18 @@ class ImportService:
         try:
             starts = range(0, len(rows), CHUNK)
             # Validation (CPU) of the next chunk overlaps the database writes of this one.
-            pending = asyncio.create_task(_validated(rows, 0)) if rows else None
+            # Sealing the personal data (encryption, keyed hashes) is done there too.
+            prepare = self._prepared
+            pending = asyncio.create_task(prepare(rows, 0)) if rows else None
             for start in starts:
                 assert pending is not None
-                chunk = await pending
+                chunk, people = await pending
                 following = start + CHUNK
                 pending = (
-                    asyncio.create_task(_validated(rows, following))
-                    if following < len(rows)
-                    else None
+                    asyncio.create_task(prepare(rows, following)) if following < len(rows) else None
                 )
                 async with self._sessions() as db, db.begin():
-                    await self._chunk(db, job_id, chunk, progress)
+                    await self._chunk(db, job_id, chunk, people, progress)
             status, error = "done", None
         except Exception as failure:
             log.exception("import %s failed", job_id)
@@ -178,6 +182,7 @@ class ImportService:
         db: AsyncSession,
         job_id: uuid.UUID,
         chunk: Sequence[Nomination | RowError],
+        people: dict[tuple[str, str], dict[str, Any]],
         progress: _Progress,
     ) -> None:
         errors = [item for item in chunk if isinstance(item, RowError)]
@@ -201,7 +206,7 @@ class ImportService:
                 errors.append(RowError(item.row, refusal))
             else:
                 open_rows.append(item)
-        people = await self._register(db, open_rows)
+        people = await self._register(db, open_rows, people)
         by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
         for item in open_rows:
             by_session[item.session_id].append(item)
@@ -223,29 +228,57 @@ class ImportService:
         )
 
     async def _register(
-        self, db: AsyncSession, valid: Sequence[Nomination]
+        self,
+        db: AsyncSession,
+        valid: Sequence[Nomination],
+        prepared: dict[tuple[str, str], dict[str, Any]],
     ) -> dict[tuple[str, str], dict[str, Any]]:
         """Register the new people (one event each); every person's id and profile."""
-        unique = {item.person: item.trainee for item in valid}
-        columns: dict[str, list[Any]] = defaultdict(list)
-        for (passport, _), t in unique.items():
-            columns["id"].append(uuid.uuid4())
-            columns["full_name"].append(t.full_name)
-            columns["country"].append(t.country)
-            columns["gender"].append(t.gender.value)
-            columns["profession"].append(t.profession.value)
-            columns["organization"].append(t.organization)
-            columns["email"].append(t.email)
-            columns["passport"].append(passport)
-            columns["birth_date"].append(t.birth_date)
+        unique = {item.person for item in valid}
         if not unique:
             return {}
+        columns: dict[str, list[Any]] = defaultdict(list)
+        for person in unique:
+            for name, value in prepared[person].items():
+                columns[name].append(value)
         new = (await db.execute(_NEW_TRAINEES, columns)).mappings().all()
         await self._outbox.add(db, [trainee_registered(row) for row in new])
-        found = await db.execute(
-            _TRAINEES, {"passport": columns["passport"], "country": columns["country"]}
-        )
-        return {(r["passport_number"], r["country"]): dict(r) for r in found.mappings()}
+        found = await db.execute(_TRAINEES, {"passport_hash": columns["passport_hash"]})
+        by_hash = {r["passport_hash"]: dict(r) for r in found.mappings()}
+        return {
+            person: by_hash[prepared[person]["passport_hash"]]
+            for person in unique
+            if prepared[person]["passport_hash"] in by_hash
+        }
+
+    async def _prepared(
+        self, rows: list[dict[str, str]], start: int
+    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]]:
+        """One chunk of rows validated, and each person's row with sealed personal data
+        (CPU work, in a worker thread)."""
+        part = rows[start : start + CHUNK]
+        return await asyncio.to_thread(self._prepare, part, start + 2)
+
+    def _prepare(
+        self, part: list[dict[str, str]], first_row: int
+    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]]:
+        items = list(validate(part, first_row=first_row))
+        people: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in items:
+            if isinstance(item, Nomination) and item.person not in people:
+                t = item.trainee
+                trainee_id = uuid.uuid4()
+                people[item.person] = {
+                    "id": trainee_id,
+                    "full_name": t.full_name,
+                    "country": t.country,
+                    "gender": t.gender.value,
+                    "profession": t.profession.value,
+                    "organization": t.organization,
+                } | self._personal.seal_trainee(
+                    trainee_id, t.passport_number, t.country, t.email, t.birth_date
+                )
+        return items, people
 
     async def _enroll(
         self,
@@ -342,9 +375,3 @@ def _refusal(view: RowMapping | None, session_id: uuid.UUID) -> str | None:
     except EnrollmentRefusedError as error:
         return str(error)
     return None
-
-
-async def _validated(rows: list[dict[str, str]], start: int) -> list[Nomination | RowError]:
-    """One chunk of rows, validated in a worker thread."""
-    part = rows[start : start + CHUNK]
-    return await asyncio.to_thread(lambda: list(validate(part, first_row=start + 2)))

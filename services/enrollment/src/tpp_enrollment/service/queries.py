@@ -12,6 +12,7 @@ from tpp_plumbing.problems import NotFoundError
 
 from tpp_enrollment import store, tables
 from tpp_enrollment.domain import FOLLOW_UP_MONTHS, add_months, next_follow_up
+from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.schemas import (
     Enrollment,
     FollowUp,
@@ -31,8 +32,9 @@ MAX_PAGE = 500
 class QueryService:
     """What operators look up; nothing here writes."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], personal: PersonalData) -> None:
         self._sessions = sessions
+        self._personal = personal
 
     async def get_session_view(self, session_id: uuid.UUID) -> SessionView:
         """This service's view of a session."""
@@ -81,7 +83,7 @@ class QueryService:
             row = await store.get_trainee(db, trainee_id)
         if row is None:
             raise NotFoundError(f"no trainee {trainee_id}")
-        return Trainee.model_validate(dict(row))
+        return Trainee.model_validate(self._personal.open_trainee(dict(row)))
 
     async def trainee_history(self, trainee_id: uuid.UUID) -> list[Enrollment]:
         """Every enrollment of a trainee, oldest first."""
@@ -100,8 +102,11 @@ class QueryService:
         limit: int,
         offset: int,
     ) -> TraineePage:
-        """Trainees whose name / organization contain the words, in a country; paginated."""
-        query = select(T)
+        """Trainees whose name / organization contain the words, in a country; paginated.
+
+        Erased trainees are not people any more: never found.
+        """
+        query = select(T).where(T.c.erased_at.is_(None))
         if name:
             query = query.where(T.c.full_name.icontains(name, autoescape=True))
         if country:
@@ -113,7 +118,8 @@ class QueryService:
             rows = await db.execute(
                 query.order_by(T.c.full_name, T.c.id).limit(limit).offset(offset)
             )
-            items = [Trainee.model_validate(dict(r)) for r in rows.mappings()]
+            found = [dict(r) for r in rows.mappings()]
+        items = [Trainee.model_validate(self._personal.open_trainee(r)) for r in found]
         return TraineePage(items=items, limit=limit, offset=offset)
 
     async def follow_ups(self, enrollment_id: uuid.UUID) -> list[FollowUp]:

@@ -1,48 +1,116 @@
-"""Trainee registration: one trainee per person (passport number + country)."""
+"""Trainees: registration (one per person: passport number + country) and erasure."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.enrollment import TraineeErasedV1
 from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.problems import NotFoundError
 
 from tpp_enrollment import tables
 from tpp_enrollment.events import trainee_registered
+from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.schemas import Trainee, TraineeIn
 
 T = tables.trainee
+E = tables.enrollment
+
+#: What erasure empties: every personal column of the trainee.
+ERASED_VALUES: dict[str, Any] = {
+    "full_name": None,
+    "organization": None,
+    "passport_hash": None,
+    "passport_number_sealed": None,
+    "email_sealed": None,
+    "birth_date_sealed": None,
+}
+# Free texts written about the trainee's enrollments may name them: emptied too.
+_ERASE_COMMENTS = text(
+    "UPDATE evaluation SET comment = NULL WHERE comment IS NOT NULL"
+    " AND enrollment_id IN (SELECT id FROM enrollment WHERE trainee_id = :id)"
+)
+_ERASE_NOTES = text(
+    "UPDATE follow_up SET note = NULL WHERE note IS NOT NULL"
+    " AND enrollment_id IN (SELECT id FROM enrollment WHERE trainee_id = :id)"
+)
+# Stored responses of earlier requests (Idempotency-Key) that show the trainee.
+_ERASE_REPLAYS = text(
+    "DELETE FROM idempotency_key WHERE body IS NOT NULL"
+    " AND position(convert_to(:id, 'UTF8') IN body) > 0"
+)
 
 
 class TraineeService:
-    """Registers trainees; their personal data never leaves this service."""
+    """Registers and erases trainees; their personal data never leaves this service."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, personal: PersonalData
+    ) -> None:
         self._sessions = sessions
         self._outbox = outbox
+        self._personal = personal
 
     async def register_trainee(self, data: TraineeIn) -> tuple[Trainee, bool]:
         """Register a trainee; the same passport and country returns the existing one."""
-        row = data.model_dump() | {
-            "id": uuid.uuid4(),
-            "passport_number": data.passport_number.upper(),
+        trainee_id = uuid.uuid4()
+        sealed = self._personal.seal_trainee(
+            trainee_id, data.passport_number, data.country, data.email, data.birth_date
+        )
+        row = {
+            "id": trainee_id,
+            "full_name": data.full_name,
+            "country": data.country,
+            "gender": data.gender.value,
+            "profession": data.profession.value,
+            "organization": data.organization,
         }
         async with self._sessions() as db, db.begin():
             created = await db.scalar(
                 insert(T)
-                .values(**row)
-                .on_conflict_do_nothing(constraint="uq_trainee_passport_country")
+                .values(**row, **sealed)
+                .on_conflict_do_nothing(index_elements=[T.c.passport_hash])
                 .returning(T.c.id)
             )
             if created is None:
                 existing = await db.execute(
-                    select(T).where(
-                        T.c.passport_number == row["passport_number"],
-                        T.c.country == data.country,
-                    )
+                    select(T).where(T.c.passport_hash == sealed["passport_hash"])
                 )
-                return Trainee.model_validate(dict(existing.mappings().one())), False
+                found = dict(existing.mappings().one())
+                return Trainee.model_validate(self._personal.open_trainee(found)), False
             await self._outbox.add(db, [trainee_registered(row)])
-        return Trainee.model_validate(row), True
+        plain = data.model_dump() | {"passport_number": data.passport_number.upper()}
+        return Trainee.model_validate(plain | {"id": trainee_id}), True
+
+    async def erase(self, trainee_id: uuid.UUID) -> Trainee:
+        """Erase a trainee's personal data; the enrollments and the figures stay.
+
+        Keeps the id, country, gender and profession (what the events carry); empties the
+        name, organization, passport (sealed and hashed), email, birth date, the comments of
+        their evaluations and the notes of their follow-ups; records when. The trainee is
+        never matched again: registering the same passport later creates a new trainee.
+        Erasing again changes nothing and publishes nothing.
+        """
+        async with self._sessions() as db, db.begin():
+            current = await db.execute(select(T).where(T.c.id == trainee_id).with_for_update())
+            row = current.mappings().first()
+            if row is None:
+                raise NotFoundError(f"no trainee {trainee_id}")
+            if row["erased_at"] is not None:
+                return Trainee.model_validate(dict(row))
+            erased = await db.execute(
+                update(T)
+                .where(T.c.id == trainee_id)
+                .values(**ERASED_VALUES, erased_at=func.now())
+                .returning(*T.c)
+            )
+            result = dict(erased.mappings().one())
+            for statement in (_ERASE_COMMENTS, _ERASE_NOTES):
+                await db.execute(statement, {"id": trainee_id})
+            await db.execute(_ERASE_REPLAYS, {"id": str(trainee_id)})
+            await self._outbox.add(db, [TraineeErasedV1(trainee_id=trainee_id)])
+        return Trainee.model_validate(result)
