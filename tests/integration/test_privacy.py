@@ -4,16 +4,30 @@ enrollment database, and erasing a trainee leaves every report as it was."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tpp_contracts.envelope import encode, wrap
+from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_contracts.topics import ENROLLMENTS, TRAINEES
+from tpp_plumbing import deadletter, logs, telemetry
 from tpp_plumbing.db import asyncpg_dsn
 from tpp_plumbing.testing import fresh_year
 from tpp_reporting.events import KNOWN_TYPES
+
+from .operations_support import accepted, produce
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +252,314 @@ async def test_erasure_leaves_every_report_as_it_was(platform: Any, eventually: 
     after = await reports(platform, year, commitment["commitment_id"], eventually)
 
     assert after == before
+
+
+# --- the canary scan -------------------------------------------------------------------------
+
+
+@dataclass
+class Canary:
+    """Personal data no system outside the enrollment database may ever hold."""
+
+    marker: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def passport(self) -> str:
+        return f"CNRY{self.marker.upper()}"
+
+    @property
+    def surname(self) -> str:
+        return f"Canarywing{self.marker}"
+
+    @property
+    def name(self) -> str:
+        return f"Quetzalia {self.surname}"
+
+    @property
+    def email(self) -> str:
+        return f"quetzalia.{self.marker}@canary-mail.org"
+
+    birth_date: str = "1961-07-29"
+
+    def strings(self) -> list[str]:
+        return [
+            self.passport,
+            self.surname,
+            self.name,
+            self.email,
+            f"quetzalia.{self.marker}",
+            self.birth_date,
+            self.birth_date.replace("-", ""),
+        ]
+
+
+def scan(needles: list[str], haystacks: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Every (where, needle) such that the needle occurs, in any case, in that haystack."""
+    lowered = [n.lower() for n in needles]
+    return [
+        (where, needle)
+        for where, text in haystacks
+        for needle, low in zip(needles, lowered, strict=True)
+        if low in text.lower()
+    ]
+
+
+async def kafka_texts(bootstrap: str, topics: list[str]) -> list[tuple[str, str]]:
+    """Key, value and every header of every message of the topics, from the first offset."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    texts: list[tuple[str, str]] = []
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = [
+                TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=2000)
+            for tp, records in batches.items():
+                for r in records:
+                    where = f"kafka {tp.topic}[{tp.partition}]@{r.offset}"
+                    texts.append((f"{where} key", (r.key or b"").decode("latin-1")))
+                    texts.append((f"{where} value", (r.value or b"").decode("latin-1")))
+                    for name, value in r.headers or ():
+                        texts.append((f"{where} header", f"{name}={value.decode('latin-1')}"))
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return texts
+
+
+def span_texts(spans: tuple[ReadableSpan, ...]) -> list[tuple[str, str]]:
+    """Name, attributes, events, links and status of every span."""
+    texts: list[tuple[str, str]] = []
+    for span in spans:
+        where = f"span {span.name!r}"
+        texts.append((f"{where} name", span.name))
+        texts.append((f"{where} attributes", json.dumps(dict(span.attributes or {}), default=str)))
+        texts.append((f"{where} status", str(span.status.description or "")))
+        for event in span.events:
+            attributes = json.dumps(dict(event.attributes or {}), default=str)
+            texts.append((f"{where} event", f"{event.name} {attributes}"))
+        for link in span.links:
+            texts.append((f"{where} link", json.dumps(dict(link.attributes or {}), default=str)))
+        resource = json.dumps(dict(span.resource.attributes), default=str)
+        texts.append((f"{where} resource", resource))
+    return texts
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """The services' log lines during the test, as the platform's JSON formatter writes them."""
+    stream = io.StringIO()
+    handler = logs.json_handler("privacy-test", stream)
+    # Not the services': the test's own HTTP client logs each URL it calls.
+    handler.addFilter(lambda record: not record.name.startswith("httpx"))
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)  # the services' level (TPP_*_LOG_LEVEL), whatever pytest set
+    root.addHandler(handler)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+def spans(platform: Any) -> Iterator[InMemorySpanExporter]:
+    """Every span the in-process platform finishes during the test."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        pytest.skip("tracing is disabled (OTEL_SDK_DISABLED=true): no spans to scan")
+    exporter = InMemorySpanExporter()
+    processor = telemetry.export_to(exporter)
+    assert processor is not None
+    yield exporter
+    processor.shutdown()
+
+
+def nominations(canary: Canary, session_id: str) -> bytes:
+    header = "full_name,country,gender,profession,email,passport_number,birth_date,session_id"
+    rows = [
+        # The canary again (same passport: the same trainee), nominated to another session.
+        f"{canary.name},BR,female,scholar,{canary.email},{canary.passport.lower()},"
+        f"{canary.birth_date},{session_id}",
+        # An invalid row about the canary: its reason is reported, without the values.
+        f"{canary.name},BR,female,scholar,{canary.email},{canary.passport}-X,"
+        f"{canary.birth_date},{session_id}",
+    ]
+    return ("\n".join([header, *rows]) + "\n").encode()
+
+
+async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_metrics(
+    platform: Any,
+    eventually: Any,
+    captured_logs: io.StringIO,
+    spans: InMemorySpanExporter,
+) -> None:
+    canary = Canary()
+    drive = Driver(platform, traced=True)  # every request sampled: all its spans recorded
+    year = fresh_year()
+    organizer = await drive.organizer()
+    small = await drive.session(organizer, year, 1, "Network security")
+    attended = await drive.session(organizer, year, 5, "Embedded systems")
+    nominated = await drive.session(organizer, year, 5, "Open data")
+    personal = {
+        "full_name": canary.name,
+        "email": canary.email,
+        "passport_number": canary.passport,
+        "birth_date": canary.birth_date,
+        "organization": f"{canary.surname} Family Farm",
+        "country": "BR",
+        "gender": "female",
+        "profession": "scholar",
+    }
+
+    # Register (and register again: the same trainee), enroll, waitlist, withdraw.
+    trainee = await drive.trainee(**personal)
+    again = await drive.post("enrollment", "/trainees", personal)
+    assert (again.status_code, again.json()["id"]) == (200, trainee["id"])
+    other = await drive.trainee()
+    first = await drive.enroll(small, trainee["id"])
+    waiting = await drive.enroll(small, other["id"])
+    assert (first["status"], waiting["status"]) == ("accepted", "waitlisted")
+    await drive.step(first["id"], "withdraw", {"reason": "travel"})
+    # Attend, complete, evaluate (a comment naming the trainee), follow up (a note too).
+    place = await drive.enroll(attended, trainee["id"])
+    for step in ("close-enrollment", "start"):
+        ok(await drive.post("registry", f"/sessions/{attended}/{step}"))
+    await drive.seen(attended, "in_progress")
+    await drive.step(place["id"], "check-in")
+    await drive.step(place["id"], "complete", {"completed_on": f"{year}-04-24"})
+    comment = f"{canary.name} ({canary.email}) found it useful"
+    await drive.step(place["id"], "evaluation", {"score": 5, "comment": comment})
+    note = f"Called {canary.name}, born {canary.birth_date}, passport {canary.passport}"
+    await drive.step(
+        place["id"],
+        "follow-ups",
+        {
+            "followed_up_on": f"{year}-09-01",
+            "channel": "phone",
+            "outcome": "cooperation_project_started",
+            "note": note,
+        },
+    )
+    # A CSV nomination, with one invalid row.
+    upload = await platform.enrollment.http.post(
+        "/imports",
+        files={"file": ("canary.csv", nominations(canary, nominated), "text/csv")},
+        headers=drive.headers(),
+    )
+    job = ok(upload, 202)
+
+    async def finished() -> Any:
+        state = ok(await drive.get("enrollment", f"/imports/{job['id']}"))
+        return state if state["status"] != "running" else None
+
+    state = await eventually(finished, what="the nominations import finishes")
+    assert (state["status"], state["succeeded"], state["failed"]) == ("done", 1, 1)
+    # Failing requests: invalid data, an unknown session, a search by the trainee's name.
+    invalid = await drive.post(
+        "enrollment", "/trainees", personal | {"passport_number": f"{canary.passport}-!"}
+    )
+    assert invalid.status_code == 422
+    unknown = await drive.post(
+        "enrollment", f"/sessions/{uuid.uuid4()}/enrollments", {"trainee_id": trainee["id"]}
+    )
+    assert unknown.status_code == 404
+    found = ok(await drive.get("enrollment", "/trainees", params={"name": canary.surname}))
+    assert [t["id"] for t in found["items"]] == [trainee["id"]]
+    # A poison message about the trainee's enrollment: parked in the dead-letter topic.
+    topic = platform.kafka.topic(ENROLLMENTS.name)
+    good = wrap(accepted(uuid.UUID(attended)), source="/tests")
+    poison = good.model_copy(
+        update={"id": uuid.uuid4(), "data": {**good.data, "trainee_id": trainee["id"], "gender": 7}}
+    )
+    await produce(platform.kafka.bootstrap, topic, [(attended.encode(), encode(poison))])
+
+    async def parked() -> Any:
+        letters = await deadletter.read_dead_letters(
+            platform.kafka.bootstrap, deadletter.dead_letter_topic(topic)
+        )
+        return [d for d in letters if str(poison.id).encode() in (d.value or b"")]
+
+    await eventually(parked, what="the poison message in the dead-letter topic")
+    # Erasure, and everything published and applied.
+    ok(await drive.post("enrollment", f"/trainees/{trainee['id']}/erasure"))
+    _, events = await outbox_ids(platform)
+    await eventually(lambda: applied(platform, events), within=60, what="reporting applies all")
+    metrics = {
+        name: (await getattr(platform, name).http.get("/metrics")).text
+        for name in ("registry", "enrollment", "reporting")
+    }
+
+    # Positive controls: a planted string is found in each kind of place scanned.
+    control = f"PLANTEDCONTROL{canary.marker}"
+    control_topic = platform.kafka.topic(TRAINEES.name) + deadletter.SUFFIX
+    await produce(
+        platform.kafka.bootstrap,
+        control_topic,
+        [(b"control", f'{{"planted": "{control}"}}'.encode())],
+    )
+    await produce(
+        platform.kafka.bootstrap,
+        control_topic,
+        [(b"control", b"{}")],
+        headers=[("planted", control.encode())],
+    )
+    logging.getLogger("tpp_enrollment.control").warning("planted %s", control)
+    sampled = trace.NonRecordingSpan(  # a sampled parent: the control span is recorded
+        trace.SpanContext(
+            random.getrandbits(128) | 1,
+            random.getrandbits(64) | 1,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+        )
+    )
+    with telemetry.tracer().start_as_current_span(
+        "control", context=trace.set_span_in_context(sampled), attributes={"planted": control}
+    ) as s:
+        s.add_event("planted", {"value": control})
+
+    topics = [
+        platform.kafka.topic(t.name) + sfx for t in ALL_TOPICS for sfx in ("", deadletter.SUFFIX)
+    ]
+    kafka = await kafka_texts(platform.kafka.bootstrap, topics)
+    log_lines = [line for line in captured_logs.getvalue().splitlines() if line.strip()]
+    log_texts = [(f"log line {n}", line) for n, line in enumerate(log_lines, 1)]
+    finished_spans = spans.get_finished_spans()
+    haystacks = (
+        kafka
+        + log_texts
+        + span_texts(finished_spans)
+        + [(f"{name} /metrics", text) for name, text in metrics.items()]
+    )
+    messages = len({where.rsplit(" ", 1)[0] for where, _ in kafka})
+    print(
+        f"\ncanary scan: {messages} Kafka messages in {len(topics)} topics (values, keys and"
+        f" headers), {len(log_lines)} log lines, {len(finished_spans)} spans,"
+        f" {sum(len(t.splitlines()) for t in metrics.values())} /metrics lines"
+    )
+
+    controls = {
+        where.split(" ")[0] + " " + where.rsplit(" ", 1)[-1]
+        for where, _ in scan([control], haystacks)
+    }
+    assert any(c.startswith("kafka") and c.endswith("value") for c in controls), controls
+    assert any(c.startswith("kafka") and c.endswith("header") for c in controls), controls
+    assert any(c.startswith("log") for c in controls), controls
+    assert any(c.startswith("span") and c.endswith("attributes") for c in controls), controls
+    assert any(c.startswith("span") and c.endswith("event") for c in controls), controls
+    # The scan covered what the journey did (its events, spans and metrics are there).
+    assert any(trainee["id"] in text for where, text in kafka if where.endswith("value"))
+    assert any(f"{attended}" in text for _, text in kafka)  # the parked poison message
+    assert any("/trainees/{trainee_id}/erasure" in text for text in metrics.values())
+    assert any(s.name.startswith("POST /imports") for s in finished_spans)
+
+    leaks = scan(canary.strings(), haystacks)
+    assert leaks == [], [(w, n, dict(haystacks)[w][:300]) for w, n in leaks[:5]]

@@ -51,6 +51,29 @@ def test_log_lines_are_json_with_trace_ids_and_the_records_context() -> None:
     assert "trace_id" not in outside
 
 
+def test_access_log_lines_keep_the_path_but_not_the_query_string() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("uvicorn.access")
+    handler = logs.json_handler("enrollment", stream)
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/trainees?name=Wanjiru%20Kamau&country=KE",
+            "1.1",
+            200,
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.level = level
+    line = json.loads(stream.getvalue())
+    assert line["message"] == '127.0.0.1:5000 - "GET /trainees HTTP/1.1" 200'
+    assert "Wanjiru" not in stream.getvalue()
+
+
 def test_exceptions_are_logged_with_their_type_and_frames_but_not_their_message() -> None:
     logger, stream = json_logger()
     try:

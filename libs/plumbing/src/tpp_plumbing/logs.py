@@ -49,11 +49,32 @@ class Formatter(JsonFormatter):
         return "\n".join([*frames, f"{name} (message withheld)"])
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send the process's logs (and the server's) to stderr as JSON lines (idempotent)."""
-    handler = logging.StreamHandler(sys.stderr)
+class QueryStringFilter(logging.Filter):
+    """Drops the query string from uvicorn's access log lines: a search carries what is
+    searched for (``/trainees?name=...``: personal data), which logs must not keep."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn.access: (client address, method, path with query, HTTP version, status)
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) >= 3:
+            path = args[2]
+            if isinstance(path, str) and "?" in path:
+                record.args = (*args[:2], path.split("?", 1)[0], *args[3:])
+        return True
+
+
+def json_handler(service: str, stream: Any = None) -> logging.Handler:
+    """A handler writing JSON lines (stderr by default), with trace ids, no query strings."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(Formatter(service))
     handler.addFilter(TraceContextFilter())
+    handler.addFilter(QueryStringFilter())
+    return handler
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send the process's logs (and the server's) to stderr as JSON lines (idempotent)."""
+    handler = json_handler(service)
     setattr(handler, _MARK, True)
     root = logging.getLogger()
     if any(getattr(h, _MARK, False) for h in root.handlers):
