@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from tpp_enrollment.personal import PersonalData
 
 revision: str = "0501"
 down_revision: str | None = "0003"
@@ -28,8 +29,7 @@ KEYS_ENV = "TPP_ENROLLMENT_PERSONAL_DATA_KEYS"
 HASH_ENV = "TPP_ENROLLMENT_PASSPORT_HASH_KEY"
 
 
-def _personal_data():  # type: ignore[no-untyped-def]  # alembic scripts are not type-checked
-    from tpp_enrollment.personal import PersonalData
+def _personal_data() -> PersonalData:
 
     missing = [name for name in (KEYS_ENV, HASH_ENV) if not os.environ.get(name)]
     if missing:
