@@ -47,9 +47,11 @@ def _local_env() -> dict[str, str]:
 
 
 # Services and dev_token() verify and sign with the local development secret unless the
-# environment names another (deploy/test.sh sources deploy/local.env; a bare pytest does not).
+# environment names another (deploy/test.sh sources deploy/local.env; a bare pytest does not);
+# likewise the enrollment service's development keys of personal data (apps and migrations).
+_DEV_KEYS = ("TPP_AUTH_", "TPP_ENROLLMENT_PERSONAL_DATA_KEYS", "TPP_ENROLLMENT_PASSPORT_HASH_KEY")
 for _key, _value in _local_env().items():
-    if _key.startswith("TPP_AUTH_"):
+    if _key.startswith(_DEV_KEYS):
         os.environ.setdefault(_key, _value)
 
 
@@ -86,11 +88,6 @@ class Infrastructure:
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
     """Real Kafka and PostgreSQL (environment, testcontainers, or the local stack)."""
-    # The enrollment service's development keys of personal data (deploy/local.env) when the
-    # environment has none: the in-process apps and the migrations read them from there.
-    for key, value in _local_env().items():
-        if key.startswith(("TPP_ENROLLMENT_PERSONAL_DATA_", "TPP_ENROLLMENT_PASSPORT_HASH_")):
-            os.environ.setdefault(key, value)
     env = {k: v for k, v in os.environ.items() if k.startswith("TPP_")}
     if "TPP_KAFKA_BOOTSTRAP" in env and "TPP_PG_ADMIN_URL" in env:
         source = env

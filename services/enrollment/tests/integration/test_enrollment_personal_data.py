@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from tpp_enrollment.keys import key_status, rotate
 from tpp_enrollment.personal import PersonalData, new_key
 from tpp_plumbing.db import asyncpg_dsn, create_engine
+from tpp_plumbing.testing import auth_headers, service_client
 
 from .enrollment_support import App, enrollment_app, register, trainee_body
 
@@ -137,6 +138,12 @@ async def test_erasure_removes_personal_data_keeps_enrollments_and_frees_the_pas
         stored_before = await app.fetch("SELECT count(*) FROM idempotency_key")
         outbox_before = await app.fetch("SELECT count(*) FROM outbox_message")
 
+        # Operators only.
+        organizer = auth_headers("organizer", uuid.uuid4())
+        for headers, status in ((auth_headers("viewer"), 403), (organizer, 403), ({}, 401)):
+            async with service_client(app.app, headers=headers) as other:
+                refused = await other.post(f"/trainees/{trainee_id}/erasure")
+                assert refused.status_code == status, refused.text
         erased = await http.post(f"/trainees/{trainee_id}/erasure")
         assert erased.status_code == 200, erased.text
         shown = erased.json()

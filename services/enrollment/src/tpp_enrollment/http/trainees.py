@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from tpp_plumbing.auth import Operator
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
@@ -46,7 +47,7 @@ async def get_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
 
 
 @router.post("/trainees/{trainee_id}/erasure", response_model=Trainee)
-async def erase_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
+async def erase_trainee(trainee_id: uuid.UUID, svc: Svc, _: Operator) -> Trainee:
     """Erase the trainee's personal data on request (operators); enrollments and figures stay.
 
     Name, organization, passport number, email, birth date, evaluation comments and
