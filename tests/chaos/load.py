@@ -327,11 +327,13 @@ class Load:
             and response.status_code < 500
             and not _in_progress(response)
             and not _already_enrolled(response)
+            and not _answer_lost(response)
         ):
             self.unexpected(response)
             self.tally.enroll_refused += 1  # a plain refusal: nothing was written
             return
-        # The answer was lost (or the retry met the first try's enrollment): read it.
+        # The answer was lost with the first try's process (a retry says so, or meets the
+        # first try's enrollment): read it.
         await self.resolve(session_id, trainee_id)
 
     async def resolve(self, session_id: str, trainee_id: str) -> None:
@@ -420,6 +422,10 @@ def operator_token() -> str:
 
 def _in_progress(response: httpx.Response) -> bool:
     return response.status_code == 409 and _title(response) == "Request in progress"
+
+
+def _answer_lost(response: httpx.Response) -> bool:
+    return response.status_code == 409 and _title(response) == "Request applied, answer lost"
 
 
 def _already_enrolled(response: httpx.Response) -> bool:

@@ -8,8 +8,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
+from tpp_plumbing import idempotency
+from tpp_plumbing.idempotency import IdempotencyMiddleware, mark_committed
+from tpp_registry import tables as registry_tables
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +105,68 @@ async def test_a_retry_takes_over_a_key_its_dead_first_try_left_in_progress(
     assert again.status_code == 201
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
+
+
+async def test_a_command_that_committed_is_never_run_again_for_a_retry(platform: Any) -> None:
+    """A command whose transaction committed but whose answer was lost (the process died
+    before storing it): a retry must not run it a second time (no duplicate), and once the
+    claim is stale it learns that the first try was applied."""
+    sessions = platform.registry.runtime.sessions
+    runs = 0
+
+    async def command(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal runs
+        runs += 1
+        async with sessions() as db, db.begin():
+            await mark_committed(db)  # what Outbox.add does in every command's transaction
+        raise RuntimeError("the process dies after the commit, before answering")
+
+    app = IdempotencyMiddleware(command, sessions=sessions, table=registry_tables.idempotency)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    key = str(uuid.uuid4())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        first = await client.post("/things", json={"a": 1}, headers={"Idempotency-Key": key})
+        assert first.status_code == 500
+        soon = await client.post("/things", json={"a": 1}, headers={"Idempotency-Key": key})
+        assert soon.status_code == 409
+        assert soon.json()["title"] == "Request in progress"
+        async with sessions() as db, db.begin():
+            await db.execute(
+                text(
+                    "UPDATE idempotency_key SET created_at = now() - interval '1 hour'"
+                    " WHERE key = :key"
+                ),
+                {"key": f"/things {key}"},
+            )
+        late = await client.post("/things", json={"a": 1}, headers={"Idempotency-Key": key})
+    assert late.status_code == 409
+    assert late.json()["title"] == "Request applied, answer lost"
+    assert runs == 1
+
+
+async def test_a_command_marks_its_key_committed_in_its_own_transaction(
+    platform: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outbox.add marks the request's key: the mark commits with the command's change."""
+    marked: list[Any] = []
+    original = idempotency.mark_committed
+    key = str(uuid.uuid4())
+
+    async def spy(session: Any) -> None:
+        await original(session)
+        marked.append(
+            await session.scalar(
+                text("SELECT status FROM idempotency_key WHERE key = :key"),
+                {"key": f"/organizers {key}"},
+            )
+        )
+
+    monkeypatch.setattr(idempotency, "mark_committed", spy)  # Outbox.add calls it
+    created = await platform.registry.http.post(
+        "/organizers", json=organizer(), headers={"Idempotency-Key": key}
+    )
+    assert created.status_code == 201
+    assert marked == [idempotency.COMMITTED]
 
 
 async def test_invalid_input_gets_a_problem_document_naming_the_field(platform: Any) -> None:

@@ -9,14 +9,17 @@ errors (5xx) are not stored, so the client can retry them.
 A first request that never finished (its process was killed, or PostgreSQL went away before
 its claim could be released) would leave its key "in progress" for ever; a retry of the same
 request finding such a claim older than ``stale_after_s`` takes it over and runs the request
-again (whatever the first one committed is still there: a rerun that conflicts with it says
-so with its own answer).
+again. Unless the first one had committed: a command's transaction marks its key
+``COMMITTED`` (``mark_committed``, called by ``Outbox.add``), and a retry of a command that
+committed but whose answer was lost is never run again: once the claim is stale it gets 409
+"Request applied, answer lost" (read the resource to see the result).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +37,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
@@ -45,6 +49,26 @@ REPLAYED_HEADERS = (b"etag", b"location")
 MAX_KEY_LENGTH = 255
 #: An in-progress claim older than this was abandoned (its request would have finished).
 STALE_AFTER_S = 30.0
+#: ``status`` of a key whose command committed its change but has not stored its answer yet.
+COMMITTED = 0
+
+# (table name, stored key) of the request being run: its transaction marks it COMMITTED.
+_running: ContextVar[tuple[str, str] | None] = ContextVar("tpp_idempotency_key", default=None)
+
+
+async def mark_committed(session: AsyncSession) -> None:
+    """Inside a command's transaction: if it commits, its key is never run again.
+
+    A no-op outside a request with an Idempotency-Key (and once the answer is stored).
+    """
+    running = _running.get()
+    if running is None:
+        return
+    table, key = running
+    await session.execute(
+        text(f"UPDATE {table} SET status = {COMMITTED} WHERE key = :key AND status IS NULL"),
+        {"key": key},
+    )
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -112,8 +136,10 @@ class IdempotencyMiddleware:
             if claimed is None:
                 claimed = await self._take_over_abandoned(db, stored_key, fingerprint)
             if claimed is None:
+                t = self._table
+                stale = t.c.created_at < func.now() - cast(literal(self._stale_after), Interval)
                 existing = (
-                    await db.execute(select(self._table).where(self._table.c.key == stored_key))
+                    await db.execute(select(t, stale.label("stale")).where(t.c.key == stored_key))
                 ).first()
         if existing is not None:
             if existing.fingerprint != fingerprint:
@@ -125,7 +151,17 @@ class IdempotencyMiddleware:
                         "this key was used with a different request",
                     ),
                 )
-            elif existing.status is None:
+            elif existing.status == COMMITTED and existing.stale:
+                await _send(
+                    send,
+                    *_problem(
+                        409,
+                        "Request applied, answer lost",
+                        "the first request was applied but its answer was lost: read the"
+                        " resource for its result",
+                    ),
+                )
+            elif existing.status is None or existing.status == COMMITTED:
                 await _send(
                     send, *_problem(409, "Request in progress", "the first request still runs")
                 )
@@ -187,12 +223,19 @@ class IdempotencyMiddleware:
                 captured["chunks"].append(message.get("body", b""))
             await send(message)
 
+        running = _running.set((self._table.name, key))
         try:
             await self.app(scope, replay_receive, capture_send)
         finally:
+            _running.reset(running)
             async with self._sessions() as db, db.begin():
                 if captured["status"] >= 500:
-                    await db.execute(delete(self._table).where(self._table.c.key == key))
+                    # Not kept, so that the client may retry; unless the command committed.
+                    await db.execute(
+                        delete(self._table).where(
+                            self._table.c.key == key, self._table.c.status.is_(None)
+                        )
+                    )
                 else:
                     await db.execute(
                         update(self._table)

@@ -60,7 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from tpp_contracts.envelope import CONTENT_TYPE, Envelope, Event, encode, wrap
 
-from tpp_plumbing import telemetry
+from tpp_plumbing import idempotency, telemetry
 from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
 from tpp_plumbing.metrics import Metrics
 
@@ -162,6 +162,9 @@ class Outbox:
             for envelope, event in zip(envelopes, events, strict=True)
         ]
         await session.execute(insert(self._table), rows)
+        # A retried command must not run again once this transaction commits (its answer
+        # may be lost with a killed process): its Idempotency-Key says so.
+        await idempotency.mark_committed(session)
         session.info[_WROTE] = True  # the relay is woken after the commit (module docstring)
         return envelopes
 
