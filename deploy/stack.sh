@@ -8,7 +8,8 @@
 #   deploy/stack.sh reset    down, then delete .stack/ except the downloaded Kafka jars
 #   deploy/stack.sh status   print what runs; exit 0 when both run, 3 otherwise
 #
-# Endpoints and credentials: deploy/local.env. Logs: .stack/pg/log, .stack/kafka/logs.
+# Endpoints and credentials: deploy/local.env. Kafka authenticates clients with SASL/SCRAM and
+# denies what no ACL allows; `up` formats the credentials in and creates the ACLs. Logs: .stack/pg/log, .stack/kafka/logs.
 # A second, independent stack (the fault-injection suite restarts its own broker and
 # database) takes its endpoints from another env file and its data from another directory:
 #   TPP_STACK_ENV=/tmp/x/local.env TPP_STACK_DIR=/tmp/x deploy/stack.sh up
@@ -236,10 +237,41 @@ kafka_pid() {
     printf '%s' "$pid"
 }
 
+# Kafka's principals as "user password" lines: the admin (TPP_KAFKA_USERNAME, a super user)
+# and each role's own (TPP_<ROLE>_KAFKA_USERNAME / _PASSWORD in the env file).
+KAFKA_ROLES=(REGISTRY ENROLLMENT REPORTING OPS)
+kafka_users() {
+  local role user pass
+  printf '%s %s\n' "${TPP_KAFKA_USERNAME:?TPP_KAFKA_USERNAME missing in $STACK_ENV}" \
+    "${TPP_KAFKA_PASSWORD:?TPP_KAFKA_PASSWORD missing in $STACK_ENV}"
+  for role in "${KAFKA_ROLES[@]}"; do
+    user=TPP_${role}_KAFKA_USERNAME pass=TPP_${role}_KAFKA_PASSWORD
+    [[ -n ${!user:-} && -n ${!pass:-} ]] || die "$user / $pass missing in $STACK_ENV"
+    printf '%s %s\n' "${!user}" "${!pass}"
+  done
+}
+# What the data directory was formatted for; an older checkout's PLAINTEXT broker has none.
+KAFKA_SECURITY=sasl-scram-sha-512+acl
+KAFKA_SECURITY_FILE=$KAFKA_DIR/security
+
 kafka_init() {
   mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+  # The rendered files hold the admin's password: readable by their owner only.
+  install -m 600 /dev/null "$KAFKA_CONF"
   sed -e "s|@STACK_DIR@|$STACK|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" "$DEPLOY/kafka/server.properties" >"$KAFKA_CONF"
+    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@ADMIN_USER@|$TPP_KAFKA_USERNAME|g" \
+    -e "s|@ADMIN_PASSWORD@|$TPP_KAFKA_PASSWORD|g" "$DEPLOY/kafka/server.properties" >"$KAFKA_CONF"
+  install -m 600 /dev/null "$KAFKA_DIR/admin.properties"
+  printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=SCRAM-SHA-512" \
+    "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$TPP_KAFKA_USERNAME\" password=\"$TPP_KAFKA_PASSWORD\";" \
+    >"$KAFKA_DIR/admin.properties"
+  if [[ -f $KAFKA_DIR/data/meta.properties &&
+    $(cat "$KAFKA_SECURITY_FILE" 2>/dev/null) != "$KAFKA_SECURITY" ]]; then
+    log "Kafka data in ${KAFKA_DIR#"$ROOT"/}/data was formatted for PLAINTEXT by an older" \
+      "checkout: re-formatting it for SASL/SCRAM and ACLs (its topics and events are deleted)"
+    rm -rf "${KAFKA_DIR:?}/data" "$KAFKA_DIR/scram.sha256"
+    mkdir -p "$KAFKA_DIR/data"
+  fi
   [[ -f $KAFKA_DIR/data/meta.properties ]] && return 0
   if [[ ! -s $KAFKA_DIR/cluster.id ]]; then
     # A Kafka cluster id is a random UUID in URL-safe base64 without padding, never starting
@@ -250,14 +282,44 @@ while (cid := new()).startswith("-"):
     pass
 print(cid)' >"$KAFKA_DIR/cluster.id"
   fi
-  log "formatting Kafka storage in ${KAFKA_DIR#"$ROOT"/}/data (cluster $(<"$KAFKA_DIR/cluster.id"))"
+  log "formatting Kafka storage in ${KAFKA_DIR#"$ROOT"/}/data (cluster $(<"$KAFKA_DIR/cluster.id"))," \
+    "SCRAM users $(kafka_users | cut -d' ' -f1 | paste -sd' ' -)"
+  local scram=() user pass
+  while read -r user pass; do
+    scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$pass]")
+  done < <(kafka_users)
   java -cp "$KAFKA_LIBS/*" "${KAFKA_JAVA_OPTS[@]}" kafka.tools.StorageTool format --standalone \
-    -t "$(<"$KAFKA_DIR/cluster.id")" -c "$KAFKA_CONF" >>"$KAFKA_LOG"
+    -t "$(<"$KAFKA_DIR/cluster.id")" -c "$KAFKA_CONF" "${scram[@]}" >>"$KAFKA_LOG"
+  printf '%s\n' "$KAFKA_SECURITY" >"$KAFKA_SECURITY_FILE"
+  kafka_users | sha256sum | cut -d' ' -f1 >"$KAFKA_DIR/scram.sha256"
 }
+
+# SCRAM credentials changed in the env file since the format: set them on the running broker.
+kafka_credentials() {
+  local want have="" user pass
+  want=$(kafka_users | sha256sum | cut -d' ' -f1)
+  [[ -f $KAFKA_DIR/scram.sha256 ]] && have=$(<"$KAFKA_DIR/scram.sha256")
+  [[ $want == "$have" ]] && return 0
+  log "SCRAM credentials changed in $STACK_ENV: setting them on the broker"
+  while read -r user pass; do
+    java -cp "$KAFKA_LIBS/*" -Xmx128m "-Dlog4j2.configurationFile=$DEPLOY/kafka/log4j2.properties" \
+      kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+      --command-config "$KAFKA_DIR/admin.properties" --alter --entity-type users \
+      --entity-name "$user" --add-config "SCRAM-SHA-512=[password=$pass]" >>"$KAFKA_LOG" 2>&1 ||
+      die "could not set the SCRAM credentials of $user (log: $KAFKA_LOG)"
+  done < <(kafka_users)
+  printf '%s\n' "$want" >"$KAFKA_DIR/scram.sha256"
+}
+
+# The platform's ACLs (tpp_plumbing.acl), created idempotently as the admin.
+kafka_acls() { "${UV_RUN[@]}" python -m tpp_plumbing.acl | sed 's/^/[stack] Kafka: /'; }
 
 kafka_start() {
   local pid
   if pid=$(kafka_pid); then
+    [[ $(cat "$KAFKA_SECURITY_FILE" 2>/dev/null) == "$KAFKA_SECURITY" ]] ||
+      die "the running Kafka (pid $pid) is an older checkout's PLAINTEXT broker; run" \
+        "'$0 down' then '$0 up' to re-format it with SASL/SCRAM and ACLs"
     log "Kafka already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
     return 0
   fi
@@ -318,6 +380,8 @@ cmd_up() {
   timed "Kafka started" kafka_start
   timed "roles and databases" pg_provision
   timed "Kafka ready, topics" kafka_topics
+  timed "Kafka credentials" kafka_credentials
+  timed "Kafka ACLs" kafka_acls
   timed "migrations (all services)" migrate
   total "stack up in"
 }

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from tpp_plumbing.settings import KafkaSettings
 
 DLQ_SUFFIX = ".dlq"
 # The whole history is kept: projections are rebuilt by replaying topics from the beginning.
@@ -57,11 +58,12 @@ def contract_topics(prefix: str = "") -> list[TopicSpec]:
     return specs
 
 
-async def connect(bootstrap: str, wait_s: float) -> AIOKafkaAdminClient:
+async def connect(kafka: KafkaSettings, wait_s: float) -> AIOKafkaAdminClient:
     """An admin client connected to a broker that answers metadata requests."""
     deadline = time.monotonic() + wait_s
+    bootstrap = kafka.bootstrap
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
@@ -125,7 +127,8 @@ async def main() -> None:
     parser.add_argument("--list", action="store_true", help="only print the existing topics")
     args = parser.parse_args()
 
-    admin = await connect(args.bootstrap, args.wait)
+    # As TPP_KAFKA_USERNAME (the admin: creating topics is no service's business).
+    admin = await connect(KafkaSettings(bootstrap=args.bootstrap), args.wait)
     try:
         if args.list:
             for name in sorted(await admin.list_topics()):

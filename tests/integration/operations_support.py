@@ -23,6 +23,8 @@ from tpp_plumbing.deadletter import SUFFIX, DeadLetterSink
 from tpp_plumbing.inbox import Inbox, inbox_table
 from tpp_plumbing.metrics import Metrics
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy
+from tpp_plumbing.settings import KafkaSettings
+from tpp_plumbing.testing import Infrastructure
 
 
 def accepted(session_id: uuid.UUID) -> EnrollmentAcceptedV1:
@@ -66,7 +68,7 @@ def created(session_id: uuid.UUID, year: int = OPS_YEAR) -> SessionCreatedV1:
 
 
 async def produce(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic: str,
     messages: list[tuple[bytes, bytes]],
     *,
@@ -75,7 +77,7 @@ async def produce(
 ) -> None:
     """Send (key, value) messages in order and wait for the broker's acks."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_request_size=2**21
+        **kafka.client_options(), acks="all", enable_idempotence=True, max_request_size=2**21
     )
     await producer.start()
     try:
@@ -88,16 +90,21 @@ async def produce(
 
 
 @contextlib.asynccontextmanager
-async def own_topics(bootstrap: str, *names: str, partitions: int = 3) -> AsyncIterator[str]:
-    """Topics (and their ``.dlq`` twins) under a fresh prefix; yields the prefix."""
+async def own_topics(
+    infrastructure: Infrastructure, *names: str, partitions: int = 3
+) -> AsyncIterator[str]:
+    """Topics (and their ``.dlq`` twins) under a fresh prefix, which each Kafka principal may
+    use as on the stack; yields the prefix."""
     prefix = f"ops{uuid.uuid4().hex[:8]}."
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**infrastructure.kafka.client_options())
     await admin.start()
     full = [prefix + name + suffix for name in names for suffix in ("", SUFFIX)]
     try:
         await admin.create_topics([NewTopic(n, partitions, 1) for n in full])
+        await infrastructure.grant(prefix)
         yield prefix
     finally:
+        await infrastructure.revoke(prefix)
         await admin.delete_topics(full)
         await admin.close()
 
@@ -174,7 +181,7 @@ async def scratch(create_database: Callable[..., Awaitable[str]]) -> AsyncIterat
 async def running(
     consumer: EventConsumer,
     *,
-    bootstrap: str,
+    kafka: KafkaSettings,
     topics: list[str],
     group: str,
     batch: bool = False,
@@ -183,12 +190,12 @@ async def running(
     """A started runner for a scratch consumer, with metrics of its own; stopped on exit."""
     metrics = Metrics("ops-test")
     consumer.bind(group=group, service="ops-test", metrics=metrics)
-    sink = DeadLetterSink(bootstrap)
+    sink = DeadLetterSink(kafka)
     runner = ConsumerRunner(
         consumer,
         topics=topics,
         group_id=group,
-        bootstrap=bootstrap,
+        kafka=kafka,
         sink=sink,
         batch=batch,
         retry=retry,

@@ -18,6 +18,7 @@ from tpp_contracts.topics import ENROLLMENTS, SESSIONS
 from tpp_enrollment import tables as enrollment_tables
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.outbox import Outbox, OutboxRelay
+from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import fresh_year
 
 pytestmark = pytest.mark.integration
@@ -58,9 +59,9 @@ def created(session_id: uuid.UUID, year: int) -> SessionCreatedV1:
     )
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+async def produce(kafka: KafkaSettings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
     """Send (key, value) messages to a topic and wait for the broker's acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in messages:
@@ -70,11 +71,11 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, at_least: int, within: float = 15.0
+    kafka: KafkaSettings, topic: str, *, at_least: int, within: float = 15.0
 ) -> list[Any]:
     """Every record of a topic from the beginning (waits for ``at_least`` of them)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        topic, **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     records: list[Any] = []
@@ -109,10 +110,10 @@ async def test_the_same_event_delivered_twice_is_counted_once(
     envelope = wrap(accepted(session_id), source="/tests")
     value = encode(envelope)
     topic = platform.kafka.topic(ENROLLMENTS.name)
-    await produce(platform.kafka.bootstrap, topic, [(str(session_id).encode(), value)] * 2)
+    await produce(platform.kafka, topic, [(str(session_id).encode(), value)] * 2)
     # A later event on the same partition: once it is applied, both copies were consumed.
     sentinel = encode(wrap(accepted(session_id), source="/tests"))
-    await produce(platform.kafka.bootstrap, topic, [(str(session_id).encode(), sentinel)])
+    await produce(platform.kafka, topic, [(str(session_id).encode(), sentinel)])
 
     async def both_applied() -> dict[str, Any] | None:
         counts = await session_counts(platform, session_id)
@@ -151,8 +152,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
 
         relay_args = {
             "dsn": asyncpg_dsn(url),
-            "bootstrap": platform.kafka.bootstrap,
-            "topic_prefix": platform.kafka.topic_prefix,
+            "kafka": platform.kafka,
             "poll_interval_s": 0.2,
         }
         crashing = asyncio.create_task(OutboxRelay(after_publish=die, **relay_args).run())
@@ -181,7 +181,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
             await conn.close()
 
         topic = platform.kafka.topic(ENROLLMENTS.name)
-        records = await read_topic(platform.kafka.bootstrap, topic, at_least=2)
+        records = await read_topic(platform.kafka, topic, at_least=2)
         copies = [r for r in records if _event_id(r.value) == envelope.id]
         assert len(copies) == 2  # at-least-once on the wire...
 
@@ -207,7 +207,7 @@ async def test_poison_messages_do_not_block_the_partition(platform: Any, eventua
         update={"id": uuid.uuid4(), "type": "tpp.registry.session.teleported.v9"}
     )
     await produce(
-        platform.kafka.bootstrap,
+        platform.kafka,
         platform.kafka.topic(SESSIONS.name),
         [
             (key, b"\x00not json at all"),
@@ -243,8 +243,7 @@ async def test_relay_publishes_each_keys_events_in_commit_order(
                 written[session_id].append(envelope.id)
         relay = OutboxRelay(
             dsn=asyncpg_dsn(url),
-            bootstrap=platform.kafka.bootstrap,
-            topic_prefix=platform.kafka.topic_prefix,
+            kafka=platform.kafka,
             batch_size=7,  # several rounds, so order must hold across batches
         )
         task = asyncio.create_task(relay.run())
@@ -252,9 +251,7 @@ async def test_relay_publishes_each_keys_events_in_commit_order(
         task.cancel()
     finally:
         await engine.dispose()
-    records = await read_topic(
-        platform.kafka.bootstrap, platform.kafka.topic(ENROLLMENTS.name), at_least=60
-    )
+    records = await read_topic(platform.kafka, platform.kafka.topic(ENROLLMENTS.name), at_least=60)
     seen: dict[uuid.UUID, list[uuid.UUID]] = {s: [] for s in sessions}
     partitions: dict[uuid.UUID, set[int]] = {s: set() for s in sessions}
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):

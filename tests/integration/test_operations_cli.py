@@ -31,9 +31,13 @@ async def cli(env: dict[str, str], *args: str) -> str:
 async def test_an_operator_parks_inspects_redrives_and_replays_without_stopping_anything(
     infrastructure: Any, databases: Any, eventually: Any
 ) -> None:
-    bootstrap = infrastructure.bootstrap
-    async with own_topics(bootstrap, ENROLLMENTS.name) as prefix, scratch(databases.create) as proj:
-        env = {"TPP_KAFKA_BOOTSTRAP": bootstrap, "TPP_KAFKA_TOPIC_PREFIX": prefix}
+    kafka = infrastructure.kafka
+    async with (
+        own_topics(infrastructure, ENROLLMENTS.name) as prefix,
+        scratch(databases.create) as proj,
+    ):
+        # tpp-ops runs as its own principal (TPP_OPS_KAFKA_USERNAME) where Kafka has ACLs.
+        env = infrastructure.kafka_env(kafka.with_prefix(prefix))
         topic, group = prefix + ENROLLMENTS.name, prefix + "ops-cli"
         session_id = uuid.uuid4()
         key = str(session_id).encode()
@@ -42,9 +46,9 @@ async def test_an_operator_parks_inspects_redrives_and_replays_without_stopping_
         before = datetime.now(UTC) - timedelta(seconds=5)
         retry = RetryPolicy(max_attempts=2, backoff_s=0.1)
         async with running(
-            proj.consumer(), bootstrap=bootstrap, topics=[topic], group=group, retry=retry
+            proj.consumer(), kafka=kafka, topics=[topic], group=group, retry=retry
         ) as (runner, _):
-            await produce(bootstrap, topic, [(key, encode(broken)), (key, encode(fine))])
+            await produce(kafka, topic, [(key, encode(broken)), (key, encode(fine))])
             await eventually(lambda: proj.applied(fine.id), what="the event after the bad one")
 
             listed = await cli(env, "dlq", "list", ENROLLMENTS.name)
@@ -84,7 +88,7 @@ async def test_an_operator_parks_inspects_redrives_and_replays_without_stopping_
         replayed = await cli(env, "replay", "ops-cli", "--since", before.isoformat())
         assert "will replay" in replayed
         async with running(
-            proj.consumer(), bootstrap=bootstrap, topics=[topic], group=group, retry=retry
+            proj.consumer(), kafka=kafka, topics=[topic], group=group, retry=retry
         ) as (runner, metrics):
 
             async def replayed_all() -> bool:

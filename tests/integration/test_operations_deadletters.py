@@ -15,6 +15,7 @@ from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, ORGANIZERS, PLANS, SESSIONS, TRAINEES
 from tpp_plumbing import deadletter
 from tpp_plumbing.runner import RetryPolicy
+from tpp_plumbing.settings import KafkaSettings
 
 from .operations_support import (
     OPS_YEAR,
@@ -47,9 +48,11 @@ def poison_messages(good: Any) -> dict[str, bytes]:
     }
 
 
-async def dead_letters_for(bootstrap: str, topic: str, at_least: int, eventually: Any) -> list[Any]:
+async def dead_letters_for(
+    kafka: KafkaSettings, topic: str, at_least: int, eventually: Any
+) -> list[Any]:
     async def read() -> list[Any] | None:
-        letters = await deadletter.read_dead_letters(bootstrap, deadletter.dead_letter_topic(topic))
+        letters = await deadletter.read_dead_letters(kafka, deadletter.dead_letter_topic(topic))
         return letters if len(letters) >= at_least else None
 
     result: list[Any] = await eventually(read, within=15, what=f"{at_least} dead letters")
@@ -80,11 +83,11 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_next_event_is_applie
     poison = poison_messages(good)
     topic = platform.kafka.topic(topic_name)
     await produce(
-        platform.kafka.bootstrap,
+        platform.kafka,
         topic,
         [(key, value) for value in poison.values()] + [(key, encode(unknown))],
     )
-    await produce(platform.kafka.bootstrap, topic, [(key, encode(good))])
+    await produce(platform.kafka, topic, [(key, encode(good))])
 
     # Every service consuming the topic applies the good event after the poison ones.
     consumers = ["reporting"] + (["enrollment"] if topic_name == SESSIONS.name else [])
@@ -102,7 +105,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_next_event_is_applie
     # Each consuming group parked each poison message once, with where and why; the unknown
     # type was ignored, not parked.
     letters = await dead_letters_for(
-        platform.kafka.bootstrap, topic, len(poison) * len(consumers), eventually
+        platform.kafka, topic, len(poison) * len(consumers), eventually
     )
     ours = [d for d in letters if d.key == key]
     groups = {platform.kafka.topic(s) for s in consumers}
@@ -126,8 +129,11 @@ async def test_poison_goes_to_the_dead_letter_topic_and_the_next_event_is_applie
 async def test_a_handler_failing_twice_then_succeeding_is_applied_once(
     infrastructure: Any, databases: Any, eventually: Any, batch: bool
 ) -> None:
-    bootstrap = infrastructure.bootstrap
-    async with own_topics(bootstrap, SESSIONS.name) as prefix, scratch(databases.create) as proj:
+    kafka = infrastructure.kafka
+    async with (
+        own_topics(infrastructure, SESSIONS.name) as prefix,
+        scratch(databases.create) as proj,
+    ):
         topic = prefix + SESSIONS.name
         flaky = wrap(created(uuid.uuid4()), source="/tests")
         other = wrap(created(uuid.uuid4()), source="/tests")
@@ -135,14 +141,14 @@ async def test_a_handler_failing_twice_then_succeeding_is_applied_once(
         retry = RetryPolicy(max_attempts=5, backoff_s=1.0)
         async with running(
             proj.consumer(),
-            bootstrap=bootstrap,
+            kafka=kafka,
             topics=[topic],
             group=prefix + "ops-retry",
             batch=batch,
             retry=retry,
         ) as (runner, metrics):
-            await produce(bootstrap, topic, [(b"flaky", encode(flaky))], partition=0)
-            await produce(bootstrap, topic, [(b"other", encode(other))], partition=1)
+            await produce(kafka, topic, [(b"flaky", encode(flaky))], partition=0)
+            await produce(kafka, topic, [(b"other", encode(other))], partition=1)
 
             # The other partition is not held up while the flaky event waits for its retry.
             await eventually(lambda: proj.applied(other.id), within=5, what="the other event")
@@ -165,15 +171,18 @@ async def test_a_handler_failing_twice_then_succeeding_is_applied_once(
                 )
                 == 2
             )
-        letters = await deadletter.read_dead_letters(bootstrap, topic + deadletter.SUFFIX)
+        letters = await deadletter.read_dead_letters(kafka, topic + deadletter.SUFFIX)
         assert letters == []
 
 
 async def test_a_handler_failing_every_time_is_parked_and_redrive_applies_it_once(
     infrastructure: Any, databases: Any, eventually: Any
 ) -> None:
-    bootstrap = infrastructure.bootstrap
-    async with own_topics(bootstrap, ENROLLMENTS.name) as prefix, scratch(databases.create) as proj:
+    kafka = infrastructure.kafka
+    async with (
+        own_topics(infrastructure, ENROLLMENTS.name) as prefix,
+        scratch(databases.create) as proj,
+    ):
         topic = prefix + ENROLLMENTS.name
         session_id = uuid.uuid4()
         key = str(session_id).encode()
@@ -183,12 +192,12 @@ async def test_a_handler_failing_every_time_is_parked_and_redrive_applies_it_onc
         group = prefix + "ops-park"
         retry = RetryPolicy(max_attempts=3, backoff_s=0.1)
         async with running(
-            proj.consumer(), bootstrap=bootstrap, topics=[topic], group=group, retry=retry
+            proj.consumer(), kafka=kafka, topics=[topic], group=group, retry=retry
         ) as (runner, metrics):
-            await produce(bootstrap, topic, [(key, encode(broken)), (key, encode(after))])
+            await produce(kafka, topic, [(key, encode(broken)), (key, encode(after))])
 
             # Parked after three tries; the next event of the same partition goes on.
-            [letter] = await dead_letters_for(bootstrap, topic, 1, eventually)
+            [letter] = await dead_letters_for(kafka, topic, 1, eventually)
             await eventually(lambda: proj.applied(after.id), within=5, what="the next event")
             assert letter.headers[deadletter.KIND] == "failed"
             assert letter.headers[deadletter.ATTEMPTS] == "3"
@@ -203,7 +212,7 @@ async def test_a_handler_failing_every_time_is_parked_and_redrive_applies_it_onc
             # Fixed: redriving applies it once; redriving again changes nothing (inbox).
             proj.failures[broken.id] = 0
             for _ in range(2):
-                assert await deadletter.redrive(bootstrap, [letter]) == 1
+                assert await deadletter.redrive(kafka, [letter]) == 1
 
             async def drained() -> bool:
                 lag = await runner.measure_lag()

@@ -14,7 +14,7 @@ from tpp_enrollment import tables as enrollment_tables
 from tpp_plumbing.db import create_engine, session_factory
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.runtime import Runtime, Subscription
-from tpp_plumbing.settings import KafkaSettings, ServiceSettings
+from tpp_plumbing.settings import ServiceSettings
 
 from .operations_support import accepted, created, enroll_journey, own_topics, produce, scratch
 
@@ -144,14 +144,17 @@ async def test_readiness_checks_postgresql_kafka_the_relay_and_consumers(platfor
 async def test_consumer_lag_is_measured_per_partition_and_fails_readiness_over_the_threshold(
     infrastructure: Any, databases: Any, eventually: Any
 ) -> None:
-    bootstrap = infrastructure.bootstrap
-    async with own_topics(bootstrap, SESSIONS.name) as prefix, scratch(databases.create) as proj:
+    kafka = infrastructure.kafka
+    async with (
+        own_topics(infrastructure, SESSIONS.name) as prefix,
+        scratch(databases.create) as proj,
+    ):
         held = wrap(created(uuid.uuid4()), source="/tests")
         behind = [wrap(created(uuid.uuid4()), source="/tests") for _ in range(3)]
         proj.failures[held.id] = 1  # the partition waits for a retry in 4 to 6 s
         settings = ServiceSettings(
             database_url=str(proj.engine.url.render_as_string(hide_password=False)),
-            kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
+            kafka=kafka.with_prefix(prefix),
             relay_enabled=False,
             consumer_backoff_s=5.0,
             ready_max_lag=2,
@@ -162,7 +165,7 @@ async def test_consumer_lag_is_measured_per_partition_and_fails_readiness_over_t
         try:
             topic = prefix + SESSIONS.name
             await produce(
-                bootstrap,
+                kafka,
                 topic,
                 [(b"k", encode(e)) for e in [held, *behind]],
                 partition=1,

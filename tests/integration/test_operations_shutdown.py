@@ -41,17 +41,19 @@ def free_port() -> int:
         return port
 
 
-def start_reporting(url: str, bootstrap: str, prefix: str, log: Path) -> tuple[Any, int]:
+def start_reporting(url: str, kafka_env: dict[str, str], log: Path) -> tuple[Any, int]:
     """The (slowed) reporting service under uvicorn, as its own process."""
     port = free_port()
-    env = os.environ | {
-        "TPP_REPORTING_DATABASE_URL": url,
-        "TPP_KAFKA_BOOTSTRAP": bootstrap,
-        "TPP_KAFKA_TOPIC_PREFIX": prefix,
-        "TPP_REPORTING_BATCH_SIZE": "40",
-        "TPP_REPORTING_SHUTDOWN_TIMEOUT_S": "15",
-        "TPP_REPORTING_READY_MAX_LAG": "1000000",
-    }
+    env = (
+        os.environ
+        | kafka_env
+        | {
+            "TPP_REPORTING_DATABASE_URL": url,
+            "TPP_REPORTING_BATCH_SIZE": "40",
+            "TPP_REPORTING_SHUTDOWN_TIMEOUT_S": "15",
+            "TPP_REPORTING_READY_MAX_LAG": "1000000",
+        }
+    )
     with log.open("ab") as output:
         process = subprocess.Popen(  # noqa: S603 - our own app under uvicorn, fixed arguments
             [
@@ -84,8 +86,8 @@ async def applied_count(url: str) -> int:
     return count
 
 
-async def committed_count(bootstrap: str, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def committed_count(kafka: KafkaSettings, group: str) -> int:
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -109,14 +111,14 @@ async def stop_with_sigterm(process: Any, log: Path, within: float) -> None:
 async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
     infrastructure: Any, databases: Any, eventually: Any, tmp_path: Path
 ) -> None:
-    bootstrap = infrastructure.bootstrap
+    kafka = infrastructure.kafka
     url = await databases.create("reporting", "_sigterm")
     names = [t.name for t in ALL_TOPICS]
-    async with own_topics(bootstrap, *names, partitions=6) as prefix:
+    async with own_topics(infrastructure, *names, partitions=6) as prefix:
         sessions = [uuid.uuid4() for _ in range(SESSIONS_COUNT)]
         topic = prefix + ENROLLMENTS.name
         await produce(
-            bootstrap,
+            kafka,
             topic,
             [
                 (str(s).encode(), encode(wrap(accepted(s), source="/tests")))
@@ -126,7 +128,8 @@ async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
         )
         total = SESSIONS_COUNT * PER_SESSION
         log = tmp_path / "reporting.log"
-        first, _ = start_reporting(url, bootstrap, prefix, log)
+        kafka_env = infrastructure.kafka_env(kafka.with_prefix(prefix))
+        first, _ = start_reporting(url, kafka_env, log)
         try:
 
             async def in_full_swing() -> bool:
@@ -144,10 +147,10 @@ async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
         assert "abandoned" not in text
         applied_before = await applied_count(url)
         # Every applied event's offset was committed, and nothing else was.
-        assert await committed_count(bootstrap, prefix + "reporting") == applied_before
+        assert await committed_count(kafka, prefix + "reporting") == applied_before
         assert applied_before < total, applied_before  # it really stopped in the middle
 
-        second, port = start_reporting(url, bootstrap, prefix, log)
+        second, port = start_reporting(url, kafka_env, log)
         try:
 
             async def all_applied() -> bool:
@@ -168,7 +171,7 @@ async def test_sigterm_during_a_batch_loses_nothing_and_applies_nothing_twice(
             if second.poll() is None:
                 second.kill()
                 await asyncio.to_thread(second.wait)  # reaped: no zombie, no ResourceWarning
-        assert await committed_count(bootstrap, prefix + "reporting") == total
+        assert await committed_count(kafka, prefix + "reporting") == total
 
 
 async def test_stopping_flushes_the_relay(
@@ -176,12 +179,15 @@ async def test_stopping_flushes_the_relay(
 ) -> None:
     url = await databases.create("enrollment", "_flush")
     engine = create_engine(url)
-    async with own_topics(infrastructure.bootstrap, ENROLLMENTS.name) as prefix:
+    async with own_topics(infrastructure, ENROLLMENTS.name) as prefix:
         try:
             outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
             settings = ServiceSettings(
                 database_url=url,
-                kafka=KafkaSettings(bootstrap=infrastructure.bootstrap, topic_prefix=prefix),
+                # The relay publishes as the enrollment service's own principal.
+                kafka=infrastructure.as_role(
+                    "enrollment", infrastructure.kafka.with_prefix(prefix)
+                ),
                 relay_batch_size=100,
             )
             runtime = Runtime(settings, name="enrollment")

@@ -21,6 +21,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tpp_plumbing.settings import KafkaSettings
+
 SUFFIX = ".dlq"
 PREFIX = "dlq-"
 ORIGINAL_TOPIC = "dlq-original-topic"
@@ -73,8 +75,8 @@ def dead_letter_headers(
 class DeadLetterSink:
     """Parks records on their ``.dlq`` topics (idempotent producer, acks=all)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._kafka = kafka
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
@@ -82,7 +84,7 @@ class DeadLetterSink:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
+                    **self._kafka.client_options(), acks="all", enable_idempotence=True
                 )
                 await producer.start()
                 self._producer = producer
@@ -177,9 +179,9 @@ class DeadLetter:
         return [*kept, (REDRIVEN_FROM, f"{self.topic}/{self.ref}".encode())]
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
+async def partitions_of(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
     """The partitions of a topic (empty when it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
@@ -191,7 +193,7 @@ async def partitions_of(bootstrap: str, topic: str) -> list[TopicPartition]:
 
 
 async def read_dead_letters(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topic: str,
     *,
     after: dict[int, int] | None = None,
@@ -203,12 +205,10 @@ async def read_dead_letters(
     ``after`` maps partitions to the first offset to read (default: the beginning);
     reading gives up after ``timeout_s`` seconds with what it has.
     """
-    tps = await partitions_of(bootstrap, topic)
+    tps = await partitions_of(kafka, topic)
     if not tps:
         return []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     letters: list[DeadLetter] = []
     try:
@@ -236,11 +236,11 @@ async def read_dead_letters(
     return letters[:limit] if limit is not None else letters
 
 
-async def redrive(bootstrap: str, letters: Sequence[DeadLetter]) -> int:
+async def redrive(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> int:
     """Send each dead letter back to its original topic (in order); returns how many."""
     if not letters:
         return 0
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for letter in letters:

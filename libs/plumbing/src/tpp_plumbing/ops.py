@@ -11,9 +11,9 @@
     tpp-ops token --role ROLE [--organizer-id ID]   a development bearer token
 
 Settings come from the environment (``deploy/local.env`` for the local stack): the
-``TPP_KAFKA_*`` variables, ``TPP_PG_ADMIN_URL``, ``TPP_<SERVICE>_DATABASE_URL`` and
-``TPP_<SERVICE>_PORT``; ``TPP_AUTH_*`` for tokens. Topics and groups are named without the
-``TPP_KAFKA_TOPIC_PREFIX``.
+``TPP_KAFKA_*`` variables (as the ``TPP_OPS_KAFKA_USERNAME`` principal when set),
+``TPP_PG_ADMIN_URL``, ``TPP_<SERVICE>_DATABASE_URL`` and ``TPP_<SERVICE>_PORT``; ``TPP_AUTH_*``
+for tokens. Topics and groups are named without the ``TPP_KAFKA_TOPIC_PREFIX``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import httpx
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 from tpp_contracts.topics import ALL as ALL_TOPICS
@@ -55,8 +57,24 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(work())
 
 
+class OpsSettings(BaseSettings):
+    """The operators' own Kafka principal (``TPP_OPS_*``), which may read every topic and
+    group and write any topic (redrive); the connection itself comes from ``TPP_KAFKA_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="TPP_OPS_")
+
+    kafka_username: str | None = Field(
+        None, description="Kafka user of tpp-ops (default: TPP_KAFKA_USERNAME)."
+    )
+    kafka_password: SecretStr | None = Field(None, description="Its password.")
+
+
 def _kafka() -> KafkaSettings:
-    return KafkaSettings()
+    kafka = KafkaSettings()
+    ops = OpsSettings()
+    if ops.kafka_username and ops.kafka_password is not None:
+        return kafka.as_principal(ops.kafka_username, ops.kafka_password)
+    return kafka
 
 
 def _fail(message: str) -> None:
@@ -92,7 +110,7 @@ async def _status() -> bool:
             table.add_row("postgresql", "[red]down[/red]", type(error).__name__)
     kafka = _kafka()
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=3000)
         await asyncio.wait_for(admin.start(), 5)
         try:
             cluster = await admin.describe_cluster()
@@ -186,9 +204,9 @@ def lag(
     _run(lambda: _lag(group or list(CONSUMER_GROUPS)))
 
 
-async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+async def committed_offsets(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
     """A group's committed offsets."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -197,12 +215,12 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
-async def group_lag(bootstrap: str, group: str) -> dict[TopicPartition, tuple[int, int]]:
+async def group_lag(kafka: KafkaSettings, group: str) -> dict[TopicPartition, tuple[int, int]]:
     """(committed, high-water mark) per partition the group has committed on."""
-    committed = await committed_offsets(bootstrap, group)
+    committed = await committed_offsets(kafka, group)
     if not committed:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
     await consumer.start()
     try:
         ends = await consumer.end_offsets(list(committed))
@@ -216,7 +234,7 @@ async def _lag(groups: list[str]) -> None:
     table = Table("group", "topic", "partition", "committed", "high-water", "lag")
     for name in groups:
         full = kafka.topic(name)
-        rows = await group_lag(kafka.bootstrap, full)
+        rows = await group_lag(kafka, full)
         if not rows:
             table.add_row(name, "-", "-", "-", "-", "no committed offsets")
         total = 0
@@ -244,8 +262,8 @@ def _dlq_topics(topic: str | None) -> list[str]:
     return [deadletter.dead_letter_topic(kafka.topic(n)) for n in names]
 
 
-async def _marks(bootstrap: str, dlq_topic: str) -> dict[int, int]:
-    committed = await committed_offsets(bootstrap, _kafka().topic(REDRIVE_GROUP))
+async def _marks(kafka: KafkaSettings, dlq_topic: str) -> dict[int, int]:
+    committed = await committed_offsets(kafka, kafka.topic(REDRIVE_GROUP))
     return {tp.partition: off for tp, off in committed.items() if tp.topic == dlq_topic}
 
 
@@ -273,8 +291,8 @@ async def _dlq_list(topic: str | None) -> None:
     )
     count = 0
     for name in _dlq_topics(topic):
-        marks = await _marks(kafka.bootstrap, name)
-        for letter in await deadletter.read_dead_letters(kafka.bootstrap, name):
+        marks = await _marks(kafka, name)
+        for letter in await deadletter.read_dead_letters(kafka, name):
             count += 1
             h = letter.headers
             envelope = letter.envelope() or {}
@@ -305,7 +323,7 @@ def _ref(ref: str) -> tuple[int, int]:
 
 async def _select(name: str, refs: list[str]) -> list[deadletter.DeadLetter]:
     wanted = {_ref(r) for r in refs}
-    letters = await deadletter.read_dead_letters(_kafka().bootstrap, name)
+    letters = await deadletter.read_dead_letters(_kafka(), name)
     found = [d for d in letters if (d.partition, d.offset) in wanted]
     missing = wanted - {(d.partition, d.offset) for d in found}
     if missing:
@@ -354,24 +372,22 @@ def dlq_redrive(
 async def _redrive(name: str, refs: list[str], pending: bool) -> int:
     kafka = _kafka()
     if not pending:
-        return await deadletter.redrive(kafka.bootstrap, await _select(name, refs))
-    marks = await _marks(kafka.bootstrap, name)
-    letters = await deadletter.read_dead_letters(kafka.bootstrap, name, after=marks)
-    count = await deadletter.redrive(kafka.bootstrap, letters)
+        return await deadletter.redrive(kafka, await _select(name, refs))
+    marks = await _marks(kafka, name)
+    letters = await deadletter.read_dead_letters(kafka, name, after=marks)
+    count = await deadletter.redrive(kafka, letters)
     ends: dict[TopicPartition, int] = {}
     for letter in letters:
         tp = TopicPartition(name, letter.partition)
         ends[tp] = max(ends.get(tp, 0), letter.offset + 1)
     if ends:
-        await _commit(kafka.bootstrap, kafka.topic(REDRIVE_GROUP), ends)
+        await _commit(kafka, kafka.topic(REDRIVE_GROUP), ends)
     return count
 
 
-async def _commit(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+async def _commit(kafka: KafkaSettings, group: str, offsets: dict[TopicPartition, int]) -> None:
     """Commit offsets for a group that has no running members."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(offsets))
@@ -406,7 +422,7 @@ def replay(
 async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run: bool) -> None:
     kafka = _kafka()
     full = kafka.topic(group)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         [described] = await admin.describe_consumer_groups([full])
@@ -415,14 +431,14 @@ async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run:
     members = described.groups[0][5] if getattr(described, "groups", None) else []
     if members and not dry_run:
         _fail(f"group {group} has {len(members)} running member(s): stop its consumers first")
-    committed = await committed_offsets(kafka.bootstrap, full)
+    committed = await committed_offsets(kafka, full)
     wanted = {kafka.topic(t) for t in topics} if topics else {tp.topic for tp in committed}
     partitions: list[TopicPartition] = []
     for name in sorted(wanted):
-        partitions += await deadletter.partitions_of(kafka.bootstrap, name)
+        partitions += await deadletter.partitions_of(kafka, name)
     if not partitions:
         _fail(f"nothing to replay for group {group}")
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
     await consumer.start()
     try:
         stamp = int(when.timestamp() * 1000)
@@ -445,7 +461,7 @@ async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run:
     if dry_run:
         console.print("dry run: nothing committed")
         return
-    await _commit(kafka.bootstrap, full, offsets)
+    await _commit(kafka, full, offsets)
     console.print(f"group {group} will replay from {when.isoformat()} when its consumers start")
 
 

@@ -63,6 +63,7 @@ from tpp_contracts.envelope import CONTENT_TYPE, Envelope, Event, encode, wrap
 from tpp_plumbing import idempotency, telemetry
 from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
 from tpp_plumbing.metrics import Metrics
+from tpp_plumbing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +180,7 @@ class OutboxRelay:
         self,
         *,
         dsn: str,
-        bootstrap: str,
-        topic_prefix: str = "",
+        kafka: KafkaSettings,
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         retention_s: float = 24 * 3600,
@@ -189,8 +189,8 @@ class OutboxRelay:
         service: str = "",
     ) -> None:
         self._dsn = dsn
-        self._bootstrap = bootstrap
-        self._prefix = topic_prefix
+        self._kafka = kafka
+        self._prefix = kafka.topic_prefix
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self._retention_s = retention_s
@@ -260,7 +260,7 @@ class OutboxRelay:
                     return
             await conn.add_listener(CHANNEL, self._on_notify)
             producer = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap,
+                **self._kafka.client_options(),
                 acks="all",
                 enable_idempotence=True,
                 linger_ms=2,

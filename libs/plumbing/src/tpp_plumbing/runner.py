@@ -43,6 +43,7 @@ from tpp_plumbing.consumer import Applied, EventConsumer, Poison, Record
 from tpp_plumbing.db import is_database_outage
 from tpp_plumbing.deadletter import DeadLetterSink
 from tpp_plumbing.metrics import Metrics, sniff_event_id, sniff_event_type
+from tpp_plumbing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ class ConsumerRunner:
         *,
         topics: Sequence[str],
         group_id: str,
-        bootstrap: str,
+        kafka: KafkaSettings,
         sink: DeadLetterSink,
         batch: bool = False,
         max_records: int = 500,
@@ -106,7 +107,7 @@ class ConsumerRunner:
         self.consumer = consumer
         self.topics = list(topics)
         self.group_id = group_id
-        self._bootstrap = bootstrap
+        self._kafka_settings = kafka
         self._sink = sink
         self._batch = batch
         self._max_records = max_records
@@ -138,7 +139,7 @@ class ConsumerRunner:
     async def start(self) -> None:
         """Join the group and start fetching."""
         kafka = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka_settings.client_options(),
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,

@@ -12,6 +12,7 @@ from typing import Any, Union
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification.asyncapi import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -29,9 +30,22 @@ from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
-from tpp_plumbing.settings import ServiceSettings
+from tpp_plumbing.settings import KafkaSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
+
+
+def faststream_security(kafka: KafkaSettings) -> BaseSecurity | None:
+    """The same security as the aiokafka clients, for FastStream (and its AsyncAPI document)."""
+    if kafka.security_protocol == "PLAINTEXT":
+        return None
+    context = kafka.ssl_context()
+    if not kafka.uses_sasl:
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    user = kafka.username or ""
+    password = kafka.password.get_secret_value() if kafka.password else ""
+    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return kind[kafka.sasl_mechanism](user, password, ssl_context=context, use_ssl=kafka.uses_tls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +74,11 @@ class Runtime:
             client_id=name,
             request_timeout_ms=settings.kafka.request_timeout_ms,
             logger=logging.getLogger(f"tpp.{name}.kafka"),
+            security=faststream_security(settings.kafka),
         )
         self.relay = OutboxRelay(
             dsn=asyncpg_dsn(settings.database_url),
-            bootstrap=settings.kafka.bootstrap,
-            topic_prefix=settings.kafka.topic_prefix,
+            kafka=settings.kafka,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
             metrics=self.metrics,
@@ -74,7 +88,7 @@ class Runtime:
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(
             self.engine, after_outbox_commit=self.relay.committed
         )
-        self.dead_letters = DeadLetterSink(settings.kafka.bootstrap)
+        self.dead_letters = DeadLetterSink(settings.kafka)
         self.runners: list[ConsumerRunner] = []
         self._relay_task: asyncio.Task[None] | None = None
         self._monitor_task: asyncio.Task[None] | None = None
@@ -149,7 +163,7 @@ class Runtime:
                     sub.consumer,
                     topics=topics,
                     group_id=group,
-                    bootstrap=s.kafka.bootstrap,
+                    kafka=s.kafka,
                     sink=self.dead_letters,
                     batch=sub.batch,
                     max_records=sub.max_records,
@@ -277,7 +291,7 @@ class Runtime:
         try:
             if self._admin is None:
                 admin = AIOKafkaAdminClient(
-                    bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=3000
+                    **self.settings.kafka.client_options(), request_timeout_ms=3000
                 )
                 await asyncio.wait_for(admin.start(), 3)
                 self._admin = admin

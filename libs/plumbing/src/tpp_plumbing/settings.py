@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import ssl
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tpp_plumbing.auth import AuthSettings
 
+SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
 
 class KafkaSettings(BaseSettings):
-    """How to reach Kafka; read from ``TPP_KAFKA_*`` and shared by all services."""
+    """How to reach Kafka and as whom; read from ``TPP_KAFKA_*`` and shared by all services.
+
+    Every aiokafka client of the platform (producers, consumers, admin clients) is built from
+    :meth:`client_options`, so the security settings apply everywhere at once. A service
+    overrides the principal with ``TPP_<SERVICE>_KAFKA_USERNAME`` / ``..._PASSWORD``.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TPP_KAFKA_")
 
@@ -18,10 +29,88 @@ class KafkaSettings(BaseSettings):
         "", description="Prefix for every topic name (tests isolate themselves with it)."
     )
     request_timeout_ms: int = Field(30_000, description="Client request timeout.")
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="PLAINTEXT, SASL_PLAINTEXT (the local stack), SASL_SSL or SSL (TLS, with a"
+        " client certificate when ssl_certfile is set).",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*."
+    )
+    username: str | None = Field(
+        None, description="SASL user name (the principal `User:<username>` the ACLs name)."
+    )
+    password: SecretStr | None = Field(None, description="SASL password.")
+    ssl_cafile: str | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (TLS)."
+    )
+    ssl_certfile: str | None = Field(
+        None, description="PEM client certificate (chain), for brokers that require one."
+    )
+    ssl_keyfile: str | None = Field(None, description="PEM private key of ssl_certfile.")
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of ssl_keyfile, if it is encrypted."
+    )
+    ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSettings:
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("ssl_keyfile is set but ssl_certfile is not")
+        return self
 
     def topic(self, name: str) -> str:
         """The full name of a topic under this prefix."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def uses_tls(self) -> bool:
+        """The connection is encrypted (SSL or SASL_SSL)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Clients authenticate with SASL (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.security_protocol.startswith("SASL_")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context clients use (system CAs unless ``ssl_cafile``); None without TLS."""
+        if not self.uses_tls:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ssl_cafile)
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile:
+            password = self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, password)
+        return context
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client: servers, protocol, SASL, TLS."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.security_protocol,
+        }
+        if self.uses_tls:
+            options["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            # Checked here, not at load: a service's own principal replaces the shared one.
+            if not self.username or self.password is None:
+                raise ValueError(f"Kafka {self.security_protocol} needs a username and password")
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self.password.get_secret_value()
+        return options
+
+    def as_principal(self, username: str, password: SecretStr | str) -> KafkaSettings:
+        """The same connection, authenticated as another user."""
+        secret = password if isinstance(password, SecretStr) else SecretStr(password)
+        return self.model_copy(update={"username": username, "password": secret})
+
+    def with_prefix(self, topic_prefix: str) -> KafkaSettings:
+        """The same connection and principal, under another topic prefix."""
+        return self.model_copy(update={"topic_prefix": topic_prefix})
 
 
 class ServiceSettings(BaseSettings):
@@ -36,6 +125,14 @@ class ServiceSettings(BaseSettings):
     )
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="Bearer token verification (TPP_AUTH_*)."
+    )
+    kafka_username: str | None = Field(
+        None,
+        description="This service's own Kafka principal (TPP_<SERVICE>_KAFKA_USERNAME); it"
+        " replaces TPP_KAFKA_USERNAME, so that the ACLs see which service is asking.",
+    )
+    kafka_password: SecretStr | None = Field(
+        None, description="Password of kafka_username (TPP_<SERVICE>_KAFKA_PASSWORD)."
     )
     port: int = Field(8000, description="HTTP port the service listens on.")
     relay_enabled: bool = Field(True, description="Run the outbox relay in this process.")
@@ -91,3 +188,11 @@ class ServiceSettings(BaseSettings):
     )
     log_json: bool = Field(True, description="Log JSON lines to stderr (off: leave logging be).")
     log_level: str = Field("INFO", description="Level of the service's logs.")
+
+    @model_validator(mode="after")
+    def _own_principal(self) -> ServiceSettings:
+        if self.kafka_username:
+            if self.kafka_password is None:
+                raise ValueError("kafka_username is set but kafka_password is not")
+            self.kafka = self.kafka.as_principal(self.kafka_username, self.kafka_password)
+        return self

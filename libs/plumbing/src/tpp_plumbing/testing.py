@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
+from tpp_plumbing import acl
 from tpp_plumbing.auth import Role, dev_headers
 from tpp_plumbing.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
@@ -83,6 +84,71 @@ class Infrastructure:
     bootstrap: str
     admin_url: str  # libpq URL of a superuser
     service_urls: dict[str, str]  # SQLAlchemy URLs of each service's own database
+    #: Kafka as its admin (a super user where the broker enforces ACLs), without a prefix.
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    #: Each role's own Kafka user and password (``acl.ROLES``); empty when Kafka is open.
+    principals: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def acls(self) -> bool:
+        """The broker authenticates clients and enforces the platform's ACLs."""
+        return bool(self.principals)
+
+    def as_role(self, role: str, kafka: KafkaSettings | None = None) -> KafkaSettings:
+        """``kafka`` (default: the admin's) as a role's own principal, where Kafka has them."""
+        base = kafka or self.kafka
+        if role not in self.principals:
+            return base
+        return base.as_principal(*self.principals[role])
+
+    def kafka_env(self, kafka: KafkaSettings | None = None) -> dict[str, str]:
+        """``TPP_KAFKA_*`` variables for a subprocess (admin principal) plus each role's."""
+        k = kafka or self.kafka
+        env = {
+            "TPP_KAFKA_BOOTSTRAP": k.bootstrap,
+            "TPP_KAFKA_TOPIC_PREFIX": k.topic_prefix,
+            "TPP_KAFKA_SECURITY_PROTOCOL": k.security_protocol,
+            "TPP_KAFKA_SASL_MECHANISM": k.sasl_mechanism,
+        }
+        if k.username and k.password is not None:
+            env |= {
+                "TPP_KAFKA_USERNAME": k.username,
+                "TPP_KAFKA_PASSWORD": k.password.get_secret_value(),
+            }
+        for role, (user, password) in self.principals.items():
+            env[f"TPP_{role.upper()}_KAFKA_USERNAME"] = user
+            env[f"TPP_{role.upper()}_KAFKA_PASSWORD"] = password
+        return env
+
+    async def grant(self, prefix: str) -> None:
+        """Let each role use the topics and groups under ``prefix`` as on the stack."""
+        if self.acls:
+            names = {role: user for role, (user, _) in self.principals.items()}
+            await acl.grant(self.kafka, acl.layout(prefix, names))
+
+    async def revoke(self, prefix: str) -> None:
+        """Remove what :meth:`grant` created for ``prefix``."""
+        if self.acls:
+            names = {role: user for role, (user, _) in self.principals.items()}
+            await acl.revoke(self.kafka, acl.layout(prefix, names))
+
+
+def _kafka_from(source: dict[str, str]) -> tuple[KafkaSettings, dict[str, tuple[str, str]]]:
+    """The admin's Kafka settings and the roles' principals, from ``TPP_*`` variables."""
+    fields = {
+        key.removeprefix("TPP_KAFKA_").lower(): value
+        for key, value in source.items()
+        if key.startswith("TPP_KAFKA_") and key != "TPP_KAFKA_TOPIC_PREFIX"
+    }
+    kafka = KafkaSettings.model_validate(fields | {"topic_prefix": ""})
+    principals: dict[str, tuple[str, str]] = {}
+    if kafka.uses_sasl:
+        for role in acl.ROLES:
+            user = source.get(f"TPP_{role.upper()}_KAFKA_USERNAME")
+            password = source.get(f"TPP_{role.upper()}_KAFKA_PASSWORD")
+            if user and password:
+                principals[role] = (user, password)
+    return kafka, principals
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +162,7 @@ def infrastructure() -> Iterator[Infrastructure]:
         from testcontainers.postgres import PostgresContainer
 
         with (
-            KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka,
+            KafkaContainer("apache/kafka:4.1.1").with_kraft() as container,
             PostgresContainer("postgres:15") as pg,
         ):
             admin = make_url(pg.get_connection_url()).set(drivername="postgresql")
@@ -104,15 +170,27 @@ def infrastructure() -> Iterator[Infrastructure]:
                 s: admin.set(drivername="postgresql+asyncpg").render_as_string(False)
                 for s in SERVICES
             }
-            yield Infrastructure(kafka.get_bootstrap_server(), admin.render_as_string(False), urls)
+            bootstrap = container.get_bootstrap_server()
+            yield Infrastructure(
+                bootstrap,
+                admin.render_as_string(False),
+                urls,
+                kafka=KafkaSettings(bootstrap=bootstrap),
+            )
             return
     else:
         source = _local_env()
-    print(f"\nintegration infrastructure: Kafka {source['TPP_KAFKA_BOOTSTRAP']}")
+    kafka, principals = _kafka_from(source)
+    print(
+        f"\nintegration infrastructure: Kafka {kafka.bootstrap} ({kafka.security_protocol},"
+        f" {'services as their own principals' if principals else 'no ACLs'})"
+    )
     yield Infrastructure(
-        bootstrap=source["TPP_KAFKA_BOOTSTRAP"],
+        bootstrap=kafka.bootstrap,
         admin_url=source["TPP_PG_ADMIN_URL"],
         service_urls={s: source[f"TPP_{s.upper()}_DATABASE_URL"] for s in SERVICES},
+        kafka=kafka,
+        principals=principals,
     )
 
 
@@ -189,9 +267,10 @@ async def databases(
 
 @pytest.fixture(scope="session")
 async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
-    """Kafka settings with this run's topic prefix; the topics (and ``.dlq`` twins) exist."""
-    settings = KafkaSettings(bootstrap=infrastructure.bootstrap, topic_prefix=f"{run_id}.")
-    admin = AIOKafkaAdminClient(bootstrap_servers=infrastructure.bootstrap)
+    """Kafka settings (admin) with this run's topic prefix; the topics (and ``.dlq`` twins)
+    exist and each role's principal may use them as on the stack (see ``tpp_plumbing.acl``)."""
+    settings = infrastructure.kafka.with_prefix(f"{run_id}.")
+    admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     topics = [
         (settings.topic(t.name) + suffix, t.partitions)
@@ -202,8 +281,10 @@ async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[Ka
     try:
         # Each topic and its dead-letter twin, as deploy/stack.sh creates them.
         await admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics])
+        await infrastructure.grant(settings.topic_prefix)
         yield settings
     finally:
+        await infrastructure.revoke(settings.topic_prefix)
         await admin.delete_topics(names)
         await admin.close()
 
@@ -256,7 +337,6 @@ def service_client(
 class _CommonSettings(TypedDict):
     """Settings every in-process service of the test platform shares."""
 
-    kafka: KafkaSettings
     relay_poll_interval_s: float
     consumer_max_message_bytes: int
 
@@ -273,8 +353,11 @@ class Platform:
 
 
 @pytest.fixture(scope="session")
-async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> AsyncIterator[Platform]:
-    """The whole platform, in process, on real Kafka and PostgreSQL."""
+async def platform(
+    infrastructure: Infrastructure, databases: ThrowawayDatabases, kafka: KafkaSettings
+) -> AsyncIterator[Platform]:
+    """The whole platform, in process, on real Kafka and PostgreSQL; each service runs as its
+    own Kafka principal where the broker has them (``Platform.kafka`` is the admin's)."""
     from tpp_enrollment.app import create_app as enrollment_app
     from tpp_enrollment.config import Settings as EnrollmentSettings
     from tpp_registry.app import create_app as registry_app
@@ -285,14 +368,26 @@ async def platform(databases: ThrowawayDatabases, kafka: KafkaSettings) -> Async
     urls = {s: await databases.create(s) for s in SERVICES}
     # Messages over 256 KiB are poison here, so that a test can produce an oversized one.
     common: _CommonSettings = {
-        "kafka": kafka,
         "relay_poll_interval_s": 0.5,
         "consumer_max_message_bytes": 256 * 1024,
     }
+
+    def own(role: str) -> dict[str, Any]:
+        if role not in infrastructure.principals:
+            return {"kafka": kafka}
+        user, password = infrastructure.principals[role]
+        return {"kafka": kafka, "kafka_username": user, "kafka_password": password}
+
     apps = {
-        "registry": registry_app(RegistrySettings(database_url=urls["registry"], **common)),
-        "enrollment": enrollment_app(EnrollmentSettings(database_url=urls["enrollment"], **common)),
-        "reporting": reporting_app(ReportingSettings(database_url=urls["reporting"], **common)),
+        "registry": registry_app(
+            RegistrySettings(database_url=urls["registry"], **own("registry"), **common)
+        ),
+        "enrollment": enrollment_app(
+            EnrollmentSettings(database_url=urls["enrollment"], **own("enrollment"), **common)
+        ),
+        "reporting": reporting_app(
+            ReportingSettings(database_url=urls["reporting"], **own("reporting"), **common)
+        ),
     }
     services: dict[str, Service] = {}
     for name, app in apps.items():

@@ -46,7 +46,7 @@ def published(session_id: uuid.UUID, capacity: int) -> SessionPublishedV1:
 
 async def send(platform: Any, *events: Event) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=platform.kafka.bootstrap, acks="all", enable_idempotence=True
+        **platform.kafka.client_options(), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
@@ -63,7 +63,7 @@ async def send(platform: Any, *events: Event) -> None:
 async def read_all(platform: Any, topics: list[str], until: Any, within: float = 20) -> list[Any]:
     consumer = AIOKafkaConsumer(
         *[platform.kafka.topic(t) for t in topics],
-        bootstrap_servers=platform.kafka.bootstrap,
+        **platform.kafka.client_options(),
         group_id=None,
         auto_offset_reset="earliest",
     )

@@ -10,16 +10,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from tpp_contracts.envelope import decode
 from tpp_contracts.topics import ORGANIZERS, PLANS, SESSIONS
+from tpp_plumbing.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
 
 async def events_for(
-    bootstrap: str, topic: str, key: str, *, at_least: int, within_s: float = 20.0
+    kafka: KafkaSettings, topic: str, key: str, *, at_least: int, within_s: float = 20.0
 ) -> list[Any]:
     """The decoded events of one key on a topic, from the beginning, once ``at_least`` arrived."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+        topic, **kafka.client_options(), group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     found: list[Any] = []
@@ -57,8 +58,8 @@ async def test_a_year_run_through_the_api_is_a_stream_of_events_on_kafka(
     cancelled = await http.post(f"/sessions/{dropped['id']}/cancel", json={"reason": "no venue"})
     assert cancelled.status_code == 200
 
-    bootstrap, topic = platform.kafka.bootstrap, platform.kafka.topic
-    session_events = await events_for(bootstrap, topic(SESSIONS.name), sid, at_least=6)
+    kafka, topic = platform.kafka, platform.kafka.topic
+    session_events = await events_for(kafka, topic(SESSIONS.name), sid, at_least=6)
     assert [e.envelope.type.split(".")[-2] for e in session_events] == [
         "created",
         "published",
@@ -72,12 +73,10 @@ async def test_a_year_run_through_the_api_is_a_stream_of_events_on_kafka(
     assert (published.title, published.capacity, published.year) == (held["title"], 30, year)
     assert session_events[3].event.capacity == 40
 
-    [*_, cancel] = await events_for(bootstrap, topic(SESSIONS.name), dropped["id"], at_least=2)
+    [*_, cancel] = await events_for(kafka, topic(SESSIONS.name), dropped["id"], at_least=2)
     assert (cancel.event.reason, cancel.event.previous_status) == ("no venue", "draft")
 
-    organizer_events = await events_for(
-        bootstrap, topic(ORGANIZERS.name), organizer["id"], at_least=2
-    )
+    organizer_events = await events_for(kafka, topic(ORGANIZERS.name), organizer["id"], at_least=2)
     assert [e.event.name for e in organizer_events][-1].endswith("(renamed)")
-    plans = await events_for(bootstrap, topic(PLANS.name), str(year), at_least=1)
+    plans = await events_for(kafka, topic(PLANS.name), str(year), at_least=1)
     assert plans[-1].event.planned_sessions == 2

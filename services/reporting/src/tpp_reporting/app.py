@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return await queries.positions(await raw_connection(session))
 
     lag = LagMonitor(
-        bootstrap=settings.kafka.bootstrap,
+        kafka=settings.kafka,
         topics=[settings.kafka.topic(t) for t in topics()],
         positions=positions,
         interval_s=settings.lag_interval_s,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel, Field
+from tpp_plumbing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,12 @@ class LagMonitor:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        kafka: KafkaSettings,
         topics: list[str],
         positions: Callable[[], Awaitable[Positions]],
         interval_s: float = 2.0,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topics = topics
         self._positions = positions
         self._interval_s = interval_s
@@ -87,7 +88,7 @@ class LagMonitor:
 
     async def measure(self) -> Lag:
         """Measure now (also used by the rebuild command and tests)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(**self._kafka.client_options())
         await admin.start()
         try:
             described = await admin.describe_topics(self._topics)
@@ -101,7 +102,7 @@ class LagMonitor:
         ]
         ends: dict[TopicPartition, int] = {}
         if partitions:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=None)
+            consumer = AIOKafkaConsumer(**self._kafka.client_options(), group_id=None)
             await consumer.start()
             try:
                 ends = await consumer.end_offsets(partitions)

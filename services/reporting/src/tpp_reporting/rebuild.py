@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 from tpp_plumbing.db import NAMING_CONVENTION, asyncpg_dsn
+from tpp_plumbing.settings import KafkaSettings
 
 from tpp_reporting import tables
 from tpp_reporting.app import tune_gc
@@ -79,11 +80,11 @@ async def create_shadow_tables(url: str) -> None:
 class _Reader:
     """Reads every partition of the topics from its first offset, in order."""
 
-    def __init__(self, bootstrap: str, names: list[str]) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaSettings, names: list[str]) -> None:
+        self._kafka = kafka
         self._names = names
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka.client_options(),
             group_id=None,
             enable_auto_commit=False,
             fetch_max_bytes=64 * 1024 * 1024,
@@ -94,7 +95,7 @@ class _Reader:
 
     async def start(self) -> int:
         """Assign every partition at its beginning; returns how many records there are."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(**self._kafka.client_options())
         await admin.start()
         try:
             described = await admin.describe_topics(self._names)
@@ -190,7 +191,7 @@ async def rebuild(
     limit = settings.consumer_max_message_bytes  # the live consumer's limit: same records skipped
     await create_shadow_tables(settings.database_url)
     names = [settings.kafka.topic(t) for t in topics()]
-    reader = _Reader(settings.kafka.bootstrap, names)
+    reader = _Reader(settings.kafka, names)
     conn = await asyncpg.connect(asyncpg_dsn(settings.database_url))
     applied = read = 0
     progress = Progress(

@@ -12,6 +12,7 @@ from tpp_contracts.enrollment import TraineeErasedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import TRAINEES
 from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.settings import KafkaSettings
 from tpp_reporting import tables
 from tpp_reporting.config import Settings
 from tpp_reporting.rebuild import rebuild
@@ -42,10 +43,10 @@ async def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
         await conn.close()
 
 
-async def produce(bootstrap: str, topic: str, key: bytes, values: list[bytes]) -> None:
+async def produce(kafka: KafkaSettings, topic: str, key: bytes, values: list[bytes]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for value in values:
@@ -87,7 +88,7 @@ async def test_rebuild_equals_live_row_by_row_while_the_api_keeps_serving(
     # A trainee erased (trainee topic), and the same event delivered twice (enrollment topic).
     erased = wrap(TraineeErasedV1(trainee_id=uuid.UUID(trainees[0])), source="/tests")
     await produce(
-        platform.kafka.bootstrap,
+        platform.kafka,
         platform.kafka.topic(TRAINEES.name),
         trainees[0].encode(),
         [encode(erased), encode(erased)],  # the second copy is absorbed by the inbox

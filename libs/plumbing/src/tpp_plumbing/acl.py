@@ -1,0 +1,235 @@
+"""Kafka ACLs of the platform: who may write and read which topics and groups.
+
+The broker denies what no ACL allows (``allow.everyone.if.no.acl.found=false``). Each service
+has its own principal: it writes only its own topics (``<service>.*``), reads only the topics
+it consumes, commits offsets only in its own group and parks poison only on the dead-letter
+twins of what it consumes. The operators' tool (``tpp-ops``) reads everything and may write
+everything (redrive); the admin (topics, ACLs) is a super user and needs no ACL.
+
+Every binding is scoped to a topic prefix: the local stack uses none, a test run or a
+benchmark grants its own prefix at start and revokes it at the end.
+
+    python -m tpp_plumbing.acl [--prefix P] [--revoke] [--list]
+
+runs as ``TPP_KAFKA_USERNAME`` (a super user); the principals' names come from
+``TPP_<ROLE>_KAFKA_USERNAME`` (default: the role's name). aiokafka has no ACL API yet: the
+requests are sent with its protocol classes (CreateAcls / DeleteAcls / DescribeAcls v1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_contracts.topics import SESSIONS
+
+from tpp_plumbing.deadletter import SUFFIX
+from tpp_plumbing.settings import KafkaSettings
+
+#: The principals the platform runs as (besides the admin), by role.
+ROLES = ("registry", "enrollment", "reporting", "ops")
+#: The unprefixed topics each service consumes (checked against the services' subscriptions).
+CONSUMES: Mapping[str, tuple[str, ...]] = {
+    "registry": (),
+    "enrollment": (SESSIONS.name,),
+    "reporting": tuple(t.name for t in ALL_TOPICS),
+}
+#: The services that publish: each owns the topics named after it.
+PUBLISHES = tuple(s for s in CONSUMES if any(t.name.startswith(f"{s}.") for t in ALL_TOPICS))
+
+
+class Resource(IntEnum):
+    """Kafka's resource types (org.apache.kafka.common.resource.ResourceType)."""
+
+    ANY = 1
+    TOPIC = 2
+    GROUP = 3
+    CLUSTER = 4
+
+
+class Pattern(IntEnum):
+    """Kafka's pattern types (org.apache.kafka.common.resource.PatternType)."""
+
+    ANY = 1
+    MATCH = 2
+    LITERAL = 3
+    PREFIXED = 4
+
+
+class Operation(IntEnum):
+    """Kafka's ACL operations (org.apache.kafka.common.acl.AclOperation)."""
+
+    ANY = 1
+    ALL = 2
+    READ = 3
+    WRITE = 4
+    CREATE = 5
+    DELETE = 6
+    ALTER = 7
+    DESCRIBE = 8
+
+
+_RESOURCES = {int(r) for r in Resource}
+_OPERATIONS = {int(o) for o in Operation}
+ALLOW = 3  # AclPermissionType.ALLOW
+ANY_PERMISSION = 1  # AclPermissionType.ANY
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Binding:
+    """One ALLOW rule: ``principal`` may do ``operation`` on the resources matching."""
+
+    resource: Resource
+    name: str
+    pattern: Pattern
+    principal: str
+    operation: Operation
+
+    def __str__(self) -> str:
+        return (
+            f"{self.principal} {self.operation.name} {self.resource.name}"
+            f" {self.pattern.name}:{self.name}"
+        )
+
+    def fields(self) -> tuple[int, str, int, str, str, int, int]:
+        """The request fields: resource, name, pattern, principal, host, operation, ALLOW."""
+        return (self.resource, self.name, self.pattern, self.principal, "*", self.operation, ALLOW)
+
+
+def principal_names(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each role's user name: ``TPP_<ROLE>_KAFKA_USERNAME``, or the role's name."""
+    source = os.environ if env is None else env
+    return {role: source.get(f"TPP_{role.upper()}_KAFKA_USERNAME") or role for role in ROLES}
+
+
+def layout(prefix: str = "", names: Mapping[str, str] | None = None) -> list[Binding]:
+    """Every binding the platform needs under a topic prefix (``""`` for the stack's own)."""
+    users = {role: f"User:{name}" for role, name in (names or principal_names()).items()}
+    out: list[Binding] = []
+
+    def allow(role: str, resource: Resource, name: str, pattern: Pattern, *ops: Operation) -> None:
+        out.extend(Binding(resource, name, pattern, users[role], op) for op in ops)
+
+    read, write, describe = Operation.READ, Operation.WRITE, Operation.DESCRIBE
+    topic, group = Resource.TOPIC, Resource.GROUP
+    for service, consumed in CONSUMES.items():
+        if service in PUBLISHES:
+            # Its own topics, present and future: registry.*; (an idempotent producer needs no
+            # cluster-level IDEMPOTENT_WRITE since Kafka 3.0: WRITE on a topic implies it).
+            allow(service, topic, f"{prefix}{service}.", Pattern.PREFIXED, write, describe)
+        for name in consumed:
+            allow(service, topic, f"{prefix}{name}", Pattern.LITERAL, read, describe)
+            allow(service, topic, f"{prefix}{name}{SUFFIX}", Pattern.LITERAL, write, describe)
+        if consumed:
+            # Its consumer group(s): `<prefix><service>` and any `<prefix><service>...`.
+            allow(service, group, f"{prefix}{service}", Pattern.PREFIXED, read, describe)
+    # Operators: read every topic and group, redrive (write) into any topic, move offsets.
+    if prefix:
+        allow("ops", topic, prefix, Pattern.PREFIXED, read, write, describe)
+        allow("ops", group, prefix, Pattern.PREFIXED, read, describe, Operation.DELETE)
+    else:
+        allow("ops", topic, "*", Pattern.LITERAL, read, write, describe)
+        allow("ops", group, "*", Pattern.LITERAL, read, describe, Operation.DELETE)
+    return out
+
+
+async def _send(admin: AIOKafkaAdminClient, request: Any) -> Any:
+    # aiokafka's admin client has no ACL methods; its own request path does the version
+    # negotiation and SASL. A private attribute, pinned by uv.lock and covered by the tests.
+    client = admin._client
+    return await client.send(client.get_random_node(), request)
+
+
+def _check(errors: Sequence[tuple[int, str | None]], what: str) -> None:
+    failed = [(code, message) for code, message in errors if code]
+    if failed:
+        raise RuntimeError(f"{what} failed: {failed[:3]} ({len(failed)} error(s))")
+
+
+async def grant(kafka: KafkaSettings, bindings: Sequence[Binding]) -> None:
+    """Create ``bindings`` (creating an existing one changes nothing); ``kafka`` is an admin."""
+    admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        responses = await asyncio.gather(
+            *(_send(admin, CreateAclsRequest(*b.fields())) for b in bindings)
+        )
+    finally:
+        await admin.close()
+    _check([tuple(r) for resp in responses for r in resp.creation_responses], "CreateAcls")
+
+
+async def revoke(kafka: KafkaSettings, bindings: Sequence[Binding]) -> int:
+    """Delete exactly ``bindings``; returns how many ACLs the broker removed."""
+    admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        responses = await asyncio.gather(
+            *(_send(admin, DeleteAclsRequest(*b.fields())) for b in bindings)
+        )
+    finally:
+        await admin.close()
+    results = [r for resp in responses for r in resp.filter_responses]
+    _check([(r[0], r[1]) for r in results], "DeleteAcls")
+    return sum(len(r[2]) for r in results)
+
+
+async def existing(kafka: KafkaSettings) -> list[Binding]:
+    """Every ALLOW binding the cluster has (as an admin sees them)."""
+    admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        response = await _send(
+            admin,
+            DescribeAclsRequest(
+                Resource.ANY, None, Pattern.ANY, None, None, Operation.ANY, ANY_PERMISSION
+            ),
+        )
+    finally:
+        await admin.close()
+    _check([(response.error_code, response.error_message)], "DescribeAcls")
+    return sorted(
+        Binding(Resource(rtype), name, Pattern(ptype), principal, Operation(op))
+        for rtype, name, ptype, acls in response.resources
+        for principal, _host, op, permission in acls
+        if permission == ALLOW and rtype in _RESOURCES and op in _OPERATIONS
+    )
+
+
+async def _main(args: argparse.Namespace) -> None:
+    kafka = KafkaSettings()
+    wanted = layout(args.prefix)
+    if args.list:
+        for binding in await existing(kafka):
+            print(binding)
+        return
+    if args.revoke:
+        removed = await revoke(kafka, wanted)
+        print(f"removed {removed} ACL(s) under prefix {args.prefix!r}")
+        return
+    have = set(await existing(kafka))
+    await grant(kafka, wanted)
+    new = [b for b in wanted if b not in have]
+    principals = len({b.principal for b in wanted})
+    print(f"{len(wanted)} ACLs for {principals} principals ({len(new)} new)")
+
+
+def main() -> None:
+    """Grant (default), revoke or list the platform's ACLs."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefix", default="", help="topic prefix the bindings cover")
+    parser.add_argument("--revoke", action="store_true", help="delete the bindings instead")
+    parser.add_argument("--list", action="store_true", help="print the cluster's ACLs")
+    asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
