@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Run the test suite against the local stack (deploy/stack.sh):
 #   deploy/test.sh [pytest args...]
-# Installs the workspace, brings the stack up, runs pytest with deploy/local.env in the
-# environment, and stops the stack again only if this script started it. Exits with pytest's
+# Installs the workspace, brings the stack up, runs pytest with deploy/local.env (or
+# $TPP_STACK_ENV) in the environment, and stops the stack again only if this script started it. Exits with pytest's
 # code; "no tests collected" (5) stays a failure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
+# A second stack (TPP_STACK_ENV / TPP_STACK_DIR, see deploy/stack.sh) is tested the same way.
 set -a
 # shellcheck source=deploy/local.env
-. deploy/local.env
+. "${TPP_STACK_ENV:-deploy/local.env}"
 set +a
 
 make --no-print-directory install
