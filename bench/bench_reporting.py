@@ -42,6 +42,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tpp_plumbing.settings import KafkaSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -309,10 +310,10 @@ class Events:
             )
 
 
-async def load(bootstrap: str, prefix: str, events: Events, limit: int) -> int:
+async def load(kafka: KafkaSettings, prefix: str, events: Events, limit: int) -> int:
     """Produce up to ``limit`` events; returns how many."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks=1
+        **kafka.client_options(), linger_ms=20, max_batch_size=1 << 20, acks=1
     )
     await producer.start()
     sent = 0
@@ -332,11 +333,11 @@ async def load(bootstrap: str, prefix: str, events: Events, limit: int) -> int:
     return sent
 
 
-async def bare_consumer(bootstrap: str, prefix: str, total: int) -> float:
+async def bare_consumer(kafka: KafkaSettings, prefix: str, total: int) -> float:
     """Records/s a bare aiokafka consumer reads from the topics (nothing decoded or written)."""
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in TOPICS),
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=None,
         auto_offset_reset="earliest",
     )
@@ -402,12 +403,15 @@ async def one_per_transaction(ctx: Context, prefix: str, seconds: float) -> floa
     from faststream.kafka import KafkaBroker
     from faststream.kafka.annotations import KafkaMessage
     from tpp_plumbing.db import create_engine, session_factory
+    from tpp_plumbing.runtime import faststream_security
     from tpp_reporting.consumers import ProjectionConsumer
 
     async with scratch_database(ctx, "reporting", "_one") as url:
         engine = create_engine(url)
         consumer = ProjectionConsumer(sessions=session_factory(engine), max_message_bytes=1 << 20)
-        broker = KafkaBroker(ctx.kafka, logger=None)
+        broker = KafkaBroker(
+            ctx.kafka.bootstrap, logger=None, security=faststream_security(ctx.kafka)
+        )
         applied = 0
 
         @broker.subscriber(

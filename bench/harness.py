@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 UPGRADE = ("upgrade", "head")
@@ -80,9 +81,9 @@ class Context:
         return self.env["TPP_PG_ADMIN_URL"]
 
     @property
-    def kafka(self) -> str:
-        """Kafka bootstrap servers of the local stack."""
-        return self.env.get("TPP_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    def kafka(self) -> KafkaSettings:
+        """Kafka of the local stack, as its admin (TPP_KAFKA_*)."""
+        return KafkaSettings.from_env(self.env)
 
     def service_url(self, service: str) -> str:
         """The SQLAlchemy URL of a service's own database (from deploy/local.env)."""
@@ -285,8 +286,10 @@ def rounded(values: Iterable[float], digits: int = 1) -> list[float]:
 
 @contextlib.asynccontextmanager
 async def scratch_topics(ctx: Context) -> AsyncIterator[str]:
-    """The platform's topics under a fresh prefix (deleted afterwards); yields the prefix."""
+    """The platform's topics under a fresh prefix (deleted afterwards), which the services'
+    own Kafka principals may use as on the stack; yields the prefix."""
     from aiokafka.admin import AIOKafkaAdminClient
+    from tpp_plumbing import acl
 
     prefix = f"bench-{ctx.run_id}-{uuid.uuid4().hex[:4]}-"
     await asyncio.to_thread(
@@ -297,10 +300,15 @@ async def scratch_topics(ctx: Context) -> AsyncIterator[str]:
         cwd=ROOT,
         capture_output=True,
     )
+    bindings = acl.layout(prefix, acl.principal_names(ctx.env)) if ctx.kafka.uses_sasl else []
+    if bindings:
+        await acl.grant(ctx.kafka, bindings)
     try:
         yield prefix
     finally:
-        admin = AIOKafkaAdminClient(bootstrap_servers=ctx.kafka)
+        if bindings:
+            await acl.revoke(ctx.kafka, bindings)
+        admin = AIOKafkaAdminClient(**ctx.kafka.client_options())
         await admin.start()
         try:
             names = [t for t in await admin.list_topics() if t.startswith(prefix)]

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("registry", "enrollment", "reporting")
 # Variables every service reads besides its own TPP_<SERVICE>_* ones.
 SHARED_PREFIXES = ("TPP_KAFKA_", "TPP_AUTH_")
+# The Kafka admin's credentials: for the topics job, never for a service.
+ADMIN_ONLY = {"TPP_KAFKA_USERNAME", "TPP_KAFKA_PASSWORD"}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -108,7 +110,7 @@ def test_service_gets_every_variable_it_reads_locally(
     compose: dict[str, Any], local_env: dict[str, str], name: str
 ) -> None:
     own = f"TPP_{name.upper()}_"
-    used = {key for key in local_env if key.startswith((own, *SHARED_PREFIXES))}
+    used = {key for key in local_env if key.startswith((own, *SHARED_PREFIXES))} - ADMIN_ONLY
 
     assert used, f"deploy/local.env has no {own}* variables"
     assert used <= set(environment(service(compose, name)))
@@ -172,3 +174,43 @@ def test_jobs_run_before_the_services(compose: dict[str, Any]) -> None:
         depends_on = service(compose, name)["depends_on"]
         for job in ("topics", "migrate"):
             assert depends_on[job]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_runs_as_its_own_kafka_principal_as_locally(
+    compose: dict[str, Any], local_env: dict[str, str], name: str
+) -> None:
+    env = environment(service(compose, name))
+    own = f"TPP_{name.upper()}_KAFKA_"
+
+    assert not ADMIN_ONLY & set(env), "a service never gets the Kafka admin's credentials"
+    assert env[own + "USERNAME"] == local_env[own + "USERNAME"] == name
+    assert env[own + "PASSWORD"] == local_env[own + "PASSWORD"]
+    assert env["TPP_KAFKA_SECURITY_PROTOCOL"] == local_env["TPP_KAFKA_SECURITY_PROTOCOL"]
+
+
+def test_kafka_denies_by_default_and_knows_every_principal(
+    compose: dict[str, Any], local_env: dict[str, str]
+) -> None:
+    kafka_env = environment(service(compose, "kafka"))
+    users_job = "\n".join(service(compose, "kafka-users")["command"])
+    topics_env = environment(service(compose, "topics"))
+
+    assert kafka_env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka_env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert "PLAINTEXT:" not in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].replace(
+        "SASL_PLAINTEXT", ""
+    ), "no listener without authentication"
+    admin = local_env["TPP_KAFKA_USERNAME"]
+    assert kafka_env["KAFKA_SUPER_USERS"] == f"User:{admin}"
+    assert topics_env["TPP_KAFKA_USERNAME"] == admin
+    assert topics_env["TPP_KAFKA_PASSWORD"] == local_env["TPP_KAFKA_PASSWORD"]
+    roles = ("REGISTRY", "ENROLLMENT", "REPORTING", "OPS")
+    for user, password in [
+        (admin, local_env["TPP_KAFKA_PASSWORD"]),
+        *(
+            (local_env[f"TPP_{r}_KAFKA_USERNAME"], local_env[f"TPP_{r}_KAFKA_PASSWORD"])
+            for r in roles
+        ),
+    ]:
+        assert f"{user}:{password}" in users_job

@@ -165,14 +165,14 @@ async def test_a_service_reads_only_what_it_consumes_in_its_own_group(
     for topic in (sessions, organizers):
         await send_to_partition_0(topics, topic)
 
-    assert await read_as(enrollment, sessions, group=topics.topic("enrollment")) >= 1
+    assert await read_as(enrollment, sessions, group=topics.topic("enrollment-acl-test")) >= 1
     # Not consumed by enrollment: the broker hides the topic and serves nothing from it.
     assert await describable(enrollment, sessions)
     assert not await describable(enrollment, organizers)
     assert await read_as(enrollment, organizers) == 0
     assert await read_as(topics, organizers) >= 1, "the admin does read it"
     with pytest.raises(GroupAuthorizationFailedError):
-        await read_as(enrollment, sessions, group=topics.topic("reporting"))
+        await read_as(enrollment, sessions, group=topics.topic("reporting-acl-test"))
 
 
 async def test_a_wrong_password_is_refused(

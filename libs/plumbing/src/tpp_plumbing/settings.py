@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -60,6 +61,17 @@ class KafkaSettings(BaseSettings):
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("ssl_keyfile is set but ssl_certfile is not")
         return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSettings:
+        """Settings from the ``TPP_KAFKA_*`` entries of ``env`` (e.g. deploy/local.env read as
+        a file) instead of the process environment; no topic prefix."""
+        fields = {
+            key.removeprefix("TPP_KAFKA_").lower(): value
+            for key, value in env.items()
+            if key.startswith("TPP_KAFKA_") and key != "TPP_KAFKA_TOPIC_PREFIX"
+        }
+        return cls.model_validate(fields | {"topic_prefix": ""})
 
     def topic(self, name: str) -> str:
         """The full name of a topic under this prefix."""

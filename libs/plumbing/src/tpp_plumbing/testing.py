@@ -135,12 +135,7 @@ class Infrastructure:
 
 def _kafka_from(source: dict[str, str]) -> tuple[KafkaSettings, dict[str, tuple[str, str]]]:
     """The admin's Kafka settings and the roles' principals, from ``TPP_*`` variables."""
-    fields = {
-        key.removeprefix("TPP_KAFKA_").lower(): value
-        for key, value in source.items()
-        if key.startswith("TPP_KAFKA_") and key != "TPP_KAFKA_TOPIC_PREFIX"
-    }
-    kafka = KafkaSettings.model_validate(fields | {"topic_prefix": ""})
+    kafka = KafkaSettings.from_env(source)
     principals: dict[str, tuple[str, str]] = {}
     if kafka.uses_sasl:
         for role in acl.ROLES:
