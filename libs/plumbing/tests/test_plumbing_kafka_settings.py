@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import ssl
 import subprocess
@@ -41,6 +42,14 @@ class _Pki:
         openssl("x509", "-req", "-in", request, "-CA", self.ca, "-CAkey", ca_key, "-out",
                 self.cert, "-CAcreateserial", "-days", "1", "-extfile", extensions)  # fmt: skip
         openssl("genpkey", "-algorithm", "RSA", "-out", self.other_key)
+
+
+@pytest.fixture(autouse=True)
+def _no_kafka_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests set what they need: deploy/test.sh exports the local stack's TPP_*."""
+    for key in list(os.environ):
+        if key.startswith("TPP_") and "KAFKA_" in key:
+            monkeypatch.delenv(key)
 
 
 @pytest.fixture(scope="module")
