@@ -136,9 +136,9 @@ class Faults:
         log(f"re-produced {total} already published events (duplicates)")
 
     async def _duplicate_topic(self, topic: str, sample: int) -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.stack.bootstrap, group_id=None)
+        consumer = AIOKafkaConsumer(**self.stack.kafka.client_options(), group_id=None)
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.stack.bootstrap, acks="all", enable_idempotence=True
+            **self.stack.kafka.client_options(), acks="all", enable_idempotence=True
         )
         await consumer.start()
         await producer.start()
@@ -187,7 +187,7 @@ class Faults:
         """On every consumed topic: not JSON, not an envelope, schema-invalid, oversized —
         and one event of an unknown type (which consumers must ignore, not park)."""
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.stack.bootstrap,
+            **self.stack.kafka.client_options(),
             acks="all",
             enable_idempotence=True,
             max_request_size=4 * MAX_MESSAGE_BYTES,

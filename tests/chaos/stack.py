@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "enrollment", "reporting")
@@ -131,6 +132,11 @@ class ChaosStack:
     @property
     def bootstrap(self) -> str:
         return self.env["TPP_KAFKA_BOOTSTRAP"]
+
+    @property
+    def kafka(self) -> KafkaSettings:
+        """This stack's Kafka as its admin (TPP_KAFKA_* of the env file)."""
+        return KafkaSettings.from_env(self.env)
 
     def database_url(self, service: str) -> str:
         """The plain libpq URL of a service's database."""

@@ -23,6 +23,7 @@ from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_plumbing import deadletter
 from tpp_plumbing.ops import committed_offsets
+from tpp_plumbing.settings import KafkaSettings
 from tpp_reporting import events as reporting_events
 
 from tests.chaos.faults import CONSUMERS, FaultLog
@@ -53,10 +54,10 @@ class TopicRecord:
     value: bytes | None
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
+async def read_topic(kafka: KafkaSettings, topic: str) -> list[TopicRecord]:
     """Every record of a topic, from its first offset to its current end."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -90,10 +91,10 @@ async def read_topic(bootstrap: str, topic: str) -> list[TopicRecord]:
     return records
 
 
-async def lag_of(bootstrap: str, group: str, topics: list[str]) -> int:
+async def lag_of(kafka: KafkaSettings, group: str, topics: list[str]) -> int:
     """Total lag of a group on every partition of ``topics`` (no commit yet = from 0)."""
-    committed = await committed_offsets(bootstrap, group)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    committed = await committed_offsets(kafka, group)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # aiokafka has no public call
@@ -135,7 +136,7 @@ async def converge(stack: ChaosStack, verdict: Verdict) -> None:
     while True:
         try:
             outbox = await unsent_outbox(stack)
-            lags = {g: await lag_of(stack.bootstrap, g, topics) for g, topics in groups.items()}
+            lags = {g: await lag_of(stack.kafka, g, topics) for g, topics in groups.items()}
             state = {"outbox": outbox, "lag": lags}
             if not any(outbox.values()) and not any(lags.values()):
                 break
@@ -189,7 +190,7 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     )
 
     # --- the enrollment topic
-    records = await read_topic(stack.bootstrap, ENROLLMENTS.name)
+    records = await read_topic(stack.kafka, ENROLLMENTS.name)
     event_ids: Counter[str] = Counter()
     published: set[uuid.UUID] = set()
     for record in records:
@@ -230,7 +231,7 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     # --- reporting: every event applied once (its inbox and applied counter vs the topics)
     expected: set[str] = set()
     for topic in ALL_TOPICS:
-        for record in await read_topic(stack.bootstrap, topic.name):
+        for record in await read_topic(stack.kafka, topic.name):
             try:
                 event = reporting_events.decode(record.value)
             except reporting_events.PoisonError:
@@ -281,7 +282,7 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     parked: set[tuple[str, int, int, str]] = set()
     for topic in ALL_TOPICS:
         letters = await deadletter.read_dead_letters(
-            stack.bootstrap, deadletter.dead_letter_topic(topic.name)
+            stack.kafka, deadletter.dead_letter_topic(topic.name)
         )
         for letter in letters:
             parked.add(
