@@ -186,3 +186,18 @@ def test_a_service_runs_as_its_own_principal(monkeypatch: pytest.MonkeyPatch) ->
         "someservice",
         "own-pw",
     )
+
+
+def test_settings_from_an_env_file_ignore_what_is_not_theirs() -> None:
+    env = {
+        "TPP_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
+        "TPP_KAFKA_CONTROLLER_PORT": "29093",  # read by deploy/stack.sh only
+        "TPP_KAFKA_TOPIC_PREFIX": "not-for-the-admin.",
+        "TPP_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "TPP_KAFKA_USERNAME": "admin",
+        "TPP_KAFKA_PASSWORD": "pw",
+    }
+
+    kafka = KafkaSettings.from_env(env)
+
+    assert (kafka.bootstrap, kafka.topic_prefix, kafka.username) == ("127.0.0.1:29092", "", "admin")

@@ -67,9 +67,9 @@ class KafkaSettings(BaseSettings):
         """Settings from the ``TPP_KAFKA_*`` entries of ``env`` (e.g. deploy/local.env read as
         a file) instead of the process environment; no topic prefix."""
         fields = {
-            key.removeprefix("TPP_KAFKA_").lower(): value
-            for key, value in env.items()
-            if key.startswith("TPP_KAFKA_") and key != "TPP_KAFKA_TOPIC_PREFIX"
+            name: env[f"TPP_KAFKA_{name.upper()}"]
+            for name in cls.model_fields
+            if f"TPP_KAFKA_{name.upper()}" in env and name != "topic_prefix"
         }
         return cls.model_validate(fields | {"topic_prefix": ""})
 
