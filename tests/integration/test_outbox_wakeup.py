@@ -42,8 +42,7 @@ async def test_commits_wake_the_leader_in_process_and_through_a_standby_relay(
     outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
     args = {
         "dsn": asyncpg_dsn(url),
-        "bootstrap": kafka.bootstrap,
-        "topic_prefix": kafka.topic_prefix,
+        "kafka": kafka,
         "poll_interval_s": POLL_S,
     }
     leader, standby = OutboxRelay(**args), OutboxRelay(**args)
