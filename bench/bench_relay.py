@@ -41,6 +41,7 @@ from tpp_enrollment import tables
 from tpp_plumbing import telemetry
 from tpp_plumbing.db import create_engine, session_factory
 from tpp_plumbing.outbox import Outbox, OutboxRelay
+from tpp_plumbing.settings import KafkaSettings
 
 NAME = "relay"
 TIME_BUDGET_S = 180
@@ -74,11 +75,11 @@ def _messages(count: int) -> list[tuple[bytes, bytes]]:
     return messages
 
 
-async def bare_producer_rate(bootstrap: str, topic: str, count: int) -> float:
+async def bare_producer_rate(kafka: KafkaSettings, topic: str, count: int) -> float:
     """Records/s of a bare producer with the relay's settings (all sent, then all acked)."""
     messages = _messages(count)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=2,
@@ -112,10 +113,10 @@ async def _write_backlog(dsn: str, count: int) -> None:
         await conn.close()
 
 
-async def relay_rate(dsn: str, bootstrap: str, prefix: str, count: int) -> float:
+async def relay_rate(dsn: str, kafka: KafkaSettings, prefix: str, count: int) -> float:
     """Events/s of the relay draining a backlog of ``count`` rows."""
     await _write_backlog(dsn, count)
-    relay = OutboxRelay(dsn=dsn, bootstrap=bootstrap, topic_prefix=prefix, poll_interval_s=0.05)
+    relay = OutboxRelay(dsn=dsn, kafka=kafka.with_prefix(prefix), poll_interval_s=0.05)
     started = time.perf_counter()
     task = asyncio.create_task(relay.run())
     try:
@@ -129,7 +130,7 @@ async def relay_rate(dsn: str, bootstrap: str, prefix: str, count: int) -> float
 
 
 async def commit_to_ack(
-    url: str, bootstrap: str, prefix: str, rate: float, seconds: float
+    url: str, kafka: KafkaSettings, prefix: str, rate: float, seconds: float
 ) -> list[float]:
     """Milliseconds from each writer's commit to the broker's ack of its outbox row."""
     acked: dict[int, float] = {}
@@ -140,7 +141,7 @@ async def commit_to_ack(
             acked[row_id] = now
 
     relay = OutboxRelay(
-        dsn=libpq(url), bootstrap=bootstrap, topic_prefix=prefix, after_publish=after_publish
+        dsn=libpq(url), kafka=kafka.with_prefix(prefix), after_publish=after_publish
     )
     engine = create_engine(url, pool_size=WRITERS // 2)  # + as many overflow connections
     sessions = session_factory(engine, after_outbox_commit=relay.committed)

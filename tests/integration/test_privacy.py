@@ -24,6 +24,7 @@ from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, TRAINEES
 from tpp_plumbing import deadletter, logs, telemetry
 from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import fresh_year
 from tpp_reporting.events import KNOWN_TYPES
 
@@ -304,9 +305,9 @@ def scan(needles: list[str], haystacks: list[tuple[str, str]]) -> list[tuple[str
     ]
 
 
-async def kafka_texts(bootstrap: str, topics: list[str]) -> list[tuple[str, str]]:
+async def kafka_texts(kafka: KafkaSettings, topics: list[str]) -> list[tuple[str, str]]:
     """Key, value and every header of every message of the topics, from the first offset."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), enable_auto_commit=False)
     await consumer.start()
     texts: list[tuple[str, str]] = []
     try:
@@ -480,11 +481,11 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     poison = good.model_copy(
         update={"id": uuid.uuid4(), "data": {**good.data, "trainee_id": trainee["id"], "gender": 7}}
     )
-    await produce(platform.kafka.bootstrap, topic, [(attended.encode(), encode(poison))])
+    await produce(platform.kafka, topic, [(attended.encode(), encode(poison))])
 
     async def parked() -> Any:
         letters = await deadletter.read_dead_letters(
-            platform.kafka.bootstrap, deadletter.dead_letter_topic(topic)
+            platform.kafka, deadletter.dead_letter_topic(topic)
         )
         return [d for d in letters if str(poison.id).encode() in (d.value or b"")]
 
@@ -502,12 +503,12 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     control = f"PLANTEDCONTROL{canary.marker}"
     control_topic = platform.kafka.topic(TRAINEES.name) + deadletter.SUFFIX
     await produce(
-        platform.kafka.bootstrap,
+        platform.kafka,
         control_topic,
         [(b"control", f'{{"planted": "{control}"}}'.encode())],
     )
     await produce(
-        platform.kafka.bootstrap,
+        platform.kafka,
         control_topic,
         [(b"control", b"{}")],
         headers=[("planted", control.encode())],
@@ -529,7 +530,7 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     topics = [
         platform.kafka.topic(t.name) + sfx for t in ALL_TOPICS for sfx in ("", deadletter.SUFFIX)
     ]
-    kafka = await kafka_texts(platform.kafka.bootstrap, topics)
+    kafka = await kafka_texts(platform.kafka, topics)
     log_lines = [line for line in captured_logs.getvalue().splitlines() if line.strip()]
     log_texts = [(f"log line {n}", line) for n, line in enumerate(log_lines, 1)]
     finished_spans = spans.get_finished_spans()
