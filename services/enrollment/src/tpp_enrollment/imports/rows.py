@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import uuid
 from collections.abc import Iterator
@@ -54,19 +55,31 @@ class RowError:
     reason: str
 
 
-def read(content: bytes) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and the rows of a CSV file; raises BadFileError for an unusable file."""
+def read(content: bytes) -> tuple[str, list[str], int]:
+    """The decoded text, header and row count of a CSV file (rows are not kept: ``chunks``).
+
+    Raises BadFileError for an unusable file.
+    """
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadFileError("the file is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in next(reader, [])]
     missing = (REQUIRED_COLUMNS | {SESSION_COLUMN}) - set(header)
     if missing:
         raise BadFileError(f"missing column(s): {', '.join(sorted(missing))}")
+    total = sum(1 for row in reader if row)  # DictReader skips blank lines too
+    return text, header, total
+
+
+def chunks(text: str, header: list[str], size: int) -> Iterator[list[dict[str, str]]]:
+    """The rows of a file ``read`` accepted, ``size`` at a time (one chunk in memory)."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     reader.fieldnames = header
-    return header, list(reader)
+    next(reader, None)  # the header line
+    while chunk := list(itertools.islice(reader, size)):
+        yield chunk
 
 
 def validate(rows: list[dict[str, str]], first_row: int) -> Iterator[Nomination | RowError]:

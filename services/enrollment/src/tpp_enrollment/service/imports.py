@@ -12,7 +12,7 @@ import hashlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,7 +27,14 @@ from tpp_plumbing.problems import NotFoundError, ProblemError
 from tpp_enrollment import store, tables
 from tpp_enrollment.domain import EnrollmentRefusedError, decide
 from tpp_enrollment.events import trainee_registered
-from tpp_enrollment.imports.rows import BadFileError, Nomination, RowError, read, validate
+from tpp_enrollment.imports.rows import (
+    BadFileError,
+    Nomination,
+    RowError,
+    chunks,
+    read,
+    validate,
+)
 from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.schemas import ImportJob, ImportRowError
 from tpp_enrollment.service.enrollments import created_event
@@ -107,7 +114,7 @@ class ImportService:
     async def start_import(self, content: bytes, filename: str | None) -> tuple[ImportJob, bool]:
         """Create the file's job and start it (True), or return its existing job (False)."""
         try:
-            _, rows = read(content)
+            text, header, total = read(content)
         except BadFileError as error:
             raise ProblemError(str(error), status=422) from None
         job_id = uuid.uuid4()
@@ -116,7 +123,7 @@ class ImportService:
             created = await db.scalar(
                 pg_insert(J)
                 .values(id=job_id, sha256=digest, filename=filename, status="running")
-                .values(total=len(rows))
+                .values(total=total)
                 .on_conflict_do_nothing(index_elements=["sha256"])
                 .returning(J.c.id)
             )
@@ -124,7 +131,8 @@ class ImportService:
                 existing = await db.scalar(select(J.c.id).where(J.c.sha256 == digest))
                 assert existing is not None
                 return await self.get_import(existing), False
-        task = asyncio.create_task(self._run(job_id, rows), name=f"import-{job_id}")
+        parts = chunks(text, header, CHUNK)
+        task = asyncio.create_task(self._run(job_id, parts), name=f"import-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await self.get_import(job_id), True
@@ -149,21 +157,18 @@ class ImportService:
             shown = [ImportRowError(row=e.row_number, reason=e.reason) for e in errors]
         return ImportJob.model_validate(dict(job) | {"errors": shown})
 
-    async def _run(self, job_id: uuid.UUID, rows: list[dict[str, str]]) -> None:
+    async def _run(self, job_id: uuid.UUID, parts: Iterator[list[dict[str, str]]]) -> None:
         progress = _Progress()
         try:
-            starts = range(0, len(rows), CHUNK)
-            # Validation (CPU) of the next chunk overlaps the database writes of this one.
+            # Parsing and validation (CPU, in a worker thread) of the next chunk overlap the
+            # database writes of this one; only these two chunks of rows are in memory.
             # Sealing the personal data (encryption, keyed hashes) is done there too.
-            prepare = self._prepared
-            pending = asyncio.create_task(prepare(rows, 0)) if rows else None
-            for start in starts:
-                assert pending is not None
-                chunk, people = await pending
-                following = start + CHUNK
-                pending = (
-                    asyncio.create_task(prepare(rows, following)) if following < len(rows) else None
-                )
+            first_row = 2
+            pending = asyncio.create_task(self._prepared(parts, first_row))
+            while (prepared := await pending) is not None:
+                chunk, people = prepared
+                first_row += len(chunk)
+                pending = asyncio.create_task(self._prepared(parts, first_row))
                 async with self._sessions() as db, db.begin():
                     await self._chunk(db, job_id, chunk, people, progress)
             status, error = "done", None
@@ -252,12 +257,18 @@ class ImportService:
         }
 
     async def _prepared(
-        self, rows: list[dict[str, str]], start: int
-    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]]:
-        """One chunk of rows validated, and each person's row with sealed personal data
-        (CPU work, in a worker thread)."""
-        part = rows[start : start + CHUNK]
-        return await asyncio.to_thread(self._prepare, part, start + 2)
+        self, parts: Iterator[list[dict[str, str]]], first_row: int
+    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]] | None:
+        """The next chunk of rows parsed and validated, and each person's row with sealed
+        personal data (CPU work, in a worker thread); None after the last chunk."""
+
+        def prepare() -> (
+            tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]] | None
+        ):
+            part = next(parts, None)
+            return None if part is None else self._prepare(part, first_row)
+
+        return await asyncio.to_thread(prepare)
 
     def _prepare(
         self, part: list[dict[str, str]], first_row: int
