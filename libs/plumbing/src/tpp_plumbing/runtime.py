@@ -29,6 +29,7 @@ from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
+from tpp_plumbing.reads import ReadPool
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
 
@@ -68,6 +69,10 @@ class Runtime:
         telemetry.configure_tracing(name, settings.trace_sample_ratio)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         telemetry.instrument_engine(self.engine)
+        #: Raw connections for hot one-statement reads (lists, catalogue) and LISTEN.
+        self.reads = ReadPool(
+            asyncpg_dsn(settings.database_url), max_size=settings.database_pool_size
+        )
         # The broker documents the topics (AsyncAPI); the relay and the runners do the I/O.
         self.broker = KafkaBroker(
             settings.kafka.bootstrap,
@@ -218,6 +223,7 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self._admin.close()
             self._admin = None
+        await self.reads.close()
         await self.engine.dispose()
         if self._started:
             log.info("stopped", extra={"service": self.name})

@@ -27,7 +27,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.services = Services.build(
-        runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}"), settings.home_country
+        runtime.sessions,
+        Outbox(tables.outbox, source=f"/{NAME}"),
+        settings.home_country,
+        runtime.reads,
     )
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)

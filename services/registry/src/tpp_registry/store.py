@@ -6,21 +6,16 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
     func,
     insert,
     literal,
-    or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -129,26 +124,6 @@ class SessionFilter:
     overseas: bool | None = None
     country: str | None = None
 
-    def clauses(self) -> list[ColumnElement[bool]]:
-        """The WHERE clauses of these filters."""
-        pairs: list[tuple[Any, Any]] = [
-            (ts.c.year, self.year),
-            (ts.c.field, self.field.value if self.field else None),
-            (ts.c.organizer_id, self.organizer_id),
-            (ts.c.status, self.status.value if self.status else None),
-            (ts.c.overseas, self.overseas),
-            (ts.c.venue_country, self.country),
-        ]
-        return [column == value for column, value in pairs if value is not None]
-
-
-def _paged(query: Select[Any], cursor: str | None, limit: int) -> Select[Any]:
-    if cursor is not None:
-        after = decode_cursor(cursor)
-        query = query.where(tuple_(ts.c.start_date, ts.c.id) > tuple_(*after))
-    # One more than asked tells whether a next page exists.
-    return query.order_by(ts.c.start_date, ts.c.id).limit(limit + 1)
-
 
 def _next(rows: list[Any], limit: int) -> str | None:
     if len(rows) <= limit:
@@ -157,17 +132,60 @@ def _next(rows: list[Any], limit: int) -> str | None:
     return encode_cursor(last["start_date"], last["id"])
 
 
+# --- hot reads: one plain statement on a raw connection (tpp_plumbing.reads) ----------------
+
+Fetch = Callable[..., Awaitable[list[Any]]]
+
+#: The columns of SessionFilter's fields, in order; SQL names only these fixed columns.
+_FILTER_COLUMNS = ("year", "field", "organizer_id", "status", "overseas", "venue_country")
+
+
+def _filter_values(where: SessionFilter) -> list[Any]:
+    return [
+        where.year,
+        where.field.value if where.field else None,
+        where.organizer_id,
+        where.status.value if where.status else None,
+        where.overseas,
+        where.country,
+    ]
+
+
+def _page_sql(
+    select_from: str, conditions: list[str], args: list[Any], cursor: str | None, limit: int
+) -> str:
+    if cursor is not None:
+        start, after = decode_cursor(cursor)
+        args += [start, after]
+        conditions.append(f"(t.start_date, t.id) > (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)  # one more than asked tells whether a next page exists
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"{select_from}{where} ORDER BY t.start_date, t.id LIMIT ${len(args)}"
+
+
+def _conditions(where: SessionFilter, args: list[Any]) -> list[str]:
+    conditions = []
+    for column, value in zip(_FILTER_COLUMNS, _filter_values(where), strict=True):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"t.{column} = ${len(args)}")
+    return conditions
+
+
 async def list_sessions(
-    db: AsyncSession, where: SessionFilter, cursor: str | None, limit: int, fields: Sequence[str]
+    fetch: Fetch, where: SessionFilter, cursor: str | None, limit: int, fields: Sequence[str]
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of sessions by (start date, id) as rows of ``fields``, and the next cursor."""
-    query = _paged(select(*[ts.c[f] for f in fields]).where(*where.clauses()), cursor, limit)
-    rows = [dict(zip(fields, row, strict=True)) for row in await db.execute(query)]
+    args: list[Any] = []
+    conditions = _conditions(where, args)
+    columns = ", ".join(f"t.{f}" for f in fields)
+    sql = _page_sql(f"SELECT {columns} FROM training_session t", conditions, args, cursor, limit)
+    rows = [dict(zip(fields, row, strict=True)) for row in await fetch(sql, *args)]
     return rows[:limit], _next(rows, limit)
 
 
 async def catalogue(
-    db: AsyncSession,
+    fetch: Fetch,
     where: SessionFilter,
     text: str | None,
     cursor: str | None,
@@ -175,18 +193,21 @@ async def catalogue(
     fields: Sequence[str],
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A page of published sessions with their organizer's name, optionally text-searched."""
-    clauses = [ts.c.status == SessionStatus.PUBLISHED.value, *where.clauses()]
+    args: list[Any] = [SessionStatus.PUBLISHED.value]
+    conditions = ["t.status = $1", *_conditions(where, args)]
     if text:
-        query_ts = func.websearch_to_tsquery("english", text)
-        words = f"%{_escape_like(text)}%"
+        args += [text, f"%{_escape_like(text)}%"]
         # Full text for words, a title match for fragments stemming misses ("micro-gr").
-        clauses.append(or_(ts.c.search.op("@@")(query_ts), ts.c.title.ilike(words)))
-    columns = [org.c.name if f == "organizer_name" else ts.c[f] for f in fields]
-    query = select(*columns).join(org).where(and_(*clauses))
-    rows = [
-        dict(zip(fields, row, strict=True))
-        for row in await db.execute(_paged(query, cursor, limit))
-    ]
+        conditions.append(
+            f"(t.search @@ websearch_to_tsquery('english', ${len(args) - 1})"
+            f" OR t.title ILIKE ${len(args)})"
+        )
+    columns = ", ".join("o.name" if f == "organizer_name" else f"t.{f}" for f in fields)
+    select_from = (
+        f"SELECT {columns} FROM training_session t JOIN organizer o ON o.id = t.organizer_id"
+    )
+    sql = _page_sql(select_from, conditions, args, cursor, limit)
+    rows = [dict(zip(fields, row, strict=True)) for row in await fetch(sql, *args)]
     return rows[:limit], _next(rows, limit)
 
 

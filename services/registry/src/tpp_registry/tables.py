@@ -78,6 +78,7 @@ training_session = Table(
     Index("ix_training_session_start", "start_date", "id"),
     Index("ix_training_session_year_start", "year", "start_date", "id"),
     Index("ix_training_session_organizer", "organizer_id", "start_date", "id"),
+    Index("ix_training_session_year_status", "year", "status", "start_date", "id"),
     Index(
         "ix_training_session_catalogue",
         "start_date",
@@ -85,6 +86,7 @@ training_session = Table(
         postgresql_where=text("status = 'published'"),
     ),
     Index("ix_training_session_search", "search", postgresql_using="gin"),
+    # Triggers (migration 0302) NOTIFY registry_catalogue when a published session changes.
     # Title fragments the stemmer misses ("micro-gr"): trigrams (migration 0301, pg_trgm).
     Index(
         "ix_training_session_title_trgm",

@@ -58,3 +58,19 @@ def expected(header: int | None, body: int | None, *, required: bool = False) ->
 def tag(response: Response, version: int) -> None:
     """Set the weak ETag of a version."""
     response.headers["ETag"] = f'W/"{version}"'
+
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(description="ETag(s) of a copy you hold: 304 (no body) while it is current."),
+]
+
+
+def matches(if_none_match: str, etag: str) -> bool:
+    """Whether If-None-Match names ``etag`` (weak comparison, as RFC 9110 asks) or is ``*``."""
+    wanted = etag.removeprefix("W/")
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == wanted:
+            return True
+    return False

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Query, Response, UploadFile
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 
-from tpp_registry.http._common import IfMatch, Svc, expected, tag
+from tpp_registry.http._common import IfMatch, IfNoneMatch, Svc, expected, matches, tag
 from tpp_registry.models import (
     CancelIn,
     CataloguePage,
@@ -30,6 +30,8 @@ from tpp_registry.store import SessionFilter
 
 router = APIRouter()
 MAX_UPLOAD = 5 * 1024 * 1024
+#: Anyone may store a catalogue page, but must revalidate it (If-None-Match) before use.
+CATALOGUE_CACHE_CONTROL = "public, no-cache"
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200).")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
@@ -133,7 +135,12 @@ async def cancel_session(
     return _tagged(await services.sessions.cancel(session_id, body.reason, version))
 
 
-@router.get("/catalogue", tags=["catalogue"], response_model=CataloguePage)
+@router.get(
+    "/catalogue",
+    tags=["catalogue"],
+    response_model=CataloguePage,
+    responses={304: {"description": "Not modified: the If-None-Match ETag is current."}},
+)
 async def catalogue(
     services: Svc,
     q: Annotated[str | None, Query(max_length=200, description="Words to search")] = None,
@@ -143,7 +150,16 @@ async def catalogue(
     country: Country = None,
     cursor: Cursor = None,
     limit: Limit = 50,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
-    """The public catalogue of published sessions (no login), searchable by words."""
+    """The public catalogue of published sessions (no login), searchable by words.
+
+    Each page has a strong ETag; send it back in If-None-Match to get 304 while the page
+    is unchanged.
+    """
     where = SessionFilter(year=year, field=field, organizer_id=organizer_id, country=country)
-    return _json(await services.sessions.catalogue(where, q, cursor, limit))
+    page = await services.sessions.catalogue(where, q, cursor, limit)
+    headers = {"ETag": page.etag, "Cache-Control": CATALOGUE_CACHE_CONTROL}
+    if if_none_match is not None and matches(if_none_match, page.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="application/json", headers=headers)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.reads import ReadPool
 
+from tpp_registry.service._catalogue import CatalogueCache
 from tpp_registry.service._common import PreconditionFailedError, PreconditionRequiredError
 from tpp_registry.service._imports import ImportService
 from tpp_registry.service._organizers import OrganizerService
@@ -14,6 +16,7 @@ from tpp_registry.service._plans import PlanService
 from tpp_registry.service._sessions import SessionService
 
 __all__ = [
+    "CatalogueCache",
     "ImportService",
     "OrganizerService",
     "PlanService",
@@ -33,14 +36,22 @@ class Services:
     plans: PlanService
     imports: ImportService
 
+    catalogue: CatalogueCache
+
     @classmethod
     def build(
-        cls, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, home_country: str
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        home_country: str,
+        reads: ReadPool,
     ) -> Services:
-        """Wire the services to a database and an outbox."""
+        """Wire the services to a database, its raw read pool and an outbox."""
+        catalogue = CatalogueCache(reads)
         return cls(
-            organizers=OrganizerService(sessions, outbox),
-            sessions=SessionService(sessions, outbox, home_country),
+            catalogue=catalogue,
+            organizers=OrganizerService(sessions, outbox, catalogue),
+            sessions=SessionService(sessions, outbox, home_country, reads, catalogue),
             plans=PlanService(sessions, outbox),
             imports=ImportService(sessions, outbox, home_country),
         )

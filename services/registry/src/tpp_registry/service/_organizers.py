@@ -15,6 +15,7 @@ from tpp_plumbing.problems import ConflictError, NotFoundError
 
 from tpp_registry import tables
 from tpp_registry.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
+from tpp_registry.service._catalogue import CatalogueCache
 from tpp_registry.service._common import violates
 
 org = tables.organizer
@@ -30,9 +31,15 @@ def _name_taken(name: str) -> ConflictError:
 class OrganizerService:
     """Registers organizers and keeps their details; each change is an organizer event."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        catalogue: CatalogueCache,
+    ) -> None:
         self._sessions = sessions
         self._outbox = outbox
+        self._catalogue = catalogue
 
     async def create(self, data: OrganizerIn) -> Organizer:
         """Register an organizer; 409 when the name (in any case) is taken."""
@@ -66,6 +73,8 @@ class OrganizerService:
             if violates(error, UNIQUE_NAME):
                 raise _name_taken(patch.name or "") from None
             raise
+        if new.name != current.name:
+            self._catalogue.invalidate()  # catalogue entries carry the organizer's name
         return new
 
     async def get(self, organizer_id: uuid.UUID) -> Organizer:

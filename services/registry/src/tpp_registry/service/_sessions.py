@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.vocab import SessionStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError
+from tpp_plumbing.reads import ReadPool
 
 from tpp_registry import domain, store
 from tpp_registry.domain import (
@@ -28,10 +30,12 @@ from tpp_registry.models import (
     SessionIn,
     SessionPatch,
 )
+from tpp_registry.service._catalogue import CachedPage, CatalogueCache
 from tpp_registry.service._common import check_version, domain_problem, invalid_field
 from tpp_registry.store import SessionFilter
 
 MAX_PAGE = 200
+PUBLISHED = SessionStatus.PUBLISHED
 
 
 def details(data: SessionIn) -> SessionDetails:
@@ -59,11 +63,18 @@ class SessionService:
     """Training sessions and their lifecycle; every change is an event on the sessions topic."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, home_country: str
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        home_country: str,
+        reads: ReadPool,
+        catalogue: CatalogueCache,
     ) -> None:
         self._sessions = sessions
         self._outbox = outbox
         self._home = home_country
+        self._reads = reads
+        self._catalogue = catalogue
 
     async def create(self, data: SessionIn) -> Session:
         """Create a draft session for a known organizer."""
@@ -116,23 +127,27 @@ class SessionService:
 
     async def list(self, where: SessionFilter, cursor: str | None, limit: int) -> RawPage:
         """A page of sessions matching the filters, by start date (shaped as SessionPage)."""
-        async with self._sessions() as db:
-            await store.read_only(db)
-            rows, after = await store.list_sessions(
-                db, where, cursor, min(limit, MAX_PAGE), _SESSION_FIELDS
-            )
+        rows, after = await store.list_sessions(
+            self._reads.fetch, where, cursor, min(limit, MAX_PAGE), _SESSION_FIELDS
+        )
         return RawPage(rows, after)
 
     async def catalogue(
         self, where: SessionFilter, text: str | None, cursor: str | None, limit: int
-    ) -> RawPage:
-        """The public catalogue: published sessions, optionally searched by words."""
-        async with self._sessions() as db:
-            await store.read_only(db)
+    ) -> CachedPage:
+        """The public catalogue: published sessions, optionally searched by words.
+
+        Shaped as CataloguePage, rendered once per query until the catalogue changes.
+        """
+        limit = min(limit, MAX_PAGE)
+
+        async def render() -> bytes:
             rows, after = await store.catalogue(
-                db, where, text, cursor, min(limit, MAX_PAGE), _ENTRY_FIELDS
+                self._reads.fetch, where, text, cursor, limit, _ENTRY_FIELDS
             )
-        return RawPage(rows, after)
+            return RawPage(rows, after).json()
+
+        return await self._catalogue.page((where, text or None, cursor, limit), render)
 
     async def _decide(
         self, session_id: uuid.UUID, command: Command, expected: int | None
@@ -150,4 +165,7 @@ class SessionService:
             if decision.events:
                 await store.save_session(db, decision.state)
                 await self._outbox.add(db, decision.events)
+        if PUBLISHED in (current.status, decision.state.status):
+            # This worker's next read sees it at once; the others on the trigger's NOTIFY.
+            self._catalogue.invalidate()
         return session(decision.state)
