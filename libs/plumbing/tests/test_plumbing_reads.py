@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from tpp_plumbing import reads
 from tpp_plumbing.db import asyncpg_dsn
-from tpp_plumbing.reads import ReadPool
+from tpp_plumbing.reads import DatabaseUnavailableError, ReadPool
 from tpp_plumbing.testing import Infrastructure
 
 pytestmark = pytest.mark.integration
@@ -64,3 +64,11 @@ async def test_reads_and_notifications_survive_a_killed_connection(
         await admin.close()
         await pool.close()
     assert not pool.listening("tpp_test_reads")
+
+
+async def test_an_unreachable_database_is_reported_as_unavailable() -> None:
+    pool = ReadPool("postgresql://nobody@127.0.0.1:9/nothing", max_size=1)
+    with pytest.raises(DatabaseUnavailableError) as raised:
+        await pool.fetch("SELECT 1")
+    assert isinstance(raised.value, OSError)  # the services' handlers answer 503 for it
+    await pool.close()

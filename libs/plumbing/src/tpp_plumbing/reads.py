@@ -24,6 +24,7 @@ import asyncpg
 from opentelemetry import trace
 
 from tpp_plumbing import telemetry
+from tpp_plumbing.db import is_database_outage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 LISTEN_CHECK_S = 10.0
 #: Wait before connecting again after a failure.
 RETRY_S = 1.0
+
+
+class DatabaseUnavailableError(ConnectionError):
+    """A read found PostgreSQL unreachable or its connection gone (an OSError: 503)."""
 
 
 async def _no_reset(_: asyncpg.Connection) -> None:
@@ -60,17 +65,28 @@ class ReadPool:
         return self._pool
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        """The rows of one statement (parameters ``$1``...); a SQL span in a recorded trace."""
-        pool = await self._get()
-        if trace.get_current_span().is_recording():
-            verb = query.split(None, 1)[0].upper()
-            with telemetry.tracer().start_as_current_span(
-                verb,
-                kind=trace.SpanKind.CLIENT,
-                attributes={"db.system": "postgresql", "db.statement": query},
-            ):
-                return await pool.fetch(query, *args)
-        return await pool.fetch(query, *args)
+        """The rows of one statement (parameters ``$1``...); a SQL span in a recorded trace.
+
+        Raises:
+            DatabaseUnavailableError: PostgreSQL could not be reached or dropped the
+                connection (the services answer 503 with Retry-After; the next read gets a
+                new connection).
+        """
+        try:
+            pool = await self._get()
+            if trace.get_current_span().is_recording():
+                verb = query.split(None, 1)[0].upper()
+                with telemetry.tracer().start_as_current_span(
+                    verb,
+                    kind=trace.SpanKind.CLIENT,
+                    attributes={"db.system": "postgresql", "db.statement": query},
+                ):
+                    return await pool.fetch(query, *args)
+            return await pool.fetch(query, *args)
+        except Exception as error:
+            if is_database_outage(error):
+                raise DatabaseUnavailableError(type(error).__name__) from error
+            raise
 
     # ------------------------------------------------------------------ notifications
 
