@@ -28,10 +28,30 @@ SWAP_LOCK = 7_470_705_172
 
 
 async def raw_connection(session: AsyncSession) -> Connection:
-    """The asyncpg connection under a SQLAlchemy session (in its transaction)."""
+    """The asyncpg connection under a SQLAlchemy session, for reads.
+
+    Not in a transaction: SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first
+    statement *it* runs, so every statement sent straight to this connection commits on its
+    own. Several writes that must commit together use ``raw_transaction``.
+    """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     return cast(Connection, raw.driver_connection)
+
+
+async def raw_transaction(session: AsyncSession, first: str) -> Connection:
+    """The asyncpg connection under a SQLAlchemy session, inside the session's transaction.
+
+    ``first`` (a statement without parameters) runs through SQLAlchemy, which opens the
+    transaction (BEGIN) on the connection; what runs on the returned connection afterwards
+    commits or rolls back with the session's transaction, as one.
+    """
+    connection = await session.connection()
+    await connection.exec_driver_sql(first)
+    raw = (await connection.get_raw_connection()).driver_connection
+    if raw is None or not raw.is_in_transaction():  # never autocommit what must be one
+        raise RuntimeError("the session's transaction did not start on the asyncpg connection")
+    return cast(Connection, raw)
 
 
 def decode_records(
@@ -95,9 +115,12 @@ class ProjectionConsumer(EventConsumer):
         items, ignored, poison = decode_records(records, max_message_bytes=self.max_message_bytes)
         positions = {(r.topic, r.partition): r.offset + 1 for r in records}
         async with self._sessions() as session, session.begin():
-            conn = await raw_connection(session)
-            # Waits while a rebuild swaps the tables in, so this batch lands in the new ones.
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
+            # The inbox claim, the projections and the positions commit together or not at
+            # all. The lock waits while a rebuild swaps the tables in, so this batch lands in
+            # the new ones (held to the end of the transaction).
+            conn = await raw_transaction(
+                session, f"SELECT pg_advisory_xact_lock_shared({int(SWAP_LOCK)})"
+            )
             applied = await project(conn, LIVE, items)
             await save_positions(conn, positions)
         duplicates = len(items) - applied
