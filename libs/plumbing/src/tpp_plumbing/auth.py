@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -351,6 +351,22 @@ async def authenticated(
 
 
 Authenticated = Annotated[Principal, Depends(authenticated)]
+
+
+async def principal_of(scope: MutableMapping[str, Any]) -> Principal | None:
+    """The verified principal of an ASGI request, or None (for middleware; never raises)."""
+    app = scope.get("app")
+    verifier: TokenVerifier | None = getattr(getattr(app, "state", None), "auth", None)
+    if verifier is None:
+        return None
+    raw = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = raw.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return await verifier.verify(token.strip())
+    except ProblemError:
+        return None
 
 
 def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:

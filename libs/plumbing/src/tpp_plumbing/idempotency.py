@@ -13,6 +13,10 @@ again. Unless the first one had committed: a command's transaction marks its key
 ``COMMITTED`` (``mark_committed``, called by ``Outbox.add``), and a retry of a command that
 committed but whose answer was lost is never run again: once the claim is stale it gets 409
 "Request applied, answer lost" (read the resource to see the result).
+
+Keys belong to whoever sent them: the fingerprint covers the principal (role, organizer,
+subject), so another caller reusing a key gets 422, never the first caller's response; a
+request without a valid token is passed on untouched (and answered 401 by the route).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tpp_plumbing.auth import principal_of
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADERS = (b"etag", b"location")
@@ -120,10 +126,20 @@ class IdempotencyMiddleware:
         if not key or len(key) > MAX_KEY_LENGTH:
             await _send(send, *_problem(400, "Bad Idempotency-Key", "1 to 255 characters"))
             return
+        owner = ""
+        legacy = None
+        if getattr(scope["app"].state, "auth", None) is not None:
+            principal = await principal_of(scope)
+            if principal is None:
+                await self.app(scope, receive, send)
+                return
+            owner = f"{principal.role}:{principal.organizer_id or ''}:{principal.subject}\0"
         body = await _read_body(receive)
-        fingerprint = hashlib.sha256(
-            scope["path"].encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
-        ).hexdigest()
+        request = scope["path"].encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
+        fingerprint = hashlib.sha256(owner.encode() + request).hexdigest()
+        if owner.startswith("operator:"):
+            # Responses stored before tokens existed have no owner: operators' requests.
+            legacy = hashlib.sha256(request).hexdigest()
         stored_key = f"{scope['path']} {key}"
         async with self._sessions() as db, db.begin():
             claimed = await db.scalar(
@@ -142,7 +158,7 @@ class IdempotencyMiddleware:
                     await db.execute(select(t, stale.label("stale")).where(t.c.key == stored_key))
                 ).first()
         if existing is not None:
-            if existing.fingerprint != fingerprint:
+            if existing.fingerprint not in (fingerprint, legacy):
                 await _send(
                     send,
                     *_problem(

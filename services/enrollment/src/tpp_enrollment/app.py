@@ -21,6 +21,7 @@ from tpp_enrollment.service import (
     QueryService,
     TraineeService,
 )
+from tpp_enrollment.service.access import AccessService
 from tpp_enrollment.service.imports import ImportService
 
 NAME = "enrollment"
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         feedback=FeedbackService(runtime.sessions, outbox),
         queries=QueryService(runtime.sessions, personal),
         imports=ImportService(runtime.sessions, outbox, personal),
+        access=AccessService(runtime.sessions),
     )
 
     @contextlib.asynccontextmanager

@@ -193,6 +193,7 @@ class SessionView(BaseModel):
     venue_city: str | None = None
     venue_country: str | None = None
     version: int
+    organizer_id: uuid.UUID | None = None
 
 
 class ImportRowError(BaseModel):

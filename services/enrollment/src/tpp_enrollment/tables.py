@@ -47,6 +47,8 @@ session_view = Table(
     Column("version", Integer, nullable=False),
     Column("accepted", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Whose session it is: organizers see and act on their own sessions only.
+    Column("organizer_id", UUID(as_uuid=True), index=True),
 )
 
 # Personal data: the name and organization in clear (searched), passport number, email and

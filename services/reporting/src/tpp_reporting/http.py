@@ -10,11 +10,12 @@ import csv
 import io
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from tpp_contracts.vocab import SessionStatus, TechnicalField
+from tpp_plumbing.auth import ForbiddenError, Principal, Role, allow, require_owner
 
 from tpp_reporting.freshness import Freshness
 from tpp_reporting.models import (
@@ -34,6 +35,12 @@ from tpp_reporting.service import ReportingService
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 commitments = APIRouter(prefix="/commitments", tags=["commitments"])
+
+#: Program-wide reports: operators and viewers (an organizer gets 403).
+READ = [Depends(allow(Role.OPERATOR, Role.VIEWER))]
+WRITE = [Depends(allow(Role.OPERATOR))]
+#: Per-session figures: an organizer reads its own sessions' too.
+SessionReader = Annotated[Principal, Depends(allow(Role.OPERATOR, Role.VIEWER, Role.ORGANIZER))]
 
 Year = Path(ge=2000, le=2100)
 Format = Literal["json", "csv"]
@@ -95,7 +102,7 @@ def _either(
     return _json(report, response)
 
 
-@router.get("/freshness", response_model=Freshness)
+@router.get("/freshness", response_model=Freshness, dependencies=READ)
 async def freshness(request: Request, response: Response) -> Freshness:
     """How fresh the projections are: newest event applied and consumer lag per partition."""
     value = await _service(request).freshness()
@@ -103,7 +110,7 @@ async def freshness(request: Request, response: Response) -> Freshness:
     return value
 
 
-@router.get("/years", response_model=YearsReport)
+@router.get("/years", response_model=YearsReport, dependencies=READ)
 async def years(
     request: Request,
     response: Response,
@@ -116,7 +123,7 @@ async def years(
     return _either(report, response, fmt, "years", report.years)
 
 
-@router.get("/years/{year}", response_model=YearReport)
+@router.get("/years/{year}", response_model=YearReport, dependencies=READ)
 async def year_report(
     request: Request, response: Response, year: int = Year, fmt: Format = _FORMAT
 ) -> Any:
@@ -125,7 +132,7 @@ async def year_report(
     return _either(report, response, fmt, f"year-{year}", [report])
 
 
-@router.get("/years/{year}/breakdown/{by}", response_model=BreakdownReport)
+@router.get("/years/{year}/breakdown/{by}", response_model=BreakdownReport, dependencies=READ)
 async def breakdown(
     request: Request, response: Response, by: Dimension, year: int = Year, fmt: Format = _FORMAT
 ) -> Any:
@@ -134,7 +141,7 @@ async def breakdown(
     return _either(report, response, fmt, f"year-{year}-by-{by}", report.rows)
 
 
-@router.get("/years/{year}/follow-ups", response_model=FollowUpReport)
+@router.get("/years/{year}/follow-ups", response_model=FollowUpReport, dependencies=READ)
 async def follow_ups(
     request: Request, response: Response, year: int = Year, fmt: Format = _FORMAT
 ) -> Any:
@@ -143,7 +150,7 @@ async def follow_ups(
     return _either(report, response, fmt, f"year-{year}-follow-up-outcomes", report.outcomes)
 
 
-@router.get("/annual-review/{year}", response_model=AnnualReview)
+@router.get("/annual-review/{year}", response_model=AnnualReview, dependencies=READ)
 async def annual_review(
     request: Request,
     response: Response,
@@ -163,6 +170,7 @@ async def annual_review(
 async def sessions(
     request: Request,
     response: Response,
+    who: SessionReader,
     year: int | None = Query(None, ge=2000, le=2100),
     field: TechnicalField | None = None,
     organizer_id: uuid.UUID | None = None,
@@ -171,7 +179,14 @@ async def sessions(
     offset: int = Query(0, ge=0),
     fmt: Format = _FORMAT,
 ) -> Any:
-    """Per-session figures: fill rate, waitlist, completion and no-show rates, evaluations."""
+    """Per-session figures: fill rate, waitlist, completion and no-show rates, evaluations.
+
+    An organizer gets its own sessions only (403 when it asks for another organizer's).
+    """
+    if who.role is Role.ORGANIZER:
+        if organizer_id not in (None, who.organizer_id):
+            raise ForbiddenError("an organizer reads its own sessions only", role=who.role.value)
+        organizer_id = who.organizer_id
     report = await _service(request).sessions(
         year=year,
         field=field.value if field else None,
@@ -184,12 +199,17 @@ async def sessions(
 
 
 @router.get("/sessions/{session_id}", response_model=SessionReport)
-async def session_report(session_id: uuid.UUID, request: Request, response: Response) -> Any:
-    """One session's figures."""
-    return _json(await _service(request).session_report(session_id), response)
+async def session_report(
+    session_id: uuid.UUID, request: Request, response: Response, who: SessionReader
+) -> Any:
+    """One session's figures (an organizer: its own sessions only)."""
+    report = await _service(request).session_report(session_id)
+    if who.role is Role.ORGANIZER:
+        require_owner(who, report.organizer_id, "session")
+    return _json(report, response)
 
 
-@commitments.post("", status_code=201, response_model=CommitmentProgress)
+@commitments.post("", status_code=201, response_model=CommitmentProgress, dependencies=WRITE)
 async def create_commitment(
     body: CommitmentIn, request: Request, response: Response
 ) -> CommitmentProgress:
@@ -199,7 +219,7 @@ async def create_commitment(
     return created
 
 
-@commitments.get("", response_model=list[CommitmentProgress])
+@commitments.get("", response_model=list[CommitmentProgress], dependencies=READ)
 async def list_commitments(request: Request, fmt: Format = _FORMAT) -> Any:
     """Every commitment with its progress, share of time elapsed and the pace still needed."""
     service = _service(request)
@@ -209,7 +229,7 @@ async def list_commitments(request: Request, fmt: Format = _FORMAT) -> Any:
     return items
 
 
-@commitments.get("/{commitment_id}", response_model=CommitmentProgress)
+@commitments.get("/{commitment_id}", response_model=CommitmentProgress, dependencies=READ)
 async def get_commitment(
     commitment_id: uuid.UUID, request: Request, response: Response
 ) -> CommitmentProgress:
@@ -219,7 +239,7 @@ async def get_commitment(
     return item
 
 
-@commitments.put("/{commitment_id}", response_model=CommitmentProgress)
+@commitments.put("/{commitment_id}", response_model=CommitmentProgress, dependencies=WRITE)
 async def update_commitment(
     commitment_id: uuid.UUID, body: CommitmentIn, request: Request
 ) -> CommitmentProgress:
@@ -227,7 +247,7 @@ async def update_commitment(
     return await _service(request).update_commitment(commitment_id, body)
 
 
-@commitments.delete("/{commitment_id}", status_code=204)
+@commitments.delete("/{commitment_id}", status_code=204, dependencies=WRITE)
 async def delete_commitment(commitment_id: uuid.UUID, request: Request) -> Response:
     """Stop tracking a commitment."""
     await _service(request).delete_commitment(commitment_id)

@@ -12,8 +12,9 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from tpp_plumbing.auth import Role, allow
 
 from tpp_reporting.models import AnnualReview
 from tpp_reporting.service import ReportingService
@@ -136,7 +137,12 @@ evaluations); follow-up coverage {_pct(review.follow_up_coverage)}.</p></section
 </body></html>"""
 
 
-@router.get("/annual-review/{year}", response_class=HTMLResponse, summary="Annual review page")
+@router.get(
+    "/annual-review/{year}",
+    response_class=HTMLResponse,
+    summary="Annual review page",
+    dependencies=[Depends(allow(Role.OPERATOR, Role.VIEWER))],
+)
 async def annual_review_page(request: Request, year: int = Path(ge=2000, le=2100)) -> HTMLResponse:
     """A year's review as the center presents it (figures from ``/reports/annual-review``)."""
     service: ReportingService = request.app.state.service

@@ -13,6 +13,7 @@ from tpp_enrollment.service import (
     QueryService,
     TraineeService,
 )
+from tpp_enrollment.service.access import AccessService
 from tpp_enrollment.service.imports import ImportService
 
 
@@ -25,6 +26,7 @@ class Services:
     feedback: FeedbackService
     queries: QueryService
     imports: ImportService
+    access: AccessService
 
 
 # async: FastAPI runs a plain-def dependency in a worker thread, a hop per request.

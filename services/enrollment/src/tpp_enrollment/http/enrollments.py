@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.schemas import (
@@ -19,13 +20,15 @@ from tpp_enrollment.schemas import (
 )
 
 router = APIRouter(tags=["enrollments"])
+Who = OperatorOrOrganizer
 Id = uuid.UUID
 NoBody = Annotated[ReasonIn | None, Body()]
 
 
 @router.post("/sessions/{session_id}/enrollments", status_code=201, response_model=Enrollment)
-async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Response:
+async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc, who: Who) -> Response:
     """Ask for a place in a session: accepted, waitlisted, or submitted for review."""
+    await svc.access.check_session(who, session_id)
     enrollment = await svc.enrollments.enroll(session_id, body)
     # The hot path: the service built a valid model; serialize it once, not re-validate it.
     return Response(enrollment.model_dump_json(), 201, media_type="application/json")
@@ -35,65 +38,73 @@ async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Response:
 async def session_enrollments(
     session_id: Id,
     svc: Svc,
+    who: Who,
     status: EnrollmentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[Enrollment]:
     """A session's enrollments by status; the waitlist in order, with positions."""
+    await svc.access.check_session(who, session_id)
     return await svc.queries.session_enrollments(session_id, status, limit, offset)
 
 
 @router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
-async def session_view(session_id: Id, svc: Svc) -> SessionView:
+async def session_view(session_id: Id, svc: Svc, who: Who) -> SessionView:
     """This service's view of a registry session (from its events)."""
+    await svc.access.check_session(who, session_id)
     return await svc.queries.get_session_view(session_id)
 
 
 @router.get("/enrollments/{enrollment_id}", response_model=Enrollment)
-async def get_enrollment(enrollment_id: Id, svc: Svc) -> Enrollment:
+async def get_enrollment(enrollment_id: Id, svc: Svc, who: Who) -> Enrollment:
     """One enrollment."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.queries.get_enrollment(enrollment_id)
 
 
 @router.post("/enrollments/{enrollment_id}/accept", response_model=Enrollment)
-async def accept(enrollment_id: Id, svc: Svc) -> Enrollment:
+async def accept(enrollment_id: Id, svc: Svc, _: Operator) -> Enrollment:
     """Operator review: give a submitted or waitlisted trainee a place (409 if none)."""
     return await svc.enrollments.accept(enrollment_id)
 
 
 @router.post("/enrollments/{enrollment_id}/waitlist", response_model=Enrollment)
-async def waitlist(enrollment_id: Id, svc: Svc) -> Enrollment:
+async def waitlist(enrollment_id: Id, svc: Svc, _: Operator) -> Enrollment:
     """Operator review: put a submitted application on the waitlist."""
     return await svc.enrollments.waitlist(enrollment_id)
 
 
 @router.post("/enrollments/{enrollment_id}/reject", response_model=Enrollment)
-async def reject(enrollment_id: Id, body: RejectIn, svc: Svc) -> Enrollment:
+async def reject(enrollment_id: Id, body: RejectIn, svc: Svc, _: Operator) -> Enrollment:
     """Operator review: turn a submitted application down, with a reason."""
     return await svc.enrollments.reject(enrollment_id, body.reason)
 
 
 @router.post("/enrollments/{enrollment_id}/withdraw", response_model=Enrollment)
-async def withdraw(enrollment_id: Id, svc: Svc, body: NoBody = None) -> Enrollment:
+async def withdraw(enrollment_id: Id, svc: Svc, who: Who, body: NoBody = None) -> Enrollment:
     """The trainee gives up; a freed place promotes the first waitlisted trainee."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.withdraw(enrollment_id, body.reason if body else None)
 
 
 @router.post("/enrollments/{enrollment_id}/check-in", response_model=Enrollment)
-async def check_in(enrollment_id: Id, svc: Svc) -> Enrollment:
+async def check_in(enrollment_id: Id, svc: Svc, who: Who) -> Enrollment:
     """An accepted trainee arrived."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.check_in(enrollment_id)
 
 
 @router.post("/enrollments/{enrollment_id}/no-show", response_model=Enrollment)
-async def no_show(enrollment_id: Id, svc: Svc) -> Enrollment:
+async def no_show(enrollment_id: Id, svc: Svc, who: Who) -> Enrollment:
     """An accepted trainee did not come."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.mark_no_show(enrollment_id)
 
 
 @router.post("/enrollments/{enrollment_id}/complete", response_model=Enrollment)
 async def complete(
-    enrollment_id: Id, svc: Svc, body: Annotated[CompleteIn | None, Body()] = None
+    enrollment_id: Id, svc: Svc, who: Who, body: Annotated[CompleteIn | None, Body()] = None
 ) -> Enrollment:
     """A trainee who attended completed the session: a certificate number is issued."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.complete(enrollment_id, body.completed_on if body else None)

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
@@ -15,28 +16,41 @@ router = APIRouter(tags=["feedback"])
 
 
 @router.post("/enrollments/{enrollment_id}/evaluation", status_code=201)
-async def evaluate(enrollment_id: uuid.UUID, body: EvaluationIn, svc: Svc) -> Evaluation:
+async def evaluate(
+    enrollment_id: uuid.UUID, body: EvaluationIn, svc: Svc, who: OperatorOrOrganizer
+) -> Evaluation:
     """The trainee's evaluation (score 1-5, comment); only after attending, once."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.feedback.evaluate(enrollment_id, body)
 
 
 @router.post("/enrollments/{enrollment_id}/follow-ups", status_code=201)
-async def record_follow_up(enrollment_id: uuid.UUID, body: FollowUpIn, svc: Svc) -> FollowUp:
+async def record_follow_up(
+    enrollment_id: uuid.UUID, body: FollowUpIn, svc: Svc, who: OperatorOrOrganizer
+) -> FollowUp:
     """Record a follow-up with a trainee who completed the session."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.feedback.record_follow_up(enrollment_id, body)
 
 
 @router.get("/enrollments/{enrollment_id}/follow-ups")
-async def follow_ups(enrollment_id: uuid.UUID, svc: Svc) -> list[FollowUp]:
+async def follow_ups(
+    enrollment_id: uuid.UUID, svc: Svc, who: OperatorOrOrganizer
+) -> list[FollowUp]:
     """An enrollment's follow-ups, oldest first."""
+    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.queries.follow_ups(enrollment_id)
 
 
 @router.get("/follow-ups/due")
 async def follow_ups_due(
     svc: Svc,
+    _: Operator,
     as_of: date | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[FollowUpDue]:
-    """Follow-ups due by ``as_of`` (default today): 3, 6 and 12 months after completion."""
+    """Follow-ups due by ``as_of`` (default today): 3, 6 and 12 months after completion.
+
+    Operators only: the list spans every organizer's sessions.
+    """
     return await svc.queries.follow_ups_due(as_of or date.today(), limit)

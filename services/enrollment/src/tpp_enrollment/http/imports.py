@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Response, UploadFile
+from tpp_plumbing.auth import Role, allow
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.schemas import ImportJob
 
-router = APIRouter(tags=["imports"])
+# Nominations arrive for any session, from country S&T departments: operators' work.
+router = APIRouter(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))])
 
 
 @router.post(

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from tpp_plumbing.auth import Operator
+from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
@@ -20,8 +20,11 @@ router = APIRouter(tags=["trainees"])
     response_model=Trainee,
     responses={200: {"description": "Already registered: the existing trainee."}},
 )
-async def register_trainee(body: TraineeIn, svc: Svc, response: Response) -> Trainee:
-    """Register a trainee (201), or return the one with this passport and country (200)."""
+async def register_trainee(body: TraineeIn, svc: Svc, response: Response, _: Operator) -> Trainee:
+    """Register a trainee (201), or return the one with this passport and country (200).
+
+    Operators only: the answer for a known passport is that person's record.
+    """
     trainee, created = await svc.trainees.register_trainee(body)
     response.status_code = 201 if created else 200
     return trainee
@@ -30,19 +33,24 @@ async def register_trainee(body: TraineeIn, svc: Svc, response: Response) -> Tra
 @router.get("/trainees", response_model=TraineePage)
 async def search_trainees(
     svc: Svc,
+    _: Operator,
     name: str | None = None,
     country: str | None = None,
     organization: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TraineePage:
-    """Search trainees by name, country and organization (paginated, at most 500)."""
+    """Search trainees by name, country and organization (paginated, at most 500).
+
+    Operators only (an organizer finds its trainees through its sessions' enrollments).
+    """
     return await svc.queries.search_trainees(name, country, organization, limit, offset)
 
 
 @router.get("/trainees/{trainee_id}", response_model=Trainee)
-async def get_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
-    """One trainee."""
+async def get_trainee(trainee_id: uuid.UUID, svc: Svc, who: OperatorOrOrganizer) -> Trainee:
+    """One trainee (an organizer: one enrolled in its sessions)."""
+    await svc.access.check_trainee(who, trainee_id)
     return await svc.queries.get_trainee(trainee_id)
 
 
@@ -60,6 +68,13 @@ async def erase_trainee(trainee_id: uuid.UUID, svc: Svc, _: Operator) -> Trainee
 
 
 @router.get("/trainees/{trainee_id}/enrollments", response_model=list[Enrollment])
-async def trainee_history(trainee_id: uuid.UUID, svc: Svc) -> list[Enrollment]:
-    """A trainee's enrollments, oldest first."""
-    return await svc.queries.trainee_history(trainee_id)
+async def trainee_history(
+    trainee_id: uuid.UUID, svc: Svc, who: OperatorOrOrganizer
+) -> list[Enrollment]:
+    """A trainee's enrollments, oldest first (an organizer: those in its own sessions)."""
+    await svc.access.check_trainee(who, trainee_id)
+    history = await svc.queries.trainee_history(trainee_id)
+    if who.is_operator:
+        return history
+    own = await svc.access.own_sessions(who, (e.session_id for e in history))
+    return [e for e in history if e.session_id in own]

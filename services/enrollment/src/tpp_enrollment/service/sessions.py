@@ -74,6 +74,7 @@ class SessionProjector:
             "venue_city": event.venue_city,
             "venue_country": event.venue_country,
             "version": event.version,
+            "organizer_id": event.organizer_id,
         }
         applied = await db.scalar(
             insert(V)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from tpp_contracts.vocab import OrganizerKind
+from tpp_plumbing.auth import Operator, OperatorOrOrganizer, require_owner
 
 from tpp_registry.http._common import Svc
 from tpp_registry.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
@@ -15,7 +16,7 @@ router = APIRouter(tags=["organizers"])
 
 
 @router.post("/organizers", status_code=201)
-async def create_organizer(body: OrganizerIn, services: Svc) -> Organizer:
+async def create_organizer(body: OrganizerIn, services: Svc, _: Operator) -> Organizer:
     """Register an organizer (409 if its name, in any case, is taken)."""
     return await services.organizers.create(body)
 
@@ -23,24 +24,29 @@ async def create_organizer(body: OrganizerIn, services: Svc) -> Organizer:
 @router.get("/organizers")
 async def list_organizers(
     services: Svc,
+    _: Operator,
     kind: OrganizerKind | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OrganizerPage:
-    """Organizers by name."""
+    """Organizers by name (operators; an organizer reads its own record by id)."""
     return await services.organizers.list(kind=kind, country=country, offset=offset, limit=limit)
 
 
 @router.get("/organizers/{organizer_id}")
-async def get_organizer(organizer_id: uuid.UUID, services: Svc) -> Organizer:
-    """One organizer."""
+async def get_organizer(
+    organizer_id: uuid.UUID, services: Svc, who: OperatorOrOrganizer
+) -> Organizer:
+    """One organizer (an organizer reads only its own)."""
+    require_owner(who, organizer_id, "organizer")
     return await services.organizers.get(organizer_id)
 
 
 @router.patch("/organizers/{organizer_id}")
 async def update_organizer(
-    organizer_id: uuid.UUID, body: OrganizerPatch, services: Svc
+    organizer_id: uuid.UUID, body: OrganizerPatch, services: Svc, who: OperatorOrOrganizer
 ) -> Organizer:
-    """Change an organizer's details."""
+    """Change an organizer's details (an organizer changes only its own)."""
+    require_owner(who, organizer_id, "organizer")
     return await services.organizers.update(organizer_id, body)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Depends, Path, Response
+from tpp_plumbing.auth import Role, allow
 
 from tpp_registry.http._common import IfMatch, Svc, tag
 from tpp_registry.models import Plan, PlanIn
 
-router = APIRouter(tags=["plans"])
+# The program's plans are the exchange center's: operators only.
+router = APIRouter(tags=["plans"], dependencies=[Depends(allow(Role.OPERATOR))])
 Year = Annotated[int, Path(ge=2000, le=2100)]
 
 

@@ -11,8 +11,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from tpp_contracts.vocab import SessionStatus, TechnicalField
+from tpp_plumbing.auth import (
+    ForbiddenError,
+    Operator,
+    OperatorOrOrganizer,
+    Principal,
+    Role,
+    require_owner,
+)
 
 from tpp_registry.http._common import IfMatch, IfNoneMatch, Svc, expected, matches, tag
 from tpp_registry.models import (
@@ -29,6 +37,16 @@ from tpp_registry.models import Country as CountryCode
 from tpp_registry.store import SessionFilter
 
 router = APIRouter()
+
+
+async def _own_session(session_id: uuid.UUID, services: Svc, who: OperatorOrOrganizer) -> None:
+    # Operators skip the lookup; an organizer may touch only its own organizer's sessions.
+    if not who.is_operator:
+        session = await services.sessions.get(session_id)
+        require_owner(who, session.organizer_id, "session")
+
+
+OwnSession = [Depends(_own_session)]
 MAX_UPLOAD = 5 * 1024 * 1024
 #: Anyone may store a catalogue page, but must revalidate it (If-None-Match) before use.
 CATALOGUE_CACHE_CONTROL = "public, no-cache"
@@ -39,14 +57,16 @@ Country = Annotated[CountryCode | None, Query(description="Venue country (ISO al
 
 
 @router.post("/sessions", status_code=201, tags=["sessions"], response_model=Session)
-async def create_session(body: SessionIn, services: Svc) -> Response:
-    """Create a training session as a draft."""
+async def create_session(body: SessionIn, services: Svc, who: OperatorOrOrganizer) -> Response:
+    """Create a training session as a draft (an organizer, for itself only)."""
+    require_owner(who, body.organizer_id, "organizer")
     return _tagged(await services.sessions.create(body), 201)
 
 
 @router.post("/sessions/import", tags=["sessions"])
 async def import_sessions(
     services: Svc,
+    _: Operator,
     file: Annotated[UploadFile, File(description="CSV, UTF-8, one session per row.")],
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> ImportReport:
@@ -66,6 +86,15 @@ def _tagged(session: Session, status: int = 200) -> Response:
     return response
 
 
+def _scoped(who: Principal, organizer_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The organizer filter a list may use: an organizer's own, whatever it asked."""
+    if who.role is not Role.ORGANIZER:
+        return organizer_id
+    if organizer_id is not None and organizer_id != who.organizer_id:
+        raise ForbiddenError("an organizer lists its own sessions only", role=who.role.value)
+    return who.organizer_id
+
+
 def _json(page: RawPage) -> Response:
     return Response(page.json(), media_type="application/json")
 
@@ -73,6 +102,7 @@ def _json(page: RawPage) -> Response:
 @router.get("/sessions", tags=["sessions"], response_model=SessionPage)
 async def list_sessions(
     services: Svc,
+    who: OperatorOrOrganizer,
     year: int | None = None,
     field: TechnicalField | None = None,
     organizer_id: uuid.UUID | None = None,
@@ -82,18 +112,26 @@ async def list_sessions(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:
-    """Sessions by start date, filtered; follow next_cursor for the next page."""
+    """Sessions by start date, filtered; follow next_cursor for the next page.
+
+    An organizer sees its own sessions only (403 when it asks for another organizer's).
+    """
+    organizer_id = _scoped(who, organizer_id)
     where = SessionFilter(year, field, organizer_id, status, overseas, country)
     return _json(await services.sessions.list(where, cursor, limit))
 
 
-@router.get("/sessions/{session_id}", tags=["sessions"], response_model=Session)
+@router.get(
+    "/sessions/{session_id}", tags=["sessions"], response_model=Session, dependencies=OwnSession
+)
 async def get_session(session_id: uuid.UUID, services: Svc) -> Response:
     """One training session, with its ETag."""
     return _tagged(await services.sessions.get(session_id))
 
 
-@router.patch("/sessions/{session_id}", tags=["sessions"], response_model=Session)
+@router.patch(
+    "/sessions/{session_id}", tags=["sessions"], response_model=Session, dependencies=OwnSession
+)
 async def revise_session(
     session_id: uuid.UUID, body: SessionPatch, if_match: IfMatch, services: Svc
 ) -> Response:
@@ -102,31 +140,56 @@ async def revise_session(
     return _tagged(await services.sessions.revise(session_id, body, version))
 
 
-@router.post("/sessions/{session_id}/publish", tags=["lifecycle"], response_model=Session)
+@router.post(
+    "/sessions/{session_id}/publish",
+    tags=["lifecycle"],
+    response_model=Session,
+    dependencies=OwnSession,
+)
 async def publish_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """Publish a draft: it enters the catalogue and enrollment opens."""
     return _tagged(await services.sessions.publish(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/close-enrollment", tags=["lifecycle"], response_model=Session)
+@router.post(
+    "/sessions/{session_id}/close-enrollment",
+    tags=["lifecycle"],
+    response_model=Session,
+    dependencies=OwnSession,
+)
 async def close_enrollment(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """Stop taking enrollments."""
     return _tagged(await services.sessions.close_enrollment(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/start", tags=["lifecycle"], response_model=Session)
+@router.post(
+    "/sessions/{session_id}/start",
+    tags=["lifecycle"],
+    response_model=Session,
+    dependencies=OwnSession,
+)
 async def start_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """The session begins (enrollment must be closed)."""
     return _tagged(await services.sessions.start(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/complete", tags=["lifecycle"], response_model=Session)
+@router.post(
+    "/sessions/{session_id}/complete",
+    tags=["lifecycle"],
+    response_model=Session,
+    dependencies=OwnSession,
+)
 async def complete_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
     """The session ended and counts as held."""
     return _tagged(await services.sessions.complete(session_id, if_match))
 
 
-@router.post("/sessions/{session_id}/cancel", tags=["lifecycle"], response_model=Session)
+@router.post(
+    "/sessions/{session_id}/cancel",
+    tags=["lifecycle"],
+    response_model=Session,
+    dependencies=OwnSession,
+)
 async def cancel_session(
     session_id: uuid.UUID, body: CancelIn, if_match: IfMatch, services: Svc
 ) -> Response:
