@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from tpp_plumbing.auth import dev_token
 
 from .reporting_support import Program, fresh_year, ok
 
@@ -124,7 +125,9 @@ async def test_dashboard_and_annual_review_show_the_figures_the_api_gives(
             page = await browser.new_page(viewport={"width": 1280, "height": 1600})
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(f"{base}/dashboard?year={year}")
+            # A viewer signs in by opening the link with the token in the fragment.
+            viewer = dev_token("viewer")
+            await page.goto(f"{base}/dashboard?year={year}#token={viewer}")
             await page.wait_for_selector("body[data-ready]", timeout=20_000)
             assert await page.get_attribute("body", "data-ready") == "true", errors
             assert errors == []
@@ -145,6 +148,8 @@ async def test_dashboard_and_annual_review_show_the_figures_the_api_gives(
             assert charts == 6
             await page.screenshot(path=str(ARTIFACTS / f"dashboard-{year}.png"), full_page=True)
 
+            # The review is rendered on the server: its request carries the token itself.
+            await page.set_extra_http_headers({"Authorization": f"Bearer {viewer}"})
             await page.goto(f"{base}/annual-review/{year}")
             held_text = await page.inner_text("[data-testid=review-sessions_held]")
             trained = await page.inner_text("[data-testid=review-trainees_completed]")

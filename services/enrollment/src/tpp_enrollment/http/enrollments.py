@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.auth import Operator, OperatorOrOrganizer
+from tpp_plumbing.auth import Operator
 
-from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.http.deps import OwnEnrollment, OwnSession, Svc
 from tpp_enrollment.schemas import (
     CompleteIn,
     Enrollment,
@@ -20,45 +20,48 @@ from tpp_enrollment.schemas import (
 )
 
 router = APIRouter(tags=["enrollments"])
-Who = OperatorOrOrganizer
 Id = uuid.UUID
 NoBody = Annotated[ReasonIn | None, Body()]
 
 
-@router.post("/sessions/{session_id}/enrollments", status_code=201, response_model=Enrollment)
-async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc, who: Who) -> Response:
+@router.post(
+    "/sessions/{session_id}/enrollments",
+    status_code=201,
+    response_model=Enrollment,
+    dependencies=OwnSession,
+)
+async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Response:
     """Ask for a place in a session: accepted, waitlisted, or submitted for review."""
-    await svc.access.check_session(who, session_id)
     enrollment = await svc.enrollments.enroll(session_id, body)
     # The hot path: the service built a valid model; serialize it once, not re-validate it.
     return Response(enrollment.model_dump_json(), 201, media_type="application/json")
 
 
-@router.get("/sessions/{session_id}/enrollments", response_model=list[Enrollment])
+@router.get(
+    "/sessions/{session_id}/enrollments", response_model=list[Enrollment], dependencies=OwnSession
+)
 async def session_enrollments(
     session_id: Id,
     svc: Svc,
-    who: Who,
     status: EnrollmentStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[Enrollment]:
     """A session's enrollments by status; the waitlist in order, with positions."""
-    await svc.access.check_session(who, session_id)
     return await svc.queries.session_enrollments(session_id, status, limit, offset)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
-async def session_view(session_id: Id, svc: Svc, who: Who) -> SessionView:
+@router.get(
+    "/sessions/{session_id}", response_model=SessionView, tags=["sessions"], dependencies=OwnSession
+)
+async def session_view(session_id: Id, svc: Svc) -> SessionView:
     """This service's view of a registry session (from its events)."""
-    await svc.access.check_session(who, session_id)
     return await svc.queries.get_session_view(session_id)
 
 
-@router.get("/enrollments/{enrollment_id}", response_model=Enrollment)
-async def get_enrollment(enrollment_id: Id, svc: Svc, who: Who) -> Enrollment:
+@router.get("/enrollments/{enrollment_id}", response_model=Enrollment, dependencies=OwnEnrollment)
+async def get_enrollment(enrollment_id: Id, svc: Svc) -> Enrollment:
     """One enrollment."""
-    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.queries.get_enrollment(enrollment_id)
 
 
@@ -80,31 +83,35 @@ async def reject(enrollment_id: Id, body: RejectIn, svc: Svc, _: Operator) -> En
     return await svc.enrollments.reject(enrollment_id, body.reason)
 
 
-@router.post("/enrollments/{enrollment_id}/withdraw", response_model=Enrollment)
-async def withdraw(enrollment_id: Id, svc: Svc, who: Who, body: NoBody = None) -> Enrollment:
+@router.post(
+    "/enrollments/{enrollment_id}/withdraw", response_model=Enrollment, dependencies=OwnEnrollment
+)
+async def withdraw(enrollment_id: Id, svc: Svc, body: NoBody = None) -> Enrollment:
     """The trainee gives up; a freed place promotes the first waitlisted trainee."""
-    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.withdraw(enrollment_id, body.reason if body else None)
 
 
-@router.post("/enrollments/{enrollment_id}/check-in", response_model=Enrollment)
-async def check_in(enrollment_id: Id, svc: Svc, who: Who) -> Enrollment:
+@router.post(
+    "/enrollments/{enrollment_id}/check-in", response_model=Enrollment, dependencies=OwnEnrollment
+)
+async def check_in(enrollment_id: Id, svc: Svc) -> Enrollment:
     """An accepted trainee arrived."""
-    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.check_in(enrollment_id)
 
 
-@router.post("/enrollments/{enrollment_id}/no-show", response_model=Enrollment)
-async def no_show(enrollment_id: Id, svc: Svc, who: Who) -> Enrollment:
+@router.post(
+    "/enrollments/{enrollment_id}/no-show", response_model=Enrollment, dependencies=OwnEnrollment
+)
+async def no_show(enrollment_id: Id, svc: Svc) -> Enrollment:
     """An accepted trainee did not come."""
-    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.mark_no_show(enrollment_id)
 
 
-@router.post("/enrollments/{enrollment_id}/complete", response_model=Enrollment)
+@router.post(
+    "/enrollments/{enrollment_id}/complete", response_model=Enrollment, dependencies=OwnEnrollment
+)
 async def complete(
-    enrollment_id: Id, svc: Svc, who: Who, body: Annotated[CompleteIn | None, Body()] = None
+    enrollment_id: Id, svc: Svc, body: Annotated[CompleteIn | None, Body()] = None
 ) -> Enrollment:
     """A trainee who attended completed the session: a certificate number is issued."""
-    await svc.access.check_enrollment(who, enrollment_id)
     return await svc.enrollments.complete(enrollment_id, body.completed_on if body else None)

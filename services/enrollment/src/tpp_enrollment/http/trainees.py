@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 
-from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.http.deps import OwnTrainee, Svc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
 
 router = APIRouter(tags=["trainees"])
@@ -47,10 +47,9 @@ async def search_trainees(
     return await svc.queries.search_trainees(name, country, organization, limit, offset)
 
 
-@router.get("/trainees/{trainee_id}", response_model=Trainee)
-async def get_trainee(trainee_id: uuid.UUID, svc: Svc, who: OperatorOrOrganizer) -> Trainee:
+@router.get("/trainees/{trainee_id}", response_model=Trainee, dependencies=OwnTrainee)
+async def get_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
     """One trainee (an organizer: one enrolled in its sessions)."""
-    await svc.access.check_trainee(who, trainee_id)
     return await svc.queries.get_trainee(trainee_id)
 
 
@@ -67,12 +66,13 @@ async def erase_trainee(trainee_id: uuid.UUID, svc: Svc, _: Operator) -> Trainee
     return await svc.trainees.erase(trainee_id)
 
 
-@router.get("/trainees/{trainee_id}/enrollments", response_model=list[Enrollment])
+@router.get(
+    "/trainees/{trainee_id}/enrollments", response_model=list[Enrollment], dependencies=OwnTrainee
+)
 async def trainee_history(
     trainee_id: uuid.UUID, svc: Svc, who: OperatorOrOrganizer
 ) -> list[Enrollment]:
     """A trainee's enrollments, oldest first (an organizer: those in its own sessions)."""
-    await svc.access.check_trainee(who, trainee_id)
     history = await svc.queries.trainee_history(trainee_id)
     if who.is_operator:
         return history

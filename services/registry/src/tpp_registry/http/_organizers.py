@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from tpp_contracts.vocab import OrganizerKind
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer, require_owner
 
@@ -13,6 +13,14 @@ from tpp_registry.http._common import Svc
 from tpp_registry.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
 
 router = APIRouter(tags=["organizers"])
+
+
+async def _own_organizer(organizer_id: uuid.UUID, who: OperatorOrOrganizer) -> None:
+    # A dependency: 403 comes before the body is validated.
+    require_owner(who, organizer_id, "organizer")
+
+
+OwnOrganizer = [Depends(_own_organizer)]
 
 
 @router.post("/organizers", status_code=201)
@@ -34,19 +42,15 @@ async def list_organizers(
     return await services.organizers.list(kind=kind, country=country, offset=offset, limit=limit)
 
 
-@router.get("/organizers/{organizer_id}")
-async def get_organizer(
-    organizer_id: uuid.UUID, services: Svc, who: OperatorOrOrganizer
-) -> Organizer:
+@router.get("/organizers/{organizer_id}", dependencies=OwnOrganizer)
+async def get_organizer(organizer_id: uuid.UUID, services: Svc) -> Organizer:
     """One organizer (an organizer reads only its own)."""
-    require_owner(who, organizer_id, "organizer")
     return await services.organizers.get(organizer_id)
 
 
-@router.patch("/organizers/{organizer_id}")
+@router.patch("/organizers/{organizer_id}", dependencies=OwnOrganizer)
 async def update_organizer(
-    organizer_id: uuid.UUID, body: OrganizerPatch, services: Svc, who: OperatorOrOrganizer
+    organizer_id: uuid.UUID, body: OrganizerPatch, services: Svc
 ) -> Organizer:
     """Change an organizer's details (an organizer changes only its own)."""
-    require_owner(who, organizer_id, "organizer")
     return await services.organizers.update(organizer_id, body)
