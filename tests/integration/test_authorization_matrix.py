@@ -164,7 +164,7 @@ async def fixture_data(platform: Platform, eventually: Any) -> dict[str, str]:
     async def projected() -> bool:
         return (await enrollment.http.get(f"/sessions/{session_id}")).status_code == 200
 
-    await eventually(projected, what="the session in the enrollment view")
+    await eventually(projected, within=60, what="the session in the enrollment view")
     trainee = await enrollment.http.post(
         "/trainees",
         json={
@@ -185,7 +185,7 @@ async def fixture_data(platform: Platform, eventually: Any) -> dict[str, str]:
         report = await reporting.http.get(f"/reports/sessions/{session_id}")
         return report.status_code == 200 and report.json().get("organizer_id") == ids["own"]
 
-    await eventually(reported, what="the session's organizer in the reporting projection")
+    await eventually(reported, within=60, what="the session organizer in the reporting projection")
     return {
         "organizer_id": ids["own"],
         "other_organizer_id": ids["other"],

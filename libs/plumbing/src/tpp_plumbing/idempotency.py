@@ -150,7 +150,7 @@ class IdempotencyMiddleware:
             )
             existing = None
             if claimed is None:
-                claimed = await self._take_over_abandoned(db, stored_key, fingerprint)
+                claimed = await self._take_over_abandoned(db, stored_key, fingerprint, legacy)
             if claimed is None:
                 t = self._table
                 stale = t.c.created_at < func.now() - cast(literal(self._stale_after), Interval)
@@ -194,7 +194,7 @@ class IdempotencyMiddleware:
         await self._run_and_store(scope, body, send, stored_key)
 
     async def _take_over_abandoned(
-        self, db: AsyncSession, key: str, fingerprint: str
+        self, db: AsyncSession, key: str, fingerprint: str, legacy: str | None
     ) -> str | None:
         """Claim the key of the same request left in progress for too long; None if none."""
         t = self._table
@@ -203,10 +203,10 @@ class IdempotencyMiddleware:
             .where(
                 t.c.key == key,
                 t.c.status.is_(None),
-                t.c.fingerprint == fingerprint,
+                t.c.fingerprint.in_([fingerprint, legacy or fingerprint]),
                 t.c.created_at < func.now() - cast(literal(self._stale_after), Interval),
             )
-            .values(created_at=func.now())
+            .values(created_at=func.now(), fingerprint=fingerprint)
             .returning(t.c.key)
         )
         return taken
