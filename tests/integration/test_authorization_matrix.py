@@ -67,6 +67,7 @@ RIGHTS: dict[str, dict[str, str]] = {
     "enrollment": HEALTH
     | {
         "POST /trainees": OPERATOR,
+        "POST /trainees/{trainee_id}/erasure": OPERATOR,
         "GET /trainees": OPERATOR,
         "GET /trainees/{trainee_id}": OWN,
         "GET /trainees/{trainee_id}/enrollments": OWN,

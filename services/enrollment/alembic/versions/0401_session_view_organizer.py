@@ -1,7 +1,7 @@
 """session view: the session's organizer (from the registry's session events), for scoping
 
 Revision ID: 0401_session_view_organizer
-Revises: 0003
+Revises: 0501
 Create Date: 2026-11-28 05:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0401_session_view_organizer"
-down_revision: str | None = "0003"
+down_revision: str | None = "0501"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
