@@ -39,6 +39,7 @@ HEALTH = {
     "GET /health/live": PUBLIC,
     "GET /health/ready": PUBLIC,
     "GET /metrics": PUBLIC,
+    "GET /audit": OPERATOR,
 }
 # The expected rights: service -> "METHOD /path template" -> who may.
 RIGHTS: dict[str, dict[str, str]] = {

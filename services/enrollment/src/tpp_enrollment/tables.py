@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import UUID
+from tpp_plumbing.audit import audit_table
 from tpp_plumbing.db import new_metadata
 from tpp_plumbing.idempotency import idempotency_table
 from tpp_plumbing.inbox import inbox_table
@@ -27,6 +28,7 @@ from tpp_plumbing.outbox import outbox_table
 
 metadata = new_metadata()
 idempotency = idempotency_table(metadata)
+audit = audit_table(metadata)
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 

@@ -20,12 +20,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from tpp_plumbing.audit import audit_table
 from tpp_plumbing.db import new_metadata
 from tpp_plumbing.idempotency import idempotency_table
 from tpp_plumbing.outbox import outbox_table
 
 metadata = new_metadata()
 idempotency = idempotency_table(metadata)
+audit = audit_table(metadata)
 outbox = outbox_table(metadata)
 
 organizer = Table(

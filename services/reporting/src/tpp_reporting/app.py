@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
@@ -77,7 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
+    # Inside the tracing middleware (added next), so a record carries the request's trace id.
+    app.add_middleware(AuditMiddleware, engine=runtime.engine, table=tables.audit)
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
+    app.include_router(audit_router(runtime.engine, tables.audit))
     app.include_router(router)
     app.include_router(commitments)
     app.include_router(pages)

@@ -1,0 +1,297 @@
+"""The audit log: every command (non-GET request) of an operator or organizer, per service.
+
+A row says who (subject, role, organizer), what (method and route template), on what
+(the route's ids, or the id a create returned), when, under which request id, and how it
+ended (the HTTP status). It holds ids only, never request bodies: no names, passports or
+other personal data. The row is committed before the response leaves, so no command is
+acknowledged without its record; refused commands (403, 409, 422...) are recorded too.
+The table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0401
+of each service). Operators read it at ``GET /audit``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tpp_plumbing import telemetry
+from tpp_plumbing.auth import Role, allow, principal_of
+from tpp_plumbing.problems import ProblemError
+
+log = logging.getLogger(__name__)
+TABLE_NAME = "audit_log"
+REQUEST_ID = b"x-request-id"
+AUDITED_ROLES = (Role.OPERATOR, Role.ORGANIZER)
+
+#: The migration's DDL making the table append-only (a trigger, so it binds the owner too).
+APPEND_ONLY_SQL = (
+    f"""
+CREATE FUNCTION {TABLE_NAME}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only (% refused)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$
+""",
+    f"""
+CREATE TRIGGER {TABLE_NAME}_no_update_or_delete BEFORE UPDATE OR DELETE ON {TABLE_NAME}
+    FOR EACH ROW EXECUTE FUNCTION {TABLE_NAME}_append_only()
+""",
+    f"""
+CREATE TRIGGER {TABLE_NAME}_no_truncate BEFORE TRUNCATE ON {TABLE_NAME}
+    FOR EACH STATEMENT EXECUTE FUNCTION {TABLE_NAME}_append_only()
+""",
+)
+DROP_APPEND_ONLY_SQL = (
+    f"DROP TRIGGER IF EXISTS {TABLE_NAME}_no_truncate ON {TABLE_NAME}",
+    f"DROP TRIGGER IF EXISTS {TABLE_NAME}_no_update_or_delete ON {TABLE_NAME}",
+    f"DROP FUNCTION IF EXISTS {TABLE_NAME}_append_only()",
+)
+
+
+def audit_table(metadata: MetaData) -> Table:
+    """The audit log, in a service's own metadata (its migration 0401 creates it)."""
+    return Table(
+        TABLE_NAME,
+        metadata,
+        Column("id", BigInteger, Identity(always=True), primary_key=True),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("subject", Text, nullable=False),
+        Column("role", Text, nullable=False),
+        Column("organizer_id", UUID(as_uuid=True)),
+        Column("method", Text, nullable=False),
+        Column("operation", Text, nullable=False),
+        Column("target", Text),
+        Column("request_id", Text, nullable=False),
+        Column("status", Integer, nullable=False),
+        Index(f"ix_{TABLE_NAME}_at", "at"),
+        Index(f"ix_{TABLE_NAME}_subject", "subject"),
+        Index(f"ix_{TABLE_NAME}_target", "target"),
+    )
+
+
+def _target(scope: Scope, status: int, body: bytes) -> str | None:
+    """The ids the command addressed: path parameters, or the id a create answered with."""
+    params = scope.get("path_params") or {}
+    if params:
+        return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+    if status in (200, 201, 202) and body[:1] == b"{":
+        try:
+            created = json.loads(body).get("id")
+        except (ValueError, AttributeError):
+            return None
+        if isinstance(created, str):
+            return f"id={created}"
+    return None
+
+
+class AuditMiddleware:
+    """Records every command of an operator or organizer before its response is sent."""
+
+    def __init__(self, app: ASGIApp, *, engine: AsyncEngine, table: Table) -> None:
+        self.app = app
+        self._engine = engine
+        self._table = table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(REQUEST_ID, b"").decode("latin-1")[:100]
+        if not request_id:
+            ids = telemetry.current_ids()
+            request_id = ids[0] if ids else uuid.uuid4().hex
+        principal = await principal_of(scope)
+        if principal is None or principal.role not in AUDITED_ROLES:
+            await self.app(scope, receive, _with_request_id(send, request_id))
+            return
+        # The response is held until its audit row is committed (command answers are small).
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def hold(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    await self._flush(scope, principal, request_id, start, chunks, send)
+            else:
+                await send(message)
+
+        await self.app(scope, receive, hold)
+
+    async def _flush(
+        self,
+        scope: Scope,
+        principal: Any,
+        request_id: str,
+        start: Message | None,
+        chunks: list[bytes],
+        send: Send,
+    ) -> None:
+        assert start is not None
+        status = int(start["status"])
+        body = b"".join(chunks)
+        route = scope.get("route")
+        row = {
+            "subject": principal.subject[:200],
+            "role": principal.role.value,
+            "organizer_id": principal.organizer_id,
+            "method": scope["method"],
+            "operation": f"{scope['method']} {getattr(route, 'path', None) or 'unmatched'}",
+            "target": _target(scope, status, body),
+            "request_id": request_id,
+            "status": status,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(self._table).values(**row))
+        except Exception:
+            # Not recorded, not acknowledged: the client sees a failure and may retry.
+            log.exception("audit record not written", extra={"operation": row["operation"]})
+            start = {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [(b"content-type", b"application/problem+json")],
+            }
+            body = json.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "Audit log unavailable",
+                    "status": 503,
+                    "detail": "the command's outcome was not recorded; ask for it, then retry",
+                }
+            ).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers += [(b"content-length", str(len(body)).encode()), (REQUEST_ID, request_id.encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {
+                **message,
+                "headers": [*message.get("headers", []), (REQUEST_ID, request_id.encode())],
+            }
+        await send(message)
+
+    return wrapped
+
+
+# ------------------------------------------------------------------ reading
+
+
+class AuditRecord(BaseModel):
+    """One recorded command."""
+
+    id: int
+    at: datetime
+    subject: str
+    role: str
+    organizer_id: uuid.UUID | None
+    method: str
+    operation: str = Field(description="Method and route template, e.g. `POST /sessions`.")
+    target: str | None = Field(description="The ids addressed: `session_id=…` or `id=…`.")
+    request_id: str
+    status: int = Field(description="The HTTP status the command was answered with.")
+
+
+class AuditPage(BaseModel):
+    """Records, newest first; follow ``next_cursor`` for older ones."""
+
+    items: list[AuditRecord]
+    next_cursor: str | None
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(value.encode()).decode())
+    except ValueError as error:
+        raise ProblemError(
+            "cursor is not one this API returned", status=422, field="cursor"
+        ) from error
+
+
+def audit_router(engine: AsyncEngine, table: Table) -> APIRouter:
+    """``GET /audit`` (operators): the service's audit log, filtered, newest first."""
+    router = APIRouter(tags=["audit"], dependencies=[Depends(allow(Role.OPERATOR))])
+    t = table
+
+    @router.get("/audit", response_model=AuditPage)
+    async def audit(
+        _: Request,
+        subject: str | None = Query(None, max_length=200),
+        role: Role | None = None,
+        organizer_id: uuid.UUID | None = None,
+        operation: Annotated[
+            str | None, Query(max_length=300, description="Exact, e.g. `POST /sessions`.")
+        ] = None,
+        target: Annotated[
+            str | None, Query(max_length=300, description="Contains, e.g. an id.")
+        ] = None,
+        status: int | None = Query(None, ge=100, le=599),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = Query(None, max_length=100),
+        limit: int = Query(100, ge=1, le=500),
+    ) -> AuditPage:
+        """Commands recorded in this service, newest first (operators only)."""
+        query = select(t).order_by(t.c.id.desc()).limit(limit + 1)
+        if subject is not None:
+            query = query.where(t.c.subject == subject)
+        if role is not None:
+            query = query.where(t.c.role == role.value)
+        if organizer_id is not None:
+            query = query.where(t.c.organizer_id == organizer_id)
+        if operation is not None:
+            query = query.where(t.c.operation == operation)
+        if target is not None:
+            query = query.where(t.c.target.contains(target, autoescape=True))
+        if status is not None:
+            query = query.where(t.c.status == status)
+        if since is not None:
+            query = query.where(t.c.at >= since)
+        if until is not None:
+            query = query.where(t.c.at < until)
+        before = _cursor(cursor)
+        if before is not None:
+            query = query.where(t.c.id < before)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        items = [AuditRecord.model_validate(dict(r)) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = base64.urlsafe_b64encode(str(items[-1].id).encode()).decode()
+        return AuditPage(items=items, next_cursor=next_cursor)
+
+    return router
