@@ -128,7 +128,7 @@ class IdempotencyMiddleware:
             return
         owner = ""
         legacy = None
-        if getattr(scope["app"].state, "auth", None) is not None:
+        if getattr(getattr(scope.get("app"), "state", None), "auth", None) is not None:
             principal = await principal_of(scope)
             if principal is None:
                 await self.app(scope, receive, send)
