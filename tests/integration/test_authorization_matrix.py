@@ -164,7 +164,8 @@ async def fixture_data(platform: Platform, eventually: Any) -> dict[str, str]:
     assert published.status_code == 200, published.text
 
     async def projected() -> bool:
-        return (await enrollment.http.get(f"/sessions/{session_id}")).status_code == 200
+        view = await enrollment.http.get(f"/sessions/{session_id}")
+        return view.status_code == 200 and view.json()["status"] == "published"
 
     await eventually(projected, within=60, what="the session in the enrollment view")
     trainee = await enrollment.http.post(
