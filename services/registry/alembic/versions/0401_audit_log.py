@@ -1,7 +1,7 @@
 """audit log: every command of an operator or organizer, append-only (tpp_plumbing.audit)
 
 Revision ID: 0401_audit_log
-Revises: 0301
+Revises: 0302
 Create Date: 2026-11-28 05:45:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from tpp_plumbing.audit import APPEND_ONLY_SQL, DROP_APPEND_ONLY_SQL
 
 revision: str = "0401_audit_log"
-down_revision: str | None = "0301"
+down_revision: str | None = "0302"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
