@@ -48,9 +48,11 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An asyncpg engine; pre-ping so that a restarted PostgreSQL is survived.
 
     The pre-ping costs ``BEGIN; ; ROLLBACK`` per checkout (NOTIFY ceiling 2,375 -> 1,656 tx/s
-    at 32 connections), but without it, after a PostgreSQL restart, the fault-injection suite
-    (``make chaos``) saw reporting lose 7 applied events (inbox rows without their facts) on
-    the retry path of transactions that met a dead connection: kept until that is fixed.
+    at 32 connections). Without it, after a PostgreSQL restart, the fault-injection suite
+    (``make chaos``) saw reporting lose 7 applied events (inbox rows without their facts).
+    The cause was reporting's batches autocommitting statement by statement (fixed: see
+    ``tpp_reporting.consumers.raw_transaction``); the pre-ping stays on until ``make chaos``
+    has passed without it again.
     A connection that dies during a transaction fails that request with 503 + Retry-After
     (``problems``); consumers retry it.
     """
