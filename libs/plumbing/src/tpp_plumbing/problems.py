@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,8 @@ from tpp_plumbing.db import is_database_outage
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
+_STATUSES = {s.value for s in HTTPStatus}
+_TITLES = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
 
 
 class ProblemError(Exception):
@@ -53,7 +57,7 @@ def problem(
     title: str,
     detail: str,
     *,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extensions: Any,
 ) -> JSONResponse:
     """A problem details response."""
@@ -113,5 +117,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
-        return problem(error.status_code, title, str(error.detail))
+        status = error.status_code
+        title = _TITLES.get(status) or (
+            HTTPStatus(status).phrase if status in _STATUSES else "Error"
+        )
+        return problem(status, title, str(error.detail), headers=error.headers)
+
+    from tpp_plumbing.openapi import install_openapi
+
+    install_openapi(app)

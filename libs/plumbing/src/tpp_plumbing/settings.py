@@ -198,6 +198,17 @@ class ServiceSettings(BaseSettings):
         " OTEL_TRACES_SAMPLER is unset (every command's trace is recorded, so any enrollment"
         " can be followed); a request with a traceparent follows its caller (parent-based).",
     )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest request body accepted, in bytes (CSV uploads have their own cap):"
+        " a larger one gets 413, refused from its Content-Length or as it streams in.",
+    )
+    max_page_size: int = Field(
+        500,
+        ge=1,
+        description="Largest page a list endpoint returns: a larger `limit` gets 422 naming it.",
+    )
     log_json: bool = Field(True, description="Log JSON lines to stderr (off: leave logging be).")
     log_level: str = Field("INFO", description="Level of the service's logs.")
 

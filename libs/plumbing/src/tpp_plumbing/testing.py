@@ -9,6 +9,7 @@ settings are in deploy/local.env. Each test run isolates itself: its own databas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -260,11 +261,11 @@ async def databases(
     await dbs.drop_all()
 
 
-@pytest.fixture(scope="session")
-async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
-    """Kafka settings (admin) with this run's topic prefix; the topics (and ``.dlq`` twins)
-    exist and each role's principal may use them as on the stack (see ``tpp_plumbing.acl``)."""
-    settings = infrastructure.kafka.with_prefix(f"{run_id}.")
+@contextlib.asynccontextmanager
+async def topics_under(infrastructure: Infrastructure, prefix: str) -> AsyncIterator[KafkaSettings]:
+    """Kafka settings (admin) for ``prefix``: every platform topic (and its ``.dlq`` twin)
+    exists and each role's principal may use them as on the stack; all deleted at the end."""
+    settings = infrastructure.kafka.with_prefix(prefix)
     admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     topics = [
@@ -282,6 +283,14 @@ async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[Ka
         await infrastructure.revoke(settings.topic_prefix)
         await admin.delete_topics(names)
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
+    """Kafka settings (admin) with this run's topic prefix; the topics (and ``.dlq`` twins)
+    exist and each role's principal may use them as on the stack (see ``tpp_plumbing.acl``)."""
+    async with topics_under(infrastructure, f"{run_id}.") as settings:
+        yield settings
 
 
 @dataclass
@@ -347,12 +356,15 @@ class Platform:
     urls: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-async def platform(
-    infrastructure: Infrastructure, databases: ThrowawayDatabases, kafka: KafkaSettings
+@contextlib.asynccontextmanager
+async def running_platform(
+    infrastructure: Infrastructure,
+    databases: ThrowawayDatabases,
+    kafka: KafkaSettings,
+    label: str = "",
 ) -> AsyncIterator[Platform]:
-    """The whole platform, in process, on real Kafka and PostgreSQL; each service runs as its
-    own Kafka principal where the broker has them (``Platform.kafka`` is the admin's)."""
+    """The three services in process, on new databases (named with ``label``) and ``kafka``;
+    each service runs as its own Kafka principal where the broker has them."""
     from tpp_enrollment.app import create_app as enrollment_app
     from tpp_enrollment.config import Settings as EnrollmentSettings
     from tpp_registry.app import create_app as registry_app
@@ -360,7 +372,7 @@ async def platform(
     from tpp_reporting.app import create_app as reporting_app
     from tpp_reporting.config import Settings as ReportingSettings
 
-    urls = {s: await databases.create(s) for s in SERVICES}
+    urls = {s: await databases.create(s, label) for s in SERVICES}
     # Messages over 256 KiB are poison here, so that a test can produce an oversized one.
     common: _CommonSettings = {
         "relay_poll_interval_s": 0.5,
@@ -394,6 +406,16 @@ async def platform(
         for service in services.values():
             await service.aclose()
             await service.app.state.runtime.stop()
+
+
+@pytest.fixture(scope="session")
+async def platform(
+    infrastructure: Infrastructure, databases: ThrowawayDatabases, kafka: KafkaSettings
+) -> AsyncIterator[Platform]:
+    """The whole platform, in process, on real Kafka and PostgreSQL; each service runs as its
+    own Kafka principal where the broker has them (``Platform.kafka`` is the admin's)."""
+    async with running_platform(infrastructure, databases, kafka) as running:
+        yield running
 
 
 async def _eventually(

@@ -34,3 +34,19 @@ class Settings(ServiceSettings):
         return PersonalData.from_config(
             self.personal_data_keys.get_secret_value(), self.passport_hash_key.get_secret_value()
         )
+
+    max_page_size: int = Field(
+        500, ge=1, description="Largest page a list endpoint returns (422 naming `limit` above)."
+    )
+    csv_max_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="Largest CSV file accepted by POST /imports, in bytes: 413 naming the"
+        " limit above it (the request may add 64 KiB of multipart framing).",
+    )
+    csv_max_rows: int = Field(
+        50_000,
+        ge=1,
+        description="Most data rows (after the header) in one CSV upload: 413 naming the limit"
+        " above it.",
+    )

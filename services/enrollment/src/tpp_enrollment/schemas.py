@@ -15,6 +15,7 @@ from tpp_contracts.vocab import (
     ProfessionCategory,
     SessionStatus,
 )
+from tpp_plumbing.limits import Text
 
 
 def country_code(code: str) -> str:
@@ -30,12 +31,12 @@ class TraineeIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    full_name: str = Field(min_length=1, max_length=300)
+    full_name: Text = Field(min_length=1, max_length=300)
     country: str = Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2.")
     gender: Gender
     profession: ProfessionCategory
-    organization: str | None = Field(None, max_length=300)
-    email: EmailStr | None = None
+    organization: Text | None = Field(None, max_length=300)
+    email: EmailStr | None = Field(None, max_length=254)
     passport_number: str = Field(min_length=3, max_length=30, pattern=r"^[A-Za-z0-9]+$")
     birth_date: date | None = None
 
@@ -107,7 +108,7 @@ class ReasonIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(None, min_length=1, max_length=2000)
+    reason: Text | None = Field(None, min_length=1, max_length=2000)
 
 
 class RejectIn(BaseModel):
@@ -115,7 +116,7 @@ class RejectIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
 
 
 class CompleteIn(BaseModel):
@@ -132,7 +133,7 @@ class EvaluationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     score: int = Field(ge=1, le=5)
-    comment: str | None = Field(None, max_length=5000)
+    comment: Text | None = Field(None, max_length=5000)
 
 
 class Evaluation(EvaluationIn):
@@ -152,7 +153,7 @@ class FollowUpIn(BaseModel):
     followed_up_on: date
     channel: FollowUpChannel
     outcome: FollowUpOutcome
-    note: str | None = Field(None, max_length=5000)
+    note: Text | None = Field(None, max_length=5000)
 
 
 class FollowUp(FollowUpIn):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
+from tpp_plumbing.limits import Limits, install_limits
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
@@ -37,6 +38,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     # Inside the tracing middleware (added next), so a record carries the request's trace id.
     app.add_middleware(AuditMiddleware, engine=runtime.engine, table=tables.audit)
+    limits = Limits(
+        max_body_bytes=settings.max_body_bytes,
+        max_page_size=settings.max_page_size,
+        csv_max_bytes=settings.csv_max_bytes,
+        csv_max_rows=settings.csv_max_rows,
+        upload_paths=frozenset({"/sessions/import"}),
+    )
+    install_limits(app, limits)  # outside the idempotency middleware, which reads bodies
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
     app.include_router(audit_router(runtime.engine, tables.audit))
     app.include_router(router)

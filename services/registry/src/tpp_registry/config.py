@@ -14,6 +14,21 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TPP_REGISTRY_")
 
     port: int = Field(8001, description="HTTP port the registry listens on.")
+    max_page_size: int = Field(
+        200, ge=1, description="Largest page a list endpoint returns (422 naming `limit` above)."
+    )
+    csv_max_bytes: int = Field(
+        5 * 1024 * 1024,
+        ge=1024,
+        description="Largest CSV file accepted by POST /sessions/import, in bytes: 413 naming the"
+        " limit above it (the request may add 64 KiB of multipart framing).",
+    )
+    csv_max_rows: int = Field(
+        5_000,
+        ge=1,
+        description="Most data rows (after the header) in one CSV upload: 413 naming the limit"
+        " above it.",
+    )
     home_country: str = Field(
         "CN", description="ISO code of the sponsoring country; sessions elsewhere are overseas."
     )

@@ -13,6 +13,7 @@ import orjson
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from tpp_contracts.vocab import LanguageTag, OrganizerKind, SessionStatus, TechnicalField
+from tpp_plumbing.limits import Text
 
 
 def _country(code: str) -> str:
@@ -39,8 +40,8 @@ Currency = Annotated[
     Field(min_length=3, max_length=3, description="ISO 4217 code, e.g. 'CNY'."),
     AfterValidator(_currency),
 ]
-Title = Annotated[str, Field(min_length=1, max_length=300)]
-City = Annotated[str, Field(min_length=1, max_length=200)]
+Title = Annotated[Text, Field(min_length=1, max_length=300)]
+City = Annotated[Text, Field(min_length=1, max_length=200)]
 Year = Annotated[int, Field(ge=2000, le=2100)]
 Capacity = Annotated[int, Field(ge=1, le=100_000)]
 Languages = Annotated[list[LanguageTag], Field(min_length=1, max_length=20)]
@@ -53,11 +54,11 @@ class OrganizerIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=300, description="Unique, case-insensitive.")
+    name: Text = Field(min_length=1, max_length=300, description="Unique, case-insensitive.")
     kind: OrganizerKind
-    province: str | None = Field(None, max_length=200)
+    province: Text | None = Field(None, max_length=200)
     country: Country
-    contact: str | None = Field(None, max_length=500)
+    contact: Text | None = Field(None, max_length=500)
 
 
 class OrganizerPatch(BaseModel):
@@ -65,11 +66,11 @@ class OrganizerPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=300)
+    name: Text | None = Field(None, min_length=1, max_length=300)
     kind: OrganizerKind | None = None
-    province: str | None = Field(None, max_length=200)
+    province: Text | None = Field(None, max_length=200)
     country: Country | None = None
-    contact: str | None = Field(None, max_length=500)
+    contact: Text | None = Field(None, max_length=500)
 
     def changes(self) -> dict[str, object]:
         """The fields this patch sets (province and contact may be set to null)."""
@@ -110,9 +111,11 @@ class SessionIn(BaseModel):
     venue_country: Country
     capacity: Capacity
     languages: Languages
-    description: str | None = Field(None, max_length=10_000)
+    description: Text | None = Field(None, max_length=10_000)
     review_required: bool = Field(False, description="Enrollments wait for a review.")
-    country_limit: int | None = Field(None, ge=1, description="Places per trainee country.")
+    country_limit: int | None = Field(
+        None, ge=1, le=100_000, description="Places per trainee country."
+    )
 
 
 class SessionPatch(BaseModel):
@@ -133,10 +136,12 @@ class SessionPatch(BaseModel):
     venue_country: Country | None = None
     capacity: Capacity | None = None
     languages: Languages | None = None
-    description: str | None = Field(None, max_length=10_000)
+    description: Text | None = Field(None, max_length=10_000)
     review_required: bool | None = None
-    country_limit: int | None = Field(None, ge=1)
-    version: int | None = Field(None, ge=1, description="The version the change is based on.")
+    country_limit: int | None = Field(None, ge=1, le=100_000)
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="The version the change is based on."
+    )
 
     def changes(self) -> dict[str, object]:
         """The details this patch sets (description and country_limit may be set to null)."""
@@ -150,8 +155,10 @@ class CancelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=2000)
-    version: int | None = Field(None, ge=1, description="Stands in for the If-Match header.")
+    reason: Text = Field(min_length=1, max_length=2000)
+    version: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Stands in for the If-Match header."
+    )
 
 
 class Session(SessionIn):
@@ -230,7 +237,7 @@ class PlanIn(BaseModel):
     planned_overseas_sessions: int | None = Field(None, ge=0, le=100_000)
     budget: Decimal | None = Field(None, ge=0, max_digits=16, decimal_places=2)
     currency: Currency | None = None
-    note: str | None = Field(None, max_length=2000)
+    note: Text | None = Field(None, max_length=2000)
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanIn:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
+from tpp_plumbing.limits import Limits, install_limits
 from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.runtime import Runtime
 
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     # Inside the tracing middleware (added next), so a record carries the request's trace id.
     app.add_middleware(AuditMiddleware, engine=runtime.engine, table=tables.audit)
+    # Outside the idempotency middleware, which reads bodies.
+    install_limits(app, Limits(settings.max_body_bytes, settings.max_page_size))
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
     app.include_router(audit_router(runtime.engine, tables.audit))
     app.include_router(router)

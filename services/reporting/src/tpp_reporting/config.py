@@ -13,6 +13,9 @@ class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TPP_REPORTING_")
 
     port: int = Field(8003, description="HTTP port the reporting service listens on.")
+    max_page_size: int = Field(
+        5000, ge=1, description="Largest page of the sessions report (422 naming `limit` above)."
+    )
     relay_enabled: bool = Field(False, description="Reporting has no outbox to relay.")
     batch_size: int = Field(20_000, description="Most events applied per transaction.")
     cache_max_age_s: float = Field(

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.auth import ForbiddenError, Principal, Role, allow, require_owner
+from tpp_plumbing.limits import Offset, page_size
 
 from tpp_reporting.freshness import Freshness
 from tpp_reporting.models import (
@@ -175,8 +176,8 @@ async def sessions(
     field: TechnicalField | None = None,
     organizer_id: uuid.UUID | None = None,
     status: SessionStatus | None = None,
-    limit: int = Query(500, ge=1, le=5000),
-    offset: int = Query(0, ge=0),
+    limit: int = page_size(500),
+    offset: Offset = 0,
     fmt: Format = _FORMAT,
 ) -> Any:
     """Per-session figures: fill rate, waitlist, completion and no-show rates, evaluations.

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from tpp_contracts.vocab import TechnicalField
+from tpp_plumbing.limits import Text
 
 from tpp_reporting.freshness import Freshness
 
@@ -168,14 +169,16 @@ class FollowUpReport(Report):
 class CommitmentIn(BaseModel):
     """A multi-year target, e.g. 500,000 technicians trained 2016-2020."""
 
-    name: str = Field(min_length=1, max_length=300)
+    name: Text = Field(min_length=1, max_length=300)
     metric: Metric = "trainees_completed"
-    target: int = Field(ge=1)
+    target: int = Field(ge=1, le=1_000_000_000)
     start_year: int = Field(ge=2000, le=2100)
     end_year: int = Field(ge=2000, le=2100)
     field: TechnicalField | None = Field(default=None, description="Only sessions of a field.")
-    region: str | None = Field(
-        default=None, description="Only trainees (or venues) in a UN M49 region or sub-region."
+    region: Text | None = Field(
+        default=None,
+        max_length=100,
+        description="Only trainees (or venues) in a UN M49 region or sub-region.",
     )
 
     @model_validator(mode="after")

@@ -667,5 +667,7 @@ def _check_commitment(body: CommitmentIn) -> None:
     if body.region and not regions.countries_in(body.region):
         raise InvalidCommitmentError(
             f"unknown region {body.region!r}",
-            errors=[{"field": "region", "detail": "not a UN M49 region or sub-region"}],
+            errors=[
+                {"field": "region", "in": "body", "detail": "not a UN M49 region or sub-region"}
+            ],
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Response
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.auth import Operator
+from tpp_plumbing.limits import Offset, page_size
 
 from tpp_enrollment.http.deps import OwnEnrollment, OwnSession, Svc
 from tpp_enrollment.schemas import (
@@ -44,8 +45,8 @@ async def session_enrollments(
     session_id: Id,
     svc: Svc,
     status: EnrollmentStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: int = page_size(100),
+    offset: Offset = 0,
 ) -> list[Enrollment]:
     """A session's enrollments by status; the waitlist in order, with positions."""
     return await svc.queries.session_enrollments(session_id, status, limit, offset)

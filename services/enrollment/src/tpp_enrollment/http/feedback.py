@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from tpp_plumbing.auth import Operator
+from tpp_plumbing.limits import page_size
 
 from tpp_enrollment.http.deps import OwnEnrollment, Svc
 from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
@@ -38,7 +38,7 @@ async def follow_ups_due(
     svc: Svc,
     _: Operator,
     as_of: date | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: int = page_size(100),
 ) -> list[FollowUpDue]:
     """Follow-ups due by ``as_of`` (default today): 3, 6 and 12 months after completion.
 

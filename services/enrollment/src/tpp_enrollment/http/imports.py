@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from tpp_plumbing.auth import Role, allow
+from tpp_plumbing.limits import limits_of, read_upload
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.schemas import ImportJob
@@ -20,9 +21,21 @@ router = APIRouter(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))
     status_code=202,
     responses={200: {"description": "This file was uploaded before: its job, unchanged."}},
 )
-async def start_import(file: UploadFile, svc: Svc, response: Response) -> ImportJob:
+async def start_import(
+    file: Annotated[
+        UploadFile,
+        File(
+            description="CSV, UTF-8, one nomination per row (at most CSV_MAX_BYTES, CSV_MAX_ROWS)."
+        ),
+    ],
+    svc: Svc,
+    request: Request,
+    response: Response,
+) -> ImportJob:
     """Upload nominations (CSV: trainee columns + session_id); poll the job for progress."""
-    job, started = await svc.imports.start_import(await file.read(), file.filename)
+    content = await read_upload(file, request)
+    max_rows = limits_of(request).csv_max_rows
+    job, started = await svc.imports.start_import(content, file.filename, max_rows)
     response.status_code = 202 if started else 200
     response.headers["Location"] = f"/imports/{job.id}"
     return job

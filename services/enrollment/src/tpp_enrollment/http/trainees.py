@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer
+from tpp_plumbing.limits import Offset, Text, page_size
 
 from tpp_enrollment.http.deps import OwnTrainee, Svc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
@@ -34,11 +35,11 @@ async def register_trainee(body: TraineeIn, svc: Svc, response: Response, _: Ope
 async def search_trainees(
     svc: Svc,
     _: Operator,
-    name: str | None = None,
-    country: str | None = None,
-    organization: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    name: Annotated[Text | None, Query(max_length=300)] = None,
+    country: Annotated[Text | None, Query(max_length=2)] = None,
+    organization: Annotated[Text | None, Query(max_length=300)] = None,
+    limit: int = page_size(50),
+    offset: Offset = 0,
 ) -> TraineePage:
     """Search trainees by name, country and organization (paginated, at most 500).
 

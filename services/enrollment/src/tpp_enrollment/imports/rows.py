@@ -65,11 +65,14 @@ def read(content: bytes) -> tuple[str, list[str], int]:
     except UnicodeDecodeError:
         raise BadFileError("the file is not UTF-8 text") from None
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in next(reader, [])]
-    missing = (REQUIRED_COLUMNS | {SESSION_COLUMN}) - set(header)
-    if missing:
-        raise BadFileError(f"missing column(s): {', '.join(sorted(missing))}")
-    total = sum(1 for row in reader if row)  # DictReader skips blank lines too
+    try:
+        header = [name.strip() for name in next(reader, [])]
+        missing = (REQUIRED_COLUMNS | {SESSION_COLUMN}) - set(header)
+        if missing:
+            raise BadFileError(f"missing column(s): {', '.join(sorted(missing))}")
+        total = sum(1 for row in reader if row)  # DictReader skips blank lines too
+    except csv.Error as error:  # e.g. a field over the csv module's 128 KiB field limit
+        raise BadFileError(f"not a readable CSV file (line {reader.line_num}: {error})") from None
     return text, header, total
 
 

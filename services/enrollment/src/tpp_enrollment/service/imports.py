@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
+from tpp_plumbing.limits import check_rows
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError, ProblemError
 
@@ -113,12 +114,15 @@ class ImportService:
         self._personal = personal
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start_import(self, content: bytes, filename: str | None) -> tuple[ImportJob, bool]:
+    async def start_import(
+        self, content: bytes, filename: str | None, max_rows: int
+    ) -> tuple[ImportJob, bool]:
         """Create the file's job and start it (True), or return its existing job (False)."""
         try:
             text, header, total = read(content)
         except BadFileError as error:
-            raise ProblemError(str(error), status=422) from None
+            raise ProblemError(str(error), status=422, field="file") from None
+        check_rows(total, max_rows)
         job_id = uuid.uuid4()
         digest = hashlib.sha256(content).hexdigest()
         async with self._sessions() as db, db.begin():

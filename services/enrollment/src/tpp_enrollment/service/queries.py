@@ -26,7 +26,6 @@ from tpp_enrollment.service.enrollments import to_enrollment
 E = tables.enrollment
 T = tables.trainee
 F = tables.follow_up
-MAX_PAGE = 500
 
 
 class QueryService:
@@ -66,7 +65,7 @@ class QueryService:
         # The others first by arrival, then the waitlist in its order.
         query = query.order_by(E.c.waitlist_seq.nulls_first(), E.c.created_at, E.c.id)
         async with self._sessions() as db:
-            rows = await db.execute(query.limit(min(limit, MAX_PAGE)).offset(offset))
+            rows = await db.execute(query.limit(limit).offset(offset))
             return [Enrollment.model_validate(dict(r)) for r in rows.mappings()]
 
     async def get_enrollment(self, enrollment_id: uuid.UUID) -> Enrollment:
@@ -113,7 +112,6 @@ class QueryService:
             query = query.where(T.c.country == country.upper())
         if organization:
             query = query.where(T.c.organization.icontains(organization, autoescape=True))
-        limit = min(limit, MAX_PAGE)
         async with self._sessions() as db:
             rows = await db.execute(
                 query.order_by(T.c.full_name, T.c.id).limit(limit).offset(offset)
@@ -171,6 +169,6 @@ class QueryService:
                         recorded=row["n"],
                     )
                 )
-                if len(due) >= min(limit, MAX_PAGE):
+                if len(due) >= limit:
                     break
         return due

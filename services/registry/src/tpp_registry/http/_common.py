@@ -36,7 +36,10 @@ def parse_if_match(value: str | None) -> int | None:
 async def _if_match(
     if_match: Annotated[
         str | None,
-        Header(description='The version the change is based on: W/"3", "3" or 3 (412 if stale).'),
+        Header(
+            max_length=100,
+            description='The version the change is based on: W/"3", "3" or 3 (412 if stale).',
+        ),
     ] = None,
 ) -> int | None:
     return parse_if_match(if_match)
@@ -62,7 +65,10 @@ def tag(response: Response, version: int) -> None:
 
 IfNoneMatch = Annotated[
     str | None,
-    Header(description="ETag(s) of a copy you hold: 304 (no body) while it is current."),
+    Header(
+        max_length=1000,
+        description="ETag(s) of a copy you hold: 304 (no body) while it is current.",
+    ),
 ]
 
 

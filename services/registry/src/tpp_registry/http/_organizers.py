@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from tpp_contracts.vocab import OrganizerKind
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer, require_owner
+from tpp_plumbing.limits import Offset, page_size
 
 from tpp_registry.http._common import Svc
-from tpp_registry.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
+from tpp_registry.models import Country, Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
 
 router = APIRouter(tags=["organizers"])
 
@@ -34,9 +35,9 @@ async def list_organizers(
     services: Svc,
     _: Operator,
     kind: OrganizerKind | None = None,
-    country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    country: Annotated[Country | None, Query(description="ISO alpha-2 code.")] = None,
+    offset: Offset = 0,
+    limit: int = page_size(50),
 ) -> OrganizerPage:
     """Organizers by name (operators; an organizer reads its own record by id)."""
     return await services.organizers.list(kind=kind, country=country, offset=offset, limit=limit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.auth import (
     ForbiddenError,
@@ -21,6 +21,7 @@ from tpp_plumbing.auth import (
     Role,
     require_owner,
 )
+from tpp_plumbing.limits import Text, limits_of, page_size, read_upload
 
 from tpp_registry.http._common import IfMatch, IfNoneMatch, Svc, expected, matches, tag
 from tpp_registry.models import (
@@ -47,13 +48,14 @@ async def _own_session(session_id: uuid.UUID, services: Svc, who: OperatorOrOrga
 
 
 OwnSession = [Depends(_own_session)]
-MAX_UPLOAD = 5 * 1024 * 1024
 #: Anyone may store a catalogue page, but must revalidate it (If-None-Match) before use.
 CATALOGUE_CACHE_CONTROL = "public, no-cache"
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size (at most 200).")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=200, description="next_cursor of the previous page.")
+]
 Country = Annotated[CountryCode | None, Query(description="Venue country (ISO alpha-2).")]
+ProgramYear = Annotated[int | None, Query(ge=2000, le=2100, description="The program year.")]
 
 
 @router.post("/sessions", status_code=201, tags=["sessions"], response_model=Session)
@@ -67,7 +69,11 @@ async def create_session(body: SessionIn, services: Svc, who: OperatorOrOrganize
 async def import_sessions(
     services: Svc,
     _: Operator,
-    file: Annotated[UploadFile, File(description="CSV, UTF-8, one session per row.")],
+    request: Request,
+    file: Annotated[
+        UploadFile,
+        File(description="CSV, UTF-8, one session per row (at most CSV_MAX_BYTES, CSV_MAX_ROWS)."),
+    ],
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> ImportReport:
     """Create a year's sessions from a CSV file; the report says what became of each row.
@@ -76,7 +82,8 @@ async def import_sessions(
     venue_city, venue_country, capacity; optional year, languages (``en;fr``), description,
     review_required, country_limit. Rows imported before are reported as duplicates.
     """
-    return await services.imports.import_csv(await file.read(MAX_UPLOAD), year)
+    content = await read_upload(file, request)
+    return await services.imports.import_csv(content, year, limits_of(request).csv_max_rows)
 
 
 def _tagged(session: Session, status: int = 200) -> Response:
@@ -103,14 +110,14 @@ def _json(page: RawPage) -> Response:
 async def list_sessions(
     services: Svc,
     who: OperatorOrOrganizer,
-    year: int | None = None,
+    year: ProgramYear = None,
     field: TechnicalField | None = None,
     organizer_id: uuid.UUID | None = None,
     status: SessionStatus | None = None,
     overseas: bool | None = None,
     country: Country = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: int = page_size(50),
 ) -> Response:
     """Sessions by start date, filtered; follow next_cursor for the next page.
 
@@ -206,13 +213,13 @@ async def cancel_session(
 )
 async def catalogue(
     services: Svc,
-    q: Annotated[str | None, Query(max_length=200, description="Words to search")] = None,
-    year: int | None = None,
+    q: Annotated[Text | None, Query(max_length=200, description="Words to search")] = None,
+    year: ProgramYear = None,
     field: TechnicalField | None = None,
     organizer_id: uuid.UUID | None = None,
     country: Country = None,
     cursor: Cursor = None,
-    limit: Limit = 50,
+    limit: int = page_size(50),
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The public catalogue of published sessions (no login), searchable by words.

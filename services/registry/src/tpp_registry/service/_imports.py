@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event
+from tpp_plumbing.limits import check_rows
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ProblemError
 
@@ -28,7 +29,6 @@ from tpp_registry.models import ImportReport, ImportRow, RowOutcome, SessionIn
 from tpp_registry.service._sessions import details
 
 REQUIRED = ("title", "field", "start_date", "end_date", "venue_city", "venue_country", "capacity")
-MAX_ROWS = 5000
 _LOCK = zlib.crc32(b"tpp-registry-session-import")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
@@ -52,9 +52,9 @@ class ImportService:
         self._outbox = outbox
         self._home = home_country
 
-    async def import_csv(self, content: bytes, year: int | None) -> ImportReport:
+    async def import_csv(self, content: bytes, year: int | None, max_rows: int) -> ImportReport:
         """Validate every row, create the new ones, report each row's outcome."""
-        rows = _read(content)
+        rows = _read(content, max_rows)
         async with self._sessions() as db, db.begin():
             # Imports are rare and short: one at a time keeps duplicate detection simple.
             await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
@@ -157,12 +157,21 @@ async def _organizers(db: AsyncSession) -> dict[str, uuid.UUID]:
     return found
 
 
-def _read(content: bytes) -> list[tuple[int, dict[str, str]]]:
+def _read(content: bytes, max_rows: int) -> list[tuple[int, dict[str, str]]]:
     try:
         decoded = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ProblemError("the file is not UTF-8 text", status=422, field="file") from None
     reader = csv.DictReader(io.StringIO(decoded))
+    try:
+        return _rows(reader, max_rows)
+    except csv.Error as error:  # e.g. a field over the csv module's 128 KiB field limit
+        raise ProblemError(
+            f"not a readable CSV file (line {reader.line_num}: {error})", status=422, field="file"
+        ) from None
+
+
+def _rows(reader: csv.DictReader[str], max_rows: int) -> list[tuple[int, dict[str, str]]]:
     columns = {c.strip() for c in reader.fieldnames or []}
     missing = [c for c in REQUIRED if c not in columns]
     if "organizer" not in columns and "organizer_id" not in columns:
@@ -174,7 +183,6 @@ def _read(content: bytes) -> list[tuple[int, dict[str, str]]]:
     reader.fieldnames = [c.strip() for c in reader.fieldnames or []]
     rows: list[tuple[int, dict[str, str]]] = []
     for raw in reader:
-        if len(rows) >= MAX_ROWS:
-            raise ProblemError(f"more than {MAX_ROWS} rows", status=422, field="file")
+        check_rows(len(rows) + 1, max_rows)  # stops at the first row past the cap
         rows.append((reader.line_num, {k: v or "" for k, v in raw.items() if k}))
     return rows

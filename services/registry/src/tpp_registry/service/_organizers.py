@@ -20,7 +20,6 @@ from tpp_registry.service._common import violates
 
 org = tables.organizer
 UNIQUE_NAME = "uq_organizer_lower_name"
-MAX_PAGE = 200
 _COLUMNS = [org.c.id, org.c.name, org.c.kind, org.c.province, org.c.country, org.c.contact]
 
 
@@ -91,7 +90,6 @@ class OrganizerService:
         limit: int,
     ) -> OrganizerPage:
         """Organizers by name (case-insensitive), optionally of a kind or a country."""
-        limit = min(limit, MAX_PAGE)
         query = select(*_COLUMNS).order_by(func.lower(org.c.name), org.c.id)
         if kind is not None:
             query = query.where(org.c.kind == kind.value)

@@ -34,7 +34,6 @@ from tpp_registry.service._catalogue import CachedPage, CatalogueCache
 from tpp_registry.service._common import check_version, domain_problem, invalid_field
 from tpp_registry.store import SessionFilter
 
-MAX_PAGE = 200
 PUBLISHED = SessionStatus.PUBLISHED
 
 
@@ -128,7 +127,7 @@ class SessionService:
     async def list(self, where: SessionFilter, cursor: str | None, limit: int) -> RawPage:
         """A page of sessions matching the filters, by start date (shaped as SessionPage)."""
         rows, after = await store.list_sessions(
-            self._reads.fetch, where, cursor, min(limit, MAX_PAGE), _SESSION_FIELDS
+            self._reads.fetch, where, cursor, limit, _SESSION_FIELDS
         )
         return RawPage(rows, after)
 
@@ -139,7 +138,6 @@ class SessionService:
 
         Shaped as CataloguePage, rendered once per query until the catalogue changes.
         """
-        limit = min(limit, MAX_PAGE)
 
         async def render() -> bytes:
             rows, after = await store.catalogue(
