@@ -44,6 +44,9 @@ async def _client(app: FastAPI, name: str) -> AsyncIterator[httpx.AsyncClient]:
         async with service_client(app, base_url=f"http://{name}") as client:  # an operator
             yield client
     finally:
+        services: Any = app.state.services
+        if hasattr(services.imports, "wait"):
+            await services.imports.wait()  # a running import holds a connection: finish it first
         await app.state.runtime.stop()
 
 
@@ -62,7 +65,6 @@ async def enrollment(databases: ThrowawayDatabases) -> AsyncIterator[httpx.Async
     app = enrollment_app(EnrollmentSettings(database_url=url, **SMALL))
     async for client in _client(app, "e"):
         yield client
-    await app.state.services.imports.wait()
 
 
 def assert_problem(response: httpx.Response, status: int, **expected: Any) -> dict[str, Any]:
