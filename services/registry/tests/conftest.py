@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tpp_plumbing.testing import service_client
+from tpp_plumbing.testing import fresh_year, service_client
 from tpp_registry.app import create_app
 from tpp_registry.config import Settings
 
@@ -43,8 +42,9 @@ def engine(registry_app: Any) -> AsyncEngine:
 
 @pytest.fixture
 def year() -> int:
-    """A program year no other test is likely to use, so counts and pages are this test's."""
-    return random.randint(2000, 2100)
+    """A program year no other test of the run uses, so counts and pages are this test's (and
+    the platform's reports of other years are not disturbed: all tests share the run's topics)."""
+    return fresh_year()
 
 
 def organizer_body(**overrides: Any) -> dict[str, Any]:
