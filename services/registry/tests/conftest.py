@@ -44,7 +44,7 @@ def engine(registry_app: Any) -> AsyncEngine:
 def year() -> int:
     """A program year no other test of the run uses, so counts and pages are this test's (and
     the platform's reports of other years are not disturbed: all tests share the run's topics)."""
-    return fresh_year()
+    return fresh_year(neighbours=False)
 
 
 def organizer_body(**overrides: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import subprocess
 import sys
 import uuid
@@ -445,14 +444,26 @@ _FIXED_YEARS = frozenset({2031, 2032})
 _taken_years: set[int] = set(_FIXED_YEARS)
 
 
-def fresh_year() -> int:
+def fresh_year(*, neighbours: bool = True) -> int:
     """A program year no other test of this run uses (the year's figures are the test's).
 
-    Neighbouring years are reserved too, since reports compare a year with the one before.
-    Year 2100 is left to the operations tests, which use it as a fixed year.
+    With ``neighbours`` (tests that check reports, which compare a year with the one before)
+    the years either side are reserved too, drawn first from 2001-2069; without (tests that
+    only need their own rows, e.g. the registry's) the year alone, drawn first from 2070-2098,
+    so that the two kinds do not fragment each other's years. Year 2100 is left to the
+    operations tests, which use it as a fixed year. Fails, never loops, when none is left.
     """
-    while True:
-        year = random.randint(2001, 2098)  # noqa: S311 - test data, not cryptography
-        if not {year - 1, year, year + 1} & _taken_years:
-            _taken_years.update({year - 1, year, year + 1})
+    first, then = (range(2001, 2070), range(2070, 2099))
+    if not neighbours:
+        first, then = then, first
+    for band in (first, then):
+        free = [year for year in band if not (_span(year) if neighbours else {year}) & _taken_years]
+        if free:
+            year = free[0]  # first fit: packs the years (every run has its own databases)
+            _taken_years.update(_span(year) if neighbours else {year})
             return year
+    raise RuntimeError(f"no program year left for another test ({len(_taken_years)} taken)")
+
+
+def _span(year: int) -> set[int]:
+    return {year - 1, year, year + 1}
