@@ -42,7 +42,14 @@ from harness import (
     serve,
     service_env,
 )
-from loadgen import RequestFactory, closed_loop, open_loop, request, wall
+from loadgen import (
+    RequestFactory,
+    closed_loop,
+    open_loop,
+    operator_authorization,
+    request,
+    wall,
+)
 from tpp_enrollment.personal import PersonalData
 
 NAME = "enrollment"
@@ -178,8 +185,9 @@ async def import_rate(port: int, content: bytes, rows: int) -> float:
     """Rows per second of one CSV import, from upload to the job's end."""
     body, boundary = multipart(content, "nominations.csv")
     raw = (
-        f"POST /imports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data;"
-        f" boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"POST /imports HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {operator_authorization()}"
+        f"\r\nContent-Type: multipart/form-data; boundary={boundary}"
+        f"\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     started = wall()
     result = await closed_loop(
