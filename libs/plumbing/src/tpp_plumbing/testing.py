@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import subprocess
 import sys
+import threading
+import traceback
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -54,6 +57,48 @@ _DEV_KEYS = ("TPP_AUTH_", "TPP_ENROLLMENT_PERSONAL_DATA_KEYS", "TPP_ENROLLMENT_P
 for _key, _value in _local_env().items():
     if _key.startswith(_DEV_KEYS):
         os.environ.setdefault(_key, _value)
+
+
+#: A test still running after this many seconds has every thread's stack and every asyncio
+#: task's stack printed (captured with the test's output, shown when the global timeout of
+#: pyproject.toml fails it), so that a hang in CI says where it waits.
+STALL_DUMP_S = float(os.environ.get("TPP_TEST_STALL_DUMP_S", "240"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
+    timer = threading.Timer(STALL_DUMP_S, _dump_stall, args=(item.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        return (yield)
+    finally:
+        timer.cancel()
+
+
+def _dump_stall(nodeid: str) -> None:
+    """Every thread's stack and every pending asyncio task's stack (diagnostics only)."""
+    out = sys.stderr
+    print(f"\n=== {nodeid} still running after {STALL_DUMP_S:.0f} s ===", file=out)
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        print(f"--- thread {names.get(ident, ident)}", file=out)
+        print("".join(traceback.format_stack(frame)), file=out)
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    for loop in loops:
+        if loop.is_closed():
+            continue
+        for _ in range(3):  # the loop's task set may change while it is read
+            try:
+                tasks = list(asyncio.all_tasks(loop))
+                break
+            except RuntimeError:
+                tasks = []
+        print(f"--- {len(tasks)} asyncio tasks of {loop!r}", file=out)
+        for task in tasks:
+            with contextlib.suppress(Exception):
+                task.print_stack(file=out)
+    out.flush()
 
 
 def auth_headers(role: Role | str, organizer_id: uuid.UUID | str | None = None) -> dict[str, str]:
