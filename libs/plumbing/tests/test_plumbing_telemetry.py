@@ -7,6 +7,7 @@ import json
 import logging
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
@@ -156,7 +157,10 @@ def test_by_default_every_command_a_tenth_of_other_new_traces_and_any_sampled_ca
     monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
     sampler = telemetry.default_sampler(0.1)
     assert sampler is not None
-    tracer = TracerProvider(sampler=sampler).get_tracer("test")
+    provider = TracerProvider(sampler=sampler)
+    exporting = telemetry.ExportingProcessor(SimpleSpanProcessor(InMemorySpanExporter()))
+    provider.add_span_processor(exporting)
+    tracer = provider.get_tracer("test")
 
     def request(method: str, key: str = "http.request.method") -> bool:
         span = tracer.start_span(f"{method} /x", kind=SpanKind.SERVER, attributes={key: method})
@@ -179,5 +183,38 @@ def test_by_default_every_command_a_tenth_of_other_new_traces_and_any_sampled_ca
         attributes={"http.request.method": "POST"},
     )
     assert not command.is_recording()  # a caller that declined keeps its decision
+    exporting.shutdown()
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     assert telemetry.default_sampler(0.1) is None  # the SDK reads the variable
+
+
+def test_with_nowhere_to_export_no_new_trace_is_recorded_but_its_context_still_propagates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    sampler = telemetry.default_sampler(1.0)
+    assert sampler is not None
+    provider = TracerProvider(sampler=sampler)
+    tracer = provider.get_tracer("test")
+
+    def command() -> trace.Span:
+        attributes = {"http.request.method": "POST"}
+        return tracer.start_span("POST /x", kind=SpanKind.SERVER, attributes=attributes)
+
+    idle = command()
+    assert not idle.is_recording()
+    assert idle.get_span_context().is_valid  # a trace id for the logs and the outbox row
+    with trace.use_span(idle):
+        headers = telemetry.inject()
+    trace_id = f"{idle.get_span_context().trace_id:032x}"
+    _, propagated, _, flags = headers["traceparent"].split("-")
+    assert (propagated, int(flags, 16) & 1) == (trace_id, 0)  # the same trace, not sampled
+    exporter = InMemorySpanExporter()
+    exporting = telemetry.ExportingProcessor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(exporting)
+    recorded = command()
+    assert recorded.is_recording()
+    recorded.end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["POST /x"]
+    exporting.shutdown()  # e.g. a test's exporter removed: back to recording nothing
+    assert not command().is_recording()

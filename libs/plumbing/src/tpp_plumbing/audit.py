@@ -5,13 +5,18 @@ A row says who (subject, role, organizer), what (method and route template), on 
 ended (the HTTP status). It holds ids only, never request bodies: no names, passports or
 other personal data. The row is committed before the response leaves, so no command is
 acknowledged without its record; refused commands (403, 409, 422...) are recorded too.
+Rows are written in group commits (``AuditWriter``): the rows of the commands that end while
+one audit transaction commits go together in the next, so under load the log costs one
+transaction per batch rather than one per command, and nothing waits when the service is idle.
 The table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0401
 of each service). Operators read it at ``GET /audit``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import json
 import logging
 import uuid
@@ -108,13 +113,55 @@ def _target(scope: Scope, status: int, body: bytes) -> str | None:
     return None
 
 
+class AuditWriter:
+    """Group commit of audit rows: ``record`` returns once its row is committed.
+
+    One audit transaction is in flight at a time; the rows that arrive meanwhile are written
+    together by the next one (at most ``max_batch`` rows each). An idle service writes a
+    row at once, as before; a busy one writes one transaction per batch.
+    """
+
+    def __init__(self, engine: AsyncEngine, table: Table, max_batch: int = 500) -> None:
+        self._engine = engine
+        self._table = table
+        self._max_batch = max_batch
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def record(self, row: dict[str, Any]) -> None:
+        """Write ``row``; raises what the transaction that held it raised."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((row, committed))
+        if self._writing is None or self._writing.done():
+            # Its own context: the transaction belongs to no single request's trace.
+            self._writing = asyncio.create_task(
+                self._write(), name="audit-writer", context=contextvars.Context()
+            )
+        await committed
+
+    async def _write(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(insert(self._table), [row for row, _ in batch])
+            except Exception as error:
+                for _, committed in batch:
+                    if not committed.done():
+                        committed.set_exception(error)
+            else:
+                for _, committed in batch:
+                    if not committed.done():
+                        committed.set_result(None)
+
+
 class AuditMiddleware:
     """Records every command of an operator or organizer before its response is sent."""
 
     def __init__(self, app: ASGIApp, *, engine: AsyncEngine, table: Table) -> None:
         self.app = app
-        self._engine = engine
-        self._table = table
+        self._writer = AuditWriter(engine, table)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -170,8 +217,7 @@ class AuditMiddleware:
             "status": status,
         }
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(insert(self._table).values(**row))
+            await self._writer.record(row)
         except Exception:
             # Not recorded, not acknowledged: the client sees a failure and may retry.
             log.exception("audit record not written", extra={"operation": row["operation"]})

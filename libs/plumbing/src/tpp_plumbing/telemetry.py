@@ -13,8 +13,10 @@ from the click to the dashboard, and ``trace_sample_ratio`` (10%) of the other n
 (reads, which are many and change nothing). A request that arrives with a ``traceparent``
 follows its caller's decision. Spans are exported with OTLP/HTTP
 when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to
-the console with ``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise (trace ids still
-reach the logs, sampled or not).
+the console with ``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise. With nowhere to send
+them, new traces are not recorded at all (recording spans nobody reads cost an enrollment
+command about half its CPU); their context still propagates, so trace ids still reach the
+logs, the outbox rows and the Kafka headers.
 
 Exception messages and status descriptions are dropped before export: database drivers put
 row values (possibly personal data) in them; the exception type stays.
@@ -83,7 +85,7 @@ def configure_tracing(service: str, sample_ratio: float = 0.1) -> TracerProvider
     provider = TracerProvider(resource=resource, sampler=default_sampler(sample_ratio))
     exporter = _exporter_from_env()
     if exporter is not None:
-        provider.add_span_processor(WithholdingProcessor(BatchSpanProcessor(exporter)))
+        provider.add_span_processor(ExportingProcessor(BatchSpanProcessor(exporter)))
     trace.set_tracer_provider(provider)
     return provider
 
@@ -101,7 +103,8 @@ _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class CommandsAndRatio(Sampler):
-    """Root sampler: records every HTTP command's trace, a ratio of every other new trace.
+    """Root sampler: records every HTTP command's trace, a ratio of every other new trace;
+    none while no span processor exports (``export_to``, an ``OTEL_*`` exporter).
 
     The ASGI instrumentation passes the request method among the server span's start
     attributes (``http.request.method``, or ``http.method`` under the old conventions).
@@ -120,6 +123,8 @@ class CommandsAndRatio(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
+        if not ExportingProcessor.live:
+            return _NOT_RECORDED  # nothing would read the spans: the context alone propagates
         if kind is SpanKind.SERVER and attributes:
             method = attributes.get("http.request.method") or attributes.get("http.method")
             if isinstance(method, str) and method.upper() not in _READS:
@@ -156,7 +161,7 @@ def export_to(exporter: SpanExporter) -> SpanProcessor | None:
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         return None
-    processor = WithholdingProcessor(SimpleSpanProcessor(exporter))
+    processor = ExportingProcessor(SimpleSpanProcessor(exporter))
     provider.add_span_processor(processor)
     return processor
 
@@ -178,6 +183,29 @@ class WithholdingProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._inner.force_flush(timeout_millis)
+
+
+class ExportingProcessor(WithholdingProcessor):
+    """A processor that sends spans somewhere; ``live`` counts those not shut down.
+
+    While none is live, the root sampler records no new trace (``CommandsAndRatio``).
+    """
+
+    live = 0
+
+    def __init__(self, inner: SpanProcessor) -> None:
+        super().__init__(inner)
+        self._live = True
+        ExportingProcessor.live += 1
+
+    def shutdown(self) -> None:
+        if self._live:
+            self._live = False
+            ExportingProcessor.live -= 1
+        super().shutdown()
+
+
+_NOT_RECORDED = SamplingResult(Decision.DROP)
 
 
 def withhold(span: ReadableSpan) -> ReadableSpan:

@@ -292,6 +292,7 @@ def _migrate(service: str, url: str) -> None:
         env=env,
         cwd=ROOT,
         capture_output=True,
+        timeout=300,
     )
 
 
@@ -470,7 +471,10 @@ async def _eventually(
     deadline = loop.time() + within
     last: T | None = None
     while loop.time() < deadline:
-        last = await check()
+        try:  # a check that itself hangs fails at the deadline too
+            last = await asyncio.wait_for(check(), max(deadline - loop.time(), 0.1))
+        except TimeoutError:
+            pytest.fail(f"{what}: a check was still waiting after {within}s")
         if last:
             return last
         await asyncio.sleep(0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,8 +71,11 @@ async def enrollment_app(
         async with service_client(app, base_url="http://enrollment") as http:
             yield App(app, http, url)
     finally:
-        await app.state.services.imports.wait()
-        await app.state.runtime.stop()
+        try:
+            # Imports still running finish first (bounded: a stuck one fails the test).
+            await asyncio.wait_for(app.state.services.imports.wait(), 180)
+        finally:
+            await app.state.runtime.stop()
 
 
 def trainee_body(**overrides: Any) -> dict[str, Any]:
