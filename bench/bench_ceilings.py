@@ -6,10 +6,8 @@
 - ``ceiling.pg.row_outbox.cN``: bare asyncpg, one transaction per command inserting one row
   and one outbox row (a ~600-byte CloudEvents-sized payload), at N = 1, 8 and 32 connections
   (prepared statements, no ORM, no HTTP).
-- ``ceiling.pg.row_outbox_ping.c32``: the same plus the pool's pre-ping on each checkout, as
-  the platform's writers do (``Outbox.add`` sends no NOTIFY: commits wake the relay).
-- ``ceiling.pg.row_outbox_notify.cN``: the same with ``pg_notify`` in the transaction, as
-  ``Outbox.add`` did until the in-process wake-up; ``..._notify_ping.c32`` also pre-pings.
+  The platform's writers do the same plus their own statements: no pre-ping on checkout
+  (``tpp_plumbing.db``), no NOTIFY (a commit wakes the relay in-process).
 
 Other modules divide their figures by these (``Figure.ceiling``).
 """
@@ -39,14 +37,8 @@ CREATE INDEX ix_outbox_message_unpublished ON outbox_message (id) WHERE publishe
 """
 
 
-async def pg_rate(
-    dsn: str, connections: int, seconds: float, *, notify: bool = False, ping: bool = False
-) -> float:
-    """Transactions per second, each inserting a row and an outbox row (and a NOTIFY).
-
-    ``ping`` adds what SQLAlchemy's pool_pre_ping costs on each checkout with the asyncpg
-    dialect: ``BEGIN; ; ROLLBACK`` (three round trips) before the transaction.
-    """
+async def pg_rate(dsn: str, connections: int, seconds: float) -> float:
+    """Transactions per second, each inserting a row and an outbox row."""
     conns = [await asyncpg.connect(dsn) for _ in range(connections)]
     loop = asyncio.get_running_loop()
     done = 0
@@ -60,18 +52,12 @@ async def pg_rate(
             " VALUES ($1, $2, $3, $4, $5)"
         )
         while loop.time() < deadline:
-            if ping:
-                await conn.execute("BEGIN")
-                await conn.fetchrow(";")
-                await conn.execute("ROLLBACK")
             async with conn.transaction():
                 owner = uuid.uuid4()
                 await conn.execute(insert_item, uuid.uuid4(), owner, "accepted")
                 await conn.execute(
                     insert_outbox, uuid.uuid4(), "item.accepted.v1", "items", str(owner), PAYLOAD
                 )
-                if notify:
-                    await conn.execute("SELECT pg_notify('bench_outbox', '')")
             done += 1
 
     try:
@@ -97,15 +83,6 @@ async def run(ctx: Context) -> list[Figure]:
         for n in (1, 8, 32):
             runs = [await pg_rate(url, n, seconds) for _ in range(repeats)]
             figures.append(median_figure(f"ceiling.pg.row_outbox.c{n}", runs, "tx/s"))
-        # The platform's writers: the pool's pre-ping, then the transaction (no NOTIFY).
-        runs = [await pg_rate(url, 32, seconds, ping=True) for _ in range(repeats)]
-        figures.append(median_figure("ceiling.pg.row_outbox_ping.c32", runs, "tx/s"))
-        # What Outbox.add did before: NOTIFY the relay in the same transaction.
-        for n in (1, 8, 32):
-            runs = [await pg_rate(url, n, seconds, notify=True) for _ in range(repeats)]
-            figures.append(median_figure(f"ceiling.pg.row_outbox_notify.c{n}", runs, "tx/s"))
-        runs = [await pg_rate(url, 32, seconds, notify=True, ping=True) for _ in range(repeats)]
-        figures.append(median_figure("ceiling.pg.row_outbox_notify_ping.c32", runs, "tx/s"))
     async with serve(
         ctx, "ceiling_app:app", {}, factory=False, label="ceiling", app_dir="bench"
     ) as server:

@@ -272,7 +272,7 @@ async def run(ctx: Context) -> list[Figure]:
                         rates,
                         "commands/s",
                         target=">= 1500",
-                        ceiling="ceiling.pg.row_outbox_ping.c32",
+                        ceiling="ceiling.pg.row_outbox.c32",
                         note=f"{SESSIONS} sessions of {CAPACITY}, 64 clients",
                     )
                 )

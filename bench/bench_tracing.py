@@ -149,14 +149,14 @@ async def run(ctx: Context) -> list[Figure]:
             "tracing.enroll.off",
             rates["off"],
             "commands/s",
-            ceiling="ceiling.pg.row_outbox_ping.c32",
+            ceiling="ceiling.pg.row_outbox.c32",
             note=f"OTEL_SDK_DISABLED=true, {CONCURRENCY} clients",
         ),
         median_figure(
             "tracing.enroll.on",
             rates["on"],
             "commands/s",
-            ceiling="ceiling.pg.row_outbox_ping.c32",
+            ceiling="ceiling.pg.row_outbox.c32",
             note="default sampling (every command recorded), OTLP/HTTP export to a loopback sink",
         ),
         median_figure(

@@ -45,22 +45,22 @@ _DISCONNECT_ERRORS = {
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine; pre-ping so that a restarted PostgreSQL is survived.
+    """An asyncpg engine, without pre-ping: a restarted PostgreSQL costs one failed request.
 
-    The pre-ping costs ``BEGIN; ; ROLLBACK`` per checkout (NOTIFY ceiling 2,375 -> 1,656 tx/s
-    at 32 connections). Without it, after a PostgreSQL restart, the fault-injection suite
-    (``make chaos``) saw reporting lose 7 applied events (inbox rows without their facts).
-    The cause was reporting's batches autocommitting statement by statement (fixed: see
-    ``tpp_reporting.consumers.raw_transaction``); the pre-ping stays on until ``make chaos``
-    has passed without it again.
-    A connection that dies during a transaction fails that request with 503 + Retry-After
-    (``problems``); consumers retry it.
+    The pre-ping costs ``BEGIN; ; ROLLBACK`` per checkout (one more round trip per
+    transaction: the writers' ceiling, ``bench`` ``ceiling.pg.row_outbox*.c32``, 4,902 ->
+    4,169 tx/s). It was on while the fault-injection suite (``make chaos``) saw reporting lose
+    applied events after a PostgreSQL restart; the cause was reporting's batches autocommitting
+    statement by statement (fixed: ``tpp_reporting.consumers.raw_transaction``), and
+    ``make chaos`` passes without it. After a restart, the first statement on a dead pooled
+    connection fails: SQLAlchemy sees the disconnect and invalidates the whole pool, and that
+    request is answered 503 + Retry-After (``problems``); consumers retry it.
     """
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_recycle=POOL_RECYCLE_S,
     )
 

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
@@ -67,6 +68,18 @@ def enabled() -> bool:
 def tracer() -> trace.Tracer:
     """The platform's tracer (a no-op one until a provider is configured)."""
     return trace.get_tracer(TRACER_NAME)
+
+
+#: FastAPI's own telemetry (``FastAPI(telemetry=...)``, on by default since 0.16x) is off in
+#: every service: the HTTP spans come from the OpenTelemetry ASGI instrumentation (one server
+#: span per request, with the attributes the sampler reads), and FastAPI's exception logs
+#: would carry exception messages (row values, possibly personal data) to a logger provider.
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 def configure_tracing(service: str, sample_ratio: float = 0.1) -> TracerProvider | None:

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from tpp_plumbing import telemetry
 from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.limits import Limits, install_limits
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Training Program Platform — enrollment",
         summary="Trainees, enrollments, waitlists, attendance, completion and follow-up.",
         lifespan=lifespan,
+        telemetry=telemetry.FASTAPI_TELEMETRY_OFF,
     )
     app.state.runtime = runtime
     app.state.services = services

@@ -164,7 +164,7 @@ def add_months(day: date, months: int) -> date:
             return day.replace(year=year, month=month, day=min(day.day, candidate))
         except ValueError:
             continue
-    raise AssertionError("unreachable: every month has 28 days")
+    raise ValueError(f"{day} {months:+d} months is outside the calendar (years 1-9999)")
 
 
 def next_follow_up(completed_on: date, recorded: int) -> tuple[int, date] | None:

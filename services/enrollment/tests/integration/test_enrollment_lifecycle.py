@@ -73,6 +73,10 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
             (first, 3, "2031-08-20")
         ]
         assert (await http.get("/follow-ups/due", params={"as_of": "2031-08-19"})).json() == []
+        # A day whose 3, 6, 12 months before fall outside the calendar: refused, not a 500.
+        odd = await http.get("/follow-ups/due", params={"as_of": "0001-01-05"})
+        assert odd.status_code == 422
+        assert [e["field"] for e in odd.json()["errors"]] == ["as_of"]
         recorded = await http.post(
             f"/enrollments/{first}/follow-ups",
             json=follow | {"outcome": "technology_adopted", "note": "Installed two pumps"},

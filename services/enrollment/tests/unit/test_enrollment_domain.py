@@ -97,6 +97,8 @@ def test_certificate_numbers_and_follow_up_milestones() -> None:
     assert next_follow_up(date(2026, 1, 15), 0) == (3, date(2026, 4, 15))
     assert next_follow_up(date(2026, 1, 15), 2) == (12, date(2027, 1, 15))
     assert next_follow_up(date(2026, 1, 15), 3) is None
+    with pytest.raises(ValueError, match="outside the calendar"):
+        add_months(date(1, 1, 5), -3)
 
 
 # --- property: a whole session driven by random commands ------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from tpp_plumbing import telemetry
 from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.limits import Limits, install_limits
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Training Program Platform — registry",
         summary="Organizers, annual plans, training sessions and the public catalogue.",
         lifespan=runtime.lifespan(),
+        telemetry=telemetry.FASTAPI_TELEMETRY_OFF,
     )
     app.state.runtime = runtime
     app.state.services = Services.build(

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from tpp_plumbing import telemetry
 from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.limits import Limits, install_limits
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Projections of the registry and enrollment events: reports, exports,"
         " the dashboard and the annual review.",
         lifespan=lifespan,
+        telemetry=telemetry.FASTAPI_TELEMETRY_OFF,
     )
     app.state.runtime = runtime
     app.state.lag = lag

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from tpp_plumbing.auth import Operator
 from tpp_plumbing.limits import page_size
 
@@ -37,7 +38,14 @@ async def follow_ups(enrollment_id: uuid.UUID, svc: Svc) -> list[FollowUp]:
 async def follow_ups_due(
     svc: Svc,
     _: Operator,
-    as_of: date | None = None,
+    as_of: Annotated[
+        date | None,
+        Query(
+            ge=date(1900, 1, 1),
+            le=date(9998, 12, 31),
+            description="The day the follow-ups are due by (default today), 1900-9998.",
+        ),
+    ] = None,
     limit: int = page_size(100),
 ) -> list[FollowUpDue]:
     """Follow-ups due by ``as_of`` (default today): 3, 6 and 12 months after completion.
