@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tpp_plumbing import telemetry
 from tpp_plumbing.auth import Role, allow, principal_of
+from tpp_plumbing.limits import NO_NUL
 from tpp_plumbing.problems import ProblemError
 
 log = logging.getLogger(__name__)
@@ -296,19 +297,21 @@ def audit_router(engine: AsyncEngine, table: Table) -> APIRouter:
     @router.get("/audit", response_model=AuditPage)
     async def audit(
         _: Request,
-        subject: str | None = Query(None, max_length=200),
+        subject: str | None = Query(None, max_length=200, pattern=NO_NUL),
         role: Role | None = None,
         organizer_id: uuid.UUID | None = None,
         operation: Annotated[
-            str | None, Query(max_length=300, description="Exact, e.g. `POST /sessions`.")
+            str | None,
+            Query(max_length=300, pattern=NO_NUL, description="Exact, e.g. `POST /sessions`."),
         ] = None,
         target: Annotated[
-            str | None, Query(max_length=300, description="Contains, e.g. an id.")
+            str | None,
+            Query(max_length=300, pattern=NO_NUL, description="Contains, e.g. an id."),
         ] = None,
         status: int | None = Query(None, ge=100, le=599),
         since: datetime | None = None,
         until: datetime | None = None,
-        cursor: str | None = Query(None, max_length=100),
+        cursor: str | None = Query(None, max_length=100, pattern=NO_NUL),
         limit: int = Query(100, ge=1, le=500),
     ) -> AuditPage:
         """Commands recorded in this service, newest first (operators only)."""
