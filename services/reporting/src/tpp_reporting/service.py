@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -73,11 +74,13 @@ class _Entry:
 
 
 class ReportCache:
-    """Computed reports by key, valid while the projections' version is unchanged."""
+    """Computed reports by key, valid while the projections' version is unchanged; the least
+    recently used report makes room for a new one (never all at once: dropping every report
+    when full made every reader of the popular ones wait for their recomputation)."""
 
     def __init__(self, *, max_entries: int = 2048) -> None:
         self._max_entries = max_entries
-        self._entries: dict[Hashable, _Entry] = {}
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -85,6 +88,7 @@ class ReportCache:
         """A value computed at ``version`` (and now known to still be current)."""
         entry = self._entries.get(key)
         if entry is not None and entry.version == version:
+            self._entries.move_to_end(key)
             return entry.value
         return None
 
@@ -133,9 +137,10 @@ class ReportCache:
         finally:
             self._inflight.pop(key, None)
         future.set_result(value)
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
         self._entries[key] = _Entry(version, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
         return value
 
 
