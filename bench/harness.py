@@ -212,11 +212,14 @@ async def serve(
     label: str = "server",
     app_dir: str | None = None,
 ) -> AsyncIterator[Server]:
-    """Run ``app`` (``module:attr``) under uvicorn in its own process until the block ends."""
+    """Run ``app`` (``module:attr``) under uvicorn (``tpp_plumbing.serve``: each worker on its
+    own SO_REUSEPORT socket) in its own process group until the block ends."""
     port = free_port()
     log = ROOT / "bench" / "results" / f"{label}.log.tmp"
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    # As deploy/platform.sh serves the services: a worker per SO_REUSEPORT socket.
+    command = [sys.executable, "-m", "tpp_plumbing.serve", app]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers), *UVICORN_FLAGS]
     if factory:
         command.append("--factory")

@@ -33,8 +33,9 @@ start() {
   fi
   mkdir -p "$RUN"
   # Two workers per service, as the benchmarks measure them (a 2-core machine: one Python
-  # process uses one core); uvicorn picks uvloop and httptools, both installed.
-  nohup uv run --no-sync uvicorn "tpp_${name}.app:create_app" --factory \
+  # process uses one core), each on its own SO_REUSEPORT socket so that connections opened
+  # together spread over both (tpp_plumbing.serve); uvicorn with uvloop and httptools.
+  nohup uv run --no-sync python -m tpp_plumbing.serve "tpp_${name}.app:create_app" --factory \
     --host 127.0.0.1 --port "$port" --workers "${TPP_WORKERS:-2}" --no-access-log \
     >"$RUN/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"

@@ -1,0 +1,85 @@
+"""tpp_plumbing.serve: workers on their own SO_REUSEPORT sockets share the connections."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+APP_DIR = Path(__file__).parent / "serve_app"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(port: int, workers: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {"PYTHONPATH": str(APP_DIR)}
+    command = [sys.executable, "-m", "tpp_plumbing.serve", "pid_app:app", "--port", str(port)]
+    return subprocess.Popen(  # noqa: S603 - this interpreter, our module
+        [*command, "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture
+def two_workers() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    server = start(port, 2)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield server, port
+    finally:
+        if server.poll() is None:
+            server.kill()  # the workers end with their supervisor (PR_SET_PDEATHSIG)
+        server.communicate(timeout=30)  # and closes its output pipe
+
+
+def test_connections_opened_together_are_served_by_both_workers(
+    two_workers: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    _, port = two_workers
+    # 32 clients connecting at once, as a load generator or a proxy's pool does.
+    pids = set()
+    for _ in range(32):
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            pids.add(client.get("/").text)
+    assert len(pids) == 2, f"one worker served every connection: {pids}"
+
+
+def test_sigterm_stops_the_workers_gracefully(
+    two_workers: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    server, port = two_workers
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=20) == 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+
+
+def test_a_port_in_use_is_refused_rather_than_shared(
+    two_workers: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    _, port = two_workers
+    second = start(port, 2)
+    output, _ = second.communicate(timeout=20)
+    assert second.returncode != 0
+    assert b"Address already in use" in output
