@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
+import json
+import threading
 import time
 import uuid
 from typing import Annotated, Any
@@ -210,3 +213,74 @@ def test_measure_verify_cost() -> None:
     # Generous bounds on a shared 2-core machine: a cache hit is a dict lookup.
     assert cached_us < 50
     assert uncached_us < 2000
+
+
+class _Jwks:
+    """An OIDC provider's JWKS endpoint on loopback (its keys can be rotated)."""
+
+    def __init__(self) -> None:
+        self.keys: list[dict[str, Any]] = []
+        self.fetches = 0
+        jwks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                jwks.fetches += 1
+                body = json.dumps({"keys": jwks.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def publish(self, kid: str, key: rsa.RSAPrivateKey) -> None:
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+        self.keys.append(jwk | {"kid": kid, "use": "sig", "alg": "RS256"})
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _idp_token(key: rsa.RSAPrivateKey, kid: str, role: str = "operator") -> str:
+    claims = {
+        "iss": "https://idp.example",
+        "aud": "tpp",
+        "sub": "carol",
+        "role": role,
+        "exp": int(time.time()) + 60,
+    }
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
+
+async def test_keys_from_a_jwks_url_verify_tokens_and_follow_a_key_rotation() -> None:
+    jwks = _Jwks()
+    try:
+        first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwks.publish("k1", first)
+        settings = AuthSettings(jwks_url=jwks.url, issuer="https://idp.example", audience="tpp")
+        verifier = TokenVerifier(settings)
+
+        assert await verifier.verify(_idp_token(first, "k1")) == Principal("carol", Role.OPERATOR)
+        # Signed by a key the provider never published, under a known or an unknown kid.
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        for kid in ("k1", "k9"):
+            with pytest.raises(UnauthenticatedError):
+                await verifier.verify(_idp_token(stranger, kid, role="viewer"))
+        # The provider rotates: a token under the new kid is verified after a refetch.
+        second = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwks.publish("k2", second)
+        fetched = jwks.fetches
+        principal = await verifier.verify(_idp_token(second, "k2", role="viewer"))
+        assert principal == Principal("carol", Role.VIEWER)
+        assert jwks.fetches > fetched
+    finally:
+        jwks.close()
