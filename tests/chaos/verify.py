@@ -59,7 +59,24 @@ IDLE_S = 15.0
 
 
 async def read_topic(kafka: KafkaSettings, topic: str) -> list[TopicRecord]:
-    """Every record of a topic, from its first offset to its current end."""
+    """Every record of a topic, from its first offset to its current end.
+
+    A read that returns fewer records than the offsets say the topic holds (a long run once
+    got no partition metadata for a topic after the broker's restart, and so read nothing)
+    is done again with a new consumer, up to three times; then the checks fail on it.
+    """
+    records: list[TopicRecord] = []
+    for attempt in range(1, 4):
+        records, held = await _read_topic_once(kafka, topic)
+        if len(records) >= held:
+            return records
+        log(f"{topic}: read {len(records)} of {held} records (try {attempt} of 3)")
+        await asyncio.sleep(2)
+    return records
+
+
+async def _read_topic_once(kafka: KafkaSettings, topic: str) -> tuple[list[TopicRecord], int]:
+    """The records read, and how many the partitions' offsets say there are."""
     consumer = AIOKafkaConsumer(
         **kafka.client_options(),
         group_id=None,
@@ -69,14 +86,21 @@ async def read_topic(kafka: KafkaSettings, topic: str) -> list[TopicRecord]:
     await consumer.start()
     records: list[TopicRecord] = []
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            await consumer._client.force_metadata_update()  # aiokafka has no public call
+        tps: list[TopicPartition] = []
+        for _ in range(30):  # metadata may lag just after a broker restart
             tps = [
                 TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
             ]
+            if tps:
+                break
+            await consumer._client.force_metadata_update()  # aiokafka has no public call
+            await asyncio.sleep(1)
+        if not tps:
+            raise RuntimeError(f"no partition of {topic} is known to the broker's metadata")
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        held = sum(ends[tp] - starts[tp] for tp in tps)
         await consumer.seek_to_beginning(*tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
         deadline = time.monotonic() + 180
@@ -104,7 +128,7 @@ async def read_topic(kafka: KafkaSettings, topic: str) -> list[TopicRecord]:
             raise RuntimeError(f"could not read {topic} to its end")
     finally:
         await consumer.stop()
-    return records
+    return records, held
 
 
 async def lag_of(kafka: KafkaSettings, group: str, topics: list[str]) -> int:
@@ -247,7 +271,9 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     # --- reporting: every event applied once (its inbox and applied counter vs the topics)
     expected: set[str] = set()
     for topic in ALL_TOPICS:
-        for record in await read_topic(stack.kafka, topic.name):
+        records = await read_topic(stack.kafka, topic.name)
+        log(f"{topic.name}: {len(records)} records")
+        for record in records:
             try:
                 event = reporting_events.decode(record.value)
             except reporting_events.PoisonError:
