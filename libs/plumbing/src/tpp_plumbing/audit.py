@@ -138,7 +138,16 @@ class AuditWriter:
             self._writing = asyncio.create_task(
                 self._write(), name="audit-writer", context=contextvars.Context()
             )
+            self._writing.add_done_callback(self._fail_waiting)
         await committed
+
+    def _fail_waiting(self, writer: asyncio.Task[None]) -> None:
+        """A writer cancelled (even before it ran) leaves no request waiting forever."""
+        if writer.cancelled():
+            for _, waiting in self._queue:
+                if not waiting.done():
+                    waiting.set_exception(RuntimeError("audit writer cancelled"))
+            self._queue.clear()
 
     async def _write(self) -> None:
         while self._queue:
@@ -147,10 +156,13 @@ class AuditWriter:
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(insert(self._table), [row for row, _ in batch])
-            except Exception as error:
+            except BaseException as error:  # cancelled too: its batch fails, not hangs
+                failure = error if isinstance(error, Exception) else RuntimeError("cancelled")
                 for _, committed in batch:
                     if not committed.done():
-                        committed.set_exception(error)
+                        committed.set_exception(failure)
+                if not isinstance(error, Exception):
+                    raise  # the rest of the queue: _fail_waiting
             else:
                 for _, committed in batch:
                     if not committed.done():
