@@ -39,9 +39,13 @@ PR_SET_PDEATHSIG = 1
 STARTUP_S = 10.0
 
 
+def _tcp_socket(host: str) -> socket.socket:
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` that other processes may bind too (SO_REUSEPORT)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock = _tcp_socket(host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
@@ -52,7 +56,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 def _check_free(host: str, port: int) -> None:
     """Fail now if anything listens on the port (a socket without SO_REUSEPORT cannot bind
     it then, whereas ours would silently share it with a stale server)."""
-    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    probe = _tcp_socket(host)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
