@@ -125,8 +125,8 @@ async def profile(path: str, seconds: int) -> None:
                 stderr=subprocess.DEVNULL,
             )
             if path == "import":
-                content = enrollment.nominations_csv(sessions[:50], 60_000, "prof")
-                print(f"{await enrollment.import_rate(server.port, content, 60_000):.0f} rows/s")
+                content = enrollment.nominations_csv(sessions[:50], 30_000, "prof")
+                print(f"{await enrollment.import_rate(server.port, content, 30_000):.0f} rows/s")
             else:
                 watch = asyncio.create_task(watch_database(ctx, seconds))
                 result = await closed_loop(server.port, make, concurrency=32, seconds=seconds)

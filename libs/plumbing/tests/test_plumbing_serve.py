@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tpp_plumbing.serve import GC_GEN0
 
 APP_DIR = Path(__file__).parent / "serve_app"
 
@@ -63,6 +64,16 @@ def test_connections_opened_together_are_served_by_both_workers(
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             pids.add(client.get("/").text)
     assert len(pids) == 2, f"one worker served every connection: {pids}"
+
+
+def test_the_loaded_application_is_frozen_out_of_the_garbage_collector(
+    two_workers: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    _, port = two_workers
+    state = httpx.get(f"http://127.0.0.1:{port}/gc", timeout=5).json()
+    # The worker imported uvicorn, the app and their modules before serving: all frozen.
+    assert state["frozen"] > 10_000, state
+    assert state["threshold"][0] == GC_GEN0, state
 
 
 def test_sigterm_stops_the_workers_gracefully(

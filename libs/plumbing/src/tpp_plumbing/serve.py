@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import multiprocessing
 import os
@@ -34,6 +35,10 @@ import uvicorn
 
 log = logging.getLogger("tpp.serve")
 BACKLOG = 2048
+#: The collector's first threshold in served processes (CPython's default is 700): with
+#: 10,000, wrapping an event in its envelope takes 9 µs instead of 18 µs while an import's
+#: chunk of rows is alive.
+GC_GEN0 = 10_000
 PR_SET_PDEATHSIG = 1
 #: A worker that exits sooner than this after its start failed to start (no restart).
 STARTUP_S = 10.0
@@ -79,8 +84,26 @@ def _worker(options: dict[str, Any]) -> None:
     if multiprocessing.parent_process() is not None:
         _end_with_parent()
     config = uvicorn.Config(**options)
+    config.load()  # imports the application and builds it
+    tune_gc()
     sock = listening_socket(config.host, config.port)
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector off the long-lived heap of a served application.
+
+    Everything loaded so far (modules, the app, its routes and schemas) lives as long as the
+    process: ``gc.freeze`` moves it out of the collector's generations, so that collections
+    triggered by requests scan only what requests made. The first generation's threshold
+    rises from 700 to ``GC_GEN0`` allocations, so they run less often while a request or an
+    import holds many young objects (``bench/profile_service.py enroll``: 501 and 516
+    commands/s without this, 539 to 692 with it).
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0, gen1, gen2)
 
 
 class Supervisor:
