@@ -118,6 +118,8 @@ async def profile(path: str, seconds: int) -> None:
                 make = enrollment.enroll_requests(sessions, trainees, itertools.count())
             pid = str(server.pids()[0])
             spy_args = ["record", "--pid", pid, "--duration", str(seconds), "--format", "raw"]
+            if os.environ.get("PROFILE_GIL") == "1":  # only the thread holding the GIL
+                spy_args.append("--gil")
             # Popen returns at once; py-spy samples while this loop drives the load.
             spy = subprocess.Popen(  # noqa: S603, ASYNC220 - fixed command
                 ["uvx", "py-spy", *spy_args, "--output", str(out), "--nonblocking"],  # noqa: S607

@@ -49,6 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tpp_plumbing.auth import principal_of
+from tpp_plumbing.writes import RawTransaction
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADERS = (b"etag", b"location")
@@ -62,7 +63,7 @@ COMMITTED = 0
 _running: ContextVar[tuple[str, str] | None] = ContextVar("tpp_idempotency_key", default=None)
 
 
-async def mark_committed(session: AsyncSession) -> None:
+async def mark_committed(session: AsyncSession | RawTransaction) -> None:
     """Inside a command's transaction: if it commits, its key is never run again.
 
     A no-op outside a request with an Idempotency-Key (and once the answer is stored).
@@ -71,10 +72,11 @@ async def mark_committed(session: AsyncSession) -> None:
     if running is None:
         return
     table, key = running
-    await session.execute(
-        text(f"UPDATE {table} SET status = {COMMITTED} WHERE key = :key AND status IS NULL"),
-        {"key": key},
-    )
+    query = f"UPDATE {table} SET status = {COMMITTED} WHERE key = $1 AND status IS NULL"
+    if isinstance(session, RawTransaction):
+        await session.execute(query, key)
+    else:
+        await session.execute(text(query.replace("$1", ":key")), {"key": key})
 
 
 def idempotency_table(metadata: MetaData) -> Table:

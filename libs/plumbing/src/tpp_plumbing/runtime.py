@@ -32,6 +32,7 @@ from tpp_plumbing.problems import problem
 from tpp_plumbing.reads import ReadPool
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
+from tpp_plumbing.writes import CommandPool
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,13 @@ class Runtime:
         # A commit that wrote outbox rows wakes the relay (or, standing by, NOTIFYs the leader).
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(
             self.engine, after_outbox_commit=self.relay.committed
+        )
+        #: Raw connections for the hottest commands (``tpp_plumbing.writes``).
+        self.commands = CommandPool(
+            asyncpg_dsn(settings.database_url),
+            max_size=settings.database_pool_size,
+            after_outbox_commit=self.relay.committed,
+            database=self.engine.url.database or "",
         )
         self.dead_letters = DeadLetterSink(settings.kafka)
         self.runners: list[ConsumerRunner] = []
@@ -224,6 +232,7 @@ class Runtime:
                 await self._admin.close()
             self._admin = None
         await self.reads.close()
+        await self.commands.close()
         await self.engine.dispose()
         if self._started:
             log.info("stopped", extra={"service": self.name})

@@ -372,7 +372,7 @@ def instrument_engine(engine: Any, provider: trace.TracerProvider | None = None)
             return
         tx[1] += 1
         attributes = {"db.statement": statement, "db.duration_ms": (time.time_ns() - started) / 1e6}
-        tx[0].add_event(_operation(statement), attributes, timestamp=started)
+        tx[0].add_event(sql_operation(statement), attributes, timestamp=started)
 
     def failed(context: Any) -> None:
         conn = context.connection
@@ -382,7 +382,7 @@ def instrument_engine(engine: Any, provider: trace.TracerProvider | None = None)
             tx[2] = True
             statement = context.statement or ""
             tx[0].add_event(
-                _operation(statement) + " failed",
+                sql_operation(statement) + " failed",
                 {
                     "db.statement": statement,
                     "exception.type": type(context.original_exception).__name__,
@@ -416,7 +416,7 @@ _TX_SPAN = "tpp.tx_span"
 _TX_STARTED = "tpp.tx_statement_started"
 
 
-def _operation(statement: str) -> str:
+def sql_operation(statement: str) -> str:
     """The statement's first keyword (SELECT, INSERT, WITH, ...) as the event's name."""
     head = statement.lstrip().split(None, 1)
     return head[0].upper() if head else "SQL"

@@ -6,9 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, func, select, text, update
+import asyncpg
+from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
+from tpp_plumbing.writes import RawTransaction
 
 from tpp_enrollment import tables
 from tpp_enrollment.domain import OCCUPYING, Places
@@ -22,7 +24,7 @@ OCCUPYING_VALUES = [s.value for s in OCCUPYING]
 ENROLLMENT_COLUMNS = (*E.c, T.c.country, T.c.gender, T.c.profession)
 
 
-def places(view: RowMapping) -> Places:
+def places(view: RowMapping | asyncpg.Record) -> Places:
     """The domain's view of a session_view row."""
     return Places(
         status=SessionStatus(view["status"]),
@@ -52,62 +54,70 @@ async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> N
         )
 
 
-# --- enroll: two statements, the lock and what is read under it, then every write ----------
+# --- enroll: on a raw transaction (tpp_plumbing.writes, the hottest command) ---------------
+# Two statements: the lock and what is read under it, then every write.
 
-_LOCK_FOR_ENROLL = text(
+_LOCK_FOR_ENROLL = (
     "SELECT v.status, v.capacity, v.accepted, v.review_required, v.country_limit,"
     " t.id AS trainee_id, t.country, t.gender, t.profession, t.erased_at"
-    " FROM session_view v LEFT JOIN trainee t ON t.id = :trainee_id"
-    " WHERE v.session_id = :session_id FOR UPDATE OF v"
+    " FROM session_view v LEFT JOIN trainee t ON t.id = $2"
+    " WHERE v.session_id = $1 FOR UPDATE OF v"
 )
 # Runs under the session view's lock, so every other writer of this session's places and
 # waitlist has committed: the waitlist position counts the entries ahead of the new one.
-_ADD_ENROLLMENT = text(
-    "WITH seq AS (SELECT CASE WHEN CAST(:status AS text) = 'waitlisted'"
+# $1 id, $2 session, $3 trainee, $4 status.
+_ADD_ENROLLMENT = (
+    "WITH seq AS (SELECT CASE WHEN $4::text = 'waitlisted'"
     " THEN nextval('enrollment_waitlist_seq') END AS n),"
     " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
-    " SELECT :id, :session_id, :trainee_id, :status, n FROM seq"
+    " SELECT $1, $2, $3, $4, n FROM seq"
     " ON CONFLICT ON CONSTRAINT uq_enrollment_session_trainee DO NOTHING"
     " RETURNING waitlist_seq),"
     " counted AS (UPDATE session_view SET accepted = accepted + 1"
-    " WHERE session_id = :session_id AND CAST(:status AS text) = 'accepted'"
+    " WHERE session_id = $2 AND $4::text = 'accepted'"
     " AND EXISTS (SELECT FROM added) RETURNING accepted)"
     " SELECT added.waitlist_seq, CASE WHEN added.waitlist_seq IS NOT NULL THEN 1 + ("
-    "  SELECT count(*) FROM enrollment e WHERE e.session_id = :session_id"
+    "  SELECT count(*) FROM enrollment e WHERE e.session_id = $2"
     "  AND e.status = 'waitlisted' AND e.waitlist_seq < added.waitlist_seq) END AS position,"
     " (SELECT count(*) FROM counted) AS counted"
     " FROM added"
 )
+_IN_COUNTRY = (
+    "SELECT count(*) FROM enrollment e JOIN trainee t ON t.id = e.trainee_id"
+    " WHERE e.session_id = $1 AND e.status = ANY($2::text[]) AND t.country = $3"
+)
 
 
 async def lock_for_enroll(
-    db: AsyncSession, session_id: uuid.UUID, trainee_id: uuid.UUID
-) -> RowMapping | None:
+    tx: RawTransaction, session_id: uuid.UUID, trainee_id: uuid.UUID
+) -> asyncpg.Record | None:
     """The session view row, locked, with the trainee's profile (None values when unknown).
 
     None when the session is unknown.
     """
-    conn = await db.connection()
-    result = await conn.execute(
-        _LOCK_FOR_ENROLL, {"session_id": session_id, "trainee_id": trainee_id}
-    )
-    return result.mappings().first()
+    return await tx.fetchrow(_LOCK_FOR_ENROLL, session_id, trainee_id)
+
+
+async def occupying_in_country(tx: RawTransaction, session_id: uuid.UUID, country: str) -> int:
+    """How many places one country holds in a session (``accepted_in_country``, raw)."""
+    found = await tx.fetchrow(_IN_COUNTRY, session_id, OCCUPYING_VALUES, country)
+    return int(found[0]) if found is not None else 0
 
 
 async def add_enrollment(
-    db: AsyncSession, row: dict[str, Any]
+    tx: RawTransaction, row: dict[str, Any]
 ) -> tuple[int | None, int | None] | None:
     """Insert a new enrollment (taking a place if accepted); None if the trainee has one.
 
     Returns its waitlist number and position (both None unless waitlisted). The caller holds
     the session view's lock.
     """
-    conn = await db.connection()
-    result = await conn.execute(_ADD_ENROLLMENT, row)
-    found = result.first()
+    found = await tx.fetchrow(
+        _ADD_ENROLLMENT, row["id"], row["session_id"], row["trainee_id"], row["status"]
+    )
     if found is None:
         return None
-    return found.waitlist_seq, found.position
+    return found["waitlist_seq"], found["position"]
 
 
 async def get_trainee(db: AsyncSession, trainee_id: uuid.UUID) -> RowMapping | None:

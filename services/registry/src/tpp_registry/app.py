@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Outbox(tables.outbox, source=f"/{NAME}"),
         settings.home_country,
         runtime.reads,
+        runtime.commands,
     )
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)

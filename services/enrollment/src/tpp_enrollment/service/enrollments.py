@@ -23,6 +23,7 @@ from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ConflictError, NotFoundError
+from tpp_plumbing.writes import CommandPool
 
 from tpp_enrollment import store
 from tpp_enrollment.domain import (
@@ -44,14 +45,21 @@ S = EnrollmentStatus
 class EnrollmentService:
     """Gives and takes a session's places; every decision holds the session's row lock."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        outbox: Outbox,
+        commands: CommandPool,
+    ) -> None:
         self._sessions = sessions
         self._outbox = outbox
+        self._commands = commands
 
     async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
         """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
-        async with self._sessions() as db, db.begin():
-            # One round trip for the lock and the trainee, one for every write (the hot path).
+        # The hottest command: a raw transaction (tpp_plumbing.writes), one round trip for
+        # the lock and the trainee, one for the enrollment and its place, one for the event.
+        async with self._commands.transaction() as db:
             view = await store.lock_for_enroll(db, session_id, data.trainee_id)
             if view is None:
                 raise NotFoundError(f"no open session {session_id}")
@@ -65,7 +73,7 @@ class EnrollmentService:
             places = store.places(view)
             in_country = 0
             if places.country_limit is not None:
-                in_country = await store.accepted_in_country(db, session_id, view["country"])
+                in_country = await store.occupying_in_country(db, session_id, view["country"])
             try:
                 status = decide(places, in_country)
             except EnrollmentRefusedError as error:

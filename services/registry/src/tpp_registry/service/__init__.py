@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.reads import ReadPool
+from tpp_plumbing.writes import CommandPool
 
 from tpp_registry.service._catalogue import CatalogueCache
 from tpp_registry.service._common import PreconditionFailedError, PreconditionRequiredError
@@ -45,13 +46,14 @@ class Services:
         outbox: Outbox,
         home_country: str,
         reads: ReadPool,
+        commands: CommandPool,
     ) -> Services:
-        """Wire the services to a database, its raw read pool and an outbox."""
+        """Wire the services to a database, its raw read and command pools and an outbox."""
         catalogue = CatalogueCache(reads)
         return cls(
             catalogue=catalogue,
             organizers=OrganizerService(sessions, outbox, catalogue),
-            sessions=SessionService(sessions, outbox, home_country, reads, catalogue),
+            sessions=SessionService(sessions, outbox, home_country, reads, catalogue, commands),
             plans=PlanService(sessions, outbox),
             imports=ImportService(sessions, outbox, home_country),
         )

@@ -10,6 +10,7 @@ from tpp_contracts.vocab import SessionStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError
 from tpp_plumbing.reads import ReadPool
+from tpp_plumbing.writes import CommandPool
 
 from tpp_registry import domain, store
 from tpp_registry.domain import (
@@ -68,7 +69,9 @@ class SessionService:
         home_country: str,
         reads: ReadPool,
         catalogue: CatalogueCache,
+        commands: CommandPool,
     ) -> None:
+        self._commands = commands
         self._sessions = sessions
         self._outbox = outbox
         self._home = home_country
@@ -81,10 +84,11 @@ class SessionService:
             decision = domain.create(details(data), home_country=self._home)
         except InvalidSessionError as error:
             raise domain_problem(error) from None
-        async with self._sessions() as db, db.begin():
-            if not await store.add_session_of_known_organizer(db, decision.state):
+        # The busiest command: a raw transaction (tpp_plumbing.writes).
+        async with self._commands.transaction() as tx:
+            if not await store.add_session_of_known_organizer(tx, decision.state):
                 raise invalid_field("organizer_id", "names no organizer")
-            await self._outbox.add(db, decision.events)
+            await self._outbox.add(tx, decision.events)
         return session(decision.state)
 
     async def revise(
