@@ -73,9 +73,8 @@ async def add_sessions(db: AsyncSession, states: list[SessionState]) -> None:
 
 def _add_session_sql() -> str:
     names = [c.name for c in _STATE_COLUMNS]
-    typed = [
-        f"${n}::{ts.c[name].type.compile(postgresql.dialect())}" for n, name in enumerate(names, 1)
-    ]
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    typed = [f"${n}::{ts.c[name].type.compile(dialect)}" for n, name in enumerate(names, 1)]
     organizer = 1 + names.index("organizer_id")
     return (
         f"INSERT INTO {ts.name} ({', '.join(names)}) SELECT {', '.join(typed)}"
