@@ -230,3 +230,42 @@ async def test_a_database_transaction_is_one_span_with_its_statements_and_never_
     assert canary not in repr(
         [(s.attributes, [e.attributes for e in s.events]) for s in transactions]
     )
+
+
+async def stored_traceparent(platform: Any, key: str) -> str:
+    """The ``traceparent`` kept with the registry's outbox row of aggregate ``key``."""
+    engine = create_engine(platform.urls["registry"])
+    try:
+        async with engine.connect() as conn:
+            query = text("SELECT headers->>'traceparent' FROM outbox_message WHERE key = :key")
+            stored = (await conn.execute(query, {"key": key})).scalar_one()
+    finally:
+        await engine.dispose()
+    assert isinstance(stored, str)
+    return stored
+
+
+async def test_with_nothing_exporting_a_request_still_hands_its_trace_to_its_events(
+    platform: Any,
+) -> None:
+    if telemetry.ExportingProcessor.live:
+        pytest.skip("a span processor exports in this process: requests are recorded")
+
+    async def organizer(headers: dict[str, str]) -> str:
+        name = f"Quiet Institute {uuid.uuid4().hex[:6]}"
+        body = {"name": name, "kind": "university", "country": "KE"}
+        created = await platform.registry.http.post("/organizers", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+    # A caller's trace (sampled: it may be recorded downstream) reaches the command's event
+    # (its outbox row, then its Kafka headers), with the caller's choice.
+    trace_id, headers = follow()
+    _, propagated, _, flags = (await stored_traceparent(platform, await organizer(headers))).split(
+        "-"
+    )
+    assert (int(propagated, 16), int(flags, 16) & 1) == (trace_id, 1)
+    # Without one, the request's new trace, unsampled, for the logs and the consumers.
+    _, propagated, _, flags = (await stored_traceparent(platform, await organizer({}))).split("-")
+    assert int(propagated, 16) != 0
+    assert int(flags, 16) & 1 == 0

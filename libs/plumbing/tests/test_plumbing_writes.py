@@ -156,7 +156,9 @@ async def test_a_recorded_command_has_one_client_span_with_its_statements(dsn: s
     transactions = [
         s
         for s in exporter.get_finished_spans()
-        if s.kind == SpanKind.CLIENT and s.parent and s.parent.span_id == command.get_span_context().span_id
+        if s.kind == SpanKind.CLIENT
+        and s.parent
+        and s.parent.span_id == command.get_span_context().span_id
     ]
     committed, failed = transactions
     assert committed.name == "transaction COMMIT"
