@@ -6,14 +6,16 @@
 - ``relay.max``: a backlog of outbox rows (written beforehand) drained by the platform's
   ``OutboxRelay`` (select 1,000, publish, wait for every ack, mark sent): events/s, as a
   ratio of the bare producer (``relay.vs_bare``).
-- ``relay.commit_to_ack.p50/p99``: writers commit one enrollment event per transaction through
+- ``relay.commit_to_ack.p50/p99``: writers commit one enrollment event per raw transaction
+  (``tpp_plumbing.writes``, as enrollments and new sessions are written) through
   ``Outbox.add`` at 1,000/s (open loop, sessions wired to the relay as the runtime wires them);
   the time from each commit to the broker's ack of its row (the relay's after-publish hook).
 
-Everything runs in this process, as in a service (writers and relay share one event loop, the
-service's tracing is configured: rows carry a sampled trace context, the relay records a span
-each), against a scratch enrollment database and a scratch topic prefix. Events are keyed by
-400 sessions.
+Everything runs in this process, as in a service (writers and relay share one event loop,
+the service's tracing is configured and rows carry a sampled trace context; no span processor
+exports, so the relay records no PRODUCER span and the writers' context goes on as it is),
+against a scratch enrollment database and a scratch topic prefix. Events are keyed by 400
+sessions.
 
     set -a; . deploy/local.env; set +a
     uv run python bench/run.py relay
@@ -33,15 +35,14 @@ from collections.abc import Sequence
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from harness import Context, Figure, libpq, median_figure, scratch_database, scratch_topics
-from sqlalchemy import text
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_enrollment import tables
 from tpp_plumbing import telemetry
-from tpp_plumbing.db import create_engine, session_factory
 from tpp_plumbing.outbox import Outbox, OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
+from tpp_plumbing.writes import CommandPool
 
 NAME = "relay"
 TIME_BUDGET_S = 180
@@ -143,19 +144,20 @@ async def commit_to_ack(
     relay = OutboxRelay(
         dsn=libpq(url), kafka=kafka.with_prefix(prefix), after_publish=after_publish
     )
-    engine = create_engine(url, pool_size=WRITERS // 2)  # + as many overflow connections
-    sessions = session_factory(engine, after_outbox_commit=relay.committed)
+    # Raw transactions, as the busiest commands (enroll, create a session) write their events.
+    commands = CommandPool(libpq(url), max_size=WRITERS, after_outbox_commit=relay.committed)
     outbox = Outbox(tables.outbox, source="/enrollment")
     committed: dict[int, float] = {}
     limit = asyncio.Semaphore(WRITERS)  # an overloaded machine queues writers, not the pool
-    current_id = text("SELECT currval(pg_get_serial_sequence('outbox_message', 'id'))")
+    current_id = "SELECT currval(pg_get_serial_sequence('outbox_message', 'id'))"
 
     async def write() -> None:
-        async with limit, sessions() as db:
-            async with db.begin():
-                await outbox.add(db, [_event()])
-                row_id = int(await db.scalar(current_id) or 0)
-            committed[row_id] = time.perf_counter()
+        async with limit:
+            async with commands.transaction() as tx:
+                await outbox.add(tx, [_event()])
+                found = await tx.fetchrow(current_id)
+            assert found is not None
+            committed[int(found[0])] = time.perf_counter()
 
     task = asyncio.create_task(relay.run())
     try:
@@ -184,7 +186,7 @@ async def commit_to_ack(
     finally:
         await relay.stop(1)
         await asyncio.wait_for(task, 30)
-        await engine.dispose()
+        await commands.close()
 
 
 def _percentile(values: list[float], q: float) -> float:

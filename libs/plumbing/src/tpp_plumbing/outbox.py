@@ -347,12 +347,17 @@ class OutboxRelay:
             return 0
         futures = []
         spans: list[Span] = []
-        traced = telemetry.enabled()
+        # A PRODUCER span per row only while a span processor exports: otherwise nothing
+        # would read it, and the writer's trace context goes on in the headers as it is.
+        traced = telemetry.enabled() and telemetry.ExportingProcessor.live > 0
+        parsed = functools.lru_cache(maxsize=64)(_stored_headers)  # a command's rows share
         try:
             for row in rows:
-                stored = _stored_headers(row["headers"])
+                raw = row["headers"]
+                stored = parsed(raw) if isinstance(raw, str) else _stored_headers(raw)
                 span = self._publish_span(row, stored) if traced else trace.INVALID_SPAN
-                spans.append(span)
+                if traced:
+                    spans.append(span)
                 futures.append(
                     await producer.send(
                         self._prefix + row["topic"],

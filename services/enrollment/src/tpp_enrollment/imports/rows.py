@@ -55,30 +55,34 @@ class RowError:
     reason: str
 
 
-def read(content: bytes) -> tuple[str, list[str], int]:
-    """The decoded text, header and row count of a CSV file (rows are not kept: ``chunks``).
+def _lines(content: bytes) -> io.TextIOWrapper:
+    """The file's text, decoded as it is read: neither a decoded copy of the whole file nor
+    a StringIO of it (4 bytes a character: 18 MiB for a 30,000-row file) is ever made."""
+    return io.TextIOWrapper(io.BytesIO(content), encoding="utf-8-sig", newline="")
+
+
+def read(content: bytes) -> tuple[list[str], int]:
+    """The header and row count of a CSV file (rows are not kept: ``chunks``).
 
     Raises BadFileError for an unusable file.
     """
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadFileError("the file is not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(_lines(content))
     try:
         header = [name.strip() for name in next(reader, [])]
         missing = (REQUIRED_COLUMNS | {SESSION_COLUMN}) - set(header)
         if missing:
             raise BadFileError(f"missing column(s): {', '.join(sorted(missing))}")
         total = sum(1 for row in reader if row)  # DictReader skips blank lines too
+    except UnicodeDecodeError:
+        raise BadFileError("the file is not UTF-8 text") from None
     except csv.Error as error:  # e.g. a field over the csv module's 128 KiB field limit
         raise BadFileError(f"not a readable CSV file (line {reader.line_num}: {error})") from None
-    return text, header, total
+    return header, total
 
 
-def chunks(text: str, header: list[str], size: int) -> Iterator[list[dict[str, str]]]:
+def chunks(content: bytes, header: list[str], size: int) -> Iterator[list[dict[str, str]]]:
     """The rows of a file ``read`` accepted, ``size`` at a time (one chunk in memory)."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(_lines(content))
     reader.fieldnames = header
     next(reader, None)  # the header line
     while chunk := list(itertools.islice(reader, size)):

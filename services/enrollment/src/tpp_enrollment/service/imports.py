@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.limits import check_rows
+from tpp_plumbing.memory import release_free_memory
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError, ProblemError
 
@@ -119,7 +120,7 @@ class ImportService:
     ) -> tuple[ImportJob, bool]:
         """Create the file's job and start it (True), or return its existing job (False)."""
         try:
-            text, header, total = read(content)
+            header, total = read(content)
         except BadFileError as error:
             raise ProblemError(str(error), status=422, field="file") from None
         check_rows(total, max_rows)
@@ -137,7 +138,7 @@ class ImportService:
                 existing = await db.scalar(select(J.c.id).where(J.c.sha256 == digest))
                 assert existing is not None
                 return await self.get_import(existing), False
-        parts = chunks(text, header, CHUNK)
+        parts = chunks(content, header, CHUNK)
         task = asyncio.create_task(self._run(job_id, parts), name=f"import-{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -187,6 +188,7 @@ class ImportService:
                 .where(J.c.id == job_id)
                 .values(status=status, error=error, finished_at=func.now())
             )
+        release_free_memory()  # the chunks' buffers: back to the system, not kept at the peak
 
     async def _chunk(
         self,
