@@ -145,6 +145,10 @@ import_job = Table(
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
+    # The run processing the file now; a chunk commits only while its run still holds the job.
+    Column("runner", UUID(as_uuid=True)),
+    # Each committed chunk moves it: a running job that stopped moving was abandoned.
+    Column("progressed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 import_error = Table(

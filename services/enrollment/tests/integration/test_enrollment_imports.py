@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 import uuid
@@ -138,3 +139,73 @@ async def test_a_large_file_reports_progress_and_is_processed_in_batches(
         assert (row["a"], row["w"]) == (5000, 15_000)
         [events] = await app.fetch("SELECT count(*) AS n FROM outbox_message")
         assert events["n"] == 40_000  # one registration and one enrollment event per row
+
+
+async def test_an_import_abandoned_mid_file_is_taken_over_where_it_stopped(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_abandoned") as app:
+        session_id = await app.open_session(capacity=10)
+        rows = [nominee(session_id) for _ in range(5)]
+        content = nominations(rows)
+        # The job of a process killed an hour ago after committing its first 2 rows (made
+        # here without them, so that what the new run enrolls shows where it started).
+        job_id = uuid.uuid4()
+        await app.fetch(
+            "INSERT INTO import_job (id, sha256, filename, status, total, processed, succeeded,"
+            " runner, progressed_at) VALUES ($1, $2, 'n.csv', 'running', 5, 2, 2, $3,"
+            " now() - interval '1 hour')",
+            job_id,
+            hashlib.sha256(content).hexdigest(),
+            uuid.uuid4(),
+        )
+        status, job = await upload(app, content, eventually)
+        assert (status, job["id"]) == (202, str(job_id))
+        assert (job["status"], job["processed"], job["succeeded"], job["failed"]) == (
+            "done",
+            5,
+            5,
+            0,
+        )
+        enrolled = (await app.http.get(f"/sessions/{session_id}/enrollments")).json()
+        assert len(enrolled) == 3  # rows 4 to 6: the first two were the dead run's
+
+        # A job whose chunks are still committing (another worker) is left to its run.
+        moving = nominations([nominee(session_id)])
+        await app.fetch(
+            "INSERT INTO import_job (id, sha256, status, total, runner)"
+            " VALUES ($1, $2, 'running', 1, $3)",
+            uuid.uuid4(),
+            hashlib.sha256(moving).hexdigest(),
+            uuid.uuid4(),
+        )
+        response = await app.http.post(
+            "/imports", files={"file": ("moving.csv", moving, "text/csv")}
+        )
+        assert response.status_code == 200, response.text
+        assert (response.json()["status"], response.json()["processed"]) == ("running", 0)
+
+
+async def test_a_run_whose_job_was_taken_over_stops_without_committing_another_chunk(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_taken_over") as app:
+        sessions = [await app.open_session(capacity=5000) for _ in range(2)]
+        content = nominations([nominee(sessions[i % 2]) for i in range(10_000)])
+        response = await app.http.post("/imports", files={"file": ("n.csv", content, "text/csv")})
+        assert response.status_code == 202, response.text
+        job_id = uuid.UUID(response.json()["id"])
+
+        async def first_chunk() -> int | None:
+            [job] = await app.fetch("SELECT processed FROM import_job WHERE id = $1", job_id)
+            return int(job["processed"]) or None
+
+        await eventually(first_chunk, within=60, what="a first chunk committed")
+        # Another run takes the job over (as after this one seemed abandoned).
+        await app.fetch("UPDATE import_job SET runner = $2 WHERE id = $1", job_id, uuid.uuid4())
+        await app.app.state.services.imports.wait()
+        [job] = await app.fetch("SELECT status, processed FROM import_job WHERE id = $1", job_id)
+        assert job["status"] == "running"  # left to the run that holds it
+        assert job["processed"] < 10_000
+        [enrolled] = await app.fetch("SELECT count(*) AS n FROM enrollment")
+        assert enrolled["n"] == job["processed"]  # no chunk committed after the takeover

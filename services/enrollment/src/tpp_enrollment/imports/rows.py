@@ -80,11 +80,16 @@ def read(content: bytes) -> tuple[list[str], int]:
     return header, total
 
 
-def chunks(content: bytes, header: list[str], size: int) -> Iterator[list[dict[str, str]]]:
-    """The rows of a file ``read`` accepted, ``size`` at a time (one chunk in memory)."""
+def chunks(
+    content: bytes, header: list[str], size: int, *, skip: int = 0
+) -> Iterator[list[dict[str, str]]]:
+    """The rows of a file ``read`` accepted, ``size`` at a time (one chunk in memory), after
+    the first ``skip`` rows."""
     reader = csv.DictReader(_lines(content))
     reader.fieldnames = header
     next(reader, None)  # the header line
+    for _ in itertools.islice(reader, skip):
+        pass
     while chunk := list(itertools.islice(reader, size)):
         yield chunk
 

@@ -14,9 +14,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, func, insert, select, text, update
+from sqlalchemy import Interval, RowMapping, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event
@@ -48,6 +49,11 @@ S = EnrollmentStatus
 # for the same CPU per row (1,000: +52 MiB, more CPU).
 CHUNK = 2000
 MAX_ERRORS_SHOWN = 1000
+#: A running job whose chunks stopped committing this long ago was abandoned (its process
+#: was killed mid-file; a chunk commits every second or so): the next upload of the same
+#: file takes it over and goes on after its last committed chunk. Duplicates of rows before
+#: that point are then refused as "already enrolled" rather than "duplicate of row N".
+ABANDONED_AFTER_S = 120.0
 
 _NEW_TRAINEES = text(
     "INSERT INTO trainee (id, full_name, country, gender, profession, organization,"
@@ -97,8 +103,14 @@ _ADD_ACCEPTED = text(
 )
 
 
+class JobTakenOverError(RuntimeError):
+    """Another run took this import job over (this one was thought abandoned)."""
+
+
 @dataclass
 class _Progress:
+    job_id: uuid.UUID
+    runner: uuid.UUID
     # The first row of each (session, person) in the file, by a 16-byte digest of the pair:
     # a 30,000-row file's keys as tuples of UUIDs and strings held ~10 MiB to its end.
     seen: dict[bytes, int] = field(default_factory=dict)
@@ -116,6 +128,7 @@ class ImportService:
         self._outbox = outbox
         self._personal = personal
         self._tasks: set[asyncio.Task[None]] = set()
+        self._abandoned_after = timedelta(seconds=ABANDONED_AFTER_S)
 
     async def start_import(
         self, content: bytes, filename: str | None, max_rows: int
@@ -126,22 +139,43 @@ class ImportService:
         except BadFileError as error:
             raise ProblemError(str(error), status=422, field="file") from None
         check_rows(total, max_rows)
-        job_id = uuid.uuid4()
+        job_id, runner = uuid.uuid4(), uuid.uuid4()
         digest = hashlib.sha256(content).hexdigest()
+        skip = 0
         async with self._sessions() as db, db.begin():
             created = await db.scalar(
                 pg_insert(J)
                 .values(id=job_id, sha256=digest, filename=filename, status="running")
-                .values(total=total)
+                .values(total=total, runner=runner)
                 .on_conflict_do_nothing(index_elements=["sha256"])
                 .returning(J.c.id)
             )
             if created is None:
-                existing = await db.scalar(select(J.c.id).where(J.c.sha256 == digest))
-                assert existing is not None
-                return await self.get_import(existing), False
-        parts = chunks(content, header, CHUNK)
-        task = asyncio.create_task(self._run(job_id, parts), name=f"import-{job_id}")
+                # The file's job exists: unchanged, unless it was abandoned mid-file (its
+                # process was killed): then this run takes it over where it stopped.
+                abandoned = func.now() - cast(literal(self._abandoned_after), Interval)
+                resumed = (
+                    await db.execute(
+                        update(J)
+                        .where(
+                            J.c.sha256 == digest,
+                            J.c.status == "running",
+                            J.c.progressed_at < abandoned,
+                        )
+                        .values(runner=runner, progressed_at=func.now())
+                        .returning(J.c.id, J.c.processed)
+                    )
+                ).first()
+                if resumed is None:
+                    existing = await db.scalar(select(J.c.id).where(J.c.sha256 == digest))
+                    assert existing is not None
+                    return await self.get_import(existing), False
+                job_id, skip = resumed.id, resumed.processed
+                log.warning("import %s was abandoned after %d rows: taken over", job_id, skip)
+        parts = chunks(content, header, CHUNK, skip=skip)
+        task = asyncio.create_task(
+            self._run(job_id, runner, parts, first_row=2 + skip), name=f"import-{job_id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await self.get_import(job_id), True
@@ -166,28 +200,38 @@ class ImportService:
             shown = [ImportRowError(row=e.row_number, reason=e.reason) for e in errors]
         return ImportJob.model_validate(dict(job) | {"errors": shown})
 
-    async def _run(self, job_id: uuid.UUID, parts: Iterator[list[dict[str, str]]]) -> None:
-        progress = _Progress()
+    async def _run(
+        self,
+        job_id: uuid.UUID,
+        runner: uuid.UUID,
+        parts: Iterator[list[dict[str, str]]],
+        first_row: int,
+    ) -> None:
+        progress = _Progress(job_id, runner)
         try:
             # Parsing and validation (CPU, in a worker thread) of the next chunk overlap the
             # database writes of this one; only these two chunks of rows are in memory.
             # Sealing the personal data (encryption, keyed hashes) is done there too.
-            first_row = 2
             pending = asyncio.create_task(self._prepared(parts, first_row))
             while (prepared := await pending) is not None:
                 chunk, people = prepared
                 first_row += len(chunk)
                 pending = asyncio.create_task(self._prepared(parts, first_row))
                 async with self._sessions() as db, db.begin():
-                    await self._chunk(db, job_id, chunk, people, progress)
+                    await self._chunk(db, chunk, people, progress)
             status, error = "done", None
+        except JobTakenOverError:
+            log.warning("import %s was taken over by another run: this one stops", job_id)
+            pending.cancel()
+            release_free_memory()
+            return
         except Exception as failure:
             log.exception("import %s failed", job_id)
             status, error = "failed", f"{type(failure).__name__}: {failure}"
         async with self._sessions() as db, db.begin():
             await db.execute(
                 update(J)
-                .where(J.c.id == job_id)
+                .where(J.c.id == job_id, J.c.runner == runner)
                 .values(status=status, error=error, finished_at=func.now())
             )
         release_free_memory()  # the chunks' buffers: back to the system, not kept at the peak
@@ -195,7 +239,6 @@ class ImportService:
     async def _chunk(
         self,
         db: AsyncSession,
-        job_id: uuid.UUID,
         chunk: Sequence[Nomination | RowError],
         people: dict[tuple[str, str], dict[str, Any]],
         progress: _Progress,
@@ -230,17 +273,25 @@ class ImportService:
         if errors:
             await db.execute(
                 insert(tables.import_error),
-                [{"job_id": job_id, "row_number": e.row, "reason": e.reason} for e in errors],
+                [
+                    {"job_id": progress.job_id, "row_number": e.row, "reason": e.reason}
+                    for e in errors
+                ],
             )
-        await db.execute(
+        # Committed with the chunk, and only while this run still holds the job.
+        held = await db.scalar(
             update(J)
-            .where(J.c.id == job_id)
+            .where(J.c.id == progress.job_id, J.c.runner == progress.runner)
             .values(
                 processed=J.c.processed + len(chunk),
                 succeeded=J.c.succeeded + succeeded,
                 failed=J.c.failed + len(errors),
+                progressed_at=func.now(),
             )
+            .returning(J.c.id)
         )
+        if held is None:
+            raise JobTakenOverError(progress.job_id)
 
     async def _register(
         self,
