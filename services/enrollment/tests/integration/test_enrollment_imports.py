@@ -209,3 +209,31 @@ async def test_a_run_whose_job_was_taken_over_stops_without_committing_another_c
         assert job["processed"] < 10_000
         [enrolled] = await app.fetch("SELECT count(*) AS n FROM enrollment")
         assert enrolled["n"] == job["processed"]  # no chunk committed after the takeover
+
+
+async def test_people_registered_before_are_nominated_again_not_registered_twice(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_known_people") as app:
+        first, second = await app.open_session(capacity=5), await app.open_session(capacity=5)
+        known = nominee(first, passport_number="K1234567")
+        _, job = await upload(app, nominations([known, nominee(first)]), eventually)
+        assert (job["succeeded"], job["failed"]) == (2, 0)
+        # A later file: the same person (passport and country) for another session, and a
+        # new one; the known person keeps their trainee id, and is not registered again.
+        again = known | {"session_id": str(second), "full_name": "N. V. An"}
+        _, job = await upload(app, nominations([again, nominee(second)]), eventually)
+        assert (job["succeeded"], job["failed"]) == (2, 0)
+        [people] = await app.fetch("SELECT count(*) AS n FROM trainee")
+        assert people["n"] == 3
+        rows = await app.fetch(
+            "SELECT array_agg(session_id ORDER BY session_id = $1) AS sessions FROM enrollment"
+            " GROUP BY trainee_id HAVING count(*) > 1",
+            second,
+        )
+        assert [r["sessions"] for r in rows] == [[first, second]]  # one person, both sessions
+        [registered] = await app.fetch(
+            "SELECT count(*) AS n FROM outbox_message"
+            " WHERE event_type = 'tpp.enrollment.trainee.registered.v1'"
+        )
+        assert registered["n"] == 3

@@ -64,7 +64,7 @@ _NEW_TRAINEES = text(
     " CAST(:passport_number_sealed AS bytea[]), CAST(:email_sealed AS bytea[]),"
     " CAST(:birth_date_sealed AS bytea[]))"
     " ON CONFLICT (passport_hash) DO NOTHING"
-    " RETURNING id, country, gender, profession"
+    " RETURNING id, passport_hash, country, gender, profession"
 )
 _TRAINEES = text(
     "SELECT id, passport_hash, country, gender, profession FROM trainee"
@@ -309,8 +309,12 @@ class ImportService:
                 columns[name].append(value)
         new = (await db.execute(_NEW_TRAINEES, columns)).mappings().all()
         await self._outbox.add(db, [trainee_registered(row) for row in new])
-        found = await db.execute(_TRAINEES, {"passport_hash": columns["passport_hash"]})
-        by_hash = {r["passport_hash"]: dict(r) for r in found.mappings()}
+        by_hash = {r["passport_hash"]: dict(r) for r in new}
+        # People registered before (by an earlier file or the API): read them (only them).
+        known = [h for h in columns["passport_hash"] if h not in by_hash]
+        if known:
+            found = await db.execute(_TRAINEES, {"passport_hash": known})
+            by_hash |= {r["passport_hash"]: dict(r) for r in found.mappings()}
         return {
             person: by_hash[prepared[person]["passport_hash"]]
             for person in unique
@@ -369,10 +373,16 @@ class ImportService:
             {"session_id": [p[0] for p in pairs], "trainee_id": [p[1] for p in pairs]},
         )
         enrolled = {(r.session_id, r.trainee_id) for r in found}
-        counts = await db.execute(_BY_COUNTRY, {"ids": ids, "occupying": store.OCCUPYING_VALUES})
+        # Places by country matter only where a session limits them (a scan of every
+        # enrollment of those sessions, joined with its trainee: not for the others).
+        limited = [sid for sid in ids if views[sid]["country_limit"] is not None]
         by_country: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-        for r in counts:
-            by_country[r.session_id][r.country] = int(r.n)
+        if limited:
+            counts = await db.execute(
+                _BY_COUNTRY, {"ids": limited, "occupying": store.OCCUPYING_VALUES}
+            )
+            for r in counts:
+                by_country[r.session_id][r.country] = int(r.n)
         waiting = {r.session_id: int(r.n) for r in await db.execute(_WAITING, {"ids": ids})}
         errors: list[RowError] = []
         rows: list[dict[str, Any]] = []
