@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -42,27 +42,46 @@ async def _no_reset(_: asyncpg.Connection) -> None:
     """Connections hold no session state (no SET, LISTEN, locks): nothing to reset."""
 
 
-class ReadPool:
-    """Raw asyncpg connections for single-statement reads, opened on first use."""
+class LazyPool:
+    """An asyncpg pool opened on first use (a service starts while PostgreSQL is down)."""
 
-    def __init__(self, dsn: str, *, max_size: int) -> None:
+    def __init__(
+        self, dsn: str, *, max_size: int, reset: Callable[[asyncpg.Connection], Awaitable[None]]
+    ) -> None:
         self._dsn = dsn
         self._max_size = max_size
+        self._reset = reset
         self._pool: asyncpg.Pool | None = None
         self._opening: asyncio.Lock | None = None
-        self._listeners: dict[str, asyncio.Task[None]] = {}
-        self._listening: set[str] = set()
 
-    async def _get(self) -> asyncpg.Pool:
+    async def get(self) -> asyncpg.Pool:
+        """The pool, opened by the first caller (the others wait for it)."""
         if self._pool is None:
             if self._opening is None:
                 self._opening = asyncio.Lock()
             async with self._opening:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._max_size, reset=_no_reset
+                        self._dsn, min_size=1, max_size=self._max_size, reset=self._reset
                     )
         return self._pool
+
+    async def close(self) -> None:
+        """Close the connections (the pool opens again on next use)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.close(), 5)
+
+
+class ReadPool:
+    """Raw asyncpg connections for single-statement reads, opened on first use."""
+
+    def __init__(self, dsn: str, *, max_size: int) -> None:
+        self._dsn = dsn
+        self._pool = LazyPool(dsn, max_size=max_size, reset=_no_reset)
+        self._listeners: dict[str, asyncio.Task[None]] = {}
+        self._listening: set[str] = set()
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """The rows of one statement (parameters ``$1``...); a SQL span in a recorded trace.
@@ -73,7 +92,7 @@ class ReadPool:
                 new connection).
         """
         try:
-            pool = await self._get()
+            pool = await self._pool.get()
             if trace.get_current_span().is_recording():
                 verb = query.split(None, 1)[0].upper()
                 with telemetry.tracer().start_as_current_span(
@@ -145,7 +164,4 @@ class ReadPool:
                 await task
         self._listeners.clear()
         self._listening.clear()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pool.close(), 5)
+        await self._pool.close()

@@ -15,7 +15,6 @@ CLIENT span, its statements as events (SQL text, never parameters).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -28,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tpp_plumbing import telemetry
+from tpp_plumbing.reads import LazyPool
 
 log = logging.getLogger(__name__)
 
@@ -113,26 +113,9 @@ class CommandPool:
         after_outbox_commit: Callable[[], None] | None = None,
         database: str = "",
     ) -> None:
-        self._dsn = dsn
-        self._max_size = max_size
+        self._pool = LazyPool(dsn, max_size=max_size, reset=_end_open_transaction)
         self._after_outbox_commit = after_outbox_commit
-        self._pool: asyncpg.Pool | None = None
-        self._opening: asyncio.Lock | None = None
         self._attributes = {"db.system": "postgresql", "db.name": database}
-
-    async def _get(self) -> asyncpg.Pool:
-        if self._pool is None:
-            if self._opening is None:
-                self._opening = asyncio.Lock()
-            async with self._opening:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
-                        self._dsn,
-                        min_size=1,
-                        max_size=self._max_size,
-                        reset=_end_open_transaction,
-                    )
-        return self._pool
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[RawTransaction]:
@@ -141,7 +124,7 @@ class CommandPool:
         A database outage raises asyncpg's (or the socket's) own error, which
         ``db.is_database_outage`` recognizes: the services answer 503 with Retry-After.
         """
-        pool = await self._get()
+        pool = await self._pool.get()
         async with pool.acquire() as conn:
             span = None
             if trace.get_current_span().is_recording():
@@ -164,7 +147,4 @@ class CommandPool:
 
     async def close(self) -> None:
         """Close the connections."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pool.close(), 5)
+        await self._pool.close()
