@@ -165,7 +165,9 @@ pg_write_config() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_RUN'
-max_connections = 200
+# Per worker: the ORM pool (pool size + as many overflow), the raw read pool and the raw
+# command pool (pool size each, opened as used); 2 workers x 3 services at the default 10.
+max_connections = 300
 shared_buffers = 256MB
 fsync = on
 EOF
