@@ -118,7 +118,6 @@ class Outbox:
     """Adds a service's outgoing events to its outbox, inside the caller's transaction."""
 
     def __init__(self, table: Table, *, source: str) -> None:
-        self._table = table
         self._source = source
         # The same statement for a raw transaction ($n parameters) and for a session.
         into = f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, headers)"

@@ -58,13 +58,6 @@ class RawTransaction:
         with self._traced(query):
             return await self.conn.fetchrow(query, *args)
 
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        """The rows of a statement."""
-        if self._span is None:
-            return await self.conn.fetch(query, *args)
-        with self._traced(query):
-            return await self.conn.fetch(query, *args)
-
     async def execute(self, query: str, *args: Any) -> None:
         """Run a statement for its effect."""
         if self._span is None:
