@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,47 +12,54 @@ from tpp_plumbing.audit import AuditWriter
 TABLE = Table("audit_log", MetaData(), Column("status", Integer))
 
 
-class _Engine:
-    """Records each transaction's rows; ``hold`` keeps a transaction open."""
+def _row(status: int) -> dict[str, Any]:
+    return {
+        "subject": "op",
+        "role": "operator",
+        "organizer_id": None,
+        "method": "POST",
+        "operation": "POST /x",
+        "target": None,
+        "request_id": f"r{status}",
+        "status": status,
+    }
+
+
+class _Commands:
+    """Records each insert's statuses (its last array); ``hold`` keeps an insert waiting."""
 
     def __init__(self) -> None:
-        self.transactions: list[list[dict[str, Any]]] = []
+        self.transactions: list[list[int]] = []
         self.hold = asyncio.Event()
         self.hold.set()
 
-    @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[Any]:
-        engine = self
-
-        class Conn:
-            async def execute(self, _: Any, rows: list[dict[str, Any]]) -> None:
-                await engine.hold.wait()
-                engine.transactions.append(rows)
-
-        yield Conn()
+    async def execute(self, query: str, *columns: list[Any]) -> None:
+        assert query.startswith("INSERT INTO audit_log (subject,")
+        await self.hold.wait()
+        self.transactions.append(columns[-1])
 
 
 async def test_rows_arriving_during_a_commit_share_the_next_transaction() -> None:
-    engine = _Engine()
+    engine = _Commands()
     writer = AuditWriter(engine, TABLE)  # type: ignore[arg-type]
     engine.hold.clear()
-    first = asyncio.create_task(writer.record({"status": 1}))
+    first = asyncio.create_task(writer.record(_row(1)))
     await asyncio.sleep(0)
-    others = [asyncio.create_task(writer.record({"status": n})) for n in range(2, 6)]
+    others = [asyncio.create_task(writer.record(_row(n))) for n in range(2, 6)]
     await asyncio.sleep(0)
     engine.hold.set()
     await asyncio.gather(first, *others)
-    assert [[r["status"] for r in t] for t in engine.transactions] == [[1], [2, 3, 4, 5]]
+    assert engine.transactions == [[1], [2, 3, 4, 5]]
 
 
 @pytest.mark.parametrize("turns", [1, 3], ids=["before-it-ran", "during-its-transaction"])
 async def test_a_cancelled_writer_fails_its_waiting_requests_instead_of_hanging_them(
     turns: int,
 ) -> None:
-    engine = _Engine()
+    engine = _Commands()
     writer = AuditWriter(engine, TABLE)  # type: ignore[arg-type]
     engine.hold.clear()
-    waiting = [asyncio.create_task(writer.record({"status": n})) for n in range(3)]
+    waiting = [asyncio.create_task(writer.record(_row(n))) for n in range(3)]
     for _ in range(turns):
         await asyncio.sleep(0)
     assert writer._writing is not None

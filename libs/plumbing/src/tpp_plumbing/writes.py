@@ -138,6 +138,15 @@ class CommandPool:
             except Exception:  # the commit stands; the relay's polling publishes the rows
                 log.exception("outbox wake-up failed")
 
+    async def execute(self, query: str, *args: Any) -> None:
+        """Run one statement on its own: it commits by itself (no BEGIN and COMMIT around it).
+
+        For a write that is whole in one statement, such as a batch of audit rows.
+        """
+        pool = await self._pool.get()
+        async with pool.acquire() as conn:
+            await conn.execute(query, *args)
+
     async def close(self) -> None:
         """Close the connections."""
         await self._pool.close()

@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     # Inside the tracing middleware (added next), so a record carries the request's trace id.
-    app.add_middleware(AuditMiddleware, engine=runtime.engine, table=tables.audit)
+    app.add_middleware(AuditMiddleware, commands=runtime.commands, table=tables.audit)
     limits = Limits(
         max_body_bytes=settings.max_body_bytes,
         max_page_size=settings.max_page_size,

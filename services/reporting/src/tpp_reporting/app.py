@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     # Inside the tracing middleware (added next), so a record carries the request's trace id.
-    app.add_middleware(AuditMiddleware, engine=runtime.engine, table=tables.audit)
+    app.add_middleware(AuditMiddleware, commands=runtime.commands, table=tables.audit)
     # Outside the idempotency middleware, which reads bodies.
     install_limits(app, Limits(settings.max_body_bytes, settings.max_page_size))
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
