@@ -65,6 +65,36 @@ async def test_a_committed_command_keeps_its_events_in_order_and_wakes_the_relay
         await pool.close()
 
 
+async def test_statements_commit_each_on_its_own_and_events_written_so_wake_the_relay(
+    dsn: str,
+) -> None:
+    woken: list[int] = []
+    pool = CommandPool(dsn, max_size=2, after_outbox_commit=lambda: woken.append(1))
+    outbox = Outbox(OUTBOX, source="/tests")
+    try:
+        rows = outbox.rows([registered(), registered()])
+
+        async def written_then_refused() -> None:
+            async with pool.statements() as tx:
+                # The events and the command's state in one statement (here: the events).
+                await tx.execute(outbox.insert_sql(1), *rows.params)
+                tx.wrote_outbox = True
+                assert await outbox_rows(dsn) == [OrganizerCreatedV1.type] * 2  # committed
+                raise LookupError("what comes after a statement does not undo it")
+
+        with pytest.raises(LookupError):
+            await written_then_refused()
+        assert await outbox_rows(dsn) == [OrganizerCreatedV1.type] * 2
+        assert woken == []  # the block failed: the relay's polling publishes them
+        async with pool.statements() as tx:
+            await tx.execute(outbox.insert_sql(1), *outbox.rows([registered()]).params)
+            tx.wrote_outbox = True
+        assert woken == [1]
+        assert await outbox_rows(dsn) == [OrganizerCreatedV1.type] * 3
+    finally:
+        await pool.close()
+
+
 async def test_a_failed_command_leaves_nothing_and_wakes_nobody(dsn: str) -> None:
     woken: list[int] = []
     pool = CommandPool(dsn, max_size=1, after_outbox_commit=lambda: woken.append(1))

@@ -63,6 +63,19 @@ COMMITTED = 0
 _running: ContextVar[tuple[str, str] | None] = ContextVar("tpp_idempotency_key", default=None)
 
 
+def committed_mark(param: int) -> tuple[str, str] | None:
+    """``mark_committed`` for a command written in one statement: an UPDATE (to run as one of
+    its data-modifying parts) with the key as parameter ``$param``, and the key.
+
+    None outside a request with an Idempotency-Key (and once the answer is stored).
+    """
+    running = _running.get()
+    if running is None:
+        return None
+    table, key = running
+    return f"UPDATE {table} SET status = {COMMITTED} WHERE key = ${param} AND status IS NULL", key
+
+
 async def mark_committed(session: AsyncSession | RawTransaction) -> None:
     """Inside a command's transaction: if it commits, its key is never run again.
 

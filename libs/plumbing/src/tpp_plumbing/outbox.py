@@ -32,6 +32,7 @@ import logging
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -114,25 +115,83 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxRows:
+    """A command's events ready to insert: their envelopes and the insert's six parameters."""
+
+    envelopes: list[Envelope]
+    params: tuple[Any, ...]
+
+
 class Outbox:
     """Adds a service's outgoing events to its outbox, inside the caller's transaction."""
 
     def __init__(self, table: Table, *, source: str) -> None:
         self._source = source
+        self._table_name = table.name
         # The same statement for a raw transaction ($n parameters) and for a session.
         into = f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, headers)"
         ordered = " WITH ORDINALITY AS r(e, t, tp, k, p, n) ORDER BY n"
-        self._raw_insert = (
-            f"{into} SELECT e, t, tp, k, p, $6::jsonb"
-            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])"
-            f"{ordered}"
-        )
+        self._raw_insert = self.insert_sql(1)
         self._insert = text(
             f"{into} SELECT e, t, tp, k, p, CAST(:headers AS jsonb)"
             " FROM unnest(CAST(:event_id AS uuid[]), CAST(:event_type AS text[]),"
             " CAST(:topic AS text[]), CAST(:key AS text[]), CAST(:payload AS bytea[]))"
             f"{ordered}"
         )
+
+    def insert_sql(self, first: int, *, where: str = "") -> str:
+        """The insert of ``rows``' parameters as ``$first`` to ``$first+5``, for a statement
+        that writes a command's state and its events at once (``where``: only if it did)."""
+        p = [f"${n}" for n in range(first, first + 6)]
+        condition = f" WHERE {where}" if where else ""
+        # One statement whatever the number of events, its columns as arrays: 2 µs of CPU a
+        # row against 4-6 µs for SQLAlchemy's executemany; ORDINALITY keeps the ids in the
+        # events' order.
+        return (
+            f"INSERT INTO {self._table_name} (event_id, event_type, topic, key, payload, headers)"
+            f" SELECT e, t, tp, k, p, {p[5]}::jsonb"
+            f" FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[],"
+            f" {p[4]}::bytea[]) WITH ORDINALITY AS r(e, t, tp, k, p, n){condition} ORDER BY n"
+        )
+
+    def rows(
+        self,
+        events: Sequence[Event],
+        *,
+        correlation_id: uuid.UUID | None = None,
+        causation_id: uuid.UUID | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> OutboxRows:
+        """Events in their envelopes, as the outbox insert's parameters.
+
+        The current trace context (W3C ``traceparent``) is stored with each row.
+        """
+        stored = telemetry.inject(headers)
+        now = datetime.now().astimezone()
+        # Events of one command share a correlation id: the first event's own id.
+        first = uuid.uuid4()
+        correlation = correlation_id or first
+        envelopes = [
+            wrap(
+                event,
+                source=self._source,
+                correlation_id=correlation,
+                causation_id=causation_id,
+                event_id=first if n == 0 else None,
+                time=now,
+            )
+            for n, event in enumerate(events)
+        ]
+        params = (
+            [envelope.id for envelope in envelopes],
+            [envelope.type for envelope in envelopes],
+            [event.topic.name for event in events],
+            [event.key() for event in events],
+            [encode(envelope) for envelope in envelopes],
+            json.dumps(stored),
+        )
+        return OutboxRows(envelopes, params)
 
     async def add(
         self,
@@ -150,43 +209,20 @@ class Outbox:
         """
         if not events:
             return []
-        stored = telemetry.inject(headers)
-        now = datetime.now().astimezone()
-        # Events of one command share a correlation id: the first event's own id.
-        first = uuid.uuid4()
-        correlation = correlation_id or first
-        envelopes = [
-            wrap(
-                event,
-                source=self._source,
-                correlation_id=correlation,
-                causation_id=causation_id,
-                event_id=first if n == 0 else None,
-                time=now,
-            )
-            for n, event in enumerate(events)
-        ]
-        # One statement whatever the number of events, its columns as arrays: 2 µs of CPU a
-        # row against 4-6 µs for SQLAlchemy's executemany; ORDINALITY keeps the ids in the
-        # events' order.
-        columns = (
-            [envelope.id for envelope in envelopes],
-            [envelope.type for envelope in envelopes],
-            [event.topic.name for event in events],
-            [event.key() for event in events],
-            [encode(envelope) for envelope in envelopes],
-            json.dumps(stored),
+        rows = self.rows(
+            events, correlation_id=correlation_id, causation_id=causation_id, headers=headers
         )
         if isinstance(session, RawTransaction):
-            await session.execute(self._raw_insert, *columns)
+            await session.execute(self._raw_insert, *rows.params)
             session.wrote_outbox = True  # the relay is woken after the commit
         else:
-            await session.execute(self._insert, dict(zip(_INSERT_PARAMS, columns, strict=True)))
+            params = dict(zip(_INSERT_PARAMS, rows.params, strict=True))
+            await session.execute(self._insert, params)
             session.info[_WROTE] = True  # the relay is woken after the commit (docstring)
         # A retried command must not run again once this transaction commits (its answer
         # may be lost with a killed process): its Idempotency-Key says so.
         await idempotency.mark_committed(session)
-        return envelopes
+        return rows.envelopes
 
 
 AfterPublish = Callable[[Sequence[int]], Awaitable[None]]

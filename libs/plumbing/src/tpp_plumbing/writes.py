@@ -88,9 +88,11 @@ class RawTransaction:
         )
 
     def finish(self, outcome: str) -> None:
-        """End the transaction's span (``COMMIT`` or ``ROLLBACK``); the pool calls this."""
+        """End the span: ``COMMIT`` or ``ROLLBACK`` of a transaction, "" for statements that
+        committed each on its own (the pool calls this)."""
         if self._span is not None:
-            self._span.update_name(f"transaction {outcome}" if self._statements else outcome)
+            if outcome:
+                self._span.update_name(f"transaction {outcome}" if self._statements else outcome)
             self._span.set_attribute("db.statement_count", self._statements)
             self._span.end()
 
@@ -117,21 +119,42 @@ class CommandPool:
         A database outage raises asyncpg's (or the socket's) own error, which
         ``db.is_database_outage`` recognizes: the services answer 503 with Retry-After.
         """
+        async with self._connection(begin=True) as tx:
+            yield tx
+
+    @contextlib.asynccontextmanager
+    async def statements(self) -> AsyncIterator[RawTransaction]:
+        """Statements on one connection that each commit on their own (no BEGIN, no COMMIT).
+
+        For a command whose writes are all in one statement (optimistic concurrency: read,
+        decide, then write only if nothing moved meanwhile): it saves the two round trips of
+        a transaction. Outbox rows written this way wake the relay as a transaction's do.
+        """
+        async with self._connection(begin=False) as tx:
+            yield tx
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, *, begin: bool) -> AsyncIterator[RawTransaction]:
         pool = await self._pool.get()
         async with pool.acquire() as conn:
             span = None
             if trace.get_current_span().is_recording():
                 span = telemetry.tracer().start_span(
-                    "transaction", kind=SpanKind.CLIENT, attributes=self._attributes
+                    "transaction" if begin else "statements",
+                    kind=SpanKind.CLIENT,
+                    attributes=self._attributes,
                 )
             tx = RawTransaction(conn, span)
             outcome = "ROLLBACK"
             try:
-                async with conn.transaction():
+                if begin:
+                    async with conn.transaction():
+                        yield tx
+                else:
                     yield tx
                 outcome = "COMMIT"
             finally:
-                tx.finish(outcome)
+                tx.finish(outcome if begin else "")
         if tx.wrote_outbox and self._after_outbox_commit is not None:
             try:
                 self._after_outbox_commit()

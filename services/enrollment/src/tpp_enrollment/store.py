@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,8 @@ import asyncpg
 from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
+from tpp_plumbing import idempotency
+from tpp_plumbing.outbox import Outbox, OutboxRows
 from tpp_plumbing.writes import RawTransaction
 
 from tpp_enrollment import tables
@@ -36,8 +39,17 @@ def places(view: RowMapping | asyncpg.Record) -> Places:
 
 
 async def lock_session(db: AsyncSession, session_id: uuid.UUID) -> RowMapping | None:
-    """The session view row, locked: every decision about the session's places waits here."""
-    result = await db.execute(select(V).where(V.c.session_id == session_id).with_for_update())
+    """The session view row, locked: every decision about the session's places waits here.
+
+    Locking moves the row's ``places_version``: an enrollment decided on an unlocked read
+    (``enroll_if_unmoved``) is then refused, and decided again, if this transaction commits.
+    """
+    result = await db.execute(
+        update(V)
+        .where(V.c.session_id == session_id)
+        .values(places_version=V.c.places_version + 1)
+        .returning(*V.c)
+    )
     return result.mappings().first()
 
 
@@ -58,10 +70,11 @@ async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> N
 # Two statements: the lock and what is read under it, then every write.
 
 _LOCK_FOR_ENROLL = (
-    "SELECT v.status, v.capacity, v.accepted, v.review_required, v.country_limit,"
-    " t.id AS trainee_id, t.country, t.gender, t.profession, t.erased_at"
-    " FROM session_view v LEFT JOIN trainee t ON t.id = $2"
-    " WHERE v.session_id = $1 FOR UPDATE OF v"
+    "WITH v AS (UPDATE session_view SET places_version = places_version + 1"
+    " WHERE session_id = $1"
+    " RETURNING status, capacity, accepted, review_required, country_limit)"
+    " SELECT v.*, t.id AS trainee_id, t.country, t.gender, t.profession, t.erased_at"
+    " FROM v LEFT JOIN trainee t ON t.id = $2"
 )
 # Runs under the session view's lock, so every other writer of this session's places and
 # waitlist has committed: the waitlist position counts the entries ahead of the new one.
@@ -86,6 +99,91 @@ _IN_COUNTRY = (
     "SELECT count(*) FROM enrollment e JOIN trainee t ON t.id = e.trainee_id"
     " WHERE e.session_id = $1 AND e.status = ANY($2::text[]) AND t.country = $3"
 )
+
+
+# --- enroll, optimistic: an unlocked read, then one statement that writes only if nothing
+# about the session's places moved since (its places_version; every locker moves it).
+
+# $1 session, $2 trainee, $3 the occupying statuses. The counts are taken only when the
+# decision needs them: places per country under a limit; the waitlist when it may grow.
+_READ_FOR_ENROLL = (
+    "SELECT v.status, v.capacity, v.accepted, v.review_required, v.country_limit,"
+    " v.places_version, t.id AS trainee_id, t.country, t.gender, t.profession, t.erased_at,"
+    " EXISTS (SELECT FROM enrollment e WHERE e.session_id = $1 AND e.trainee_id = $2)"
+    " AS enrolled,"
+    " CASE WHEN v.country_limit IS NOT NULL THEN (SELECT count(*) FROM enrollment e"
+    "  JOIN trainee o ON o.id = e.trainee_id WHERE e.session_id = $1"
+    "  AND e.status = ANY($3::text[]) AND o.country = t.country) END AS in_country,"
+    " CASE WHEN NOT v.review_required"
+    "  AND (v.accepted >= v.capacity OR v.country_limit IS NOT NULL)"
+    "  THEN (SELECT count(*) FROM enrollment e WHERE e.session_id = $1"
+    "  AND e.status = 'waitlisted') END AS waitlisted"
+    " FROM session_view v LEFT JOIN trainee t ON t.id = $2 WHERE v.session_id = $1"
+)
+
+
+async def read_for_enroll(
+    tx: RawTransaction, session_id: uuid.UUID, trainee_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """What deciding an enrollment needs, unlocked: the session view row with its
+    ``places_version``, the trainee's profile (None values when unknown), whether the trainee
+    is enrolled there already, the places their country holds (``in_country``, under a
+    limit) and the waitlist's length (``waitlisted``, when it may grow). None: no session."""
+    return await tx.fetchrow(_READ_FOR_ENROLL, session_id, trainee_id, OCCUPYING_VALUES)
+
+
+@functools.cache
+def _enroll_if_unmoved(insert_events: str, mark: str | None) -> str:
+    # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read; the events from
+    # $6 (insert_events), the Idempotency-Key's mark last. The session row's UPDATE takes its
+    # lock and re-reads it (READ COMMITTED): a locker that committed meanwhile moved the
+    # version, and nothing is written. The rest runs only with the row, so after the lock:
+    # the waitlist number and the outbox ids follow every earlier decision about the session.
+    marked = f", marked AS ({mark} AND EXISTS (SELECT FROM added))" if mark else ""
+    return (
+        "WITH moved AS (UPDATE session_view SET places_version = places_version + 1,"
+        " accepted = accepted + CASE WHEN $4::text = 'accepted' THEN 1 ELSE 0 END"
+        " WHERE session_id = $2 AND places_version = $5 RETURNING session_id),"
+        " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
+        " SELECT $1, $2, $3, $4, CASE WHEN $4::text = 'waitlisted'"
+        " THEN nextval('enrollment_waitlist_seq') END FROM moved RETURNING waitlist_seq),"
+        f" sent AS ({insert_events}){marked}"
+        " SELECT waitlist_seq FROM added"
+    )
+
+
+class PlacesMovedError(Exception):
+    """The session's places moved since they were read: decide again, under the lock."""
+
+
+async def enroll_if_unmoved(
+    tx: RawTransaction,
+    row: dict[str, Any],
+    places_version: int,
+    outbox: Outbox,
+    events: OutboxRows,
+) -> int | None:
+    """Insert a new enrollment (taking a place if accepted) and its events, in one statement
+    that commits on its own, if the session's ``places_version`` is still the one read.
+
+    Returns the waitlist number (None unless waitlisted). Raises PlacesMovedError when the
+    places moved (nothing written), and asyncpg's UniqueViolationError when the trainee was
+    enrolled there meanwhile.
+    """
+    mark = idempotency.committed_mark(12)
+    query = _enroll_if_unmoved(
+        outbox.insert_sql(6, where="EXISTS (SELECT FROM added)"),
+        mark[0] if mark else None,
+    )
+    args = [row["id"], row["session_id"], row["trainee_id"], row["status"], places_version]
+    args += events.params
+    if mark:
+        args.append(mark[1])
+    found = await tx.fetchrow(query, *args)
+    if found is None:
+        raise PlacesMovedError
+    tx.wrote_outbox = True  # committed: the relay is woken
+    return found["waitlist_seq"]  # type: ignore[no-any-return]
 
 
 async def lock_for_enroll(

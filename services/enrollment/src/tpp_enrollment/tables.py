@@ -48,6 +48,10 @@ session_view = Table(
     Column("venue_country", Text),
     Column("version", Integer, nullable=False),
     Column("accepted", Integer, nullable=False, server_default="0"),
+    # Moved by every transaction that locks the row to decide about the session's places
+    # (store.lock_session and the like): an enrollment decided on an unlocked read is written
+    # only if it has not moved since (service.enrollments).
+    Column("places_version", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Whose session it is: organizers see and act on their own sessions only.
     Column("organizer_id", UUID(as_uuid=True), index=True),
@@ -85,7 +89,7 @@ enrollment = Table(
     "enrollment",
     metadata,
     Column("id", UUID(as_uuid=True), primary_key=True),
-    Column("session_id", UUID(as_uuid=True), nullable=False, index=True),
+    Column("session_id", UUID(as_uuid=True), nullable=False),
     Column("trainee_id", UUID(as_uuid=True), ForeignKey("trainee.id"), nullable=False),
     Column("status", Text, nullable=False),
     Column("waitlist_seq", BigInteger),

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
+import asyncpg
 import pytest
+from tpp_enrollment import store
+from tpp_plumbing import idempotency
 
 from .enrollment_support import enrollment_app, register
 
@@ -65,3 +69,90 @@ async def test_200_concurrent_requests_for_30_places_then_5_withdrawals_promote_
         )
         counts = {r["event_type"].split(".")[-2]: r["n"] for r in rows}
         assert counts == {"accepted": 35, "waitlisted": 170, "withdrawn": 5}
+
+
+@pytest.mark.parametrize("limit", [None, 1], ids=["session-full", "country-full"])
+async def test_an_enrollment_read_before_another_commits_is_decided_again_under_the_lock(
+    databases: Any, monkeypatch: pytest.MonkeyPatch, limit: int | None
+) -> None:
+    """The optimistic path: the last place (of the session, or of the country) is taken
+    between the command's read and its write; the write changes nothing and the command is
+    decided again under the session's lock: waitlisted, first in line."""
+    async with enrollment_app(databases, f"_optimistic{limit or 0}") as app:
+        session_id = await app.open_session(capacity=1 if limit is None else 5, country_limit=limit)
+        first, late = await register(app, country="VN"), await register(app, country="VN")
+        read = store.read_for_enroll
+        moved: list[asyncpg.Record] = []
+
+        async def read_then_another_takes_the_place(
+            db: Any, session: uuid.UUID, trainee: uuid.UUID
+        ) -> asyncpg.Record | None:
+            view = await read(db, session, trainee)
+            if str(trainee) == late and not moved:
+                assert view is not None
+                moved.append(view)  # what the late command saw: a free place
+                taken = await app.http.post(
+                    f"/sessions/{session_id}/enrollments", json={"trainee_id": first}
+                )
+                assert taken.json()["status"] == "accepted"
+            return view
+
+        monkeypatch.setattr(store, "read_for_enroll", read_then_another_takes_the_place)
+        response = await app.http.post(
+            f"/sessions/{session_id}/enrollments", json={"trainee_id": late}
+        )
+        assert response.status_code == 201, response.text
+        assert moved[0]["accepted"] == 0
+        assert (response.json()["status"], response.json()["waitlist_position"]) == (
+            "waitlisted",
+            1,
+        )
+        rows = await app.fetch(
+            "SELECT e.trainee_id::text AS trainee, e.status, v.accepted FROM enrollment e"
+            " JOIN session_view v USING (session_id) WHERE e.session_id = $1",
+            session_id,
+        )
+        assert sorted((r["trainee"], r["status"], r["accepted"]) for r in rows) == sorted(
+            [(first, "accepted", 1), (late, "waitlisted", 1)]
+        )
+        events = await app.fetch(
+            "SELECT event_type FROM outbox_message WHERE key = $1 ORDER BY id", str(session_id)
+        )
+        assert [e["event_type"].split(".")[-2] for e in events] == ["accepted", "waitlisted"]
+
+
+async def test_an_enrollment_written_in_one_statement_marks_its_idempotency_key_with_it(
+    databases: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry of an enrollment whose answer was lost must never enroll again: the statement
+    that writes it also marks its Idempotency-Key committed (as Outbox.add does)."""
+    async with enrollment_app(databases, "_optimistic_key") as app:
+        session_id = await app.open_session(capacity=3)
+        trainee = await register(app)
+        key = str(uuid.uuid4())
+        write = store.enroll_if_unmoved
+        seen: list[Any] = []
+
+        async def write_then_look(*args: Any) -> int | None:
+            seq = await write(*args)
+            rows = await app.fetch(
+                "SELECT status FROM idempotency_key WHERE key LIKE '%' || $1", key
+            )
+            seen.extend(r["status"] for r in rows)
+            return seq
+
+        monkeypatch.setattr(store, "enroll_if_unmoved", write_then_look)
+        response = await app.http.post(
+            f"/sessions/{session_id}/enrollments",
+            json={"trainee_id": trainee},
+            headers={"Idempotency-Key": key},
+        )
+        assert response.status_code == 201, response.text
+        assert seen == [idempotency.COMMITTED]  # before the answer is stored
+        again = await app.http.post(
+            f"/sessions/{session_id}/enrollments",
+            json={"trainee_id": trainee},
+            headers={"Idempotency-Key": key},
+        )
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json()["id"] == response.json()["id"]

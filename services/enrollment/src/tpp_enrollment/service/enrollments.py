@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import (
@@ -23,7 +24,7 @@ from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ConflictError, NotFoundError
-from tpp_plumbing.writes import CommandPool
+from tpp_plumbing.writes import CommandPool, RawTransaction
 
 from tpp_enrollment import store
 from tpp_enrollment.domain import (
@@ -57,27 +58,22 @@ class EnrollmentService:
 
     async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
         """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
-        # The hottest command: a raw transaction (tpp_plumbing.writes), one round trip for
-        # the lock and the trainee, one for the enrollment and its place, one for the event.
+        # The hottest command, on raw connections (tpp_plumbing.writes). First optimistic:
+        # decided on an unlocked read, written by one statement if the session's places did
+        # not move meanwhile (two round trips, no transaction held open across them). When
+        # they moved, decided again under the session's lock.
+        try:
+            async with self._commands.statements() as db:
+                return await self._enroll_unlocked(db, session_id, data)
+        except store.PlacesMovedError:
+            pass
         async with self._commands.transaction() as db:
             view = await store.lock_for_enroll(db, session_id, data.trainee_id)
-            if view is None:
-                raise NotFoundError(f"no open session {session_id}")
-            if view["trainee_id"] is None:
-                raise NotFoundError(f"no trainee {data.trainee_id}", field="trainee_id")
-            if view["erased_at"] is not None:
-                raise ConflictError(
-                    "the trainee was erased: register the person again to enroll them",
-                    field="trainee_id",
-                )
-            places = store.places(view)
             in_country = 0
-            if places.country_limit is not None:
+            if view is not None and view["country_limit"] is not None:
                 in_country = await store.occupying_in_country(db, session_id, view["country"])
-            try:
-                status = decide(places, in_country)
-            except EnrollmentRefusedError as error:
-                raise conflict(error, session_status=places.status.value) from None
+            status = _decided(view, session_id, data, in_country)
+            assert view is not None  # _decided raised otherwise
             row: dict[str, Any] = {
                 "id": uuid.uuid4(),
                 "session_id": session_id,
@@ -86,12 +82,42 @@ class EnrollmentService:
             }
             added = await store.add_enrollment(db, row)
             if added is None:
-                raise conflict(
-                    EnrollmentRefusedError("the trainee is already enrolled in this session")
-                )
+                raise _already_enrolled()
             row["waitlist_seq"], position = added
             full = row | {k: view[k] for k in ("country", "gender", "profession")}
             await self._outbox.add(db, [created_event(status, full, position)])
+        return Enrollment.model_validate(row | {"waitlist_position": position})
+
+    async def _enroll_unlocked(
+        self, db: RawTransaction, session_id: uuid.UUID, data: EnrollmentIn
+    ) -> Enrollment:
+        view = await store.read_for_enroll(db, session_id, data.trainee_id)
+        in_country = (view["in_country"] or 0) if view is not None else 0
+        status = _decided(view, session_id, data, in_country)
+        assert view is not None  # _decided raised otherwise
+        if view["enrolled"]:  # refused as the locked path refuses it: after the decision
+            raise _already_enrolled()
+        position = None
+        if status is S.WAITLISTED:
+            if view["waitlisted"] is None:  # not counted: never when the waitlist may grow
+                raise store.PlacesMovedError
+            position = view["waitlisted"] + 1  # entries ahead: every one (nothing moved)
+        row: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "session_id": session_id,
+            "trainee_id": data.trainee_id,
+            "status": status.value,
+        }
+        full = row | {k: view[k] for k in ("country", "gender", "profession")}
+        events = self._outbox.rows([created_event(status, full, position)])
+        try:
+            row["waitlist_seq"] = await store.enroll_if_unmoved(
+                db, row, view["places_version"], self._outbox, events
+            )
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name != "uq_enrollment_session_trainee":
+                raise
+            raise _already_enrolled() from None
         return Enrollment.model_validate(row | {"waitlist_position": position})
 
     async def accept(self, enrollment_id: uuid.UUID) -> Enrollment:
@@ -226,3 +252,30 @@ def created_event(status: EnrollmentStatus, row: Mapping[Any, Any], position: in
             EnrollmentWaitlistedV1, row, previous_status=None, position=position
         )
     return enrollment_event(EnrollmentSubmittedV1, row)
+
+
+def _decided(
+    view: asyncpg.Record | None,
+    session_id: uuid.UUID,
+    data: EnrollmentIn,
+    in_country: int,
+) -> EnrollmentStatus:
+    """The new enrollment's status from the session view and trainee read together."""
+    if view is None:
+        raise NotFoundError(f"no open session {session_id}")
+    if view["trainee_id"] is None:
+        raise NotFoundError(f"no trainee {data.trainee_id}", field="trainee_id")
+    if view["erased_at"] is not None:
+        raise ConflictError(
+            "the trainee was erased: register the person again to enroll them",
+            field="trainee_id",
+        )
+    places = store.places(view)
+    try:
+        return decide(places, in_country)
+    except EnrollmentRefusedError as error:
+        raise conflict(error, session_status=places.status.value) from None
+
+
+def _already_enrolled() -> ConflictError:
+    return conflict(EnrollmentRefusedError("the trainee is already enrolled in this session"))

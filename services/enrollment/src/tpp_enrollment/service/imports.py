@@ -71,9 +71,12 @@ _TRAINEES = text(
     " WHERE passport_hash = ANY(CAST(:passport_hash AS bytea[]))"
 )
 # Set-based over every session of a chunk: a constant number of round trips per chunk.
+# Locked in order (no deadlock between chunks), and their places_version moved (store).
 _LOCK_VIEWS = text(
-    "SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))"
-    " ORDER BY session_id FOR UPDATE"
+    "WITH locked AS (SELECT session_id FROM session_view"
+    " WHERE session_id = ANY(CAST(:ids AS uuid[])) ORDER BY session_id FOR UPDATE)"
+    " UPDATE session_view v SET places_version = v.places_version + 1 FROM locked"
+    " WHERE v.session_id = locked.session_id RETURNING v.*"
 )
 _ENROLLED = text(
     "SELECT e.session_id, e.trainee_id FROM enrollment e"

@@ -81,7 +81,8 @@ class SessionProjector:
             .values(session_id=event.session_id, **values)
             .on_conflict_do_update(
                 index_elements=[V.c.session_id],
-                set_=values | {"updated_at": func.now()},
+                # A new capacity, status or limit: enrollments decided before are decided again.
+                set_=values | {"updated_at": func.now(), "places_version": V.c.places_version + 1},
                 where=V.c.version < event.version,
             )
             .returning(V.c.session_id)
@@ -102,7 +103,12 @@ class SessionProjector:
         applied = await db.scalar(
             update(V)
             .where(V.c.session_id == event.session_id, V.c.version < event.version)
-            .values(**fields, version=event.version, updated_at=func.now())
+            .values(
+                **fields,
+                version=event.version,
+                updated_at=func.now(),
+                places_version=V.c.places_version + 1,
+            )
             .returning(V.c.session_id)
         )
         if applied is None:
