@@ -24,7 +24,7 @@ V = tables.session_view
 OCCUPYING_VALUES = [s.value for s in OCCUPYING]
 
 #: An enrollment with the non-personal trainee attributes its events carry.
-ENROLLMENT_COLUMNS = (*E.c, T.c.country, T.c.gender, T.c.profession)
+ENROLLMENT_COLUMNS = (*E.c, T.c.gender, T.c.profession)
 
 
 def places(view: RowMapping | asyncpg.Record) -> Places:
@@ -78,12 +78,12 @@ _LOCK_FOR_ENROLL = (
 )
 # Runs under the session view's lock, so every other writer of this session's places and
 # waitlist has committed: the waitlist position counts the entries ahead of the new one.
-# $1 id, $2 session, $3 trainee, $4 status.
+# $1 id, $2 session, $3 trainee, $4 status, $5 country.
 _ADD_ENROLLMENT = (
     "WITH seq AS (SELECT CASE WHEN $4::text = 'waitlisted'"
     " THEN nextval('enrollment_waitlist_seq') END AS n),"
-    " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
-    " SELECT $1, $2, $3, $4, n FROM seq"
+    " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq,"
+    " country) SELECT $1, $2, $3, $4, n, $5 FROM seq"
     " ON CONFLICT ON CONSTRAINT uq_enrollment_session_trainee DO NOTHING"
     " RETURNING waitlist_seq),"
     " counted AS (UPDATE session_view SET accepted = accepted + 1"
@@ -96,8 +96,8 @@ _ADD_ENROLLMENT = (
     " FROM added"
 )
 _IN_COUNTRY = (
-    "SELECT count(*) FROM enrollment e JOIN trainee t ON t.id = e.trainee_id"
-    " WHERE e.session_id = $1 AND e.status = ANY($2::text[]) AND t.country = $3"
+    "SELECT count(*) FROM enrollment"
+    " WHERE session_id = $1 AND country = $3 AND status = ANY($2::text[])"
 )
 
 
@@ -112,8 +112,8 @@ _READ_FOR_ENROLL = (
     " EXISTS (SELECT FROM enrollment e WHERE e.session_id = $1 AND e.trainee_id = $2)"
     " AS enrolled,"
     " CASE WHEN v.country_limit IS NOT NULL THEN (SELECT count(*) FROM enrollment e"
-    "  JOIN trainee o ON o.id = e.trainee_id WHERE e.session_id = $1"
-    "  AND e.status = ANY($3::text[]) AND o.country = t.country) END AS in_country,"
+    "  WHERE e.session_id = $1 AND e.country = t.country AND e.status = ANY($3::text[]))"
+    "  END AS in_country,"
     " CASE WHEN NOT v.review_required"
     "  AND (v.accepted >= v.capacity OR v.country_limit IS NOT NULL)"
     "  THEN (SELECT count(*) FROM enrollment e WHERE e.session_id = $1"
@@ -134,19 +134,21 @@ async def read_for_enroll(
 
 @functools.cache
 def _enroll_if_unmoved(insert_events: str, mark: str | None) -> str:
-    # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read; the events from
-    # $6 (insert_events), the Idempotency-Key's mark last. The session row's UPDATE takes its
-    # lock and re-reads it (READ COMMITTED): a locker that committed meanwhile moved the
-    # version, and nothing is written. The rest runs only with the row, so after the lock:
-    # the waitlist number and the outbox ids follow every earlier decision about the session.
+    # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read, $6 country; the
+    # events from $7 (insert_events), the Idempotency-Key's mark last. The session row's
+    # UPDATE takes its lock and re-reads it (READ COMMITTED): a locker that committed
+    # meanwhile moved the version, and nothing is written. The rest runs only with the row,
+    # so after the lock: the waitlist number and the outbox ids follow every earlier
+    # decision about the session.
     marked = f", marked AS ({mark} AND EXISTS (SELECT FROM added))" if mark else ""
     return (
         "WITH moved AS (UPDATE session_view SET places_version = places_version + 1,"
         " accepted = accepted + CASE WHEN $4::text = 'accepted' THEN 1 ELSE 0 END"
         " WHERE session_id = $2 AND places_version = $5 RETURNING session_id),"
-        " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
+        " added AS (INSERT INTO enrollment"
+        " (id, session_id, trainee_id, status, waitlist_seq, country)"
         " SELECT $1, $2, $3, $4, CASE WHEN $4::text = 'waitlisted'"
-        " THEN nextval('enrollment_waitlist_seq') END FROM moved RETURNING waitlist_seq),"
+        " THEN nextval('enrollment_waitlist_seq') END, $6 FROM moved RETURNING waitlist_seq),"
         f" sent AS ({insert_events}){marked}"
         " SELECT waitlist_seq FROM added"
     )
@@ -170,12 +172,13 @@ async def enroll_if_unmoved(
     places moved (nothing written), and asyncpg's UniqueViolationError when the trainee was
     enrolled there meanwhile.
     """
-    mark = idempotency.committed_mark(12)
+    mark = idempotency.committed_mark(13)
     query = _enroll_if_unmoved(
-        outbox.insert_sql(6, where="EXISTS (SELECT FROM added)"),
+        outbox.insert_sql(7, where="EXISTS (SELECT FROM added)"),
         mark[0] if mark else None,
     )
     args = [row["id"], row["session_id"], row["trainee_id"], row["status"], places_version]
+    args.append(row["country"])
     args += events.params
     if mark:
         args.append(mark[1])
@@ -211,7 +214,12 @@ async def add_enrollment(
     the session view's lock.
     """
     found = await tx.fetchrow(
-        _ADD_ENROLLMENT, row["id"], row["session_id"], row["trainee_id"], row["status"]
+        _ADD_ENROLLMENT,
+        row["id"],
+        row["session_id"],
+        row["trainee_id"],
+        row["status"],
+        row["country"],
     )
     if found is None:
         return None
@@ -252,10 +260,9 @@ async def session_enrollments(
 async def accepted_by_country(db: AsyncSession, session_id: uuid.UUID) -> dict[str, int]:
     """How many places each country holds in a session."""
     rows = await db.execute(
-        select(T.c.country, func.count())
-        .select_from(E.join(T, T.c.id == E.c.trainee_id))
+        select(E.c.country, func.count())
         .where(E.c.session_id == session_id, E.c.status.in_(OCCUPYING_VALUES))
-        .group_by(T.c.country)
+        .group_by(E.c.country)
     )
     return {country: int(n) for country, n in rows}
 
@@ -263,12 +270,10 @@ async def accepted_by_country(db: AsyncSession, session_id: uuid.UUID) -> dict[s
 async def accepted_in_country(db: AsyncSession, session_id: uuid.UUID, country: str) -> int:
     """How many places one country holds in a session."""
     count = await db.scalar(
-        select(func.count())
-        .select_from(E.join(T, T.c.id == E.c.trainee_id))
-        .where(
+        select(func.count()).where(
             E.c.session_id == session_id,
+            E.c.country == country,
             E.c.status.in_(OCCUPYING_VALUES),
-            T.c.country == country,
         )
     )
     return int(count or 0)

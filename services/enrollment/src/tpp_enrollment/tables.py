@@ -91,6 +91,8 @@ enrollment = Table(
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("session_id", UUID(as_uuid=True), nullable=False),
     Column("trainee_id", UUID(as_uuid=True), ForeignKey("trainee.id"), nullable=False),
+    # The trainee's (it never changes): places per country are counted without the trainee.
+    Column("country", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("waitlist_seq", BigInteger),
     Column("reason", Text),
@@ -102,6 +104,7 @@ enrollment = Table(
     UniqueConstraint("session_id", "trainee_id", name="uq_enrollment_session_trainee"),
     Index("ix_enrollment_session_status", "session_id", "status", "waitlist_seq"),
     Index("ix_enrollment_trainee_id", "trainee_id"),
+    Index("ix_enrollment_session_country", "session_id", "country", "status"),
 )
 
 evaluation = Table(

@@ -26,8 +26,10 @@ tlds = st.one_of(
 domains = st.builds(
     lambda parts, tld: ".".join([*parts, tld]), st.lists(labels, min_size=0, max_size=4), tlds
 )
+roles = st.sampled_from(["NOC", "Postmaster", "abuse", "WebMaster", "hostmaster"])
 addresses = st.one_of(
     st.builds(lambda local, domain: f"{local}@{domain}", local_parts, domains),
+    st.builds(lambda local, domain: f"{local}@{domain}", roles, domains),
     st.emails(),
     st.text(max_size=40),
 )

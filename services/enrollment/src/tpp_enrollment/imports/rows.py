@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import email_validator
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from pydantic import ValidationError
 
 from tpp_enrollment.schemas import TraineeIn
@@ -138,6 +139,8 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _SIMPLE_EMAIL = re.compile(rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+[A-Za-z]{{2,63}})")
 _SPECIAL_USE = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+# Mailbox names (postmaster, abuse, noc...) that email-validator gives in lower case.
+_CASE_INSENSITIVE = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 
 
 def simple_email(value: str) -> str | None:
@@ -156,6 +159,8 @@ def simple_email(value: str) -> str | None:
     domain = domain.lower()
     if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
         return None
+    if local.lower() in _CASE_INSENSITIVE:  # RFC 2142 role mailboxes: lowercased
+        local = local.lower()
     return f"{local}@{domain}"
 
 

@@ -79,12 +79,13 @@ class EnrollmentService:
                 "session_id": session_id,
                 "trainee_id": data.trainee_id,
                 "status": status.value,
+                "country": view["country"],
             }
             added = await store.add_enrollment(db, row)
             if added is None:
                 raise _already_enrolled()
             row["waitlist_seq"], position = added
-            full = row | {k: view[k] for k in ("country", "gender", "profession")}
+            full = row | {k: view[k] for k in ("gender", "profession")}
             await self._outbox.add(db, [created_event(status, full, position)])
         return Enrollment.model_validate(row | {"waitlist_position": position})
 
@@ -107,8 +108,9 @@ class EnrollmentService:
             "session_id": session_id,
             "trainee_id": data.trainee_id,
             "status": status.value,
+            "country": view["country"],
         }
-        full = row | {k: view[k] for k in ("country", "gender", "profession")}
+        full = row | {k: view[k] for k in ("gender", "profession")}
         events = self._outbox.rows([created_event(status, full, position)])
         try:
             row["waitlist_seq"] = await store.enroll_if_unmoved(

@@ -84,19 +84,19 @@ _ENROLLED = text(
     " ON e.session_id = k.s AND e.trainee_id = k.t"
 )
 _BY_COUNTRY = text(
-    "SELECT e.session_id, t.country, count(*) AS n FROM enrollment e"
-    " JOIN trainee t ON t.id = e.trainee_id"
-    " WHERE e.session_id = ANY(CAST(:ids AS uuid[])) AND e.status = ANY(CAST(:occupying AS text[]))"
-    " GROUP BY e.session_id, t.country"
+    "SELECT session_id, country, count(*) AS n FROM enrollment"
+    " WHERE session_id = ANY(CAST(:ids AS uuid[])) AND status = ANY(CAST(:occupying AS text[]))"
+    " GROUP BY session_id, country"
 )
 _WAITING = text(
     "SELECT session_id, count(*) AS n FROM enrollment"
     " WHERE session_id = ANY(CAST(:ids AS uuid[])) AND status = 'waitlisted' GROUP BY session_id"
 )
 _NEW_ENROLLMENTS = text(
-    "INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq)"
+    "INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq, country)"
     " SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:session_id AS uuid[]),"
-    " CAST(:trainee_id AS uuid[]), CAST(:status AS text[]), CAST(:seq AS bigint[]))"
+    " CAST(:trainee_id AS uuid[]), CAST(:status AS text[]), CAST(:seq AS bigint[]),"
+    " CAST(:country AS text[]))"
 )
 _SEQS = text("SELECT nextval('enrollment_waitlist_seq') FROM generate_series(1, :n)")
 _ADD_ACCEPTED = text(
@@ -377,7 +377,7 @@ class ImportService:
         )
         enrolled = {(r.session_id, r.trainee_id) for r in found}
         # Places by country matter only where a session limits them (a scan of every
-        # enrollment of those sessions, joined with its trainee: not for the others).
+        # enrollment of those sessions: not for the others).
         limited = [sid for sid in ids if views[sid]["country_limit"] is not None]
         by_country: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
         if limited:
@@ -443,6 +443,7 @@ class ImportService:
                 "trainee_id": [row["trainee_id"] for row in rows],
                 "status": [row["status"].value for row in rows],
                 "seq": [row.get("waitlist_seq") for row in rows],
+                "country": [row["country"] for row in rows],
             },
         )
         events: list[Event] = [
