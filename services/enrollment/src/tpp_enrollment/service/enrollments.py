@@ -74,13 +74,7 @@ class EnrollmentService:
                 in_country = await store.occupying_in_country(db, session_id, view["country"])
             status = _decided(view, session_id, data, in_country)
             assert view is not None  # _decided raised otherwise
-            row: dict[str, Any] = {
-                "id": uuid.uuid4(),
-                "session_id": session_id,
-                "trainee_id": data.trainee_id,
-                "status": status.value,
-                "country": view["country"],
-            }
+            row = _new_row(session_id, data, status, view)
             added = await store.add_enrollment(db, row)
             if added is None:
                 raise _already_enrolled()
@@ -103,13 +97,7 @@ class EnrollmentService:
             if view["waitlisted"] is None:  # not counted: never when the waitlist may grow
                 raise store.PlacesMovedError
             position = view["waitlisted"] + 1  # entries ahead: every one (nothing moved)
-        row: dict[str, Any] = {
-            "id": uuid.uuid4(),
-            "session_id": session_id,
-            "trainee_id": data.trainee_id,
-            "status": status.value,
-            "country": view["country"],
-        }
+        row = _new_row(session_id, data, status, view)
         full = row | {k: view[k] for k in ("gender", "profession")}
         events = self._outbox.rows([created_event(status, full, position)])
         try:
@@ -277,6 +265,19 @@ def _decided(
         return decide(places, in_country)
     except EnrollmentRefusedError as error:
         raise conflict(error, session_status=places.status.value) from None
+
+
+def _new_row(
+    session_id: uuid.UUID, data: EnrollmentIn, status: EnrollmentStatus, view: asyncpg.Record
+) -> dict[str, Any]:
+    """A new enrollment's row (the trainee's country kept with it)."""
+    return {
+        "id": uuid.uuid4(),
+        "session_id": session_id,
+        "trainee_id": data.trainee_id,
+        "status": status.value,
+        "country": view["country"],
+    }
 
 
 def _already_enrolled() -> ConflictError:
