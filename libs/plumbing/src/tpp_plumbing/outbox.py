@@ -461,7 +461,10 @@ def _stored_headers(stored: Any) -> dict[str, str]:
 
 
 # murmur2 is pure Python in aiokafka (~10 us a key); events of one aggregate share their key.
-_murmur2 = functools.lru_cache(maxsize=65_536)(murmur2)
+# Sized for the aggregates that get many events (sessions: thousands at most); a key seen
+# once (a trainee registered by an import) only passes through. 65,536 entries held ~16 MiB
+# in the relay's worker after an import.
+_murmur2 = functools.lru_cache(maxsize=4_096)(murmur2)
 
 
 def partition_of(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
