@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tpp_plumbing.testing import fresh_year, service_client
+from tpp_plumbing.testing import bounded_teardown, fresh_year, service_client
 from tpp_registry.app import create_app
 from tpp_registry.config import Settings
 
@@ -23,7 +23,7 @@ async def registry_app(databases: Any) -> AsyncIterator[Any]:
     app = create_app(Settings(database_url=url, relay_enabled=False, consumers_enabled=False))
     await app.state.runtime.start()
     yield app
-    await app.state.runtime.stop()
+    await bounded_teardown(app.state.runtime.stop(), "the registry app's runtime")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -226,14 +226,15 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
             self._monitor_task = None
-        await self.dead_letters.close()
+        # Closing clients is bounded too: a broker or database that stopped answering must not
+        # hold the process past its deadline (SIGTERM is followed by SIGKILL).
+        await _within(self.dead_letters.close(), deadline, "dead-letter producer")
         if self._admin is not None:
-            with contextlib.suppress(Exception):
-                await self._admin.close()
+            await _within(self._admin.close(), deadline, "Kafka admin client")
             self._admin = None
-        await self.reads.close()
-        await self.commands.close()
-        await self.engine.dispose()
+        await _within(self.reads.close(), deadline, "read pool")
+        await _within(self.commands.close(), deadline, "command pool")
+        await _within(self.engine.dispose(), deadline, "database engine")
         if self._started:
             log.info("stopped", extra={"service": self.name})
         self._started = False
@@ -370,3 +371,14 @@ class Runtime:
             return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
         return router
+
+
+async def _within(closing: Awaitable[Any], deadline: float, what: str) -> None:
+    """Await ``closing`` until the shutdown deadline (at least one second); log, never raise."""
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(closing, max(deadline - loop.time(), 1.0))
+    except TimeoutError:
+        log.warning("shutdown: %s not closed in time", what)
+    except Exception:
+        log.warning("shutdown: closing the %s failed", what, exc_info=True)

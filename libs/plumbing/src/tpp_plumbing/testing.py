@@ -65,6 +65,20 @@ for _key, _value in _local_env().items():
 STALL_DUMP_S = float(os.environ.get("TPP_TEST_STALL_DUMP_S", "240"))
 
 
+#: How long one step of a session fixture's teardown may take (services stop in 20 s).
+TEARDOWN_S = 60.0
+
+
+async def bounded_teardown(step: Awaitable[Any], what: str, seconds: float = TEARDOWN_S) -> None:
+    """Await a teardown step for at most ``seconds``; past that, print where everything waits
+    and go on: the tests have run, and a stuck close must not hang the run (the stacks say
+    what to fix)."""
+    try:
+        await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        _dump_stall(f"teardown: {what}", seconds)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None]:
     timer = threading.Timer(STALL_DUMP_S, _dump_stall, args=(item.nodeid,))
@@ -76,15 +90,23 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         timer.cancel()
 
 
-def _dump_stall(nodeid: str) -> None:
+def _dump_stall(nodeid: str, after_s: float = STALL_DUMP_S) -> None:
     """Every thread's stack and every pending asyncio task's stack (diagnostics only)."""
     out = sys.stderr
-    print(f"\n=== {nodeid} still running after {STALL_DUMP_S:.0f} s ===", file=out)
+    print(f"\n=== {nodeid} still running after {after_s:g} s ===", file=out)
     names = {t.ident: t.name for t in threading.enumerate()}
     for ident, frame in sys._current_frames().items():
         print(f"--- thread {names.get(ident, ident)}", file=out)
         print("".join(traceback.format_stack(frame)), file=out)
     loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    # A loop running a thread's frames (pytest-asyncio's runner) may not be among the objects
+    # the collector tracks: find it through the frames' ``self``.
+    for frame in sys._current_frames().values():
+        while frame is not None:
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, asyncio.AbstractEventLoop) and owner not in loops:
+                loops.append(owner)
+            frame = frame.f_back  # type: ignore[assignment]
     for loop in loops:
         if loop.is_closed():
             continue
@@ -303,7 +325,7 @@ async def databases(
     """This run's throwaway databases, dropped at the end."""
     dbs = ThrowawayDatabases(infrastructure, run_id, [])
     yield dbs
-    await dbs.drop_all()
+    await bounded_teardown(dbs.drop_all(), "dropping the run's databases")
 
 
 @contextlib.asynccontextmanager
@@ -325,9 +347,9 @@ async def topics_under(infrastructure: Infrastructure, prefix: str) -> AsyncIter
         await infrastructure.grant(settings.topic_prefix)
         yield settings
     finally:
-        await infrastructure.revoke(settings.topic_prefix)
-        await admin.delete_topics(names)
-        await admin.close()
+        await bounded_teardown(infrastructure.revoke(settings.topic_prefix), "revoking ACLs")
+        await bounded_teardown(admin.delete_topics(names), "deleting the run's topics")
+        await bounded_teardown(admin.close(), "the Kafka admin client")
 
 
 @pytest.fixture(scope="session")
@@ -448,9 +470,9 @@ async def running_platform(
     try:
         yield Platform(kafka=kafka, urls=urls, **services)
     finally:
-        for service in services.values():
-            await service.aclose()
-            await service.app.state.runtime.stop()
+        for name, service in services.items():
+            await bounded_teardown(service.aclose(), f"{name}'s HTTP client")
+            await bounded_teardown(service.app.state.runtime.stop(), f"{name}'s runtime")
 
 
 @pytest.fixture(scope="session")
