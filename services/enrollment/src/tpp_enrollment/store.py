@@ -178,8 +178,7 @@ async def enroll_if_unmoved(
         mark[0] if mark else None,
     )
     args = [row["id"], row["session_id"], row["trainee_id"], row["status"], places_version]
-    args.append(row["country"])
-    args += events.params
+    args += [row["country"], *events.params]
     if mark:
         args.append(mark[1])
     found = await tx.fetchrow(query, *args)
