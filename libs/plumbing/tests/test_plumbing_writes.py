@@ -4,8 +4,10 @@ the relay's wake-up, cancellation, and the transaction's span."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -36,6 +38,17 @@ async def dsn(databases: ThrowawayDatabases) -> str:
     return asyncpg_dsn(await databases.create("registry", f"_writes{uuid.uuid4().hex[:6]}"))
 
 
+@contextlib.asynccontextmanager
+async def waking_pool(dsn: str, max_size: int) -> AsyncIterator[tuple[CommandPool, list[int]]]:
+    """A command pool, and the relay wake-ups it made (one item each), closed afterwards."""
+    woken: list[int] = []
+    pool = CommandPool(dsn, max_size=max_size, after_outbox_commit=lambda: woken.append(1))
+    try:
+        yield pool, woken
+    finally:
+        await pool.close()
+
+
 async def outbox_rows(dsn: str) -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -48,10 +61,8 @@ async def outbox_rows(dsn: str) -> list[str]:
 async def test_a_committed_command_keeps_its_events_in_order_and_wakes_the_relay_once(
     dsn: str,
 ) -> None:
-    woken: list[int] = []
-    pool = CommandPool(dsn, max_size=2, after_outbox_commit=lambda: woken.append(1))
     outbox = Outbox(OUTBOX, source="/tests")
-    try:
+    async with waking_pool(dsn, max_size=2) as (pool, woken):
         async with pool.transaction() as tx:
             await outbox.add(tx, [registered() for _ in range(3)])
             assert woken == []  # not before the commit
@@ -61,17 +72,13 @@ async def test_a_committed_command_keeps_its_events_in_order_and_wakes_the_relay
         async with pool.transaction() as tx:
             await tx.fetchrow("SELECT 1")
         assert woken == [1]
-    finally:
-        await pool.close()
 
 
 async def test_statements_commit_each_on_its_own_and_events_written_so_wake_the_relay(
     dsn: str,
 ) -> None:
-    woken: list[int] = []
-    pool = CommandPool(dsn, max_size=2, after_outbox_commit=lambda: woken.append(1))
     outbox = Outbox(OUTBOX, source="/tests")
-    try:
+    async with waking_pool(dsn, max_size=2) as (pool, woken):
         rows = outbox.rows([registered(), registered()])
 
         async def written_then_refused() -> None:
@@ -91,15 +98,11 @@ async def test_statements_commit_each_on_its_own_and_events_written_so_wake_the_
             tx.wrote_outbox = True
         assert woken == [1]
         assert await outbox_rows(dsn) == [OrganizerCreatedV1.type] * 3
-    finally:
-        await pool.close()
 
 
 async def test_a_failed_command_leaves_nothing_and_wakes_nobody(dsn: str) -> None:
-    woken: list[int] = []
-    pool = CommandPool(dsn, max_size=1, after_outbox_commit=lambda: woken.append(1))
     outbox = Outbox(OUTBOX, source="/tests")
-    try:
+    async with waking_pool(dsn, max_size=1) as (pool, woken):
 
         async def refused() -> None:
             async with pool.transaction() as tx:
@@ -114,8 +117,6 @@ async def test_a_failed_command_leaves_nothing_and_wakes_nobody(dsn: str) -> Non
         async with pool.transaction() as tx:
             await outbox.add(tx, [registered()])
         assert await outbox_rows(dsn) == [OrganizerCreatedV1.type]
-    finally:
-        await pool.close()
 
 
 async def test_a_command_cancelled_while_waiting_on_a_lock_rolls_back(dsn: str) -> None:

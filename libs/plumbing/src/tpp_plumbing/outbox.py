@@ -128,16 +128,14 @@ class Outbox:
 
     def __init__(self, table: Table, *, source: str) -> None:
         self._source = source
-        self._table_name = table.name
+        self._into = f"INSERT INTO {table.name} ({', '.join(_INSERT_PARAMS)})"
         # The same statement for a raw transaction ($n parameters) and for a session.
-        into = f"INSERT INTO {table.name} (event_id, event_type, topic, key, payload, headers)"
-        ordered = " WITH ORDINALITY AS r(e, t, tp, k, p, n) ORDER BY n"
         self._raw_insert = self.insert_sql(1)
         self._insert = text(
-            f"{into} SELECT e, t, tp, k, p, CAST(:headers AS jsonb)"
+            f"{self._into} SELECT e, t, tp, k, p, CAST(:headers AS jsonb)"
             " FROM unnest(CAST(:event_id AS uuid[]), CAST(:event_type AS text[]),"
             " CAST(:topic AS text[]), CAST(:key AS text[]), CAST(:payload AS bytea[]))"
-            f"{ordered}"
+            " WITH ORDINALITY AS r(e, t, tp, k, p, n) ORDER BY n"
         )
 
     def insert_sql(self, first: int, *, where: str = "") -> str:
@@ -149,8 +147,7 @@ class Outbox:
         # row against 4-6 µs for SQLAlchemy's executemany; ORDINALITY keeps the ids in the
         # events' order.
         return (
-            f"INSERT INTO {self._table_name} (event_id, event_type, topic, key, payload, headers)"
-            f" SELECT e, t, tp, k, p, {p[5]}::jsonb"
+            f"{self._into} SELECT e, t, tp, k, p, {p[5]}::jsonb"
             f" FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::text[], {p[3]}::text[],"
             f" {p[4]}::bytea[]) WITH ORDINALITY AS r(e, t, tp, k, p, n){condition} ORDER BY n"
         )
