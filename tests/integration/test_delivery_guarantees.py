@@ -145,7 +145,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
     session_id = uuid.uuid4()
     try:
         async with session_factory(engine)() as db, db.begin():
-            [envelope] = await outbox.add(db, [accepted(session_id)])
+            [event_id] = await outbox.add(db, [accepted(session_id)])
 
         async def die(_: Any) -> None:
             raise RelayKilled
@@ -182,7 +182,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
 
         topic = platform.kafka.topic(ENROLLMENTS.name)
         records = await read_topic(platform.kafka, topic, at_least=2)
-        copies = [r for r in records if _event_id(r.value) == envelope.id]
+        copies = [r for r in records if _event_id(r.value) == event_id]
         assert len(copies) == 2  # at-least-once on the wire...
 
         async def applied() -> dict[str, Any] | None:
@@ -239,8 +239,8 @@ async def test_relay_publishes_each_keys_events_in_commit_order(
         for _ in range(15):
             for session_id in random.sample(sessions, len(sessions)):
                 async with maker() as db, db.begin():
-                    [envelope] = await outbox.add(db, [accepted(session_id)])
-                written[session_id].append(envelope.id)
+                    [event_id] = await outbox.add(db, [accepted(session_id)])
+                written[session_id].append(event_id)
         relay = OutboxRelay(
             dsn=asyncpg_dsn(url),
             kafka=platform.kafka,
@@ -255,10 +255,10 @@ async def test_relay_publishes_each_keys_events_in_commit_order(
     seen: dict[uuid.UUID, list[uuid.UUID]] = {s: [] for s in sessions}
     partitions: dict[uuid.UUID, set[int]] = {s: set() for s in sessions}
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event_id = _event_id(record.value)
+        read_id = _event_id(record.value)
         session_id = uuid.UUID(record.key.decode())
-        if session_id in seen and event_id is not None:
-            seen[session_id].append(event_id)
+        if session_id in seen and read_id is not None:
+            seen[session_id].append(read_id)
             partitions[session_id].add(record.partition)
     assert seen == written
     assert all(len(p) == 1 for p in partitions.values())  # one key, one partition

@@ -65,9 +65,9 @@ async def test_commits_wake_the_leader_in_process_and_through_a_standby_relay(
         for relay, where in [(leader, "the leader's process"), (standby, "a standby's process")]:
             sessions = session_factory(engine, after_outbox_commit=relay.committed)
             async with sessions() as db, db.begin():
-                [envelope] = await outbox.add(db, [accepted()])
+                [event_id] = await outbox.add(db, [accepted()])
             await eventually(
-                lambda e=envelope.id: published(e), within=5, what=f"publish after {where}"
+                lambda e=event_id: published(e), within=5, what=f"publish after {where}"
             )
 
         # A rolled-back transaction leaves nothing to wake for; a commit without a wake-up
@@ -82,7 +82,7 @@ async def test_commits_wake_the_leader_in_process_and_through_a_standby_relay(
         async with session_factory(engine)() as db, db.begin():
             [silent] = await outbox.add(db, [accepted()])
         await asyncio.sleep(1.5)
-        assert not await published(silent.id)
+        assert not await published(silent)
         assert leader.is_leader
         assert not standby.is_leader
     finally:

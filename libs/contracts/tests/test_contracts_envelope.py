@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,7 @@ from tpp_contracts import (
     TraineeRegisteredV1,
     decode,
     encode,
+    encode_event,
     wrap,
 )
 from tpp_contracts.examples import example
@@ -59,6 +61,40 @@ def test_wrap_encode_decode_gives_back_the_event(
     assert decoded.event == event
     assert type(decoded.event) is model
     assert decoded.envelope == envelope
+
+
+@given(
+    model=st.sampled_from(MODELS),
+    source=st.text(min_size=1, max_size=30),
+    event_id=st.uuids(),
+    correlation_id=st.uuids(),
+    causation_id=st.none() | st.uuids(),
+    time=aware_times,
+    reason=st.text(min_size=1, max_size=200),
+)
+def test_encode_event_writes_exactly_what_the_envelope_model_writes(
+    model: type[Event],
+    source: str,
+    event_id: uuid.UUID,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None,
+    time: datetime,
+    reason: str,
+) -> None:
+    # Free text, where a model has any, to exercise the escaping of both encoders.
+    free_text = model.model_fields.get("reason")
+    if free_text is not None and free_text.annotation in (str, str | None):
+        event = example(model, reason=reason)
+    else:
+        event = example(model)
+    attributes: dict[str, Any] = {
+        "source": source,
+        "correlation_id": correlation_id,
+        "causation_id": causation_id,
+        "time": time,
+    }
+    expected = encode(wrap(event, event_id=event_id, **attributes))
+    assert encode_event(event, event_id=event_id, **attributes) == expected
 
 
 @given(reason=st.text(min_size=1, max_size=2000))

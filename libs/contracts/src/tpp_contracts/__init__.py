@@ -30,6 +30,7 @@ from tpp_contracts.envelope import (
     PoisonMessageError,
     decode,
     encode,
+    encode_event,
     wrap,
 )
 from tpp_contracts.registry import (
@@ -132,6 +133,7 @@ __all__ = [
     "TraineeRegisteredV1",
     "decode",
     "encode",
+    "encode_event",
     "topics",
     "wrap",
 ]

@@ -58,7 +58,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from tpp_contracts.envelope import CONTENT_TYPE, Envelope, Event, encode, wrap
+from tpp_contracts.envelope import CONTENT_TYPE, Event, encode_event
 
 from tpp_plumbing import idempotency, telemetry
 from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
@@ -117,9 +117,9 @@ def outbox_table(metadata: MetaData) -> Table:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRows:
-    """A command's events ready to insert: their envelopes and the insert's six parameters."""
+    """A command's events ready to insert: their ids and the insert's six parameters."""
 
-    envelopes: list[Envelope]
+    ids: list[uuid.UUID]
     params: tuple[Any, ...]
 
 
@@ -166,29 +166,30 @@ class Outbox:
         """
         stored = telemetry.inject(headers)
         now = datetime.now().astimezone()
+        ids = [uuid.uuid4() for _ in events]
+        if not ids:
+            return OutboxRows([], ([], [], [], [], [], json.dumps(stored)))
         # Events of one command share a correlation id: the first event's own id.
-        first = uuid.uuid4()
-        correlation = correlation_id or first
-        envelopes = [
-            wrap(
-                event,
-                source=self._source,
-                correlation_id=correlation,
-                causation_id=causation_id,
-                event_id=first if n == 0 else None,
-                time=now,
-            )
-            for n, event in enumerate(events)
-        ]
+        correlation = correlation_id or ids[0]
         params = (
-            [envelope.id for envelope in envelopes],
-            [envelope.type for envelope in envelopes],
+            ids,
+            [event.type for event in events],
             [event.topic.name for event in events],
             [event.key() for event in events],
-            [encode(envelope) for envelope in envelopes],
+            [
+                encode_event(
+                    event,
+                    source=self._source,
+                    event_id=event_id,
+                    correlation_id=correlation,
+                    causation_id=causation_id,
+                    time=now,
+                )
+                for event, event_id in zip(events, ids, strict=True)
+            ],
             json.dumps(stored),
         )
-        return OutboxRows(envelopes, params)
+        return OutboxRows(ids, params)
 
     async def add(
         self,
@@ -198,8 +199,9 @@ class Outbox:
         correlation_id: uuid.UUID | None = None,
         causation_id: uuid.UUID | None = None,
         headers: dict[str, str] | None = None,
-    ) -> list[Envelope]:
+    ) -> list[uuid.UUID]:
         """Write events as outbox rows; they are published after the transaction commits.
+        Returns the events' ids.
 
         ``session`` is an ORM session or a raw transaction (``tpp_plumbing.writes``). The
         current trace context (W3C ``traceparent``) is stored with each row.
@@ -219,7 +221,7 @@ class Outbox:
         # A retried command must not run again once this transaction commits (its answer
         # may be lost with a killed process): its Idempotency-Key says so.
         await idempotency.mark_committed(session)
-        return rows.envelopes
+        return rows.ids
 
 
 AfterPublish = Callable[[Sequence[int]], Awaitable[None]]

@@ -9,7 +9,9 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
+from tpp_plumbing.db import asyncpg_dsn
 
 from .enrollment_support import App, enrollment_app
 
@@ -112,7 +114,7 @@ async def test_a_large_file_reports_progress_and_is_processed_in_batches(
 ) -> None:
     async with enrollment_app(databases, "_bulk") as app:
         sessions = [await app.open_session(capacity=1000) for _ in range(5)]
-        rows = [nominee(sessions[i % 5]) for i in range(20_000)]
+        rows = [nominee(sessions[i % 5], full_name=f"Nominee {i}") for i in range(20_000)]
         content = nominations(rows)
         started = time.perf_counter()
         response = await app.http.post("/imports", files={"file": ("big.csv", content, "text/csv")})
@@ -139,6 +141,14 @@ async def test_a_large_file_reports_progress_and_is_processed_in_batches(
         assert (row["a"], row["w"]) == (5000, 15_000)
         [events] = await app.fetch("SELECT count(*) AS n FROM outbox_message")
         assert events["n"] == 40_000  # one registration and one enrollment event per row
+        # Chunks overlap, yet each session's waitlist is in the file's order, across chunks.
+        waitlist = await app.fetch(
+            "SELECT t.full_name FROM enrollment e JOIN trainee t ON t.id = e.trainee_id"
+            " WHERE e.session_id = $1 AND e.status = 'waitlisted' ORDER BY e.waitlist_seq",
+            sessions[0],
+        )
+        expected = [f"Nominee {i}" for i in range(0, 20_000, 5)][1000:]
+        assert [r["full_name"] for r in waitlist] == expected
 
 
 async def test_an_import_abandoned_mid_file_is_taken_over_where_it_stopped(
@@ -237,3 +247,58 @@ async def test_people_registered_before_are_nominated_again_not_registered_twice
             " WHERE event_type = 'tpp.enrollment.trainee.registered.v1'"
         )
         assert registered["n"] == 3
+
+
+async def test_rows_for_a_session_closed_while_the_chunk_waited_change_nothing(
+    databases: Any, eventually: Any
+) -> None:
+    """A chunk registers its people before it locks its sessions; a session that stops
+    taking nominations in between has its rows refused, and their people unregistered."""
+    async with enrollment_app(databases, "_closed_meanwhile") as app:
+        closing, staying = await app.open_session(capacity=10), await app.open_session(capacity=10)
+        conn = await asyncpg.connect(asyncpg_dsn(app.url))
+        try:
+            holder = conn.transaction()
+            await holder.start()
+            await conn.execute(
+                "SELECT 1 FROM session_view WHERE session_id = $1 FOR UPDATE", closing
+            )
+            rows = [nominee(closing), nominee(closing), nominee(staying)]
+            response = await app.http.post(
+                "/imports", files={"file": ("n.csv", nominations(rows), "text/csv")}
+            )
+            assert response.status_code == 202, response.text
+
+            async def waiting_for_the_lock() -> bool:
+                # From another connection: a transaction sees one snapshot of the statistics.
+                [waiting] = await app.fetch(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'WITH locked AS%'"
+                )
+                return bool(waiting["n"])
+
+            await eventually(waiting_for_the_lock, within=30, what="the chunk waits")
+            await conn.execute(
+                "UPDATE session_view SET status = 'enrollment_closed' WHERE session_id = $1",
+                closing,
+            )
+            await holder.commit()
+        finally:
+            await conn.close()
+
+        async def finished() -> dict[str, Any] | None:
+            job: dict[str, Any] = (await app.http.get(f"/imports/{response.json()['id']}")).json()
+            return job if job["status"] != "running" else None
+
+        job = await eventually(finished, within=60, what="import finished")
+        assert (job["status"], job["succeeded"], job["failed"]) == ("done", 1, 2)
+        assert [e["row"] for e in job["errors"]] == [2, 3]
+        assert all("closed" in e["reason"] for e in job["errors"]), job["errors"]
+        # Only the person of the row that was enrolled is registered, with one event.
+        [people] = await app.fetch("SELECT count(*) AS n FROM trainee")
+        events = await app.fetch("SELECT event_type FROM outbox_message ORDER BY id")
+        assert people["n"] == 1
+        assert sorted(e["event_type"] for e in events) == [
+            "tpp.enrollment.enrollment.accepted.v1",
+            "tpp.enrollment.trainee.registered.v1",
+        ]

@@ -41,11 +41,8 @@ class Nomination:
     row: int
     trainee: TraineeIn
     session_id: uuid.UUID
-
-    @property
-    def person(self) -> tuple[str, str]:
-        """Who the row is about: passport number and country."""
-        return self.trainee.passport_number.upper(), self.trainee.country
+    #: Who the row is about: passport number (upper case) and country.
+    person: tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +109,8 @@ def validate(rows: list[dict[str, str]], first_row: int) -> Iterator[Nomination 
         except ValidationError as error:
             yield RowError(number, _reason(error))
             continue
-        yield Nomination(number, trainee, session_id)
+        person = (trainee.passport_number.upper(), trainee.country)
+        yield Nomination(number, trainee, session_id, person)
 
 
 class _PlainEmailTrainee(TraineeIn):

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Interval, RowMapping, cast, func, insert, literal, select, text, update
+from sqlalchemy import Interval, Row, RowMapping, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.enrollment import TraineeRegisteredV1
 from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.limits import check_rows
@@ -55,6 +56,20 @@ MAX_ERRORS_SHOWN = 1000
 #: that point are then refused as "already enrolled" rather than "duplicate of row N".
 ABANDONED_AFTER_S = 120.0
 
+# A new person's row, as the import prepares it (the order of _NEW_TRAINEES's arrays).
+_TRAINEE_COLUMNS = (
+    "id",
+    "full_name",
+    "country",
+    "gender",
+    "profession",
+    "organization",
+    "passport_hash",
+    "passport_number_sealed",
+    "email_sealed",
+    "birth_date_sealed",
+)
+_HASH = _TRAINEE_COLUMNS.index("passport_hash")
 _NEW_TRAINEES = text(
     "INSERT INTO trainee (id, full_name, country, gender, profession, organization,"
     " passport_hash, passport_number_sealed, email_sealed, birth_date_sealed)"
@@ -70,6 +85,8 @@ _TRAINEES = text(
     "SELECT id, passport_hash, country, gender, profession FROM trainee"
     " WHERE passport_hash = ANY(CAST(:passport_hash AS bytea[]))"
 )
+_VIEWS = text("SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))")
+_FORGET_TRAINEES = text("DELETE FROM trainee WHERE id = ANY(CAST(:ids AS uuid[]))")
 # Set-based over every session of a chunk: a constant number of round trips per chunk.
 # Locked in order (no deadlock between chunks), and their places_version moved (store).
 _LOCK_VIEWS = text(
@@ -211,25 +228,43 @@ class ImportService:
         first_row: int,
     ) -> None:
         progress = _Progress(job_id, runner)
+        previous: asyncio.Task[None] | None = None
+        flying: list[asyncio.Task[None]] = []  # chunks not yet known to have ended
         try:
             # Parsing and validation (CPU, in a worker thread) of the next chunk overlap the
-            # database writes of this one; only these two chunks of rows are in memory.
-            # Sealing the personal data (encryption, keyed hashes) is done there too.
+            # database writes of this one. Sealing the personal data (encryption, keyed
+            # hashes) is done there too.
             pending = asyncio.create_task(self._prepared(parts, first_row))
             while (prepared := await pending) is not None:
                 chunk, people = prepared
                 first_row += len(chunk)
                 pending = asyncio.create_task(self._prepared(parts, first_row))
-                async with self._sessions() as db, db.begin():
-                    await self._chunk(db, chunk, people, progress)
+                # Two chunks in flight: this one registers its people while the one before
+                # still writes its enrollments. It takes the sessions' row locks only after
+                # that one took them (so its waitlist entries come after), and it commits
+                # only after that one committed (``processed`` counts committed rows).
+                locked = asyncio.Event()
+                current = asyncio.create_task(
+                    self._transaction(chunk, people, progress, previous, locked)
+                )
+                flying = [task for task in flying if not task.done()] + [current]
+                await _first_of(locked, current)
+                previous = current
+                if current.done():
+                    current.result()  # its failure ends the job here
+            if previous is not None:
+                await previous
             status, error = "done", None
         except JobTakenOverError:
             log.warning("import %s was taken over by another run: this one stops", job_id)
             pending.cancel()
+            await _settled(flying)
             release_free_memory()
             return
         except Exception as failure:
             log.exception("import %s failed", job_id)
+            pending.cancel()
+            await _settled(flying)
             status, error = "failed", f"{type(failure).__name__}: {failure}"
         async with self._sessions() as db, db.begin():
             await db.execute(
@@ -239,12 +274,27 @@ class ImportService:
             )
         release_free_memory()  # the chunks' buffers: back to the system, not kept at the peak
 
+    async def _transaction(
+        self,
+        chunk: Sequence[Nomination | RowError],
+        people: dict[tuple[str, str], tuple[Any, ...]],
+        progress: _Progress,
+        previous: asyncio.Task[None] | None,
+        locked: asyncio.Event,
+    ) -> None:
+        """One chunk in one transaction, committed after the chunk before it (if that one
+        failed, this one rolls back: ``_chunk``)."""
+        async with self._sessions() as db, db.begin():
+            await self._chunk(db, chunk, people, progress, previous, locked)
+
     async def _chunk(
         self,
         db: AsyncSession,
         chunk: Sequence[Nomination | RowError],
-        people: dict[tuple[str, str], dict[str, Any]],
+        people: dict[tuple[str, str], tuple[Any, ...]],
         progress: _Progress,
+        previous: asyncio.Task[None] | None,
+        locked: asyncio.Event,
     ) -> None:
         errors = [item for item in chunk if isinstance(item, RowError)]
         valid: list[Nomination] = []
@@ -255,24 +305,29 @@ class ImportService:
                     errors.append(RowError(item.row, f"duplicate of row {first}"))
                 else:
                     valid.append(item)
-        # One statement locks every session of the chunk, in a fixed order (no deadlock
-        # between jobs), before any other write.
+        # Rows for sessions that take no nominations are refused before anyone is registered.
         session_ids = sorted({item.session_id for item in valid})
-        locked = await db.execute(_LOCK_VIEWS, {"ids": session_ids})
-        views: dict[uuid.UUID, RowMapping] = {r["session_id"]: r for r in locked.mappings()}
-        open_rows = []
-        for item in valid:
-            refusal = _refusal(views.get(item.session_id), item.session_id)
-            if refusal:
-                errors.append(RowError(item.row, refusal))
-            else:
-                open_rows.append(item)
-        people = await self._register(db, open_rows, people)
+        seen = await db.execute(_VIEWS, {"ids": session_ids})
+        open_rows = _open(valid, {r["session_id"]: r for r in seen.mappings()}, errors)
+        # People are registered before the sessions are locked: this overlaps the chunk
+        # before, which holds them.
+        registered, events = await self._register(db, open_rows, people)
+        # One statement locks every session of the chunk, in a fixed order (no deadlock
+        # between jobs), once the chunk before holds its own locks.
+        locked_views = await db.execute(_LOCK_VIEWS, {"ids": session_ids})
+        locked.set()
+        views: dict[uuid.UUID, RowMapping] = {r["session_id"]: r for r in locked_views.mappings()}
+        still_open = _open(open_rows, views, errors)
+        if len(still_open) < len(open_rows):
+            # A session stopped taking nominations since the first read: its rows change
+            # nothing, so the people registered only for them are not registered after all.
+            events = await self._unregister(db, still_open, registered, events)
         by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
-        for item in open_rows:
+        for item in still_open:
             by_session[item.session_id].append(item)
-        succeeded, refused = await self._enroll(db, views, by_session, people)
+        succeeded, refused, enrolled = await self._enroll(db, views, by_session, registered)
         errors.extend(refused)
+        await self._outbox.add(db, events + enrolled)
         if errors:
             await db.execute(
                 insert(tables.import_error),
@@ -281,6 +336,8 @@ class ImportService:
                     for e in errors
                 ],
             )
+        if previous is not None:
+            await previous  # the job's counters move in the chunks' order
         # Committed with the chunk, and only while this run still holds the job.
         held = await db.scalar(
             update(J)
@@ -300,38 +357,55 @@ class ImportService:
         self,
         db: AsyncSession,
         valid: Sequence[Nomination],
-        prepared: dict[tuple[str, str], dict[str, Any]],
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        """Register the new people (one event each); every person's id and profile."""
-        unique = {item.person for item in valid}
+        prepared: dict[tuple[str, str], tuple[Any, ...]],
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], list[Event]]:
+        """Register the new people: every person's id and profile, and one event for each
+        person registered now."""
+        unique = list({item.person for item in valid})
         if not unique:
-            return {}
-        columns: dict[str, list[Any]] = defaultdict(list)
-        for person in unique:
-            for name, value in prepared[person].items():
-                columns[name].append(value)
-        new = (await db.execute(_NEW_TRAINEES, columns)).mappings().all()
-        await self._outbox.add(db, [trainee_registered(row) for row in new])
-        by_hash = {r["passport_hash"]: dict(r) for r in new}
+            return {}, []
+        values = [prepared[person] for person in unique]
+        columns = dict(zip(_TRAINEE_COLUMNS, map(list, zip(*values, strict=True)), strict=True))
+        new = (await db.execute(_NEW_TRAINEES, columns)).all()
+        by_hash = {r.passport_hash: _profile(r) for r in new}
+        events: list[Event] = [trainee_registered(person) for person in by_hash.values()]
         # People registered before (by an earlier file or the API): read them (only them).
         known = [h for h in columns["passport_hash"] if h not in by_hash]
         if known:
             found = await db.execute(_TRAINEES, {"passport_hash": known})
-            by_hash |= {r["passport_hash"]: dict(r) for r in found.mappings()}
-        return {
-            person: by_hash[prepared[person]["passport_hash"]]
-            for person in unique
-            if prepared[person]["passport_hash"] in by_hash
+            by_hash |= {r.passport_hash: _profile(r) for r in found}
+        registered = {
+            person: by_hash[row[_HASH]]
+            for person, row in zip(unique, values, strict=True)
+            if row[_HASH] in by_hash
         }
+        return registered, events
+
+    async def _unregister(
+        self,
+        db: AsyncSession,
+        kept: Sequence[Nomination],
+        people: dict[tuple[str, str], dict[str, Any]],
+        events: list[Event],
+    ) -> list[Event]:
+        """Undo the registrations (made in this transaction) that no kept row needs; the
+        registration events of the others."""
+        needed = {people[item.person]["id"] for item in kept}
+        dropped = [e.trainee_id for e in events if isinstance(e, TraineeRegisteredV1)]
+        dropped = [trainee_id for trainee_id in dropped if trainee_id not in needed]
+        if dropped:
+            await db.execute(_FORGET_TRAINEES, {"ids": dropped})
+        gone = set(dropped)
+        return [e for e in events if getattr(e, "trainee_id", None) not in gone]
 
     async def _prepared(
         self, parts: Iterator[list[dict[str, str]]], first_row: int
-    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]] | None:
+    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], tuple[Any, ...]]] | None:
         """The next chunk of rows parsed and validated, and each person's row with sealed
         personal data (CPU work, in a worker thread); None after the last chunk."""
 
         def prepare() -> (
-            tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]] | None
+            tuple[list[Nomination | RowError], dict[tuple[str, str], tuple[Any, ...]]] | None
         ):
             part = next(parts, None)
             return None if part is None else self._prepare(part, first_row)
@@ -340,22 +414,24 @@ class ImportService:
 
     def _prepare(
         self, part: list[dict[str, str]], first_row: int
-    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], dict[str, Any]]]:
+    ) -> tuple[list[Nomination | RowError], dict[tuple[str, str], tuple[Any, ...]]]:
         items = list(validate(part, first_row=first_row))
-        people: dict[tuple[str, str], dict[str, Any]] = {}
+        people: dict[tuple[str, str], tuple[Any, ...]] = {}
         for item in items:
             if isinstance(item, Nomination) and item.person not in people:
                 t = item.trainee
                 trainee_id = uuid.uuid4()
-                people[item.person] = {
-                    "id": trainee_id,
-                    "full_name": t.full_name,
-                    "country": t.country,
-                    "gender": t.gender.value,
-                    "profession": t.profession.value,
-                    "organization": t.organization,
-                } | self._personal.seal_trainee(
+                sealed = self._personal.seal_trainee(
                     trainee_id, t.passport_number, t.country, t.email, t.birth_date
+                )
+                people[item.person] = (
+                    trainee_id,
+                    t.full_name,
+                    t.country,
+                    t.gender.value,
+                    t.profession.value,
+                    t.organization,
+                    *(sealed[column] for column in _TRAINEE_COLUMNS[6:]),
                 )
         return items, people
 
@@ -365,10 +441,11 @@ class ImportService:
         views: dict[uuid.UUID, RowMapping],
         by_session: dict[uuid.UUID, list[Nomination]],
         people: dict[tuple[str, str], dict[str, Any]],
-    ) -> tuple[int, list[RowError]]:
-        """Enroll each session's nominees under its row lock; the rows refused and why."""
+    ) -> tuple[int, list[RowError], list[Event]]:
+        """Enroll each session's nominees under its row lock: how many, the rows refused
+        and why, and the enrollments' events."""
         if not by_session:
-            return 0, []
+            return 0, [], []
         ids = list(by_session)
         pairs = [(sid, people[i.person]["id"]) for sid, items in by_session.items() for i in items]
         found = await db.execute(
@@ -414,17 +491,18 @@ class ImportService:
                     | profile
                 )
             taken[session_id] = places.accepted - view["accepted"]
-        await self._insert(db, rows, waiting)
+        events = await self._insert(db, rows, waiting)
         changed = {sid: n for sid, n in taken.items() if n}
         if changed:
             await db.execute(_ADD_ACCEPTED, {"ids": list(changed), "n": list(changed.values())})
-        return len(rows), errors
+        return len(rows), errors, events
 
     async def _insert(
         self, db: AsyncSession, rows: list[dict[str, Any]], waiting: dict[uuid.UUID, int]
-    ) -> None:
+    ) -> list[Event]:
+        """Insert the new enrollments; their events."""
         if not rows:
-            return
+            return []
         waitlisted = [row for row in rows if row["status"] is S.WAITLISTED]
         positions: dict[uuid.UUID, int] = {}
         if waitlisted:
@@ -446,16 +524,47 @@ class ImportService:
                 "country": [row["country"] for row in rows],
             },
         )
-        events: list[Event] = [
-            created_event(row["status"], row, positions.get(row["id"])) for row in rows
-        ]
-        await self._outbox.add(db, events)
+        return [created_event(row["status"], row, positions.get(row["id"])) for row in rows]
 
 
 def _pair_key(item: Nomination) -> bytes:
     passport, country = item.person
     pair = f"{item.session_id}\x1f{passport}\x1f{country}".encode()
     return hashlib.blake2b(pair, digest_size=16).digest()
+
+
+def _profile(row: Row[Any]) -> dict[str, Any]:
+    """A registered person's id and the profile their events carry."""
+    return {k: getattr(row, k) for k in ("id", "country", "gender", "profession")}
+
+
+def _open(
+    rows: Sequence[Nomination], views: dict[uuid.UUID, RowMapping], errors: list[RowError]
+) -> list[Nomination]:
+    """The rows whose session takes nominations; the others added to ``errors``."""
+    taken = []
+    refusals = {sid: _refusal(views.get(sid), sid) for sid in {item.session_id for item in rows}}
+    for item in rows:
+        refusal = refusals[item.session_id]
+        if refusal:
+            errors.append(RowError(item.row, refusal))
+        else:
+            taken.append(item)
+    return taken
+
+
+async def _first_of(event: asyncio.Event, task: asyncio.Task[None]) -> None:
+    """Wait until the event is set or the task has ended."""
+    waiter = asyncio.create_task(event.wait())
+    try:
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+async def _settled(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Wait for the chunks still in flight to end, whatever their outcome."""
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _refusal(view: RowMapping | None, session_id: uuid.UUID) -> str | None:
