@@ -15,7 +15,6 @@ def test_same_partition_as_the_default_partitioner(key: bytes, count: int) -> No
     partitions = list(range(count))
     expected = DefaultPartitioner()(key, partitions, partitions)
     assert partition_of(key, partitions, partitions) == expected
-    assert partition_of(key, partitions, partitions) == expected  # cached: the same again
 
 
 def test_aggregate_ids_spread_like_the_default_partitioner() -> None:
