@@ -302,3 +302,55 @@ async def test_rows_for_a_session_closed_while_the_chunk_waited_change_nothing(
             "tpp.enrollment.enrollment.accepted.v1",
             "tpp.enrollment.trainee.registered.v1",
         ]
+
+
+async def test_two_imports_into_the_same_sessions_keep_places_and_waitlists_exact(
+    databases: Any, eventually: Any
+) -> None:
+    """Chunks of two jobs interleave on the same sessions: each chunk's counts (waitlist
+    length, places by country) are the ones the other job's chunks left."""
+    async with enrollment_app(databases, "_two_jobs") as app:
+        plain = await app.open_session(capacity=10)
+        limited = await app.open_session(capacity=30, country_limit=3)
+        countries = ["VN", "KE", "NG", "PE", "LA", "EG", "BR", "ID", "MN", "TZ"]
+        files = [
+            nominations(
+                [
+                    nominee((plain, limited)[i % 2], country=countries[(i // 2) % 10])
+                    for i in range(5000)
+                ]
+            )
+            for _ in range(2)
+        ]
+        responses = [
+            await app.http.post("/imports", files={"file": (f"{n}.csv", f, "text/csv")})
+            for n, f in enumerate(files)
+        ]
+        assert [r.status_code for r in responses] == [202, 202]
+
+        async def finished() -> list[dict[str, Any]] | None:
+            jobs = [(await app.http.get(f"/imports/{r.json()['id']}")).json() for r in responses]
+            return jobs if all(job["status"] != "running" for job in jobs) else None
+
+        jobs = await eventually(finished, within=120, what="both imports finished")
+        assert [(j["status"], j["succeeded"]) for j in jobs] == [("done", 5000)] * 2
+        taken = await app.fetch(
+            "SELECT session_id, country, count(*) AS n FROM enrollment"
+            " WHERE status = 'accepted' GROUP BY session_id, country"
+        )
+        assert sum(r["n"] for r in taken if r["session_id"] == plain) == 10
+        assert sum(r["n"] for r in taken if r["session_id"] == limited) == 30
+        assert max(r["n"] for r in taken if r["session_id"] == limited) == 3
+        # Each waitlisted event's position is its place in the session's waitlist.
+        for session_id in (plain, limited):
+            positions = await app.fetch(
+                "WITH w AS (SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' AS d"
+                " FROM outbox_message"
+                " WHERE event_type = 'tpp.enrollment.enrollment.waitlisted.v1')"
+                " SELECT (w.d ->> 'position')::int AS p FROM w"
+                " JOIN enrollment e ON e.id = (w.d ->> 'enrollment_id')::uuid"
+                " WHERE e.session_id = $1 ORDER BY e.waitlist_seq",
+                session_id,
+            )
+            waiting = 10_000 // 2 - (10 if session_id == plain else 30)
+            assert [r["p"] for r in positions] == list(range(1, waiting + 1))

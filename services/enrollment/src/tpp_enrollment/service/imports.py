@@ -127,6 +127,15 @@ class JobTakenOverError(RuntimeError):
     """Another run took this import job over (this one was thought abandoned)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """A session's counts as a job's last chunk left them."""
+
+    version: int  # the places_version the next chunk's lock finds if nobody else locked
+    waiting: int
+    countries: dict[str, int]  # places taken by country (where the session limits them)
+
+
 @dataclass
 class _Progress:
     job_id: uuid.UUID
@@ -134,8 +143,7 @@ class _Progress:
     # The first row of each (session, person) in the file, by a 16-byte digest of the pair:
     # a 30,000-row file's keys as tuples of UUIDs and strings held ~10 MiB to its end.
     seen: dict[bytes, int] = field(default_factory=dict)
-    succeeded: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    counts: dict[uuid.UUID, _Counts] = field(default_factory=dict)
 
 
 class ImportService:
@@ -325,7 +333,10 @@ class ImportService:
         by_session: dict[uuid.UUID, list[Nomination]] = defaultdict(list)
         for item in still_open:
             by_session[item.session_id].append(item)
-        succeeded, refused, enrolled = await self._enroll(db, views, by_session, registered)
+        fresh = {e.trainee_id for e in events if isinstance(e, TraineeRegisteredV1)}
+        succeeded, refused, enrolled = await self._enroll(
+            db, views, by_session, registered, fresh, progress
+        )
         errors.extend(refused)
         await self._outbox.add(db, events + enrolled)
         if errors:
@@ -441,29 +452,29 @@ class ImportService:
         views: dict[uuid.UUID, RowMapping],
         by_session: dict[uuid.UUID, list[Nomination]],
         people: dict[tuple[str, str], dict[str, Any]],
+        fresh: set[uuid.UUID],
+        progress: _Progress,
     ) -> tuple[int, list[RowError], list[Event]]:
         """Enroll each session's nominees under its row lock: how many, the rows refused
-        and why, and the enrollments' events."""
+        and why, and the enrollments' events. ``fresh``: people registered by this chunk."""
         if not by_session:
             return 0, [], []
-        ids = list(by_session)
-        pairs = [(sid, people[i.person]["id"]) for sid, items in by_session.items() for i in items]
-        found = await db.execute(
-            _ENROLLED,
-            {"session_id": [p[0] for p in pairs], "trainee_id": [p[1] for p in pairs]},
-        )
-        enrolled = {(r.session_id, r.trainee_id) for r in found}
-        # Places by country matter only where a session limits them (a scan of every
-        # enrollment of those sessions: not for the others).
-        limited = [sid for sid in ids if views[sid]["country_limit"] is not None]
-        by_country: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-        if limited:
-            counts = await db.execute(
-                _BY_COUNTRY, {"ids": limited, "occupying": store.OCCUPYING_VALUES}
+        # People registered by this chunk have no enrollment yet: only the others are looked
+        # up (in a file of new people, nobody).
+        pairs = [
+            (sid, people[i.person]["id"])
+            for sid, items in by_session.items()
+            for i in items
+            if people[i.person]["id"] not in fresh
+        ]
+        enrolled: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        if pairs:
+            found = await db.execute(
+                _ENROLLED,
+                {"session_id": [p[0] for p in pairs], "trainee_id": [p[1] for p in pairs]},
             )
-            for r in counts:
-                by_country[r.session_id][r.country] = int(r.n)
-        waiting = {r.session_id: int(r.n) for r in await db.execute(_WAITING, {"ids": ids})}
+            enrolled = {(r.session_id, r.trainee_id) for r in found}
+        waiting, by_country = await self._counts(db, views, list(by_session), progress)
         errors: list[RowError] = []
         rows: list[dict[str, Any]] = []
         taken: dict[uuid.UUID, int] = {}
@@ -471,6 +482,7 @@ class ImportService:
             view = views[session_id]
             places = store.places(view)
             countries = by_country[session_id]
+            waitlisted = 0
             for item in items:
                 person = people[item.person]
                 if (session_id, person["id"]) in enrolled:
@@ -484,6 +496,8 @@ class ImportService:
                 if status is S.ACCEPTED:
                     places = replace(places, accepted=places.accepted + 1)
                     countries[person["country"]] = countries.get(person["country"], 0) + 1
+                elif status is S.WAITLISTED:
+                    waitlisted += 1
                 profile = {k: person[k] for k in ("country", "gender", "profession")}
                 rows.append(
                     {"id": uuid.uuid4(), "session_id": session_id, "trainee_id": person["id"]}
@@ -491,11 +505,52 @@ class ImportService:
                     | profile
                 )
             taken[session_id] = places.accepted - view["accepted"]
+            # What the next chunk finds if nobody else moves the session's places meanwhile
+            # (its lock moves the version by one).
+            progress.counts[session_id] = _Counts(
+                view["places_version"] + 1, waiting.get(session_id, 0) + waitlisted, countries
+            )
         events = await self._insert(db, rows, waiting)
         changed = {sid: n for sid, n in taken.items() if n}
         if changed:
             await db.execute(_ADD_ACCEPTED, {"ids": list(changed), "n": list(changed.values())})
         return len(rows), errors, events
+
+    async def _counts(
+        self,
+        db: AsyncSession,
+        views: dict[uuid.UUID, RowMapping],
+        ids: list[uuid.UUID],
+        progress: _Progress,
+    ) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, dict[str, int]]]:
+        """Each session's waitlist length, and its places taken by country where it limits
+        them (only there: a scan of every enrollment of the session).
+
+        Counted once per session and job: the next chunk carries the counts on, unless the
+        session's ``places_version`` says someone else moved its places in between (every
+        change to a session's enrollments is made under its row lock, which moves it).
+        """
+        waiting: dict[uuid.UUID, int] = {}
+        by_country: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+        stale = []
+        for sid in ids:
+            known = progress.counts.get(sid)
+            if known is not None and known.version == views[sid]["places_version"]:
+                waiting[sid], by_country[sid] = known.waiting, dict(known.countries)
+            else:
+                stale.append(sid)
+        if not stale:
+            return waiting, by_country
+        limited = [sid for sid in stale if views[sid]["country_limit"] is not None]
+        if limited:
+            counts = await db.execute(
+                _BY_COUNTRY, {"ids": limited, "occupying": store.OCCUPYING_VALUES}
+            )
+            for r in counts:
+                by_country[r.session_id][r.country] = int(r.n)
+        found = await db.execute(_WAITING, {"ids": stale})
+        waiting |= {sid: 0 for sid in stale} | {r.session_id: int(r.n) for r in found}
+        return waiting, by_country
 
     async def _insert(
         self, db: AsyncSession, rows: list[dict[str, Any]], waiting: dict[uuid.UUID, int]
