@@ -60,7 +60,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from tpp_contracts.envelope import CONTENT_TYPE, Event, encode_event
+from tpp_contracts.envelope import CONTENT_TYPE, Event, EventEncoder
 
 from tpp_plumbing import idempotency, telemetry
 from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
@@ -172,23 +172,18 @@ class Outbox:
         if not ids:
             return OutboxRows([], ([], [], [], [], [], json.dumps(stored)))
         # Events of one command share a correlation id: the first event's own id.
-        correlation = correlation_id or ids[0]
+        encode = EventEncoder(
+            source=self._source,
+            time=now,
+            correlation_id=correlation_id or ids[0],
+            causation_id=causation_id,
+        )
         params = (
             ids,
             [event.type for event in events],
             [event.topic.name for event in events],
             [event.key() for event in events],
-            [
-                encode_event(
-                    event,
-                    source=self._source,
-                    event_id=event_id,
-                    correlation_id=correlation,
-                    causation_id=causation_id,
-                    time=now,
-                )
-                for event, event_id in zip(events, ids, strict=True)
-            ],
+            [encode(event, event_id) for event, event_id in zip(events, ids, strict=True)],
             json.dumps(stored),
         )
         return OutboxRows(ids, params)

@@ -590,7 +590,8 @@ def _pair_key(item: Nomination) -> bytes:
 
 def _profile(row: Row[Any]) -> dict[str, Any]:
     """A registered person's id and the profile their events carry."""
-    return {k: getattr(row, k) for k in ("id", "country", "gender", "profession")}
+    id_, country, gender, profession = row.id, row.country, row.gender, row.profession
+    return {"id": id_, "country": country, "gender": gender, "profession": profession}
 
 
 def _open(
