@@ -6,7 +6,9 @@ On scratch topics and a scratch database of the local stack:
    organizers, sessions through their lifecycle, trainees, enrollments through acceptance,
    attendance, completion, evaluation and follow-up (keyed as the services key them);
 2. ``ceiling.reporting.kafka_bare``: a bare aiokafka consumer reads every record of the five
-   topics (no decoding, nothing written) — the raw-client ceiling, in the same run;
+   topics (no decoding, nothing written) — the raw-client ceiling, in the same run; and
+   ``ceiling.reporting.kafka_decode``: the same consumer decoding and validating each record
+   (``tpp_contracts.decode``), what any consumer must do before it applies an event;
 3. ``reporting.ingest``: the reporting service (uvicorn, its own process, one worker) starts
    on the loaded topics and its consumer applies everything; events/s from its first applied
    batch to the last, polled from the database;
@@ -42,6 +44,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tpp_contracts import decode
 from tpp_plumbing.settings import KafkaSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -333,8 +336,12 @@ async def load(kafka: KafkaSettings, prefix: str, events: Events, limit: int) ->
     return sent
 
 
-async def bare_consumer(kafka: KafkaSettings, prefix: str, total: int) -> float:
-    """Records/s a bare aiokafka consumer reads from the topics (nothing decoded or written)."""
+async def bare_consumer(
+    kafka: KafkaSettings, prefix: str, total: int, *, decoding: bool = False
+) -> float:
+    """Records/s a bare aiokafka consumer reads from the topics (nothing written; nothing
+    decoded, or with ``decoding`` each record decoded and validated as every consumer of the
+    platform must before it applies an event: ``tpp_contracts.decode``)."""
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in TOPICS),
         **kafka.client_options(),
@@ -350,6 +357,10 @@ async def bare_consumer(kafka: KafkaSettings, prefix: str, total: int) -> float:
         while seen < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             seen += sum(len(v) for v in batch.values())
+            if decoding:
+                for records in batch.values():
+                    for record in records:
+                        decode(record.value)
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
@@ -532,6 +543,21 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
             )
         )
         print(f"[reporting] bare aiokafka: {bare}", flush=True)
+        decoding = sorted(
+            [await bare_consumer(ctx.kafka, prefix, total, decoding=True) for _ in range(3)]
+        )
+        figures.append(
+            Figure(
+                "ceiling.reporting.kafka_decode",
+                decoding[1],
+                "records/s",
+                runs=decoding,
+                ceiling="ceiling.reporting.kafka_bare",
+                note="bare aiokafka consumer that decodes and validates each record, nothing"
+                " written: what any validating consumer in one process can at most reach",
+            )
+        )
+        print(f"[reporting] decoding aiokafka: {decoding}", flush=True)
         rate, cpu = await ingest(ctx, url, prefix, total)
         figures.append(
             Figure(
