@@ -7,8 +7,8 @@ On scratch topics and a scratch database of the local stack:
    attendance, completion, evaluation and follow-up (keyed as the services key them);
 2. ``ceiling.reporting.kafka_bare``: a bare aiokafka consumer reads every record of the five
    topics (no decoding, nothing written) — the raw-client ceiling, in the same run; and
-   ``ceiling.reporting.kafka_decode``: the same consumer decoding and validating each record
-   (``tpp_contracts.decode``), what any consumer must do before it applies an event;
+   ``ceiling.reporting.kafka_decode``: the same consumer decoding each record with the
+   reporting service's reader (``tpp_reporting.events.decode``), nothing written;
 3. ``reporting.ingest``: the reporting service (uvicorn, its own process, one worker) starts
    on the loaded topics and its consumer applies everything; events/s from its first applied
    batch to the last, polled from the database;
@@ -44,8 +44,8 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from tpp_contracts import decode
 from tpp_plumbing.settings import KafkaSettings
+from tpp_reporting.events import decode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -340,8 +340,8 @@ async def bare_consumer(
     kafka: KafkaSettings, prefix: str, total: int, *, decoding: bool = False
 ) -> float:
     """Records/s a bare aiokafka consumer reads from the topics (nothing written; nothing
-    decoded, or with ``decoding`` each record decoded and validated as every consumer of the
-    platform must before it applies an event: ``tpp_contracts.decode``)."""
+    decoded, or with ``decoding`` each record decoded and checked by the reporting service's
+    own reader, ``tpp_reporting.events.decode``, as its consumer must before applying it)."""
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in TOPICS),
         **kafka.client_options(),
@@ -553,8 +553,8 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
                 "records/s",
                 runs=decoding,
                 ceiling="ceiling.reporting.kafka_bare",
-                note="bare aiokafka consumer that decodes and validates each record, nothing"
-                " written: what any validating consumer in one process can at most reach",
+                note="bare aiokafka consumer decoding each record with reporting's reader"
+                " (msgspec), nothing written: the most its consumer can reach in one process",
             )
         )
         print(f"[reporting] decoding aiokafka: {decoding}", flush=True)
