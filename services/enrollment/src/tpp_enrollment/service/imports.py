@@ -260,6 +260,9 @@ class ImportService:
                 # still writes its enrollments. It takes the sessions' row locks only after
                 # that one took them (so its waitlist entries come after), and it commits
                 # only after that one committed (``processed`` counts committed rows).
+                for task in flying:
+                    if task.done():
+                        task.result()  # a chunk that failed ends the job here
                 locked = asyncio.Event()
                 current = asyncio.create_task(
                     self._transaction(chunk, people, progress, previous, locked)
@@ -268,7 +271,7 @@ class ImportService:
                 await _first_of(locked, current)
                 previous = current
                 if current.done():
-                    current.result()  # its failure ends the job here
+                    current.result()
             if previous is not None:
                 await previous
             status, error = "done", None
