@@ -137,6 +137,17 @@ class _Nominee:
 
 
 @dataclass(frozen=True, slots=True)
+class _Chunk:
+    """A chunk on its way: its rows, its people prepared, the chunk before it (committed
+    first) and the event it sets once it holds its sessions' row locks."""
+
+    items: list[_Nominee | RowError]
+    people: dict[tuple[str, str], tuple[Any, ...]]
+    previous: asyncio.Task[None] | None
+    locked: asyncio.Event
+
+
+@dataclass(frozen=True, slots=True)
 class _Counts:
     """A session's counts as a job's last chunk left them."""
 
@@ -264,9 +275,8 @@ class ImportService:
                     if task.done():
                         task.result()  # a chunk that failed ends the job here
                 locked = asyncio.Event()
-                current = asyncio.create_task(
-                    self._transaction(chunk, people, progress, previous, locked)
-                )
+                work = _Chunk(chunk, people, previous, locked)
+                current = asyncio.create_task(self._transaction(work, progress))
                 flying = [task for task in flying if not task.done()] + [current]
                 await _first_of(locked, current)
                 previous = current
@@ -294,31 +304,17 @@ class ImportService:
             )
         release_free_memory()  # the chunks' buffers: back to the system, not kept at the peak
 
-    async def _transaction(
-        self,
-        chunk: Sequence[_Nominee | RowError],
-        people: dict[tuple[str, str], tuple[Any, ...]],
-        progress: _Progress,
-        previous: asyncio.Task[None] | None,
-        locked: asyncio.Event,
-    ) -> None:
+    async def _transaction(self, chunk: _Chunk, progress: _Progress) -> None:
         """One chunk in one transaction, committed after the chunk before it (if that one
         failed, this one rolls back: ``_chunk``)."""
         async with self._sessions() as db, db.begin():
-            await self._chunk(db, chunk, people, progress, previous, locked)
+            await self._chunk(db, chunk, progress)
 
-    async def _chunk(
-        self,
-        db: AsyncSession,
-        chunk: Sequence[_Nominee | RowError],
-        people: dict[tuple[str, str], tuple[Any, ...]],
-        progress: _Progress,
-        previous: asyncio.Task[None] | None,
-        locked: asyncio.Event,
-    ) -> None:
-        errors = [item for item in chunk if isinstance(item, RowError)]
+    async def _chunk(self, db: AsyncSession, chunk: _Chunk, progress: _Progress) -> None:
+        people, previous, locked = chunk.people, chunk.previous, chunk.locked
+        errors = [item for item in chunk.items if isinstance(item, RowError)]
         valid: list[_Nominee] = []
-        for item in chunk:
+        for item in chunk.items:
             if isinstance(item, _Nominee):
                 first = progress.seen.setdefault(_pair_key(item), item.row)
                 if first != item.row:
@@ -366,7 +362,7 @@ class ImportService:
             update(J)
             .where(J.c.id == progress.job_id, J.c.runner == progress.runner)
             .values(
-                processed=J.c.processed + len(chunk),
+                processed=J.c.processed + len(chunk.items),
                 succeeded=J.c.succeeded + succeeded,
                 failed=J.c.failed + len(errors),
                 progressed_at=func.now(),
