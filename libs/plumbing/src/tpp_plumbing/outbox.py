@@ -410,8 +410,8 @@ class OutboxRelay:
                     if batch is not None:  # full: submitted, and a new one started
                         sent.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = batches[topic, partition] = producer.create_batch()
-                    if batch.append(**message) is None:
-                        raise ValueError(f"outbox row {row['id']} is larger than a batch")
+                    if batch.append(**message) is None:  # a new batch takes its first record
+                        raise RuntimeError(f"outbox row {row['id']}: not added to a new batch")
             for (topic, partition), batch in batches.items():
                 sent.append(await producer.send_batch(batch, topic, partition=partition))
             await asyncio.gather(*sent)
