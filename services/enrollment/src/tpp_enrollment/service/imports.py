@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import Interval, Row, RowMapping, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_contracts.enrollment import TraineeRegisteredV1
 from tpp_contracts.envelope import Event
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.limits import check_rows
@@ -87,6 +86,9 @@ _TRAINEES = text(
 )
 _VIEWS = text("SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))")
 _FORGET_TRAINEES = text("DELETE FROM trainee WHERE id = ANY(CAST(:ids AS uuid[]))")
+_FORGET_EVENTS = text(
+    f"DELETE FROM {tables.outbox.name} WHERE event_id = ANY(CAST(:ids AS uuid[]))"
+)
 # Set-based over every session of a chunk: a constant number of round trips per chunk.
 # Locked in order (no deadlock between chunks), and their places_version moved (store).
 _LOCK_VIEWS = text(
@@ -327,7 +329,7 @@ class ImportService:
         open_rows = _open(valid, {r["session_id"]: r for r in seen.mappings()}, errors)
         # People are registered before the sessions are locked: this overlaps the chunk
         # before, which holds them.
-        registered, events = await self._register(db, open_rows, people)
+        registered, fresh = await self._register(db, open_rows, people)
         # One statement locks every session of the chunk, in a fixed order (no deadlock
         # between jobs), once the chunk before holds its own locks.
         locked_views = await db.execute(_LOCK_VIEWS, {"ids": session_ids})
@@ -337,16 +339,15 @@ class ImportService:
         if len(still_open) < len(open_rows):
             # A session stopped taking nominations since the first read: its rows change
             # nothing, so the people registered only for them are not registered after all.
-            events = await self._unregister(db, still_open, registered, events)
+            fresh = await self._unregister(db, still_open, registered, fresh)
         by_session: dict[uuid.UUID, list[_Nominee]] = defaultdict(list)
         for item in still_open:
             by_session[item.session_id].append(item)
-        fresh = {e.trainee_id for e in events if isinstance(e, TraineeRegisteredV1)}
         succeeded, refused, enrolled = await self._enroll(
-            db, views, by_session, registered, fresh, progress
+            db, views, by_session, registered, set(fresh), progress
         )
         errors.extend(refused)
-        await self._outbox.add(db, events + enrolled)
+        await self._outbox.add(db, enrolled)
         if errors:
             await db.execute(
                 insert(tables.import_error),
@@ -377,17 +378,20 @@ class ImportService:
         db: AsyncSession,
         valid: Sequence[_Nominee],
         prepared: dict[tuple[str, str], tuple[Any, ...]],
-    ) -> tuple[dict[tuple[str, str], dict[str, Any]], list[Event]]:
-        """Register the new people: every person's id and profile, and one event for each
-        person registered now."""
+    ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
+        """Register the new people, with one event each: every person's id and profile, and
+        the id of each person registered now with their event's id."""
         unique = list({item.person for item in valid})
         if not unique:
-            return {}, []
+            return {}, {}
         values = [prepared[person] for person in unique]
         columns = dict(zip(_TRAINEE_COLUMNS, map(list, zip(*values, strict=True)), strict=True))
         new = (await db.execute(_NEW_TRAINEES, columns)).all()
         by_hash = {r.passport_hash: _profile(r) for r in new}
-        events: list[Event] = [trainee_registered(person) for person in by_hash.values()]
+        events = [trainee_registered(person) for person in by_hash.values()]
+        # Written now, before the sessions' locks: that much less to do while holding them.
+        event_ids = await self._outbox.add(db, events)
+        fresh = {e.trainee_id: event_id for e, event_id in zip(events, event_ids, strict=True)}
         # People registered before (by an earlier file or the API): read them (only them).
         known = [h for h in columns["passport_hash"] if h not in by_hash]
         if known:
@@ -398,24 +402,23 @@ class ImportService:
             for person, row in zip(unique, values, strict=True)
             if row[_HASH] in by_hash
         }
-        return registered, events
+        return registered, fresh
 
     async def _unregister(
         self,
         db: AsyncSession,
         kept: Sequence[_Nominee],
         people: dict[tuple[str, str], dict[str, Any]],
-        events: list[Event],
-    ) -> list[Event]:
-        """Undo the registrations (made in this transaction) that no kept row needs; the
-        registration events of the others."""
+        fresh: dict[uuid.UUID, uuid.UUID],
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """Undo the registrations (made in this transaction) that no kept row needs, with
+        their events; the others."""
         needed = {people[item.person]["id"] for item in kept}
-        dropped = [e.trainee_id for e in events if isinstance(e, TraineeRegisteredV1)]
-        dropped = [trainee_id for trainee_id in dropped if trainee_id not in needed]
+        dropped = [trainee_id for trainee_id in fresh if trainee_id not in needed]
         if dropped:
             await db.execute(_FORGET_TRAINEES, {"ids": dropped})
-        gone = set(dropped)
-        return [e for e in events if getattr(e, "trainee_id", None) not in gone]
+            await db.execute(_FORGET_EVENTS, {"ids": [fresh[t] for t in dropped]})
+        return {t: event_id for t, event_id in fresh.items() if t in needed}
 
     async def _prepared(
         self, parts: Iterator[list[dict[str, str]]], first_row: int
