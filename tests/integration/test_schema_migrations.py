@@ -3,14 +3,20 @@ column and index for index: a change to one without the other fails here."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import os
+import subprocess
+import sys
 from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
-from tpp_plumbing.testing import SERVICES, ThrowawayDatabases
+from tpp_plumbing.migrations import ANALYZE_SCALE_FACTOR, VACUUM_COST_DELAY_MS
+from tpp_plumbing.testing import ROOT, SERVICES, ThrowawayDatabases
 
 pytestmark = pytest.mark.integration
 
@@ -32,3 +38,78 @@ async def test_the_tables_are_what_the_migrations_build(
     finally:
         await engine.dispose()
     assert found == []
+
+
+#: The tables every command of a service writes (tpp_plumbing.migrations.gentle_autovacuum).
+HOT_TABLES = {
+    "registry": ("outbox_message", "audit_log"),
+    "enrollment": ("enrollment", "session_view", "outbox_message", "audit_log"),
+}
+
+
+async def _autovacuum_settings(url: str, tables: tuple[str, ...]) -> dict[str, Any]:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        options = await conn.fetch(
+            "SELECT relname, coalesce(reloptions, '{}') AS options FROM pg_class"
+            " WHERE relname = ANY($1::text[]) AND relkind = 'r'",
+            list(tables),
+        )
+        unsampled = await conn.fetch(
+            "SELECT attname FROM pg_attribute"
+            " WHERE attrelid = 'outbox_message'::regclass AND attnum > 0 AND attstattarget = 0"
+        )
+    finally:
+        await conn.close()
+    return {
+        "options": {row["relname"]: sorted(row["options"]) for row in options},
+        "unsampled": sorted(row["attname"] for row in unsampled),
+    }
+
+
+def _alembic(service: str, url: str, *command: str) -> None:
+    subprocess.run(  # noqa: S603 - fixed command, our own config file
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(ROOT / "services" / service / "alembic.ini"),
+            *command,
+        ],
+        check=True,
+        env=os.environ | {f"TPP_{service.upper()}_DATABASE_URL": url},
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("service", sorted(HOT_TABLES))
+async def test_the_hot_tables_are_analyzed_seldom_and_vacuumed_gently(
+    databases: ThrowawayDatabases, service: str
+) -> None:
+    url = await databases.create(service, "_autovacuum")
+    tables = HOT_TABLES[service]
+    found = await _autovacuum_settings(url, tables)
+    expected = {}
+    for table in tables:
+        options = [f"autovacuum_vacuum_cost_delay={VACUUM_COST_DELAY_MS}"]
+        if table in ANALYZE_SCALE_FACTOR:
+            options.append(f"autovacuum_analyze_scale_factor={ANALYZE_SCALE_FACTOR[table]}")
+        if table in ("enrollment", "session_view", "outbox_message") and service == "enrollment":
+            options += [  # 0703's scale factors stay
+                "autovacuum_vacuum_insert_scale_factor=0.02",
+                "autovacuum_vacuum_scale_factor=0.02",
+            ]
+        expected[table] = sorted(options)
+    assert found == {"options": expected, "unsampled": ["headers", "payload"]}
+
+    # The migration's downgrade gives PostgreSQL's defaults back (0703's settings stay).
+    await asyncio.to_thread(_alembic, service, url, "downgrade", "-1")
+    found = await _autovacuum_settings(url, tables)
+    assert found["unsampled"] == []
+    assert all(
+        not any("cost_delay" in o or "analyze" in o for o in options)
+        for options in found["options"].values()
+    )

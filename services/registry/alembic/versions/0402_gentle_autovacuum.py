@@ -1,0 +1,32 @@
+"""autovacuum: the tables every command writes are analyzed less often (the outbox without
+statistics on its payload and headers) and vacuumed at a gentler pace, so that an
+autovacuum round no longer stalls the commands for a second (tpp_plumbing.migrations)
+
+Revision ID: 0402_gentle_autovacuum
+Revises: 0401_audit_log
+Create Date: 2026-11-28 18:45:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+from tpp_plumbing.migrations import default_autovacuum, gentle_autovacuum
+
+revision: str = "0402_gentle_autovacuum"
+down_revision: str | None = "0401_audit_log"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TABLES = ("outbox_message", "audit_log")
+
+
+def upgrade() -> None:
+    for table in _TABLES:
+        for statement in gentle_autovacuum(table):
+            op.execute(statement)
+
+
+def downgrade() -> None:
+    for table in _TABLES:
+        for statement in default_autovacuum(table):
+            op.execute(statement)
