@@ -85,6 +85,10 @@ def _alembic(service: str, url: str, *command: str) -> None:
     )
 
 
+#: The revision before each service's gentle_autovacuum migration.
+BEFORE_GENTLE = {"registry": "0401_audit_log", "enrollment": "0703_autovacuum_hot_tables"}
+
+
 @pytest.mark.parametrize("service", sorted(HOT_TABLES))
 async def test_the_hot_tables_are_analyzed_seldom_and_vacuumed_gently(
     databases: ThrowawayDatabases, service: str
@@ -106,7 +110,7 @@ async def test_the_hot_tables_are_analyzed_seldom_and_vacuumed_gently(
     assert found == {"options": expected, "unsampled": ["headers", "payload"]}
 
     # The migration's downgrade gives PostgreSQL's defaults back (0703's settings stay).
-    await asyncio.to_thread(_alembic, service, url, "downgrade", "-1")
+    await asyncio.to_thread(_alembic, service, url, "downgrade", BEFORE_GENTLE[service])
     found = await _autovacuum_settings(url, tables)
     assert found["unsampled"] == []
     assert all(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from tpp_plumbing.audit import audit_table
@@ -98,13 +99,20 @@ enrollment = Table(
     Column("reason", Text),
     Column("checked_in_at", DateTime(timezone=True)),
     Column("completed_on", Date),
-    Column("certificate_number", Text, unique=True),
+    Column("certificate_number", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("session_id", "trainee_id", name="uq_enrollment_session_trainee"),
     Index("ix_enrollment_session_status", "session_id", "status", "waitlist_seq"),
     Index("ix_enrollment_trainee_id", "trainee_id"),
     Index("ix_enrollment_session_country", "session_id", "country", "status"),
+    # Unique among completed enrollments; the others (most) have no entry, not a NULL one.
+    Index(
+        "uq_enrollment_certificate_number",
+        "certificate_number",
+        unique=True,
+        postgresql_where=text("certificate_number IS NOT NULL"),
+    ),
 )
 
 evaluation = Table(
