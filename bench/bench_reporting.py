@@ -8,7 +8,9 @@ On scratch topics and a scratch database of the local stack:
 2. ``ceiling.reporting.kafka_bare``: a bare aiokafka consumer reads every record of the five
    topics (no decoding, nothing written) — the raw-client ceiling, in the same run; and
    ``ceiling.reporting.kafka_decode``: the same consumer decoding each record with the
-   reporting service's reader (``tpp_reporting.events.decode``), nothing written;
+   reporting service's reader (``tpp_reporting.events.decode``), nothing written; and
+   ``ceiling.reporting.kafka_inbox``: the decoding consumer also claiming each batch's event
+   ids in the inbox table (one statement and transaction a batch), nothing else written;
 3. ``reporting.ingest``: the reporting service (uvicorn, its own process, one worker) starts
    on the loaded topics and its consumer applies everything; events/s from its first applied
    batch to the last, polled from the database;
@@ -337,11 +339,25 @@ async def load(kafka: KafkaSettings, prefix: str, events: Events, limit: int) ->
 
 
 async def bare_consumer(
-    kafka: KafkaSettings, prefix: str, total: int, *, decoding: bool = False
+    kafka: KafkaSettings,
+    prefix: str,
+    total: int,
+    *,
+    decoding: bool = False,
+    inbox_dsn: str | None = None,
 ) -> float:
     """Records/s a bare aiokafka consumer reads from the topics (nothing written; nothing
     decoded, or with ``decoding`` each record decoded and checked by the reporting service's
-    own reader, ``tpp_reporting.events.decode``, as its consumer must before applying it)."""
+    own reader, ``tpp_reporting.events.decode``, as its consumer must before applying it).
+
+    With ``inbox_dsn`` too, each batch's event ids are then claimed in the inbox as the
+    service claims them (one ``INSERT … unnest … ON CONFLICT DO NOTHING`` a batch, in its own
+    transaction, while the next batch is read and decoded), and nothing else is written: the
+    least the design's inbox guarantee costs.
+    """
+    conn = await asyncpg.connect(inbox_dsn) if inbox_dsn else None
+    if conn is not None:
+        await conn.execute("TRUNCATE inbox_message")
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in TOPICS),
         **kafka.client_options(),
@@ -349,6 +365,7 @@ async def bare_consumer(
         auto_offset_reset="earliest",
     )
     await consumer.start()
+    claiming: asyncio.Future[None] | None = None
     try:
         seen = 0
         first = await consumer.getmany(timeout_ms=10_000, max_records=5000)
@@ -357,13 +374,38 @@ async def bare_consumer(
         while seen < total:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             seen += sum(len(v) for v in batch.values())
-            if decoding:
-                for records in batch.values():
-                    for record in records:
-                        decode(record.value)
+            if decoding or conn is not None:
+                claims = [
+                    (event.id, event.type, tp.topic, tp.partition, record.offset)
+                    for tp, records in batch.items()
+                    for record in records
+                    if (event := decode(record.value)) is not None
+                ]
+                if conn is not None and claims:
+                    # One claim in flight while the next batch is read and decoded.
+                    if claiming is not None:
+                        await claiming
+                    claiming = asyncio.ensure_future(_claim(conn, claims))
+        if claiming is not None:
+            await claiming
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+        if conn is not None:
+            await conn.execute("TRUNCATE inbox_message")  # the service starts on an empty one
+            await conn.close()
+
+
+async def _claim(conn: asyncpg.Connection, claims: list[tuple[Any, ...]]) -> None:
+    async with conn.transaction():
+        await conn.fetch(_CLAIM, *zip(*claims, strict=True))
+
+
+_CLAIM = (
+    'INSERT INTO inbox_message (event_id, event_type, topic, partition, "offset")'
+    " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[])"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 async def applied_offsets(dsn: str) -> int:
@@ -558,6 +600,22 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
             )
         )
         print(f"[reporting] decoding aiokafka: {decoding}", flush=True)
+        claiming = sorted(
+            [await bare_consumer(ctx.kafka, prefix, total, inbox_dsn=libpq(url)) for _ in range(3)]
+        )
+        figures.append(
+            Figure(
+                "ceiling.reporting.kafka_inbox",
+                claiming[1],
+                "records/s",
+                runs=claiming,
+                ceiling="ceiling.reporting.kafka_bare",
+                note="the decoding consumer claiming each batch's event ids in the inbox (one"
+                " statement and transaction a batch), nothing else written: what the design's"
+                " inbox alone leaves",
+            )
+        )
+        print(f"[reporting] decoding + inbox claims: {claiming}", flush=True)
         rate, cpu = await ingest(ctx, url, prefix, total)
         figures.append(
             Figure(
