@@ -10,6 +10,10 @@ one audit insert commits go together in the next, so under load the log costs on
 per batch rather than one per command, and nothing waits when the service is idle. The insert
 is one statement on a raw connection (``tpp_plumbing.writes``), its columns as arrays: it
 commits on its own, with no transaction round trips around it.
+A command written in one statement that commits on its own (the enrollment's fast path) can
+carry its audit row in that statement (``row_in_statement``): the row commits with the
+command, answered with the route's success status, and the response waits for no second
+commit. Should the answer end otherwise, the middleware records that too.
 The table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0401
 of each service). Operators read it at ``GET /audit``.
 """
@@ -22,6 +26,8 @@ import contextvars
 import json
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -129,6 +135,74 @@ _COLUMNS = (
 )
 
 
+def _row(scope: Scope, principal: Any, request_id: str, status: int, body: bytes) -> dict[str, Any]:
+    route = scope.get("route")
+    return {
+        "subject": principal.subject[:200],
+        "role": principal.role.value,
+        "organizer_id": principal.organizer_id,
+        "method": scope["method"],
+        "operation": f"{scope['method']} {getattr(route, 'path', None) or 'unmatched'}",
+        "target": _target(scope, status, body),
+        "request_id": request_id,
+        "status": status,
+    }
+
+
+class AuditUnavailableError(Exception):
+    """A command's audit row could not be written with it, so nothing of the command was.
+
+    Raised by a command that wrote its row in its own statement (``row_in_statement``): the
+    middleware answers as when its own insert fails (503, not acknowledged).
+    """
+
+    @staticmethod
+    def caused(error: Exception) -> bool:
+        """Whether a failed statement failed on the audit table (a constraint, a grant)."""
+        return getattr(error, "table_name", None) == TABLE_NAME or (
+            f"table {TABLE_NAME}" in str(getattr(error, "message", ""))
+        )
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The audited request being handled; ``written``: the status its row was committed with
+    in the command's own statement (``row_in_statement``), if it was."""
+
+    scope: Scope
+    principal: Any
+    request_id: str
+    written: int | None = None
+
+
+_pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar(
+    "tpp_audit_pending", default=None
+)
+
+
+def row_in_statement(first: int) -> tuple[str, list[Any], Callable[[], None]] | None:
+    """For a command written in one statement that commits on its own: an INSERT of this
+    request's audit row (to run as one of its data-modifying parts, after ``WHERE`` clauses
+    the caller appends), its parameters from ``$first``, and the callback to call once the
+    statement committed the row. The row says the command was answered with its route's
+    success status (the answer it gives when the statement commits).
+
+    None outside an audited request, or for a route that declares no success status.
+    """
+    pending = _pending.get()
+    status = getattr(pending.scope.get("route"), "status_code", None) if pending else None
+    if pending is None or not isinstance(status, int):
+        return None
+    row = _row(pending.scope, pending.principal, pending.request_id, status, b"")
+    values = ", ".join(f"${n}::{kind}" for n, (_, kind) in enumerate(_COLUMNS, start=first))
+    insert = f"INSERT INTO {TABLE_NAME} ({', '.join(name for name, _ in _COLUMNS)}) SELECT {values}"
+
+    def written() -> None:
+        pending.written = status
+
+    return insert, [row[name] for name, _ in _COLUMNS], written
+
+
 class AuditWriter:
     """Group commit of audit rows: ``record`` returns once its row is committed.
 
@@ -211,6 +285,7 @@ class AuditMiddleware:
         # The response is held until its audit row is committed (command answers are small).
         start: Message | None = None
         chunks: list[bytes] = []
+        pending = _Pending(scope, principal, request_id)
 
         async def hold(message: Message) -> None:
             nonlocal start
@@ -219,57 +294,57 @@ class AuditMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body"):
-                    await self._flush(scope, principal, request_id, start, chunks, send)
+                    await self._flush(pending, start, chunks, send)
             else:
                 await send(message)
 
-        await self.app(scope, receive, hold)
+        token = _pending.set(pending)
+        try:
+            await self.app(scope, receive, hold)
+        except AuditUnavailableError:
+            # Raised before any answer was sent: the command wrote nothing.
+            log.error("audit record not written with its command")
+            await send(_UNAVAILABLE_START)
+            await send({"type": "http.response.body", "body": _UNAVAILABLE_BODY})
+        finally:
+            _pending.reset(token)
 
     async def _flush(
-        self,
-        scope: Scope,
-        principal: Any,
-        request_id: str,
-        start: Message | None,
-        chunks: list[bytes],
-        send: Send,
+        self, pending: _Pending, start: Message | None, chunks: list[bytes], send: Send
     ) -> None:
         assert start is not None
         status = int(start["status"])
         body = b"".join(chunks)
-        route = scope.get("route")
-        row = {
-            "subject": principal.subject[:200],
-            "role": principal.role.value,
-            "organizer_id": principal.organizer_id,
-            "method": scope["method"],
-            "operation": f"{scope['method']} {getattr(route, 'path', None) or 'unmatched'}",
-            "target": _target(scope, status, body),
-            "request_id": request_id,
-            "status": status,
-        }
+        row = _row(pending.scope, pending.principal, pending.request_id, status, body)
         try:
-            await self._writer.record(row)
+            if pending.written != status:  # not already committed with the command
+                await self._writer.record(row)
         except Exception:
             # Not recorded, not acknowledged: the client sees a failure and may retry.
             log.exception("audit record not written", extra={"operation": row["operation"]})
-            start = {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [(b"content-type", b"application/problem+json")],
-            }
-            body = json.dumps(
-                {
-                    "type": "about:blank",
-                    "title": "Audit log unavailable",
-                    "status": 503,
-                    "detail": "the command's outcome was not recorded; ask for it, then retry",
-                }
-            ).encode()
+            start, body = _UNAVAILABLE_START, _UNAVAILABLE_BODY
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        headers += [(b"content-length", str(len(body)).encode()), (REQUEST_ID, request_id.encode())]
+        headers += [
+            (b"content-length", str(len(body)).encode()),
+            (REQUEST_ID, pending.request_id.encode()),
+        ]
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+_UNAVAILABLE_START: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [(b"content-type", b"application/problem+json")],
+}
+_UNAVAILABLE_BODY = json.dumps(
+    {
+        "type": "about:blank",
+        "title": "Audit log unavailable",
+        "status": 503,
+        "detail": "the command's outcome was not recorded; ask for it, then retry",
+    }
+).encode()
 
 
 def _with_request_id(send: Send, request_id: str) -> Send:

@@ -11,7 +11,7 @@ import asyncpg
 from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
-from tpp_plumbing import idempotency
+from tpp_plumbing import audit, idempotency
 from tpp_plumbing.outbox import Outbox, OutboxRows
 from tpp_plumbing.writes import RawTransaction
 
@@ -133,14 +133,18 @@ async def read_for_enroll(
 
 
 @functools.cache
-def _enroll_if_unmoved(insert_events: str, mark: str | None) -> str:
+def _enroll_if_unmoved(insert_events: str, mark: str | None, audit_row: str | None) -> str:
     # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read, $6 country; the
-    # events from $7 (insert_events), the Idempotency-Key's mark last. The session row's
+    # events from $7 (insert_events), then the Idempotency-Key's mark, then the audit row's
+    # parameters (tpp_plumbing.audit.row_in_statement), each written only with the
+    # enrollment. The session row's
     # UPDATE takes its lock and re-reads it (READ COMMITTED): a locker that committed
     # meanwhile moved the version, and nothing is written. The rest runs only with the row,
     # so after the lock: the waitlist number and the outbox ids follow every earlier
     # decision about the session.
     marked = f", marked AS ({mark} AND EXISTS (SELECT FROM added))" if mark else ""
+    if audit_row:
+        marked += f", audited AS ({audit_row} WHERE EXISTS (SELECT FROM added))"
     return (
         "WITH moved AS (UPDATE session_view SET places_version = places_version + 1,"
         " accepted = accepted + CASE WHEN $4::text = 'accepted' THEN 1 ELSE 0 END"
@@ -166,25 +170,37 @@ async def enroll_if_unmoved(
     events: OutboxRows,
 ) -> int | None:
     """Insert a new enrollment (taking a place if accepted) and its events, in one statement
-    that commits on its own, if the session's ``places_version`` is still the one read.
+    that commits on its own, if the session's ``places_version`` is still the one read. The
+    request's Idempotency-Key mark and audit row, if any, are written with them.
 
     Returns the waitlist number (None unless waitlisted). Raises PlacesMovedError when the
     places moved (nothing written), and asyncpg's UniqueViolationError when the trainee was
     enrolled there meanwhile.
     """
     mark = idempotency.committed_mark(13)
+    audit_row = audit.row_in_statement(14 if mark else 13)
     query = _enroll_if_unmoved(
         outbox.insert_sql(7, where="EXISTS (SELECT FROM added)"),
         mark[0] if mark else None,
+        audit_row[0] if audit_row else None,
     )
     args = [row["id"], row["session_id"], row["trainee_id"], row["status"], places_version]
     args += [row["country"], *events.params]
     if mark:
         args.append(mark[1])
-    found = await tx.fetchrow(query, *args)
+    if audit_row:
+        args += audit_row[1]
+    try:
+        found = await tx.fetchrow(query, *args)
+    except asyncpg.PostgresError as error:
+        if audit_row and audit.AuditUnavailableError.caused(error):
+            raise audit.AuditUnavailableError from None  # nothing was written
+        raise
     if found is None:
         raise PlacesMovedError
     tx.wrote_outbox = True  # committed: the relay is woken
+    if audit_row:
+        audit_row[2]()  # committed with the enrollment: the response waits for no other
     return found["waitlist_seq"]  # type: ignore[no-any-return]
 
 
