@@ -304,8 +304,7 @@ class AuditMiddleware:
         except AuditUnavailableError:
             # Raised before any answer was sent: the command wrote nothing.
             log.error("audit record not written with its command")
-            await send(_UNAVAILABLE_START)
-            await send({"type": "http.response.body", "body": _UNAVAILABLE_BODY})
+            await self._answer(pending, _UNAVAILABLE_START, _UNAVAILABLE_BODY, send)
         finally:
             _pending.reset(token)
 
@@ -323,6 +322,10 @@ class AuditMiddleware:
             # Not recorded, not acknowledged: the client sees a failure and may retry.
             log.exception("audit record not written", extra={"operation": row["operation"]})
             start, body = _UNAVAILABLE_START, _UNAVAILABLE_BODY
+        await self._answer(pending, start, body, send)
+
+    @staticmethod
+    async def _answer(pending: _Pending, start: Message, body: bytes, send: Send) -> None:
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers += [
             (b"content-length", str(len(body)).encode()),

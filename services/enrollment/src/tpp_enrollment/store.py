@@ -137,11 +137,10 @@ def _enroll_if_unmoved(insert_events: str, mark: str | None, audit_row: str | No
     # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read, $6 country; the
     # events from $7 (insert_events), then the Idempotency-Key's mark, then the audit row's
     # parameters (tpp_plumbing.audit.row_in_statement), each written only with the
-    # enrollment. The session row's
-    # UPDATE takes its lock and re-reads it (READ COMMITTED): a locker that committed
-    # meanwhile moved the version, and nothing is written. The rest runs only with the row,
-    # so after the lock: the waitlist number and the outbox ids follow every earlier
-    # decision about the session.
+    # enrollment. The session row's UPDATE takes its lock and re-reads it (READ COMMITTED):
+    # a locker that committed meanwhile moved the version, and nothing is written. The rest
+    # runs only with the row, so after the lock: the waitlist number and the outbox ids
+    # follow every earlier decision about the session.
     marked = f", marked AS ({mark} AND EXISTS (SELECT FROM added))" if mark else ""
     if audit_row:
         marked += f", audited AS ({audit_row} WHERE EXISTS (SELECT FROM added))"
@@ -174,8 +173,9 @@ async def enroll_if_unmoved(
     request's Idempotency-Key mark and audit row, if any, are written with them.
 
     Returns the waitlist number (None unless waitlisted). Raises PlacesMovedError when the
-    places moved (nothing written), and asyncpg's UniqueViolationError when the trainee was
-    enrolled there meanwhile.
+    places moved (nothing written), asyncpg's UniqueViolationError when the trainee was
+    enrolled there meanwhile, and AuditUnavailableError when the audit row could not be
+    written (nothing written either).
     """
     mark = idempotency.committed_mark(13)
     audit_row = audit.row_in_statement(14 if mark else 13)

@@ -105,9 +105,12 @@ async def test_an_enrollment_whose_record_cannot_be_written_is_neither_acknowled
             "ALTER TABLE audit_log ADD CONSTRAINT refuse_all CHECK (status < 0) NOT VALID"
         )
         refused = await app.http.post(
-            f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee_id}
+            f"/sessions/{session_id}/enrollments",
+            json={"trainee_id": trainee_id},
+            headers={"X-Request-ID": "req-refused"},
         )
         assert refused.status_code == 503
+        assert refused.headers["x-request-id"] == "req-refused"
         assert refused.json()["title"] == "Audit log unavailable"
         assert await app.fetch("SELECT id FROM enrollment") == []
         assert (
