@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
-import subprocess
-import sys
 from typing import Any
 
 import asyncpg
@@ -16,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from tpp_plumbing.migrations import ANALYZE_SCALE_FACTOR, VACUUM_COST_DELAY_MS
-from tpp_plumbing.testing import ROOT, SERVICES, ThrowawayDatabases
+from tpp_plumbing.testing import SERVICES, ThrowawayDatabases, run_alembic
 
 pytestmark = pytest.mark.integration
 
@@ -67,24 +64,6 @@ async def _autovacuum_settings(url: str, tables: tuple[str, ...]) -> dict[str, A
     }
 
 
-def _alembic(service: str, url: str, *command: str) -> None:
-    subprocess.run(  # noqa: S603 - fixed command, our own config file
-        [
-            sys.executable,
-            "-m",
-            "alembic",
-            "-c",
-            str(ROOT / "services" / service / "alembic.ini"),
-            *command,
-        ],
-        check=True,
-        env=os.environ | {f"TPP_{service.upper()}_DATABASE_URL": url},
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
-
-
 #: The revision before each service's gentle_autovacuum migration.
 BEFORE_GENTLE = {"registry": "0401_audit_log", "enrollment": "0703_autovacuum_hot_tables"}
 
@@ -110,7 +89,7 @@ async def test_the_hot_tables_are_analyzed_seldom_and_vacuumed_gently(
     assert found == {"options": expected, "unsampled": ["headers", "payload"]}
 
     # The migration's downgrade gives PostgreSQL's defaults back (0703's settings stay).
-    await asyncio.to_thread(_alembic, service, url, "downgrade", BEFORE_GENTLE[service])
+    await asyncio.to_thread(run_alembic, service, url, "downgrade", BEFORE_GENTLE[service])
     found = await _autovacuum_settings(url, tables)
     assert found["unsampled"] == []
     assert all(

@@ -57,26 +57,31 @@ ANALYZE_SCALE_FACTOR = {"outbox_message": 1.0, "audit_log": 1.0, "enrollment": 0
 VACUUM_COST_DELAY_MS = 20
 
 
-def gentle_autovacuum(table: str) -> list[str]:
-    """The statements that set ``table``'s autovacuum as above (for a migration)."""
-    options = [f"autovacuum_vacuum_cost_delay = {VACUUM_COST_DELAY_MS}"]
-    if table in ANALYZE_SCALE_FACTOR:
-        options.append(f"autovacuum_analyze_scale_factor = {ANALYZE_SCALE_FACTOR[table]}")
-    statements = [f"ALTER TABLE {table} SET ({', '.join(options)})"]
-    statements += [
-        f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS 0"
-        for column in NO_STATISTICS.get(table, ())
-    ]
+def gentle_autovacuum(*tables: str) -> list[str]:
+    """The statements that set these tables' autovacuum as above (for a migration)."""
+    statements = []
+    for table in tables:
+        options = [f"autovacuum_vacuum_cost_delay = {VACUUM_COST_DELAY_MS}"]
+        if table in ANALYZE_SCALE_FACTOR:
+            options.append(f"autovacuum_analyze_scale_factor = {ANALYZE_SCALE_FACTOR[table]}")
+        statements.append(f"ALTER TABLE {table} SET ({', '.join(options)})")
+        statements += [
+            f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS 0"
+            for column in NO_STATISTICS.get(table, ())
+        ]
     return statements
 
 
-def default_autovacuum(table: str) -> list[str]:
-    """The statements that undo ``gentle_autovacuum(table)``."""
-    statements = [
-        f"ALTER TABLE {table} RESET (autovacuum_vacuum_cost_delay, autovacuum_analyze_scale_factor)"
-    ]
-    statements += [
-        f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS -1"
-        for column in NO_STATISTICS.get(table, ())
-    ]
+def default_autovacuum(*tables: str) -> list[str]:
+    """The statements that undo ``gentle_autovacuum(*tables)``."""
+    statements = []
+    for table in tables:
+        statements.append(
+            f"ALTER TABLE {table} RESET"
+            " (autovacuum_vacuum_cost_delay, autovacuum_analyze_scale_factor)"
+        )
+        statements += [
+            f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS -1"
+            for column in NO_STATISTICS.get(table, ())
+        ]
     return statements

@@ -298,7 +298,8 @@ class ThrowawayDatabases:
             await conn.close()
 
 
-def _migrate(service: str, url: str) -> None:
+def run_alembic(service: str, url: str, *command: str) -> None:
+    """Run ``alembic <command>`` on ``service``'s migrations against the database at ``url``."""
     env = os.environ | {f"TPP_{service.upper()}_DATABASE_URL": url}
     subprocess.run(  # noqa: S603 - fixed command, our own config file
         [
@@ -307,8 +308,7 @@ def _migrate(service: str, url: str) -> None:
             "alembic",
             "-c",
             str(ROOT / "services" / service / "alembic.ini"),
-            "upgrade",
-            "head",
+            *command,
         ],
         check=True,
         env=env,
@@ -316,6 +316,10 @@ def _migrate(service: str, url: str) -> None:
         capture_output=True,
         timeout=300,
     )
+
+
+def _migrate(service: str, url: str) -> None:
+    run_alembic(service, url, "upgrade", "head")
 
 
 @pytest.fixture(scope="session")

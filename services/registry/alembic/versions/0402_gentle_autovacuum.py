@@ -21,12 +21,10 @@ _TABLES = ("outbox_message", "audit_log")
 
 
 def upgrade() -> None:
-    for table in _TABLES:
-        for statement in gentle_autovacuum(table):
-            op.execute(statement)
+    for statement in gentle_autovacuum(*_TABLES):
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in _TABLES:
-        for statement in default_autovacuum(table):
-            op.execute(statement)
+    for statement in default_autovacuum(*_TABLES):
+        op.execute(statement)
