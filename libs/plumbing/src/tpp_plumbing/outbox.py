@@ -60,7 +60,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
-from tpp_contracts.envelope import CONTENT_TYPE, Event, EventEncoder
+from tpp_contracts.envelope import CONTENT_TYPE, Event, EventEncoder, new_event_id
 
 from tpp_plumbing import idempotency, telemetry
 from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
@@ -168,7 +168,7 @@ class Outbox:
         """
         stored = telemetry.inject(headers)
         now = datetime.now().astimezone()
-        ids = [uuid.uuid4() for _ in events]
+        ids = [new_event_id() for _ in events]
         if not ids:
             return OutboxRows([], ([], [], [], [], [], json.dumps(stored)))
         # Events of one command share a correlation id: the first event's own id.
