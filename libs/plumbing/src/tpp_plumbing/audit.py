@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import functools
 import json
 import logging
 import uuid
@@ -194,13 +195,17 @@ def row_in_statement(first: int) -> tuple[str, list[Any], Callable[[], None]] | 
     if pending is None or not isinstance(status, int):
         return None
     row = _row(pending.scope, pending.principal, pending.request_id, status, b"")
-    values = ", ".join(f"${n}::{kind}" for n, (_, kind) in enumerate(_COLUMNS, start=first))
-    insert = f"INSERT INTO {TABLE_NAME} ({', '.join(name for name, _ in _COLUMNS)}) SELECT {values}"
 
     def written() -> None:
         pending.written = status
 
-    return insert, [row[name] for name, _ in _COLUMNS], written
+    return _insert_one(first), [row[name] for name, _ in _COLUMNS], written
+
+
+@functools.cache
+def _insert_one(first: int) -> str:
+    values = ", ".join(f"${n}::{kind}" for n, (_, kind) in enumerate(_COLUMNS, start=first))
+    return f"INSERT INTO {TABLE_NAME} ({', '.join(name for name, _ in _COLUMNS)}) SELECT {values}"
 
 
 class AuditWriter:
