@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -22,6 +23,7 @@ from tpp_contracts import (
     encode,
     encode_event,
     new_event_id,
+    new_id,
     wrap,
 )
 from tpp_contracts.examples import example
@@ -192,10 +194,11 @@ def _poison_reason(raw: bytes) -> str | None:
     return None
 
 
-def test_event_ids_are_uuid7_and_later_ones_sort_after() -> None:
-    first = new_event_id()
+@pytest.mark.parametrize("make", [new_event_id, new_id])
+def test_ids_are_uuid7_and_later_ones_sort_after(make: Callable[[], uuid.UUID]) -> None:
+    first = make()
     time.sleep(0.002)
-    later = [new_event_id() for _ in range(100)]
+    later = [make() for _ in range(100)]
     assert {first.version, *(i.version for i in later)} == {7}
     assert all(first.bytes < i.bytes for i in later)  # the index takes them at its end
     # Milliseconds since the epoch in the first 48 bits: the id says when it was made.

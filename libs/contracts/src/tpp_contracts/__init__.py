@@ -33,6 +33,7 @@ from tpp_contracts.envelope import (
     encode,
     encode_event,
     new_event_id,
+    new_id,
     wrap,
 )
 from tpp_contracts.registry import (
@@ -138,6 +139,7 @@ __all__ = [
     "encode",
     "encode_event",
     "new_event_id",
+    "new_id",
     "topics",
     "wrap",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -22,6 +23,10 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         ]
         assert {a["status"] for a in apps} == {"submitted"}
         first, second, third = (a["id"] for a in apps)
+        # Time-ordered ids (UUIDv7): the tables' indexes take new rows at their end.
+        assert {uuid.UUID(i).version for i in [*ids, first, second, third]} == {7}
+        assert sorted(ids) == ids
+        assert sorted([first, second, third]) == [first, second, third]
 
         early = await http.post(f"/enrollments/{first}/check-in")
         assert early.status_code == 409

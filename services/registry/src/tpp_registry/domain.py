@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from tpp_contracts.envelope import Event
+from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.registry import (
     SessionCancelledV1,
     SessionCapacityChangedV1,
@@ -74,7 +74,7 @@ DETAIL_FIELDS = frozenset(f.name for f in dataclasses.fields(SessionDetails))
 class SessionState(SessionDetails):
     """A session: its details, where it is in its lifecycle, and its version."""
 
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_id)
     overseas: bool = False
     status: SessionStatus = S.DRAFT
     version: int = 1
@@ -170,7 +170,7 @@ def create(
     values = {f: getattr(details, f) for f in DETAIL_FIELDS}
     state = SessionState(
         **values,
-        id=session_id or uuid.uuid4(),
+        id=session_id or new_id(),
         overseas=details.venue_country != home_country,
     )
     return Decision(state, [SessionCreatedV1(**_details(state))])

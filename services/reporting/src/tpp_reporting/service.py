@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.envelope import new_id
 from tpp_plumbing.problems import NotFoundError, ProblemError
 
 from tpp_reporting import figures, queries, regions
@@ -426,7 +427,7 @@ class ReportingService:
     async def create_commitment(self, body: CommitmentIn) -> CommitmentProgress:
         """Configure a new multi-year commitment."""
         _check_commitment(body)
-        commitment_id = uuid.uuid4()
+        commitment_id = new_id()
         async with self._sessions() as session, session.begin():
             conn = await raw_connection(session)
             await conn.execute(

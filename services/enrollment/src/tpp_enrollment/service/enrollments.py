@@ -20,7 +20,7 @@ from tpp_contracts.enrollment import (
     TraineeAttendedV1,
     TraineeNoShowV1,
 )
-from tpp_contracts.envelope import Event
+from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ConflictError, NotFoundError
@@ -272,7 +272,7 @@ def _new_row(
 ) -> dict[str, Any]:
     """A new enrollment's row (the trainee's country kept with it)."""
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),
         "session_id": session_id,
         "trainee_id": data.trainee_id,
         "status": status.value,

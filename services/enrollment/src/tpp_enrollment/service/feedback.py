@@ -8,6 +8,7 @@ from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import EvaluationSubmittedV1, FollowUpRecordedV1
+from tpp_contracts.envelope import new_id
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ConflictError
@@ -30,7 +31,7 @@ class FeedbackService:
 
     async def evaluate(self, enrollment_id: uuid.UUID, data: EvaluationIn) -> Evaluation:
         """The trainee's one evaluation of the session: score 1-5 and an optional comment."""
-        evaluation = Evaluation(id=uuid.uuid4(), enrollment_id=enrollment_id, **data.model_dump())
+        evaluation = Evaluation(id=new_id(), enrollment_id=enrollment_id, **data.model_dump())
         async with self._sessions() as db, db.begin():
             row, _ = await locked_enrollment(db, enrollment_id)
             if S(row["status"]) not in EVALUATORS:
@@ -58,7 +59,7 @@ class FeedbackService:
 
     async def record_follow_up(self, enrollment_id: uuid.UUID, data: FollowUpIn) -> FollowUp:
         """A follow-up with a trainee who completed the session."""
-        follow_up = FollowUp(id=uuid.uuid4(), enrollment_id=enrollment_id, **data.model_dump())
+        follow_up = FollowUp(id=new_id(), enrollment_id=enrollment_id, **data.model_dump())
         async with self._sessions() as db, db.begin():
             row, _ = await locked_enrollment(db, enrollment_id)
             if row["status"] != S.COMPLETED:

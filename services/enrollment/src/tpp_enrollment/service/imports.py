@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Interval, Row, RowMapping, cast, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_contracts.envelope import Event
+from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.limits import check_rows
 from tpp_plumbing.memory import release_free_memory
@@ -86,8 +86,10 @@ _TRAINEES = text(
 )
 _VIEWS = text("SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))")
 _FORGET_TRAINEES = text("DELETE FROM trainee WHERE id = ANY(CAST(:ids AS uuid[]))")
+# The events of this transaction: unpublished, so found through the relay's partial index.
 _FORGET_EVENTS = text(
-    f"DELETE FROM {tables.outbox.name} WHERE event_id = ANY(CAST(:ids AS uuid[]))"
+    f"DELETE FROM {tables.outbox.name}"
+    " WHERE published_at IS NULL AND event_id = ANY(CAST(:ids AS uuid[]))"
 )
 # Set-based over every session of a chunk: a constant number of round trips per chunk.
 # Locked in order (no deadlock between chunks), and their places_version moved (store).
@@ -189,7 +191,7 @@ class ImportService:
         except BadFileError as error:
             raise ProblemError(str(error), status=422, field="file") from None
         check_rows(total, max_rows)
-        job_id, runner = uuid.uuid4(), uuid.uuid4()
+        job_id, runner = new_id(), new_id()
         digest = hashlib.sha256(content).hexdigest()
         skip = 0
         async with self._sessions() as db, db.begin():
@@ -447,7 +449,7 @@ class ImportService:
             items.append(_Nominee(item.row, item.session_id, item.person))
             if item.person not in people:
                 t = item.trainee
-                trainee_id = uuid.uuid4()
+                trainee_id = new_id()
                 sealed = self._personal.seal_trainee(
                     trainee_id, t.passport_number, t.country, t.email, t.birth_date
                 )
@@ -516,7 +518,7 @@ class ImportService:
                     waitlisted += 1
                 profile = {k: person[k] for k in ("country", "gender", "profession")}
                 rows.append(
-                    {"id": uuid.uuid4(), "session_id": session_id, "trainee_id": person["id"]}
+                    {"id": new_id(), "session_id": session_id, "trainee_id": person["id"]}
                     | {"status": status}
                     | profile
                 )

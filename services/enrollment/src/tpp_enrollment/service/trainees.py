@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import TraineeErasedV1
+from tpp_contracts.envelope import new_id
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError
 
@@ -57,7 +58,7 @@ class TraineeService:
 
     async def register_trainee(self, data: TraineeIn) -> tuple[Trainee, bool]:
         """Register a trainee; the same passport and country returns the existing one."""
-        trainee_id = uuid.uuid4()
+        trainee_id = new_id()
         sealed = self._personal.seal_trainee(
             trainee_id, data.passport_number, data.country, data.email, data.birth_date
         )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_contracts.envelope import new_id
 from tpp_contracts.registry import OrganizerCreatedV1, OrganizerUpdatedV1
 from tpp_contracts.vocab import OrganizerKind
 from tpp_plumbing.outbox import Outbox
@@ -42,7 +43,7 @@ class OrganizerService:
 
     async def create(self, data: OrganizerIn) -> Organizer:
         """Register an organizer; 409 when the name (in any case) is taken."""
-        organizer = Organizer(id=uuid.uuid4(), **data.model_dump())
+        organizer = Organizer(id=new_id(), **data.model_dump())
         try:
             async with self._sessions() as db, db.begin():
                 await db.execute(insert(org).values(**organizer.model_dump()))
