@@ -11,6 +11,8 @@ On scratch topics and a scratch database of the local stack:
    reporting service's reader (``tpp_reporting.events.decode``), nothing written; and
    ``ceiling.reporting.kafka_inbox``: the decoding consumer also claiming each batch's event
    ids in the inbox table (one statement and transaction a batch), nothing else written;
+   each with the CPU a record cost (consumer, PostgreSQL, broker), and from the last one
+   ``ceiling.reporting.cores_at_half_bare``: the cores that costs at half the bare rate;
 3. ``reporting.ingest``: the reporting service (uvicorn, its own process, one worker) starts
    on the loaded topics and its consumer applies everything; events/s from its first applied
    batch to the last, polled from the database;
@@ -33,12 +35,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -396,6 +400,49 @@ async def bare_consumer(
             await conn.close()
 
 
+@dataclass(frozen=True)
+class EventCpu:
+    """CPU an event cost, in µs: the consumer's process, PostgreSQL and the Kafka broker."""
+
+    consumer_us: float
+    postgres_us: float
+    kafka_us: float
+
+    @property
+    def total_us(self) -> float:
+        return self.consumer_us + self.postgres_us + self.kafka_us
+
+    def __str__(self) -> str:
+        return (
+            f"CPU a record: consumer {self.consumer_us:.1f} µs, postgres {self.postgres_us:.1f},"
+            f" broker {self.kafka_us:.1f}"
+        )
+
+
+async def _consumed(
+    runs: int, total: int, consumer: Callable[[], Awaitable[float]]
+) -> tuple[list[float], EventCpu]:
+    """``runs`` runs of a consumer reading ``total`` records: the sorted rates, and the CPU a
+    record cost in the median run (from the consumer's start to its end)."""
+    results: list[tuple[float, EventCpu]] = []
+    for _ in range(runs):
+        with CpuMeter() as meter:
+            rate = await consumer()
+        spent = meter.seconds
+        results.append(
+            (
+                rate,
+                EventCpu(
+                    1e6 * spent["loadgen"] / total,
+                    1e6 * spent["postgres"] / total,
+                    1e6 * spent["kafka"] / total,
+                ),
+            )
+        )
+    results.sort(key=lambda r: r[0])
+    return [r[0] for r in results], results[len(results) // 2][1]
+
+
 async def _claim(conn: asyncpg.Connection, claims: list[tuple[Any, ...]]) -> None:
     async with conn.transaction():
         await conn.fetch(_CLAIM, *zip(*claims, strict=True))
@@ -573,20 +620,19 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
             f"[reporting] loaded {total:,} events in {time.perf_counter() - started:.1f} s",
             flush=True,
         )
-        bare = [await bare_consumer(ctx.kafka, prefix, total) for _ in range(3)]
-        bare.sort()
+        bare, bare_cpu = await _consumed(3, total, lambda: bare_consumer(ctx.kafka, prefix, total))
         figures.append(
             Figure(
                 "ceiling.reporting.kafka_bare",
                 bare[1],
                 "records/s",
                 runs=bare,
-                note="bare aiokafka consumer, same topics, nothing decoded",
+                note=f"bare aiokafka consumer, same topics, nothing decoded; {bare_cpu}",
             )
         )
-        print(f"[reporting] bare aiokafka: {bare}", flush=True)
-        decoding = sorted(
-            [await bare_consumer(ctx.kafka, prefix, total, decoding=True) for _ in range(3)]
+        print(f"[reporting] bare aiokafka: {bare} ({bare_cpu})", flush=True)
+        decoding, decoding_cpu = await _consumed(
+            3, total, lambda: bare_consumer(ctx.kafka, prefix, total, decoding=True)
         )
         figures.append(
             Figure(
@@ -596,12 +642,13 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
                 runs=decoding,
                 ceiling="ceiling.reporting.kafka_bare",
                 note="bare aiokafka consumer decoding each record with reporting's reader"
-                " (msgspec), nothing written: the most its consumer can reach in one process",
+                " (msgspec), nothing written: the most its consumer can reach in one process;"
+                f" {decoding_cpu}",
             )
         )
-        print(f"[reporting] decoding aiokafka: {decoding}", flush=True)
-        claiming = sorted(
-            [await bare_consumer(ctx.kafka, prefix, total, inbox_dsn=libpq(url)) for _ in range(3)]
+        print(f"[reporting] decoding aiokafka: {decoding} ({decoding_cpu})", flush=True)
+        claiming, claiming_cpu = await _consumed(
+            3, total, lambda: bare_consumer(ctx.kafka, prefix, total, inbox_dsn=libpq(url))
         )
         figures.append(
             Figure(
@@ -612,10 +659,28 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
                 ceiling="ceiling.reporting.kafka_bare",
                 note="the decoding consumer claiming each batch's event ids in the inbox (one"
                 " statement and transaction a batch), nothing else written: what the design's"
-                " inbox alone leaves",
+                f" inbox alone leaves; {claiming_cpu}",
             )
         )
-        print(f"[reporting] decoding + inbox claims: {claiming}", flush=True)
+        print(f"[reporting] decoding + inbox claims: {claiming} ({claiming_cpu})", flush=True)
+        # What the least the design asks of a consumer (read, decode, claim each event id)
+        # costs in CPU, at half the bare consumer's rate: the cores the ratio target needs.
+        needed = claiming_cpu.total_us * bare[1] / 2 / 1e6
+        figures.append(
+            Figure(
+                "ceiling.reporting.cores_at_half_bare",
+                needed,
+                "cores",
+                note=f"CPU a read-decode-claim consumer, PostgreSQL and the broker need at half"
+                f" the bare rate ({bare[1] / 2:,.0f} events/s, {claiming_cpu.total_us:.1f} µs an"
+                f" event); the machine has {os.cpu_count()} cores",
+            )
+        )
+        print(
+            f"[reporting] at half the bare rate, reading, decoding and claiming alone need"
+            f" {needed:.2f} cores of {os.cpu_count()}",
+            flush=True,
+        )
         rate, cpu = await ingest(ctx, url, prefix, total)
         figures.append(
             Figure(
