@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 from tpp_plumbing.settings import KafkaSettings
+from tpp_plumbing.testing import create_throwaway, drop_abandoned
 
 ROOT = Path(__file__).resolve().parents[1]
 UPGRADE = ("upgrade", "head")
@@ -108,7 +109,8 @@ async def scratch_database(ctx: Context, service: str, label: str = "") -> Async
     owner = "postgres" if service == "postgres" else service
     conn = await asyncpg.connect(ctx.admin_url)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        await drop_abandoned(conn)  # what killed runs left behind
+        await create_throwaway(conn, name, owner)
     finally:
         await conn.close()
     if service == "postgres":

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import gc
 import os
+import re
+import socket
 import subprocess
 import sys
 import threading
@@ -266,6 +268,46 @@ def _with_database(url: str, database: str) -> str:
     return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+_THROWAWAY = "throwaway database of process "
+
+
+async def create_throwaway(conn: asyncpg.Connection, name: str, owner: str) -> None:
+    """Create a database that says, in its comment, which process (on which host) made it,
+    so that a later run can drop it if that process ended without dropping it."""
+    await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    note = f"{_THROWAWAY}{os.getpid()} on {socket.gethostname()}".replace("'", "''")
+    await conn.execute(f"COMMENT ON DATABASE \"{name}\" IS '{note}'")
+
+
+async def drop_abandoned(conn: asyncpg.Connection) -> list[str]:
+    """Drop the throwaway databases (``create_throwaway``) whose process on this host has
+    ended: a test or benchmark run that was killed leaves its databases behind, and the
+    autovacuum launcher keeps visiting each. Returns their names."""
+    rows = await conn.fetch(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS note FROM pg_database"
+        " WHERE shobj_description(oid, 'pg_database') LIKE $1",
+        _THROWAWAY + "%",
+    )
+    dropped = []
+    for row in rows:
+        made = re.fullmatch(re.escape(_THROWAWAY) + r"(\d+) on (.+)", row["note"])
+        if made is None or made[2] != socket.gethostname() or _alive(int(made[1])):
+            continue
+        await conn.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+        dropped.append(row["datname"])
+    return dropped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 @dataclass
 class ThrowawayDatabases:
     """Creates throwaway, migrated databases owned by a service's role."""
@@ -275,12 +317,19 @@ class ThrowawayDatabases:
     created: list[str]
 
     async def create(self, service: str, label: str = "") -> str:
-        """A new database migrated to head for ``service``; returns its SQLAlchemy URL."""
+        """A new database migrated to head for ``service``; returns its SQLAlchemy URL.
+
+        The first one drops what killed runs left (``drop_abandoned``)."""
         name = f"{service}_{self.run_id}{label}"
         owner = make_url(self.infra.service_urls[service]).username
+        assert owner is not None
         conn = await asyncpg.connect(self.infra.admin_url)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+            if not self.created:
+                dropped = await drop_abandoned(conn)
+                if dropped:
+                    print(f"\ndropped {len(dropped)} databases of ended runs: {', '.join(dropped)}")
+            await create_throwaway(conn, name, owner)
         finally:
             await conn.close()
         self.created.append(name)
