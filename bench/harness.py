@@ -326,25 +326,57 @@ async def scratch_topics(ctx: Context) -> AsyncIterator[str]:
 # --- where the CPU went ----------------------------------------------------------------------
 
 
-def cpu_by_command() -> dict[str, float]:
-    """CPU seconds used so far by every process on the machine, summed by command name.
+@dataclass(frozen=True, slots=True)
+class _Cpu:
+    name: str
+    parent: int
+    started: int  # clock ticks after boot: a pid used again starts later
+    own: float  # utime + stime, seconds
+    children: float  # cutime + cstime: its children that ended and were reaped
 
-    A process counts its children that ended too (``cutime``, ``cstime``): a PostgreSQL
-    backend that starts and ends between two readings is missing from the second, and its
-    CPU shows up in the postmaster's instead (the same name: ``postgres``).
-    """
+
+def cpu_reading() -> dict[int, _Cpu]:
+    """Every process's CPU so far, by pid (for ``cpu_spent``)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    used: dict[str, float] = {}
+    found: dict[int, _Cpu] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, _, rest = stat.read_text().rpartition(")")
             fields = rest.split()
-            name = head.split("(", 1)[1]
-            cpu = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-            used[name] = used.get(name, 0.0) + cpu / ticks
+            found[int(stat.parent.name)] = _Cpu(
+                head.split("(", 1)[1],
+                int(fields[1]),
+                int(fields[19]),
+                (int(fields[11]) + int(fields[12])) / ticks,
+                (int(fields[13]) + int(fields[14])) / ticks,
+            )
         except (OSError, IndexError, ValueError):
             continue
-    return used
+    return found
+
+
+def cpu_spent(before: dict[int, _Cpu], after: dict[int, _Cpu]) -> dict[str, float]:
+    """CPU seconds spent between two readings, summed by command name.
+
+    A process that ended in between is no longer listed; its parent counts it among its
+    children once it reaped it (a PostgreSQL backend: the postmaster, the same name). What
+    it had spent before the first reading is taken off its parent's sum again, so that
+    only the time between the readings counts.
+    """
+    spent: dict[str, float] = {}
+    for pid, now in after.items():
+        then = before.get(pid)
+        # (Not by name: a kernel worker's name says what it is doing at the moment.)
+        if then is not None and then.started == now.started:
+            used = now.own - then.own + now.children - then.children
+        else:  # started in between (or a new process with a reused pid)
+            used = now.own + now.children
+        spent[now.name] = spent.get(now.name, 0.0) + used
+    for pid, then in before.items():
+        parent, prior = after.get(then.parent), before.get(then.parent)
+        if pid not in after and parent and prior and parent.started == prior.started:
+            spent[parent.name] = spent.get(parent.name, 0.0) - then.own - then.children
+    return spent
 
 
 class CpuMeter:
@@ -356,7 +388,7 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self._t0 = time.perf_counter()
-        self._all0 = cpu_by_command()
+        self._all0 = cpu_reading()
         self._server0 = self.server.cpu_s() if self.server else 0.0
         self._pids0 = self.server.cpu_by_pid() if self.server else {}
         self._self0 = time.process_time()
@@ -364,8 +396,7 @@ class CpuMeter:
 
     def __exit__(self, *_: object) -> None:
         elapsed = time.perf_counter() - self._t0
-        after = cpu_by_command()
-        spent = {k: v - self._all0.get(k, 0.0) for k, v in after.items()}
+        spent = cpu_spent(self._all0, cpu_reading())
         server = (self.server.cpu_s() - self._server0) if self.server else 0.0
         pids1 = self.server.cpu_by_pid() if self.server else {}
         self.by_process = [
