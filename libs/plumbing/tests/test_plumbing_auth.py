@@ -266,7 +266,9 @@ async def test_keys_from_a_jwks_url_verify_tokens_and_follow_a_key_rotation() ->
     try:
         first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwks.publish("k1", first)
-        settings = AuthSettings(jwks_url=jwks.url, issuer="https://idp.example", audience="tpp")
+        settings = AuthSettings(
+            jwks_url=jwks.url, issuer="https://idp.example", audience="tpp", jwks_refetch_s=0.2
+        )
         verifier = TokenVerifier(settings)
 
         assert await verifier.verify(_idp_token(first, "k1")) == Principal("carol", Role.OPERATOR)
@@ -278,9 +280,36 @@ async def test_keys_from_a_jwks_url_verify_tokens_and_follow_a_key_rotation() ->
         # The provider rotates: a token under the new kid is verified after a refetch.
         second = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         jwks.publish("k2", second)
+        await asyncio.sleep(0.25)  # jwks_refetch_s after the fetch for k9
         fetched = jwks.fetches
         principal = await verifier.verify(_idp_token(second, "k2", role="viewer"))
         assert principal == Principal("carol", Role.VIEWER)
         assert jwks.fetches > fetched
+    finally:
+        jwks.close()
+
+
+async def test_tokens_with_made_up_kids_do_not_make_the_service_fetch_the_jwks_each_time() -> None:
+    jwks = _Jwks()
+    try:
+        known = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwks.publish("k1", known)
+        settings = AuthSettings(jwks_url=jwks.url, issuer="https://idp.example", audience="tpp")
+        verifier = TokenVerifier(settings)
+        assert await verifier.verify(_idp_token(known, "k1")) == Principal("carol", Role.OPERATOR)
+        before = jwks.fetches
+
+        stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        for n in range(20):
+            with pytest.raises(UnauthenticatedError):
+                await verifier.verify(_idp_token(stranger, f"made-up-{n}"))
+
+        # One fetch looked for the first unknown kid; the others waited for jwks_refetch_s.
+        assert jwks.fetches - before == 1
+        # The provider's own tokens still verify, from the kept key set.
+        assert await verifier.verify(_idp_token(known, "k1", role="viewer")) == Principal(
+            "carol", Role.VIEWER
+        )
+        assert jwks.fetches - before == 1
     finally:
         jwks.close()

@@ -66,6 +66,13 @@ class AuthSettings(BaseSettings):
         None, description="JWKS URL of an OIDC provider; keys are fetched and cached by `kid`."
     )
     jwks_cache_s: int = Field(300, ge=1, description="How long fetched JWKS keys are kept.")
+    jwks_refetch_s: float = Field(
+        30.0,
+        ge=0,
+        description="Least time between two JWKS fetches for a token whose `kid` is unknown: a"
+        " rotated key is found within this, and tokens with made-up kids cannot make the service"
+        " fetch the JWKS on every request.",
+    )
     leeway_s: float = Field(30.0, ge=0, description="Clock skew tolerated on exp/nbf/iat.")
     role_claim: str = Field(
         "role",
@@ -163,6 +170,7 @@ class TokenVerifier:
             else None
         )
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._refetched_at: float | None = None  # monotonic time of the last forced fetch
 
     @property
     def configured(self) -> bool:
@@ -184,18 +192,42 @@ class TokenVerifier:
         principal = self.cached(token)
         if principal is not None:
             return principal
-        if self._jwks is not None:
-            try:
-                # PyJWKClient fetches with urllib: off the event loop (only on a cache miss).
-                signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
-                claims = self._decode(token, [(signing.key, self._algorithms)])
-            except jwt.PyJWKClientError:
-                claims = self._decode(token, self._keys)
+        key = await self._jwks_key(token) if self._jwks is not None else None
+        if key is not None:
+            claims = self._decode(token, [(key, self._algorithms)])
         else:
             claims = self._decode(token, self._keys)
         principal = self._principal(claims)
         self._remember(token, principal, claims)
         return principal
+
+    async def _jwks_key(self, token: str) -> Any | None:
+        """The provider's key for the token's ``kid`` (None: not the provider's token).
+
+        The key set is kept ``jwks_cache_s``; a kid it lacks makes it fetched again, at most
+        once every ``jwks_refetch_s`` (PyJWKClient alone fetches for every unknown kid).
+        """
+        assert self._jwks is not None
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            return None  # not a JWT: the static keys' decoding says why
+        if not isinstance(kid, str) or not kid:
+            return None
+        jwks = self._jwks
+        try:
+            # PyJWKClient fetches with urllib: off the event loop.
+            found = jwks.match_kid(await asyncio.to_thread(jwks.get_signing_keys), kid)
+            now = time.monotonic()
+            due = self._refetched_at is None or now - self._refetched_at >= (
+                self.settings.jwks_refetch_s
+            )
+            if found is None and due:
+                self._refetched_at = now
+                found = jwks.match_kid(await asyncio.to_thread(jwks.get_signing_keys, True), kid)
+        except jwt.PyJWKClientError:
+            return None  # the provider is unreachable or its answer unusable
+        return None if found is None else found.key
 
     def verify_sync(self, token: str) -> Principal:
         """Like ``verify`` for keys from settings (no JWKS fetch); for tools and benchmarks."""
