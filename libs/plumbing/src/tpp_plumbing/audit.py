@@ -105,7 +105,7 @@ def audit_table(metadata: MetaData) -> Table:
         Index(f"ix_{TABLE_NAME}_at", "at"),
         Index(f"ix_{TABLE_NAME}_subject", "subject"),
         # No index on target: ``GET /audit`` matches it by containment, which a B-tree
-        # cannot answer (see the services' ``audit_target_not_indexed`` migrations).
+        # cannot answer (``tpp_plumbing.migrations.UNUSED_INDEXES``).
     )
 
 

@@ -102,7 +102,7 @@ def outbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("id", BigInteger, Identity(always=True), primary_key=True),
         # Not indexed: the outbox makes each id itself (``new_event_id``), and no query looks
-        # a row up by it (an index entry for every event, written twice: see the migrations).
+        # a row up by it (``tpp_plumbing.migrations.UNUSED_INDEXES``).
         Column("event_id", UUID(as_uuid=True), nullable=False),
         Column("event_type", Text, nullable=False),
         Column("topic", Text, nullable=False),
