@@ -313,3 +313,15 @@ async def test_tokens_with_made_up_kids_do_not_make_the_service_fetch_the_jwks_e
         assert jwks.fetches - before == 1
     finally:
         jwks.close()
+
+
+def test_role_check_is_documented_as_the_bearer_scheme() -> None:
+    document = app().openapi()
+
+    assert document["paths"]["/reports"]["get"]["security"] == [{"HTTPBearer": []}]
+    scheme = document["components"]["securitySchemes"]["HTTPBearer"]
+    assert scheme["type"] == "http"
+    assert scheme["scheme"] == "bearer"
+    assert "tpp-ops token" in scheme["description"]
+    parameters = document["paths"]["/reports"]["get"].get("parameters", [])
+    assert parameters == []  # the check reads the header itself: no "request" parameter leaks

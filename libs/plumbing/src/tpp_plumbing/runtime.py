@@ -30,6 +30,7 @@ from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
 from tpp_plumbing.reads import ReadPool
+from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
 from tpp_plumbing.writes import CommandPool
@@ -299,7 +300,7 @@ class Runtime:
     def instrument(self, app: FastAPI) -> None:
         """Add health, metrics and AsyncAPI endpoints, HTTP metrics, tracing, token checks."""
         install_auth(app, self.settings.auth)
-        app.include_router(self.health_router())
+        add_routes(app, self.health_router())
         app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics)
         telemetry.instrument_app(app, self.name)
 

@@ -12,12 +12,13 @@ from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.limits import Limits, install_limits
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runtime import Runtime
 
 from tpp_enrollment import tables
 from tpp_enrollment.config import Settings
 from tpp_enrollment.consumers import subscriptions
-from tpp_enrollment.http import Services, router
+from tpp_enrollment.http import Services, routers
 from tpp_enrollment.service import (
     EnrollmentService,
     FeedbackService,
@@ -75,6 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_limits(app, limits)  # outside the idempotency middleware, which reads bodies
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
-    app.include_router(audit_router(runtime.engine, tables.audit))
-    app.include_router(router)
+    add_routes(app, *routers, audit_router(runtime.engine, tables.audit))
     return app

@@ -9,11 +9,12 @@ from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.limits import Limits, install_limits
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runtime import Runtime
 
 from tpp_registry import tables
 from tpp_registry.config import Settings
-from tpp_registry.http import router
+from tpp_registry.http import routers
 from tpp_registry.service import Services
 
 NAME = "registry"
@@ -50,6 +51,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_limits(app, limits)  # outside the idempotency middleware, which reads bodies
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
-    app.include_router(audit_router(runtime.engine, tables.audit))
-    app.include_router(router)
+    add_routes(app, *routers, audit_router(runtime.engine, tables.audit))
     return app

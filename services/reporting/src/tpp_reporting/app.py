@@ -13,6 +13,7 @@ from tpp_plumbing.audit import AuditMiddleware, audit_router
 from tpp_plumbing.idempotency import IdempotencyMiddleware
 from tpp_plumbing.limits import Limits, install_limits
 from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runtime import Runtime
 
 from tpp_reporting import queries, regions, tables
@@ -86,9 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside the idempotency middleware, which reads bodies.
     install_limits(app, Limits(settings.max_body_bytes, settings.max_page_size))
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
-    app.include_router(audit_router(runtime.engine, tables.audit))
-    app.include_router(router)
-    app.include_router(commitments)
-    app.include_router(pages)
+    add_routes(app, router, commitments, pages, audit_router(runtime.engine, tables.audit))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

@@ -10,7 +10,7 @@ from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.auth import Operator
 from tpp_plumbing.limits import Offset, page_size
 
-from tpp_enrollment.http.deps import OwnEnrollment, OwnSession, Svc
+from tpp_enrollment.http.deps import EnrollmentSvc, SessionSvc, Svc
 from tpp_enrollment.schemas import (
     CompleteIn,
     Enrollment,
@@ -29,21 +29,18 @@ NoBody = Annotated[ReasonIn | None, Body()]
     "/sessions/{session_id}/enrollments",
     status_code=201,
     response_model=Enrollment,
-    dependencies=OwnSession,
 )
-async def enroll(session_id: Id, body: EnrollmentIn, svc: Svc) -> Response:
+async def enroll(session_id: Id, body: EnrollmentIn, svc: SessionSvc) -> Response:
     """Ask for a place in a session: accepted, waitlisted, or submitted for review."""
     enrollment = await svc.enrollments.enroll(session_id, body)
     # The hot path: the service built a valid model; serialize it once, not re-validate it.
     return Response(enrollment.model_dump_json(), 201, media_type="application/json")
 
 
-@router.get(
-    "/sessions/{session_id}/enrollments", response_model=list[Enrollment], dependencies=OwnSession
-)
+@router.get("/sessions/{session_id}/enrollments", response_model=list[Enrollment])
 async def session_enrollments(
     session_id: Id,
-    svc: Svc,
+    svc: SessionSvc,
     status: EnrollmentStatus | None = None,
     limit: int = page_size(100),
     offset: Offset = 0,
@@ -52,16 +49,14 @@ async def session_enrollments(
     return await svc.queries.session_enrollments(session_id, status, limit, offset)
 
 
-@router.get(
-    "/sessions/{session_id}", response_model=SessionView, tags=["sessions"], dependencies=OwnSession
-)
-async def session_view(session_id: Id, svc: Svc) -> SessionView:
+@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
+async def session_view(session_id: Id, svc: SessionSvc) -> SessionView:
     """This service's view of a registry session (from its events)."""
     return await svc.queries.get_session_view(session_id)
 
 
-@router.get("/enrollments/{enrollment_id}", response_model=Enrollment, dependencies=OwnEnrollment)
-async def get_enrollment(enrollment_id: Id, svc: Svc) -> Enrollment:
+@router.get("/enrollments/{enrollment_id}", response_model=Enrollment)
+async def get_enrollment(enrollment_id: Id, svc: EnrollmentSvc) -> Enrollment:
     """One enrollment."""
     return await svc.queries.get_enrollment(enrollment_id)
 
@@ -84,35 +79,27 @@ async def reject(enrollment_id: Id, body: RejectIn, svc: Svc, _: Operator) -> En
     return await svc.enrollments.reject(enrollment_id, body.reason)
 
 
-@router.post(
-    "/enrollments/{enrollment_id}/withdraw", response_model=Enrollment, dependencies=OwnEnrollment
-)
-async def withdraw(enrollment_id: Id, svc: Svc, body: NoBody = None) -> Enrollment:
+@router.post("/enrollments/{enrollment_id}/withdraw", response_model=Enrollment)
+async def withdraw(enrollment_id: Id, svc: EnrollmentSvc, body: NoBody = None) -> Enrollment:
     """The trainee gives up; a freed place promotes the first waitlisted trainee."""
     return await svc.enrollments.withdraw(enrollment_id, body.reason if body else None)
 
 
-@router.post(
-    "/enrollments/{enrollment_id}/check-in", response_model=Enrollment, dependencies=OwnEnrollment
-)
-async def check_in(enrollment_id: Id, svc: Svc) -> Enrollment:
+@router.post("/enrollments/{enrollment_id}/check-in", response_model=Enrollment)
+async def check_in(enrollment_id: Id, svc: EnrollmentSvc) -> Enrollment:
     """An accepted trainee arrived."""
     return await svc.enrollments.check_in(enrollment_id)
 
 
-@router.post(
-    "/enrollments/{enrollment_id}/no-show", response_model=Enrollment, dependencies=OwnEnrollment
-)
-async def no_show(enrollment_id: Id, svc: Svc) -> Enrollment:
+@router.post("/enrollments/{enrollment_id}/no-show", response_model=Enrollment)
+async def no_show(enrollment_id: Id, svc: EnrollmentSvc) -> Enrollment:
     """An accepted trainee did not come."""
     return await svc.enrollments.mark_no_show(enrollment_id)
 
 
-@router.post(
-    "/enrollments/{enrollment_id}/complete", response_model=Enrollment, dependencies=OwnEnrollment
-)
+@router.post("/enrollments/{enrollment_id}/complete", response_model=Enrollment)
 async def complete(
-    enrollment_id: Id, svc: Svc, body: Annotated[CompleteIn | None, Body()] = None
+    enrollment_id: Id, svc: EnrollmentSvc, body: Annotated[CompleteIn | None, Body()] = None
 ) -> Enrollment:
     """A trainee who attended completed the session: a certificate number is issued."""
     return await svc.enrollments.complete(enrollment_id, body.completed_on if body else None)

@@ -10,26 +10,28 @@ from fastapi import APIRouter, Query
 from tpp_plumbing.auth import Operator
 from tpp_plumbing.limits import page_size
 
-from tpp_enrollment.http.deps import OwnEnrollment, Svc
+from tpp_enrollment.http.deps import EnrollmentSvc, Svc
 from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
 
 router = APIRouter(tags=["feedback"])
 
 
-@router.post("/enrollments/{enrollment_id}/evaluation", status_code=201, dependencies=OwnEnrollment)
-async def evaluate(enrollment_id: uuid.UUID, body: EvaluationIn, svc: Svc) -> Evaluation:
+@router.post("/enrollments/{enrollment_id}/evaluation", status_code=201)
+async def evaluate(enrollment_id: uuid.UUID, body: EvaluationIn, svc: EnrollmentSvc) -> Evaluation:
     """The trainee's evaluation (score 1-5, comment); only after attending, once."""
     return await svc.feedback.evaluate(enrollment_id, body)
 
 
-@router.post("/enrollments/{enrollment_id}/follow-ups", status_code=201, dependencies=OwnEnrollment)
-async def record_follow_up(enrollment_id: uuid.UUID, body: FollowUpIn, svc: Svc) -> FollowUp:
+@router.post("/enrollments/{enrollment_id}/follow-ups", status_code=201)
+async def record_follow_up(
+    enrollment_id: uuid.UUID, body: FollowUpIn, svc: EnrollmentSvc
+) -> FollowUp:
     """Record a follow-up with a trainee who completed the session."""
     return await svc.feedback.record_follow_up(enrollment_id, body)
 
 
-@router.get("/enrollments/{enrollment_id}/follow-ups", dependencies=OwnEnrollment)
-async def follow_ups(enrollment_id: uuid.UUID, svc: Svc) -> list[FollowUp]:
+@router.get("/enrollments/{enrollment_id}/follow-ups")
+async def follow_ups(enrollment_id: uuid.UUID, svc: EnrollmentSvc) -> list[FollowUp]:
     """An enrollment's follow-ups, oldest first."""
     return await svc.queries.follow_ups(enrollment_id)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 from tpp_plumbing.limits import Offset, Text, page_size
 
-from tpp_enrollment.http.deps import OwnTrainee, Svc
+from tpp_enrollment.http.deps import Svc, TraineeSvc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
 
 router = APIRouter(tags=["trainees"])
@@ -48,8 +48,8 @@ async def search_trainees(
     return await svc.queries.search_trainees(name, country, organization, limit, offset)
 
 
-@router.get("/trainees/{trainee_id}", response_model=Trainee, dependencies=OwnTrainee)
-async def get_trainee(trainee_id: uuid.UUID, svc: Svc) -> Trainee:
+@router.get("/trainees/{trainee_id}", response_model=Trainee)
+async def get_trainee(trainee_id: uuid.UUID, svc: TraineeSvc) -> Trainee:
     """One trainee (an organizer: one enrolled in its sessions)."""
     return await svc.queries.get_trainee(trainee_id)
 
@@ -67,11 +67,9 @@ async def erase_trainee(trainee_id: uuid.UUID, svc: Svc, _: Operator) -> Trainee
     return await svc.trainees.erase(trainee_id)
 
 
-@router.get(
-    "/trainees/{trainee_id}/enrollments", response_model=list[Enrollment], dependencies=OwnTrainee
-)
+@router.get("/trainees/{trainee_id}/enrollments", response_model=list[Enrollment])
 async def trainee_history(
-    trainee_id: uuid.UUID, svc: Svc, who: OperatorOrOrganizer
+    trainee_id: uuid.UUID, svc: TraineeSvc, who: OperatorOrOrganizer
 ) -> list[Enrollment]:
     """A trainee's enrollments, oldest first (an organizer: those in its own sessions)."""
     history = await svc.queries.trainee_history(trainee_id)

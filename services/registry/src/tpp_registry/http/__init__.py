@@ -6,9 +6,7 @@ from fastapi import APIRouter
 
 from tpp_registry.http import _organizers, _plans, _sessions
 
-router = APIRouter()
-router.include_router(_organizers.router)
-router.include_router(_sessions.router)
-router.include_router(_plans.router)
+#: Each area's routes, the busiest first (the app matches a request against them in order).
+routers: tuple[APIRouter, ...] = (_sessions.router, _organizers.router, _plans.router)
 
-__all__ = ["router"]
+__all__ = ["routers"]
