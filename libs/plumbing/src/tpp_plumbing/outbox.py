@@ -11,8 +11,9 @@ The leader also polls (``poll_interval_s``), for writers elsewhere.
 The relay publishes rows in id order with an idempotent producer (acks=all) and then marks
 them published; a crash between the two republishes the rows, which the consumers' inbox
 absorbs. So does a PostgreSQL crash that loses the last marks: the relay's own commits do
-not wait for the disk (``synchronous_commit = off`` on its connection; the writers' do). Only the holder of a PostgreSQL advisory lock publishes, so a service has one
-active relay however many replicas run.
+not wait for the disk (``synchronous_commit = off`` on its connection; the writers' do).
+Only the holder of a PostgreSQL advisory lock publishes, so a service has one active relay
+however many replicas run.
 
 Per-key order: writers of events with the same key serialize on that aggregate's row lock
 before adding outbox rows, so for any one key the id order is the commit order.
