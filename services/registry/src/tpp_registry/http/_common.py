@@ -10,10 +10,15 @@ from tpp_plumbing.problems import ProblemError
 from tpp_registry.service import PreconditionRequiredError, Services
 
 
-# async: FastAPI runs a plain-def dependency in a worker thread, a hop per request.
-async def _services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
+    """The app's use cases (set on its state by create_app)."""
     services: Services = request.app.state.services
     return services
+
+
+# async: FastAPI runs a plain-def dependency in a worker thread, a hop per request.
+async def _services(request: Request) -> Services:
+    return services_of(request)
 
 
 Svc = Annotated[Services, Depends(_services)]

@@ -23,7 +23,15 @@ from tpp_plumbing.auth import (
 )
 from tpp_plumbing.limits import Text, limits_of, page_size, read_upload
 
-from tpp_registry.http._common import IfMatch, IfNoneMatch, Svc, expected, matches, tag
+from tpp_registry.http._common import (
+    IfMatch,
+    IfNoneMatch,
+    Svc,
+    expected,
+    matches,
+    services_of,
+    tag,
+)
 from tpp_registry.models import (
     CancelIn,
     CataloguePage,
@@ -35,19 +43,27 @@ from tpp_registry.models import (
     SessionPatch,
 )
 from tpp_registry.models import Country as CountryCode
+from tpp_registry.service import Services
 from tpp_registry.store import SessionFilter
 
 router = APIRouter()
 
 
-async def _own_session(session_id: uuid.UUID, services: Svc, who: OperatorOrOrganizer) -> None:
+async def _own_session(
+    session_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
+) -> Services:
     # Operators skip the lookup; an organizer may touch only its own organizer's sessions.
+    services = services_of(request)
     if not who.is_operator:
         session = await services.sessions.get(session_id)
         require_owner(who, session.organizer_id, "session")
+    return services
 
 
-OwnSession = [Depends(_own_session)]
+#: The services, for operators and the organizer whose session it is (the route's
+#: ``session_id``). One dependency, not a check beside ``Svc``: FastAPI resolves each
+#: dependency level on every request (about 9 µs of CPU each).
+SessionSvc = Annotated[Services, Depends(_own_session)]
 #: Anyone may store a catalogue page, but must revalidate it (If-None-Match) before use.
 CATALOGUE_CACHE_CONTROL = "public, no-cache"
 
@@ -128,19 +144,15 @@ async def list_sessions(
     return _json(await services.sessions.list(where, cursor, limit))
 
 
-@router.get(
-    "/sessions/{session_id}", tags=["sessions"], response_model=Session, dependencies=OwnSession
-)
-async def get_session(session_id: uuid.UUID, services: Svc) -> Response:
+@router.get("/sessions/{session_id}", tags=["sessions"], response_model=Session)
+async def get_session(session_id: uuid.UUID, services: SessionSvc) -> Response:
     """One training session, with its ETag."""
     return _tagged(await services.sessions.get(session_id))
 
 
-@router.patch(
-    "/sessions/{session_id}", tags=["sessions"], response_model=Session, dependencies=OwnSession
-)
+@router.patch("/sessions/{session_id}", tags=["sessions"], response_model=Session)
 async def revise_session(
-    session_id: uuid.UUID, body: SessionPatch, if_match: IfMatch, services: Svc
+    session_id: uuid.UUID, services: SessionSvc, body: SessionPatch, if_match: IfMatch
 ) -> Response:
     """Change details (anything while draft; dates, venue, capacity once published)."""
     version = expected(if_match, body.version, required=True)
@@ -151,9 +163,10 @@ async def revise_session(
     "/sessions/{session_id}/publish",
     tags=["lifecycle"],
     response_model=Session,
-    dependencies=OwnSession,
 )
-async def publish_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
+async def publish_session(
+    session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch
+) -> Response:
     """Publish a draft: it enters the catalogue and enrollment opens."""
     return _tagged(await services.sessions.publish(session_id, if_match))
 
@@ -162,9 +175,10 @@ async def publish_session(session_id: uuid.UUID, if_match: IfMatch, services: Sv
     "/sessions/{session_id}/close-enrollment",
     tags=["lifecycle"],
     response_model=Session,
-    dependencies=OwnSession,
 )
-async def close_enrollment(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
+async def close_enrollment(
+    session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch
+) -> Response:
     """Stop taking enrollments."""
     return _tagged(await services.sessions.close_enrollment(session_id, if_match))
 
@@ -173,9 +187,8 @@ async def close_enrollment(session_id: uuid.UUID, if_match: IfMatch, services: S
     "/sessions/{session_id}/start",
     tags=["lifecycle"],
     response_model=Session,
-    dependencies=OwnSession,
 )
-async def start_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
+async def start_session(session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch) -> Response:
     """The session begins (enrollment must be closed)."""
     return _tagged(await services.sessions.start(session_id, if_match))
 
@@ -184,9 +197,10 @@ async def start_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc)
     "/sessions/{session_id}/complete",
     tags=["lifecycle"],
     response_model=Session,
-    dependencies=OwnSession,
 )
-async def complete_session(session_id: uuid.UUID, if_match: IfMatch, services: Svc) -> Response:
+async def complete_session(
+    session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch
+) -> Response:
     """The session ended and counts as held."""
     return _tagged(await services.sessions.complete(session_id, if_match))
 
@@ -195,10 +209,9 @@ async def complete_session(session_id: uuid.UUID, if_match: IfMatch, services: S
     "/sessions/{session_id}/cancel",
     tags=["lifecycle"],
     response_model=Session,
-    dependencies=OwnSession,
 )
 async def cancel_session(
-    session_id: uuid.UUID, body: CancelIn, if_match: IfMatch, services: Svc
+    session_id: uuid.UUID, services: SessionSvc, body: CancelIn, if_match: IfMatch
 ) -> Response:
     """Cancel a session before it is completed, with a reason."""
     version = expected(if_match, body.version)
