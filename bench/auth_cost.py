@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
+from loadgen import asgi_scope
 from tpp_plumbing.auth import AuthSettings, Operator, TokenVerifier, dev_token, install_auth
 from tpp_plumbing.problems import install_problem_handlers
 
@@ -41,20 +42,7 @@ def build() -> FastAPI:
 
 
 async def run(app: FastAPI, path: str, headers: list[tuple[bytes, bytes]]) -> float:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
+    scope = asgi_scope("POST", path, headers)
     status: list[int] = []
 
     async def receive() -> dict[str, Any]:

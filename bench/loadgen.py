@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 #: Builds request ``i`` as raw bytes (see ``request``), and tells which kind it is.
 RequestFactory = Callable[[int], tuple[str, bytes]]
@@ -34,6 +34,25 @@ def operator_authorization() -> str:
     from tpp_plumbing.auth import dev_token
 
     return f"Bearer {dev_token('operator', subject='bench')}"
+
+
+def asgi_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The ASGI scope of one HTTP/1.1 request, for calling an app in process (no server)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
 
 
 def request(

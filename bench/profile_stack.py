@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from loadgen import operator_authorization
+from loadgen import asgi_scope, operator_authorization
 
 ROUNDS = 5
 
@@ -79,26 +79,16 @@ async def measure(requests: int) -> None:
             statuses[message["status"]] += 1
 
     async def one() -> None:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8002),
-            "headers": [
+        scope = asgi_scope(
+            "POST",
+            path,
+            [
                 (b"host", b"127.0.0.1"),
                 (b"authorization", authorization),
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ],
-            "state": {},
-        }
+        )
         await app(scope, receive, send)
 
     for _ in range(requests // 5):  # warm-up: token cache, code paths
