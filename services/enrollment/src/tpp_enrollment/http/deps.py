@@ -31,7 +31,7 @@ class Services:
     access: AccessService
 
 
-def services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     """The app's use cases (set on its state by create_app)."""
     found: Services = request.app.state.services
     return found
@@ -39,7 +39,7 @@ def services(request: Request) -> Services:
 
 # async: FastAPI runs a plain-def dependency in a worker thread, a hop per request.
 async def _services(request: Request) -> Services:
-    return services(request)
+    return services_of(request)
 
 
 Svc = Annotated[Services, Depends(_services)]
@@ -52,7 +52,7 @@ Svc = Annotated[Services, Depends(_services)]
 async def _own_session(
     session_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
 ) -> Services:
-    found = services(request)
+    found = services_of(request)
     await found.access.check_session(who, session_id)
     return found
 
@@ -60,7 +60,7 @@ async def _own_session(
 async def _own_enrollment(
     enrollment_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
 ) -> Services:
-    found = services(request)
+    found = services_of(request)
     await found.access.check_enrollment(who, enrollment_id)
     return found
 
@@ -68,7 +68,7 @@ async def _own_enrollment(
 async def _own_trainee(
     trainee_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
 ) -> Services:
-    found = services(request)
+    found = services_of(request)
     await found.access.check_trainee(who, trainee_id)
     return found
 
