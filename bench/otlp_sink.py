@@ -14,8 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Sink(BaseHTTPRequestHandler):
-    """Reads each export and answers with an empty ExportTraceServiceResponse."""
+    """Reads each export and answers with an empty ExportTraceServiceResponse.
 
+    HTTP/1.1, so the exporter's connection stays open between exports, as with a collector
+    (under HTTP/1.0 the exporter connected anew for each batch: ~2% of the service's CPU).
+    """
+
+    protocol_version = "HTTP/1.1"
     exports = 0
     received = 0
 

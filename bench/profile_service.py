@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_enrollment as enrollment
 import bench_registry as registry
+from bench_tracing import otlp_sink, tracing_env
 from harness import ROOT, Context, scratch_database, scratch_topics, serve, service_env
 from loadgen import closed_loop
 
@@ -89,13 +90,18 @@ def _cpu_by_command() -> dict[str, float]:
     return dict(used)
 
 
-async def profile(path: str, seconds: int) -> None:
-    """Drive ``path`` and sample the server."""
+async def profile(path: str, seconds: int, *, tracing: bool = False) -> None:
+    """Drive ``path`` and sample the server (``tracing``: every request traced and exported)."""
     ctx = Context()
     service = "registry" if path in {"create", "catalogue", "list"} else "enrollment"
     out = ROOT / "bench" / "results" / f"profile-{path}.txt.tmp"
-    async with scratch_database(ctx, service) as url, scratch_topics(ctx) as prefix:
+    async with (
+        scratch_database(ctx, service) as url,
+        scratch_topics(ctx) as prefix,
+        otlp_sink() as sink_port,
+    ):
         env = service_env(service, url, consumers_enabled=False, database_pool_size=20)
+        env |= tracing_env("on" if tracing else "off", sink_port)
         env["TPP_KAFKA_TOPIC_PREFIX"] = prefix
         app = f"tpp_{service}.app:create_app"
         if service == "enrollment":
@@ -143,8 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("path", choices=["enroll", "import", "create", "catalogue", "list"])
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument(
+        "--tracing", action="store_true", help="Trace every request, exported to a sink."
+    )
     args = parser.parse_args()
-    asyncio.run(profile(args.path, args.seconds))
+    asyncio.run(profile(args.path, args.seconds, tracing=args.tracing))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import io
 import json
 import logging
 
+import httpx
 import pytest
+from fastapi import FastAPI, Response
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -218,3 +220,71 @@ def test_with_nowhere_to_export_no_new_trace_is_recorded_but_its_context_still_p
     assert [s.name for s in exporter.get_finished_spans()] == ["POST /x"]
     exporting.shutdown()  # e.g. a test's exporter removed: back to recording nothing
     assert not command().is_recording()
+
+
+async def test_each_request_has_one_server_span_named_after_its_route() -> None:
+    provider = telemetry.configure_tracing("plumbing-tests", 1.0)
+    if not isinstance(provider, TracerProvider):
+        pytest.skip("tracing is disabled (OTEL_SDK_DISABLED=true): no spans to look at")
+    app = FastAPI(telemetry=telemetry.FASTAPI_TELEMETRY_OFF)
+
+    @app.post("/items/{item_id}", status_code=201)
+    async def add(item_id: int) -> dict[str, str]:
+        return {"trace": str(telemetry.current_ids())}
+
+    @app.post("/broken")
+    async def broken() -> None:
+        raise RuntimeError("row (alice@example.org) failed")
+
+    @app.post("/unavailable")
+    async def unavailable() -> Response:
+        return Response(status_code=503)
+
+    @app.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    telemetry.instrument_app(app, "plumbing-tests")
+    exporter = InMemorySpanExporter()
+    processor = telemetry.export_to(exporter)
+    assert processor is not None
+    caller_trace, caller_span = "ab" * 16, "cd" * 8
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            added = await client.post(
+                "/items/7?email=alice@example.org",
+                headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+            )
+            assert (await client.post("/broken")).status_code == 500
+            assert (await client.post("/unavailable")).status_code == 503
+            assert (await client.get("/health/live")).status_code == 200
+    finally:
+        processor.shutdown()
+    assert added.status_code == 201
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.kind == SpanKind.SERVER}
+    assert set(spans) == {"POST /items/{item_id}", "POST /broken", "POST /unavailable"}
+    request = spans["POST /items/{item_id}"]
+    assert dict(request.attributes or {}) == {
+        "http.request.method": "POST",
+        "http.route": "/items/{item_id}",
+        "url.path": "/items/7",
+        "url.scheme": "http",
+        "http.response.status_code": 201,
+        telemetry.SERVICE_ATTRIBUTE: "plumbing-tests",
+    }
+    # The caller's trace goes on, and the endpoint runs inside the request's span.
+    assert format(request.context.trace_id, "032x") == caller_trace
+    assert request.parent is not None
+    assert format(request.parent.span_id, "016x") == caller_span
+    assert added.json()["trace"] == str((caller_trace, format(request.context.span_id, "016x")))
+    assert request.status.status_code == StatusCode.UNSET
+    failed = spans["POST /broken"]
+    assert failed.status.status_code == StatusCode.ERROR
+    assert [e.attributes["exception.type"] for e in failed.events if e.attributes] == [
+        "RuntimeError"
+    ]
+    assert "alice" not in repr([dict(e.attributes or {}) for e in failed.events])
+    refused = spans["POST /unavailable"]
+    assert refused.status.status_code == StatusCode.ERROR
+    assert (refused.attributes or {})["http.response.status_code"] == 503
