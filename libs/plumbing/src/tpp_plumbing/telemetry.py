@@ -524,7 +524,9 @@ _TX_SPAN = "tpp.tx_span"
 _TX_STARTED = "tpp.tx_statement_started"
 
 
+@functools.lru_cache(maxsize=128)
 def sql_operation(statement: str) -> str:
-    """The statement's first keyword (SELECT, INSERT, WITH, ...) as the event's name."""
+    """The statement's first keyword (SELECT, INSERT, WITH, ...) as the event's name (the
+    texts are the code's constants: each is split once)."""
     head = statement.lstrip().split(None, 1)
     return head[0].upper() if head else "SQL"

@@ -55,37 +55,46 @@ class RawTransaction:
         """The first row of a statement (None when it returns none)."""
         if self._span is None:
             return await self.conn.fetchrow(query, *args)
-        with self._traced(query):
-            return await self.conn.fetchrow(query, *args)
+        started = time.time_ns()
+        try:
+            row = await self.conn.fetchrow(query, *args)
+        except Exception as error:
+            self._failed(query, started, error)
+            raise
+        self._ran(query, started)
+        return row
 
     async def execute(self, query: str, *args: Any) -> None:
         """Run a statement for its effect."""
         if self._span is None:
             await self.conn.execute(query, *args)
             return
-        with self._traced(query):
-            await self.conn.execute(query, *args)
-
-    @contextlib.contextmanager
-    def _traced(self, query: str) -> Any:
-        assert self._span is not None
         started = time.time_ns()
-        self._statements += 1
         try:
-            yield
+            await self.conn.execute(query, *args)
         except Exception as error:
-            self._span.add_event(
-                f"{telemetry.sql_operation(query)} failed",
-                {"db.statement": query, "exception.type": type(error).__name__},
-                timestamp=started,
-            )
-            self._span.set_status(Status(StatusCode.ERROR))
+            self._failed(query, started, error)
             raise
+        self._ran(query, started)
+
+    def _ran(self, query: str, started: int) -> None:
+        assert self._span is not None
+        self._statements += 1
         self._span.add_event(
             telemetry.sql_operation(query),
             {"db.statement": query, "db.duration_ms": (time.time_ns() - started) / 1e6},
             timestamp=started,
         )
+
+    def _failed(self, query: str, started: int, error: Exception) -> None:
+        assert self._span is not None
+        self._statements += 1
+        self._span.add_event(
+            f"{telemetry.sql_operation(query)} failed",
+            {"db.statement": query, "exception.type": type(error).__name__},
+            timestamp=started,
+        )
+        self._span.set_status(Status(StatusCode.ERROR))
 
     def finish(self, outcome: str) -> None:
         """End the span: ``COMMIT`` or ``ROLLBACK`` of a transaction, "" for statements that
