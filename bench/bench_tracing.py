@@ -7,13 +7,15 @@ relay on, consumers off, the session view seeded directly), this process generat
 - ``off``: ``OTEL_SDK_DISABLED=true`` (no spans, no instrumentation);
 - ``on``: tracing at the default sampling, which records every command (so here every
   request: HTTP span, transaction span with its statements as events, the outbox row's trace
-  context, the relay's producer span), exported with the OTLP/HTTP batch exporter to a
+  context, the relay's producer span), exported by the OTLP/HTTP batch exporter to a
   stand-in collector on loopback (``bench/otlp_sink.py``, its own process).
 
-Runs alternate (off, on, off, on, ...) so that drift hits both alike; each configuration has
-its own scratch database seeded the same way. Figures: the median rate of each, their ratio
-(target: tracing costs at most 25%, i.e. ratio >= 0.75), the server's CPU per command in
-each (a steadier measure of the cost when other work shares the machine), p50/p99 latencies.
+Runs alternate (off, on, on, off, off, on, ...) so that drift hits both alike; each
+configuration has its own scratch database seeded the same way. Figures: the median rate of
+each, their ratio (target: tracing costs at most 25%, i.e. ratio >= 0.75), the server's CPU
+per command in each (a steadier measure of the cost when other work shares the machine),
+p50/p99 latencies. Spans go out as OTLP/JSON, the platform's default
+(``OTEL_EXPORTER_OTLP_PROTOCOL``; ``tpp_plumbing.otlp``).
 
     set -a; . deploy/local.env; set +a
     uv run python bench/run.py tracing
@@ -106,8 +108,10 @@ async def run(ctx: Context) -> list[Figure]:
         for mode, url in (("off", url_off), ("on", url_on)):
             data[mode] = (url, *await seed(url, SESSIONS, CAPACITY, trainees))
         counters = {m: itertools.count() for m in MODES}
-        for _ in range(repeats):
-            for mode in MODES:
+        for repeat in range(repeats):
+            # off, on, then on, off, ...: a machine slowing down (or speeding up) through the
+            # run weighs on each side of a pair in turn, not always on the second.
+            for mode in MODES if repeat % 2 == 0 else MODES[::-1]:
                 url, session_ids, trainee_ids = data[mode]
                 env = service_env(
                     "enrollment",
@@ -139,8 +143,8 @@ async def run(ctx: Context) -> list[Figure]:
                     flush=True,
                 )
 
-    # Ratios of runs made back to back (off, then on), then their median: the
-    # machine's drift and other work move both sides of a pair alike.
+    # Ratios of runs made back to back (off then on, or on then off), then their median:
+    # the machine's drift and other work move both sides of a pair alike.
     def paired(a: list[float], b: list[float]) -> list[float]:
         return [y / x for x, y in zip(a, b, strict=True)]
 
