@@ -380,9 +380,6 @@ async def authenticated(
     return principal
 
 
-Authenticated = Annotated[Principal, Depends(authenticated)]
-
-
 async def principal_of(scope: MutableMapping[str, Any]) -> Principal | None:
     """The verified principal of an ASGI request, or None (for middleware; never raises)."""
     app = scope.get("app")

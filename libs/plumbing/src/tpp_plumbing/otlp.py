@@ -3,10 +3,10 @@
 The platform's default protocol. OTLP defines two encodings over HTTP, binary protobuf and
 JSON, and collectors (the OpenTelemetry Collector, Jaeger, Tempo) take both on
 ``/v1/traces``. The SDK's protobuf exporter builds a protobuf message object for every
-span, attribute and event: about 26 µs of CPU per span, and a traced enrollment makes three
+span, attribute and event: about 33 µs of CPU per span, and a traced enrollment makes three
 spans. Its export thread was 11% of a traced enrollment service's CPU (py-spy,
 ``bench/profile_service.py enroll --tracing``). Here a span becomes plain dicts and lists
-that orjson serializes, at about 10 µs per span. ``http/protobuf`` still selects the SDK's
+that orjson serializes, at 11-14 µs per span. ``http/protobuf`` still selects the SDK's
 exporter.
 
 The JSON is OTLP's (the protobuf JSON mapping with OTLP's rules): lowerCamelCase field names;
