@@ -34,9 +34,9 @@ from urllib.parse import unquote
 
 import orjson
 import requests
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "http://localhost:4318/"
 TRACES_PATH = "v1/traces"
 DEFAULT_TIMEOUT_S = 10.0
+#: OTLP's ``SpanKind`` and ``StatusCode`` numbers (the API's INTERNAL is 0, OTLP's 1).
+_KINDS = {kind: kind.value + 1 for kind in SpanKind}
+_STATUS_CODES = {code: code.value for code in StatusCode}
 #: ``SpanFlags``: the flags say whether the parent is remote, and whether it is.
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
@@ -179,52 +182,38 @@ def encode(spans: Sequence[ReadableSpan]) -> bytes:
 
 
 def _span(span: ReadableSpan) -> dict[str, Any]:
-    context = span.context
+    # Each property of a ReadableSpan is read once: most build a copy or a proxy.
+    context, parent = span.context, span.parent
     assert context is not None  # a finished SDK span always has one
     encoded: dict[str, Any] = {
         "traceId": format(context.trace_id, "032x"),
         "spanId": format(context.span_id, "016x"),
         "name": span.name,
-        "kind": span.kind.value + 1,  # the API's INTERNAL is 0, OTLP's SPAN_KIND_INTERNAL 1
+        "kind": _KINDS[span.kind],
         "startTimeUnixNano": str(span.start_time),
         "endTimeUnixNano": str(span.end_time),
-        "flags": _flags(span.parent),
+        "flags": _flags(parent),
     }
     if context.trace_state:
         encoded["traceState"] = context.trace_state.to_header()
-    if span.parent is not None:
-        encoded["parentSpanId"] = format(span.parent.span_id, "016x")
-    if span.attributes:
-        encoded["attributes"] = _attributes(span.attributes)
-    if span.events:
-        encoded["events"] = [
-            _non_empty(
-                {
-                    "timeUnixNano": str(event.timestamp),
-                    "name": event.name,
-                    "attributes": _attributes(event.attributes),
-                    "droppedAttributesCount": event.dropped_attributes,
-                }
-            )
-            for event in span.events
-        ]
-    if span.links:
-        encoded["links"] = [
-            _non_empty(
-                {
-                    "traceId": format(link.context.trace_id, "032x"),
-                    "spanId": format(link.context.span_id, "016x"),
-                    "attributes": _attributes(link.attributes),
-                    "droppedAttributesCount": link.dropped_attributes,
-                    "flags": _flags(link.context),
-                }
-            )
-            for link in span.links
-        ]
+    if parent is not None:
+        encoded["parentSpanId"] = format(parent.span_id, "016x")
+    attributes = span.attributes
+    if attributes:
+        encoded["attributes"] = _attributes(attributes)
+    events = span.events
+    if events:
+        encoded["events"] = [_event(event) for event in events]
+    links = span.links
+    if links:
+        encoded["links"] = [_link(link) for link in links]
     status = span.status
-    encoded["status"] = _non_empty(
-        {"code": status.status_code.value, "message": status.description or ""}
-    )
+    if status.status_code is not StatusCode.UNSET:
+        encoded["status"] = _non_empty(
+            {"code": _STATUS_CODES[status.status_code], "message": status.description or ""}
+        )
+    else:
+        encoded["status"] = {}
     for key, count in (
         ("droppedAttributesCount", span.dropped_attributes),
         ("droppedEventsCount", span.dropped_events),
@@ -233,6 +222,28 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         if count:
             encoded[key] = count
     return encoded
+
+
+def _event(event: Event) -> dict[str, Any]:
+    encoded: dict[str, Any] = {"timeUnixNano": str(event.timestamp), "name": event.name}
+    attributes = event.attributes
+    if attributes:
+        encoded["attributes"] = _attributes(attributes)
+    if event.dropped_attributes:
+        encoded["droppedAttributesCount"] = event.dropped_attributes
+    return encoded
+
+
+def _link(link: Link) -> dict[str, Any]:
+    return _non_empty(
+        {
+            "traceId": format(link.context.trace_id, "032x"),
+            "spanId": format(link.context.span_id, "016x"),
+            "attributes": _attributes(link.attributes),
+            "droppedAttributesCount": link.dropped_attributes,
+            "flags": _flags(link.context),
+        }
+    )
 
 
 def _flags(parent: SpanContext | None) -> int:
@@ -248,7 +259,10 @@ def _non_empty(fields: dict[str, Any]) -> dict[str, Any]:
 def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not attributes:
         return []
-    return [{"key": key, "value": _value(value)} for key, value in attributes.items()]
+    return [
+        {"key": key, "value": {"stringValue": value} if type(value) is str else _value(value)}
+        for key, value in attributes.items()
+    ]
 
 
 def _value(value: Any) -> dict[str, Any]:
