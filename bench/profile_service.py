@@ -123,7 +123,9 @@ async def profile(path: str, seconds: int, *, tracing: bool = False) -> None:
             elif path == "enroll":
                 make = enrollment.enroll_requests(sessions, trainees, itertools.count())
             pid = str(server.pids()[0])
-            spy_args = ["record", "--pid", pid, "--duration", str(seconds), "--format", "raw", "--rate", os.environ.get("PROFILE_RATE", "100")]
+            rate = os.environ.get("PROFILE_RATE", "100")  # samples per second
+            spy_args = ["record", "--pid", pid, "--duration", str(seconds), "--format", "raw"]
+            spy_args += ["--rate", rate]
             if os.environ.get("PROFILE_GIL") == "1":  # only the thread holding the GIL
                 spy_args.append("--gil")
             # Popen returns at once; py-spy samples while this loop drives the load.
