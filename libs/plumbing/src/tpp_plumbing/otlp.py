@@ -14,8 +14,9 @@ trace and span ids as hex, not base64; enums as integers; 64-bit integers as dec
 ``tests`` check it field by field against the SDK's protobuf encoding of the same spans.
 
 Where a batch goes (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``
-plus ``v1/traces``), its headers, timeout, compression (``gzip``) and CA certificate come from
-the same ``OTEL_EXPORTER_OTLP_*`` variables as for the SDK's exporter. One kept-alive
+plus ``v1/traces``), its headers, timeout (seconds), compression (``gzip``), CA certificate and
+client certificate and key come from the same ``OTEL_EXPORTER_OTLP_*`` variables as for the
+SDK's exporter. One kept-alive
 ``requests`` session sends it, and urllib3's ``Retry`` retries a refused export: a connection
 error, or status 429, 502, 503 or 504, up to 5 times with exponential backoff, honouring
 ``Retry-After``. A batch that still fails is dropped and logged. The exporter never blocks the
@@ -30,13 +31,13 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 import requests
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
+from opentelemetry.util.re import parse_env_headers
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -70,16 +71,6 @@ def _endpoint() -> str:
     return base.rstrip("/") + "/" + TRACES_PATH
 
 
-def _headers(text: str) -> dict[str, str]:
-    """W3C-baggage-like ``key=value,key2=value2`` (percent-encoded values), as the SDK reads."""
-    headers = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            headers[unquote(key.strip()).lower()] = unquote(value.strip())
-    return headers
-
-
 class JsonSpanExporter(SpanExporter):
     """Sends each batch of spans as one OTLP/JSON ``ExportTraceServiceRequest``."""
 
@@ -89,7 +80,8 @@ class JsonSpanExporter(SpanExporter):
         self._gzip = _setting("COMPRESSION").lower() == "gzip"
         self._session = requests.Session()
         self._session.trust_env = False  # no netrc or proxy lookups on every export
-        self._session.headers.update(_headers(_setting("HEADERS")))
+        # As the SDK's exporter reads them: W3C-baggage-like ``key=value,key2=value2``.
+        self._session.headers.update(parse_env_headers(_setting("HEADERS"), liberal=True))
         self._session.headers["Content-Type"] = "application/json"
         self._session.headers["User-Agent"] = "tpp-plumbing OTLP/JSON exporter"
         if self._gzip:
@@ -97,6 +89,11 @@ class JsonSpanExporter(SpanExporter):
         certificate = _setting("CERTIFICATE")
         if certificate:
             self._session.verify = certificate
+        client_certificate, client_key = _setting("CLIENT_CERTIFICATE"), _setting("CLIENT_KEY")
+        if client_certificate:
+            self._session.cert = (
+                (client_certificate, client_key) if client_key else client_certificate
+            )
         retry = Retry(
             total=5,
             backoff_factor=0.5,
