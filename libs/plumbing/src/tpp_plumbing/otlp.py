@@ -71,12 +71,21 @@ def _endpoint() -> str:
     return base.rstrip("/") + "/" + TRACES_PATH
 
 
+def _timeout(text: str) -> float:
+    """Seconds, as the SDK's exporter reads the variable; its default when unset or invalid."""
+    try:
+        return float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        log.warning("OTLP timeout %r is not a number; using %s s", text, DEFAULT_TIMEOUT_S)
+        return DEFAULT_TIMEOUT_S
+
+
 class JsonSpanExporter(SpanExporter):
     """Sends each batch of spans as one OTLP/JSON ``ExportTraceServiceRequest``."""
 
     def __init__(self) -> None:
         self.endpoint = _endpoint()
-        self._timeout = float(_setting("TIMEOUT") or DEFAULT_TIMEOUT_S)
+        self._timeout = _timeout(_setting("TIMEOUT"))
         self._gzip = _setting("COMPRESSION").lower() == "gzip"
         self._session = requests.Session()
         self._session.trust_env = False  # no netrc or proxy lookups on every export
