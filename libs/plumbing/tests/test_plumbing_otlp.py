@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -125,6 +126,7 @@ class Collector(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     answers: ClassVar[list[int]] = []
+    retry_after = "0"
     received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
@@ -133,7 +135,7 @@ class Collector(BaseHTTPRequestHandler):
         status = Collector.answers.pop(0) if Collector.answers else 200
         self.send_response(status)
         if status == 503:
-            self.send_header("retry-after", "0")
+            self.send_header("retry-after", Collector.retry_after)
         self.send_header("content-length", "0")
         self.end_headers()
 
@@ -146,7 +148,7 @@ def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    Collector.answers, Collector.received = [], []
+    Collector.answers, Collector.received, Collector.retry_after = [], [], "0"
     for name in ("ENDPOINT", "HEADERS", "COMPRESSION", "TIMEOUT"):
         monkeypatch.delenv(f"OTEL_EXPORTER_OTLP_TRACES_{name}", raising=False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}/")
@@ -188,4 +190,17 @@ def test_a_busy_collector_is_retried_and_a_refusal_drops_the_batch(
     assert exporter.export(spans) is SpanExportResult.FAILURE
     assert len(Collector.received) == 4  # a bad request is not retried
     assert "span export refused (HTTP 400), 4 spans dropped" in caplog.text
+    exporter.shutdown()
+
+
+def test_a_long_retry_after_holds_the_export_thread_two_seconds_not_an_hour(
+    collector: str,
+) -> None:
+    exporter = otlp.JsonSpanExporter()
+    Collector.answers, Collector.retry_after = [503], "3600"
+    started = time.monotonic()
+    assert exporter.export(sample_spans()) is SpanExportResult.SUCCESS
+    waited = time.monotonic() - started
+    assert len(Collector.received) == 2
+    assert 1.5 < waited < 10  # the collector's hour, capped at 2 s
     exporter.shutdown()

@@ -18,9 +18,9 @@ plus ``v1/traces``), its headers, timeout (seconds), compression (``gzip``), CA 
 client certificate and key come from the same ``OTEL_EXPORTER_OTLP_*`` variables as for the
 SDK's exporter. One kept-alive
 ``requests`` session sends it, and urllib3's ``Retry`` retries a refused export: a connection
-error, or status 429, 502, 503 or 504, up to 5 times with exponential backoff, honouring
-``Retry-After``. A batch that still fails is dropped and logged. The exporter never blocks the
-service: the SDK's batch processor calls it from its own thread.
+error, or status 429, 502, 503 or 504, up to 3 times with exponential backoff, honouring
+``Retry-After`` up to 2 s. A batch that still fails is dropped and logged. The exporter never
+blocks the service: the SDK's batch processor calls it from its own thread.
 """
 
 from __future__ import annotations
@@ -103,9 +103,15 @@ class JsonSpanExporter(SpanExporter):
             self._session.cert = (
                 (client_certificate, client_key) if client_key else client_certificate
             )
+        # Waits are short and few: the batch processor's one thread waits with them (new
+        # spans queue up meanwhile, and are dropped when the queue is full), and so does a
+        # process exiting with spans still to send. A collector's Retry-After: 60 must not
+        # hold either for a minute (urllib3 would honour up to 6 hours).
         retry = Retry(
-            total=5,
-            backoff_factor=0.5,
+            total=3,
+            backoff_factor=0.25,
+            backoff_max=2,
+            retry_after_max=2,
             status_forcelist=(429, 502, 503, 504),
             allowed_methods=None,  # POST too: an export is safe to repeat
             respect_retry_after_header=True,
