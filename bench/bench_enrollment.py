@@ -127,11 +127,17 @@ async def seed(
 def enroll_requests(
     session_ids: list[uuid.UUID], trainee_ids: list[uuid.UUID], counter: Iterator[int]
 ) -> RequestFactory:
-    """Each request: the next trainee asks for a place in a random session."""
+    """Each request: the next trainee asks for a place in a random session.
+
+    Past the last trainee the counter starts again, and each trainee asks for the session
+    after the one it asked for last time, so that no pair repeats (a repeat is a 409) until
+    every trainee has asked for every session."""
+    first = [random.randrange(len(session_ids)) for _ in trainee_ids]
 
     def make(_: int) -> tuple[str, bytes]:
-        trainee = trainee_ids[next(counter) % len(trainee_ids)]
-        session = session_ids[random.randrange(len(session_ids))]
+        turn, index = divmod(next(counter), len(trainee_ids))
+        trainee = trainee_ids[index]
+        session = session_ids[(first[index] + turn) % len(session_ids)]
         body = json.dumps({"trainee_id": str(trainee)}).encode()
         return "enroll", request("POST", f"/sessions/{session}/enrollments", body)
 

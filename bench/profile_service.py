@@ -128,9 +128,13 @@ async def profile(path: str, seconds: int, *, tracing: bool = False) -> None:
             spy_args += ["--rate", rate]
             if os.environ.get("PROFILE_GIL") == "1":  # only the thread holding the GIL
                 spy_args.append("--gil")
+            if os.environ.get("PROFILE_NATIVE") == "1":  # C and Cython frames too (pauses)
+                spy_args.append("--native")
+            else:
+                spy_args.append("--nonblocking")
             # Popen returns at once; py-spy samples while this loop drives the load.
             spy = subprocess.Popen(  # noqa: S603, ASYNC220 - fixed command
-                ["uvx", "py-spy", *spy_args, "--output", str(out), "--nonblocking"],  # noqa: S607
+                ["uvx", "py-spy", *spy_args, "--output", str(out)],  # noqa: S607
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
