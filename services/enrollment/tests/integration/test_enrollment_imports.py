@@ -196,6 +196,39 @@ async def test_an_import_abandoned_mid_file_is_taken_over_where_it_stopped(
         assert (response.json()["status"], response.json()["processed"]) == ("running", 0)
 
 
+async def test_an_import_that_failed_is_resumed_by_uploading_the_file_again(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_failed") as app:
+        session_id = await app.open_session(capacity=10)
+        content = nominations([nominee(session_id) for _ in range(5)])
+        # The job of a run that failed (the database went away) after committing 2 rows
+        # (made here without them, so that what the new run enrolls shows where it started).
+        job_id = uuid.uuid4()
+        await app.fetch(
+            "INSERT INTO import_job (id, sha256, filename, status, total, processed, succeeded,"
+            " runner, error, finished_at) VALUES ($1, $2, 'n.csv', 'failed', 5, 2, 2, $3,"
+            " 'ConnectionDoesNotExistError: connection was closed', now())",
+            job_id,
+            hashlib.sha256(content).hexdigest(),
+            uuid.uuid4(),
+        )
+        status, job = await upload(app, content, eventually)
+        assert (status, job["id"]) == (202, str(job_id))
+        assert (job["status"], job["processed"], job["succeeded"], job["error"]) == (
+            "done",
+            5,
+            5,
+            None,
+        )
+        enrolled = (await app.http.get(f"/sessions/{session_id}/enrollments")).json()
+        assert len(enrolled) == 3  # rows 4 to 6
+        # Done now: uploading it again changes nothing.
+        status, again = await upload(app, content, eventually)
+        assert (status, again["status"], again["processed"]) == (200, "done", 5)
+        assert len((await app.http.get(f"/sessions/{session_id}/enrollments")).json()) == 3
+
+
 async def test_a_run_whose_job_was_taken_over_stops_without_committing_another_chunk(
     databases: Any, eventually: Any
 ) -> None:

@@ -17,7 +17,20 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Interval, Row, RowMapping, cast, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Interval,
+    Row,
+    RowMapping,
+    and_,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event, new_id
@@ -203,18 +216,22 @@ class ImportService:
                 .returning(J.c.id)
             )
             if created is None:
-                # The file's job exists: unchanged, unless it was abandoned mid-file (its
-                # process was killed): then this run takes it over where it stopped.
+                # The file's job exists: unchanged, unless it failed (say, the database went
+                # away mid-file) or was abandoned (its process was killed): then this run
+                # takes it over where it stopped, after the rows it committed.
                 abandoned = func.now() - cast(literal(self._abandoned_after), Interval)
                 resumed = (
                     await db.execute(
                         update(J)
                         .where(
                             J.c.sha256 == digest,
-                            J.c.status == "running",
-                            J.c.progressed_at < abandoned,
+                            or_(
+                                J.c.status == "failed",
+                                and_(J.c.status == "running", J.c.progressed_at < abandoned),
+                            ),
                         )
                         .values(runner=runner, progressed_at=func.now())
+                        .values(status="running", error=None, finished_at=None)
                         .returning(J.c.id, J.c.processed)
                     )
                 ).first()
@@ -223,7 +240,7 @@ class ImportService:
                     assert existing is not None
                     return await self.get_import(existing), False
                 job_id, skip = resumed.id, resumed.processed
-                log.warning("import %s was abandoned after %d rows: taken over", job_id, skip)
+                log.warning("import %s stopped after %d rows: taken over", job_id, skip)
         parts = chunks(content, header, CHUNK, skip=skip)
         task = asyncio.create_task(
             self._run(job_id, runner, parts, first_row=2 + skip), name=f"import-{job_id}"
