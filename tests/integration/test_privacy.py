@@ -221,7 +221,7 @@ async def test_erasure_leaves_every_report_as_it_was(platform: Any, eventually: 
         "follow-ups",
         {"followed_up_on": f"{year}-08-01", "channel": "email", "outcome": "technology_adopted"},
     )
-    await drive.step(mine[1]["id"], "withdraw", {"reason": "schedule"})
+    await drive.step(mine[1]["id"], "withdraw", {"reason": "schedule_conflict"})
     commitment = ok(
         await platform.reporting.http.post(
             "/commitments",
@@ -429,7 +429,9 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     first = await drive.enroll(small, trainee["id"])
     waiting = await drive.enroll(small, other["id"])
     assert (first["status"], waiting["status"]) == ("accepted", "waitlisted")
-    await drive.step(first["id"], "withdraw", {"reason": "travel"})
+    # The withdrawal's note names the trainee; its event carries the category only.
+    why = f"{canary.name} ({canary.passport}) was refused a visa"
+    await drive.step(first["id"], "withdraw", {"reason": "visa_or_travel", "note": why})
     # Attend, complete, evaluate (a comment naming the trainee), follow up (a note too).
     place = await drive.enroll(attended, trainee["id"])
     for step in ("close-enrollment", "start"):

@@ -257,7 +257,7 @@ def test_previous_status_is_none_when_created_in_that_status() -> None:
 
 def test_vocabulary_values_are_lower_snake_case() -> None:
     vocabularies = [v for v in vars(vocab).values() if _is_vocabulary(v)]
-    assert len(vocabularies) == 8
+    assert len(vocabularies) == 10
     for enum in vocabularies:
         for member in enum:
             assert re.fullmatch(r"[a-z]+(_[a-z]+)*", member.value), member

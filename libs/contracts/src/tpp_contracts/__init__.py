@@ -66,8 +66,10 @@ from tpp_contracts.vocab import (
     LanguageTag,
     OrganizerKind,
     ProfessionCategory,
+    RejectionReason,
     SessionStatus,
     TechnicalField,
+    WithdrawalReason,
 )
 
 #: The event models of each topic, by topic name, in definition order.
@@ -114,6 +116,7 @@ __all__ = [
     "PlanEvent",
     "PoisonMessageError",
     "ProfessionCategory",
+    "RejectionReason",
     "SessionCancelledV1",
     "SessionCapacityChangedV1",
     "SessionCompletedV1",
@@ -135,6 +138,7 @@ __all__ = [
     "TraineeNoShowV1",
     "TraineeProfileUpdatedV1",
     "TraineeRegisteredV1",
+    "WithdrawalReason",
     "decode",
     "encode",
     "encode_event",

@@ -122,7 +122,13 @@ class EnrollmentRejectedV1(_Transition):
 
     type = "tpp.enrollment.enrollment.rejected.v1"
 
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="A ``RejectionReason`` value (``not_eligible``, ``incomplete_application``,"
+        " ``not_selected``, ``country_quota``, ``other``); never the operator's own words."
+        " Consumers treat a value they do not know as ``other``.",
+    )
 
 
 class EnrollmentWithdrawnV1(_Transition):
@@ -130,7 +136,12 @@ class EnrollmentWithdrawnV1(_Transition):
 
     type = "tpp.enrollment.enrollment.withdrawn.v1"
 
-    reason: str | None = Field(max_length=2000)
+    reason: str | None = Field(
+        max_length=2000,
+        description="A ``WithdrawalReason`` value (``schedule_conflict``, ``visa_or_travel``,"
+        " ``employer_request``, ``personal``, ``other``), or null when none was given; never"
+        " the trainee's own words. Consumers treat a value they do not know as ``other``.",
+    )
 
 
 class EnrollmentCancelledV1(_Transition):

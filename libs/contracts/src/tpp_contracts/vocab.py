@@ -97,6 +97,28 @@ class EnrollmentStatus(StrEnum):
     NO_SHOW = "no_show"
 
 
+class RejectionReason(StrEnum):
+    """Why an operator turned an application down: a category, so that events never carry
+    the operator's own words (they may name the trainee; they stay in the enrollment
+    service)."""
+
+    NOT_ELIGIBLE = "not_eligible"
+    INCOMPLETE_APPLICATION = "incomplete_application"
+    NOT_SELECTED = "not_selected"
+    COUNTRY_QUOTA = "country_quota"
+    OTHER = "other"
+
+
+class WithdrawalReason(StrEnum):
+    """Why a trainee gave up a place or an application: a category, as for rejections."""
+
+    SCHEDULE_CONFLICT = "schedule_conflict"
+    VISA_OR_TRAVEL = "visa_or_travel"
+    EMPLOYER_REQUEST = "employer_request"
+    PERSONAL = "personal"
+    OTHER = "other"
+
+
 class FollowUpChannel(StrEnum):
     """How a follow-up after the training reached the former trainee."""
 

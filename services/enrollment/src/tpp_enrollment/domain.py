@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -167,9 +168,41 @@ def add_months(day: date, months: int) -> date:
     raise ValueError(f"{day} {months:+d} months is outside the calendar (years 1-9999)")
 
 
-def next_follow_up(completed_on: date, recorded: int) -> tuple[int, date] | None:
-    """The next follow-up milestone (months, due date) after ``recorded`` follow-ups."""
-    if recorded >= len(FOLLOW_UP_MONTHS):
-        return None
-    months = FOLLOW_UP_MONTHS[recorded]
-    return months, add_months(completed_on, months)
+@dataclass(frozen=True)
+class FollowUpMilestone:
+    """A follow-up due ``months`` after completion. A follow-up dated from ``opens_on`` up to
+    the day before ``closes_on`` counts for it; after that the milestone is missed."""
+
+    months: int
+    due_on: date
+    opens_on: date
+    closes_on: date
+
+
+def follow_up_milestones(completed_on: date) -> list[FollowUpMilestone]:
+    """The 3, 6 and 12 month milestones of a completion, each with its window.
+
+    Windows meet halfway between two due dates, so each follow-up counts for exactly one
+    milestone, the nearest: the first window opens at completion, the last closes as long
+    after its due date as it opened before it (15 months after completion).
+    """
+    dues = [add_months(completed_on, months) for months in FOLLOW_UP_MONTHS]
+    bounds = [completed_on] + [a + (b - a) / 2 for a, b in itertools.pairwise(dues)]
+    bounds.append(dues[-1] + (dues[-1] - bounds[-1]))
+    return [
+        FollowUpMilestone(months, due, bounds[i], bounds[i + 1])
+        for i, (months, due) in enumerate(zip(FOLLOW_UP_MONTHS, dues, strict=True))
+    ]
+
+
+def follow_up_due(
+    completed_on: date, recorded_on: Sequence[date], as_of: date
+) -> FollowUpMilestone | None:
+    """The milestone due on ``as_of`` (from its due date until its window closes) that no
+    follow-up in its window has met yet; None when there is none."""
+    for milestone in follow_up_milestones(completed_on):
+        if milestone.due_on <= as_of < milestone.closes_on and not any(
+            milestone.opens_on <= day < milestone.closes_on for day in recorded_on
+        ):
+            return milestone
+    return None

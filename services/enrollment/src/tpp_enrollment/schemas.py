@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 import pycountry
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -13,7 +14,9 @@ from tpp_contracts.vocab import (
     FollowUpOutcome,
     Gender,
     ProfessionCategory,
+    RejectionReason,
     SessionStatus,
+    WithdrawalReason,
 )
 from tpp_plumbing.limits import Text
 
@@ -91,7 +94,10 @@ class Enrollment(BaseModel):
     trainee_id: uuid.UUID
     status: EnrollmentStatus
     waitlist_position: int | None = Field(None, description="1 = next in line, if waitlisted.")
-    reason: str | None = None
+    reason: str | None = Field(
+        None, description="The category of a rejection, withdrawal or cancellation."
+    )
+    note: str | None = Field(None, description="The decider's words about the reason.")
     checked_in_at: datetime | None = None
     completed_on: date | None = None
     certificate_number: str | None = None
@@ -103,20 +109,27 @@ class EnrollmentList(BaseModel):
     items: list[Enrollment]
 
 
-class ReasonIn(BaseModel):
-    """A decision with an optional reason."""
+#: The words of whoever decided. They may name the trainee, so they stay in this service (the
+#: events carry the reason's category only) and are emptied when the trainee is erased.
+Note = Annotated[Text | None, Field(min_length=1, max_length=2000)]
+
+
+class WithdrawIn(BaseModel):
+    """A withdrawal, with an optional reason (a category) and note."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text | None = Field(None, min_length=1, max_length=2000)
+    reason: WithdrawalReason | None = None
+    note: Note = None
 
 
 class RejectIn(BaseModel):
-    """A rejection: the reason is required."""
+    """A rejection: the reason (a category) is required, a note is not."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text = Field(min_length=1, max_length=2000)
+    reason: RejectionReason
+    note: Note = None
 
 
 class CompleteIn(BaseModel):
@@ -174,7 +187,10 @@ class FollowUpDue(BaseModel):
     completed_on: date
     months: int = Field(description="The milestone: 3, 6 or 12 months after completion.")
     due_on: date
-    recorded: int = Field(description="Follow-ups recorded so far.")
+    closes_on: date = Field(
+        description="A follow-up dated before this day meets the milestone; after, it is missed."
+    )
+    recorded: int = Field(description="Follow-ups recorded so far, for any milestone.")
 
 
 class SessionView(BaseModel):

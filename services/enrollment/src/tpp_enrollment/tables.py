@@ -96,7 +96,10 @@ enrollment = Table(
     Column("country", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("waitlist_seq", BigInteger),
+    # reason: a category (RejectionReason, WithdrawalReason, session_cancelled), sent in events;
+    # note: the decider's own words, kept here only (and emptied by erasure).
     Column("reason", Text),
+    Column("note", Text),
     Column("checked_in_at", DateTime(timezone=True)),
     Column("completed_on", Date),
     Column("certificate_number", Text),

@@ -16,7 +16,10 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
     async with enrollment_app(databases, "_lifecycle") as app:
         http = app.http
         session_id = await app.open_session(capacity=1, review_required=True, country_limit=1)
-        ids = [await register(app, full_name=f"Trainee {n}", country="KE") for n in range(3)]
+        ids = [
+            await register(app, full_name=f"Trainee {n}", country="KE", organization=f"Org {n}")
+            for n in range(3)
+        ]
         apps = [
             (await http.post(f"/sessions/{session_id}/enrollments", json={"trainee_id": t})).json()
             for t in ids
@@ -45,10 +48,28 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         assert full.status_code == 409
         waiting = (await http.post(f"/enrollments/{second}/waitlist")).json()
         assert (waiting["status"], waiting["waitlist_position"]) == ("waitlisted", 1)
-        rejected = await http.post(f"/enrollments/{third}/reject", json={"reason": "no degree"})
-        assert rejected.json()["status"] == "rejected"
+        # A reason is a category; the operator's words go in the note.
+        untyped = await http.post(f"/enrollments/{third}/reject", json={"reason": "no degree"})
+        assert untyped.status_code == 422
+        assert [e["field"] for e in untyped.json()["errors"]] == ["reason"]
+        note = "No engineering degree on file"
+        rejected = await http.post(
+            f"/enrollments/{third}/reject", json={"reason": "not_eligible", "note": note}
+        )
+        assert [rejected.json()[k] for k in ("status", "reason", "note")] == [
+            "rejected",
+            "not_eligible",
+            note,
+        ]
+        assert (await http.get(f"/enrollments/{third}")).json()["note"] == note
+        [sent] = await app.fetch(
+            "SELECT payload FROM outbox_message WHERE event_type = $1",
+            "tpp.enrollment.enrollment.rejected.v1",
+        )
+        assert "not_eligible" in str(sent["payload"])
+        assert note not in str(sent["payload"])
         assert (
-            await http.post(f"/enrollments/{third}/reject", json={"reason": "x"})
+            await http.post(f"/enrollments/{third}/reject", json={"reason": "other"})
         ).status_code == 409
 
         assert (
@@ -74,8 +95,8 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         assert (await http.post(f"/enrollments/{first}/complete")).status_code == 409
 
         due = (await http.get("/follow-ups/due", params={"as_of": "2031-08-20"})).json()
-        assert [(d["enrollment_id"], d["months"], d["due_on"]) for d in due] == [
-            (first, 3, "2031-08-20")
+        assert [(d["enrollment_id"], d["months"], d["due_on"], d["closes_on"]) for d in due] == [
+            (first, 3, "2031-08-20", "2031-10-05")  # halfway to the 6-month one (2031-11-20)
         ]
         assert (await http.get("/follow-ups/due", params={"as_of": "2031-08-19"})).json() == []
         # A day whose 3, 6, 12 months before fall outside the calendar: refused, not a 500.
@@ -87,10 +108,25 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
             json=follow | {"outcome": "technology_adopted", "note": "Installed two pumps"},
         )
         assert recorded.status_code == 201
+        # Before the completion: refused, with the field at fault.
+        early = await http.post(
+            f"/enrollments/{first}/follow-ups", json=follow | {"followed_up_on": "2031-05-19"}
+        )
+        assert (early.status_code, early.json()["field"]) == (422, "followed_up_on")
+        # A second call the same week meets the 3-month milestone again, not the 6-month one.
+        again = await http.post(
+            f"/enrollments/{first}/follow-ups", json=follow | {"followed_up_on": "2031-09-03"}
+        )
+        assert again.status_code == 201
+        assert (await http.get("/follow-ups/due", params={"as_of": "2031-11-19"})).json() == []
         due = (await http.get("/follow-ups/due", params={"as_of": "2031-12-01"})).json()
-        assert [(d["months"], d["due_on"]) for d in due] == [(6, "2031-11-20")]
+        assert [(d["months"], d["due_on"], d["recorded"]) for d in due] == [(6, "2031-11-20", 2)]
+        # Missed once its window closes; the 12-month one is due in its turn.
+        assert (await http.get("/follow-ups/due", params={"as_of": "2032-02-19"})).json() == []
+        due = (await http.get("/follow-ups/due", params={"as_of": "2032-06-01"})).json()
+        assert [(d["months"], d["due_on"]) for d in due] == [(12, "2032-05-20")]
         listed = (await http.get(f"/enrollments/{first}/follow-ups")).json()
-        assert [f["outcome"] for f in listed] == ["technology_adopted"]
+        assert [f["outcome"] for f in listed] == ["technology_adopted", "no_contact"]
 
         withdrawn = (await http.post(f"/enrollments/{second}/withdraw")).json()
         assert withdrawn["status"] == "withdrawn"
@@ -99,6 +135,8 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         assert [h["status"] for h in history] == ["completed"]
         found = (await http.get("/trainees", params={"name": "trainee 1", "country": "ke"})).json()
         assert [t["id"] for t in found["items"]] == [ids[1]]
+        by_organization = (await http.get("/trainees", params={"organization": "org 2"})).json()
+        assert [t["id"] for t in by_organization["items"]] == [ids[2]]
         rows = await app.fetch("SELECT event_type FROM outbox_message ORDER BY id")
         kinds = [r["event_type"].removeprefix("tpp.enrollment.") for r in rows]
         assert kinds.count("enrollment.submitted.v1") == 3

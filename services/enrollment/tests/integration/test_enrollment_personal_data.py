@@ -131,6 +131,13 @@ async def test_erasure_removes_personal_data_keeps_enrollments_and_frees_the_pas
             json={"score": 5, "comment": "Thanks, Erasable Person"},
         )
         assert evaluation.status_code == 201
+        elsewhere = await app.open_session(capacity=5)
+        withdrawn = await http.post(
+            f"/sessions/{elsewhere}/enrollments", json={"trainee_id": trainee_id}
+        )
+        withdrawal = {"reason": "personal", "note": "Erasable Person is moving house"}
+        left = await http.post(f"/enrollments/{withdrawn.json()['id']}/withdraw", json=withdrawal)
+        assert (left.status_code, left.json()["note"]) == (200, withdrawal["note"])
         replayed = await http.post(
             "/trainees", json=trainee_body(), headers={"Idempotency-Key": f"k-{trainee_id}"}
         )
@@ -159,7 +166,8 @@ async def test_erasure_removes_personal_data_keeps_enrollments_and_frees_the_pas
         )
         assert (await http.get(f"/trainees/{trainee_id}")).json() == shown
 
-        # Nothing personal is left in the row, nor in the evaluation's comment.
+        # Nothing personal is left in the row, nor in the evaluation's comment, nor in the
+        # withdrawal's note (its reason, a category, stays).
         row = await raw_row(app, trainee_id)
         assert row["erased_at"] is not None
         text = stored_text(row)
@@ -172,6 +180,11 @@ async def test_erasure_removes_personal_data_keeps_enrollments_and_frees_the_pas
             uuid.UUID(enrollment["id"]),
         )
         assert (comment["comment"], comment["score"]) == (None, 5)
+        decided = await app.fetch(
+            "SELECT reason, note FROM enrollment WHERE trainee_id = $1 AND status = 'withdrawn'",
+            uuid.UUID(trainee_id),
+        )
+        assert [tuple(r) for r in decided] == [("personal", None)]
 
         # One event says so (and erasing again publishes nothing more).
         events = await _new_outbox_rows(app, outbox_before[0][0])
@@ -184,7 +197,10 @@ async def test_erasure_removes_personal_data_keeps_enrollments_and_frees_the_pas
 
         # The enrollments stay; search finds no one; the passport is free again.
         history = (await http.get(f"/trainees/{trainee_id}/enrollments")).json()
-        assert [(h["id"], h["status"]) for h in history] == [(enrollment["id"], "attended")]
+        assert [(h["id"], h["status"]) for h in history] == [
+            (enrollment["id"], "attended"),
+            (withdrawn.json()["id"], "withdrawn"),
+        ]
         found = (await http.get("/trainees", params={"name": "Erasable"})).json()["items"]
         assert found == []
         by_country = (await http.get("/trainees", params={"country": body["country"]})).json()

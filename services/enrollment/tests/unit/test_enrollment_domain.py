@@ -6,7 +6,7 @@ import itertools
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +24,8 @@ from tpp_enrollment.domain import (
     add_months,
     certificate_number,
     decide,
-    next_follow_up,
+    follow_up_due,
+    follow_up_milestones,
     promotions,
     transition,
 )
@@ -94,11 +95,53 @@ def test_certificate_numbers_and_follow_up_milestones() -> None:
     assert certificate_number(2026, 42) == "TPP-2026-000042"
     assert add_months(date(2026, 11, 30), 3) == date(2027, 2, 28)
     assert add_months(date(2026, 1, 31), -3) == date(2025, 10, 31)
-    assert next_follow_up(date(2026, 1, 15), 0) == (3, date(2026, 4, 15))
-    assert next_follow_up(date(2026, 1, 15), 2) == (12, date(2027, 1, 15))
-    assert next_follow_up(date(2026, 1, 15), 3) is None
+    assert [(m.months, m.due_on) for m in follow_up_milestones(date(2026, 1, 15))] == [
+        (3, date(2026, 4, 15)),
+        (6, date(2026, 7, 15)),
+        (12, date(2027, 1, 15)),
+    ]
     with pytest.raises(ValueError, match="outside the calendar"):
         add_months(date(1, 1, 5), -3)
+
+
+def test_follow_up_windows_meet_halfway_between_milestones() -> None:
+    completed = date(2026, 1, 15)
+    windows = [(m.opens_on, m.closes_on) for m in follow_up_milestones(completed)]
+    assert windows == [
+        (date(2026, 1, 15), date(2026, 5, 30)),
+        (date(2026, 5, 30), date(2026, 10, 15)),
+        (date(2026, 10, 15), date(2027, 4, 17)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("recorded", "as_of", "due"),
+    [
+        ([], date(2026, 4, 14), None),  # not yet
+        ([], date(2026, 4, 15), 3),
+        ([date(2026, 4, 20)], date(2026, 4, 21), None),
+        ([], date(2026, 5, 30), None),  # the 3-month one was missed; the 6-month not due yet
+        # Two calls in the same week meet the 3-month milestone only.
+        ([date(2026, 4, 20), date(2026, 4, 22)], date(2026, 7, 15), 6),
+        # An early call (5 months) meets the 6-month milestone; the 3-month one stays due.
+        ([date(2026, 6, 10)], date(2026, 5, 1), 3),
+        ([date(2026, 6, 10)], date(2026, 7, 20), None),
+        ([], date(2027, 1, 15), 12),
+        ([], date(2027, 4, 17), None),  # missed: nothing left
+    ],
+)
+def test_which_follow_up_is_due(recorded: list[date], as_of: date, due: int | None) -> None:
+    milestone = follow_up_due(date(2026, 1, 15), recorded, as_of)
+    assert (milestone.months if milestone else None) == due
+
+
+def test_a_follow_up_due_on_a_shortened_month_end_is_due_that_day() -> None:
+    # Completed November 30: the 3-month milestone falls on February 28, 90 days later.
+    milestone = follow_up_due(date(2026, 11, 30), [], date(2027, 2, 28))
+    assert milestone is not None
+    assert (milestone.months, milestone.due_on) == (3, date(2027, 2, 28))
+    # January 31 to April 30 is the shortest wait (89 days): the query's bound.
+    assert follow_up_milestones(date(2027, 1, 31))[0].due_on - date(2027, 1, 31) == timedelta(89)
 
 
 # --- property: a whole session driven by random commands ------------------------------------

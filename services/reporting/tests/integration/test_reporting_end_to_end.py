@@ -73,7 +73,7 @@ async def year_of_events(platform: Any) -> dict[str, Any]:
         f"/sessions/{cancelled}/cancel", json={"reason": "organizer withdrew"}
     )
     assert reg.status_code == 200, reg.text
-    await program.step(e4["id"], "withdraw", {"reason": "visa"})
+    await program.step(e4["id"], "withdraw", {"reason": "visa_or_travel"})
     return {
         "year": year,
         "held": held,

@@ -15,14 +15,14 @@ from tpp_enrollment.schemas import (
     CompleteIn,
     Enrollment,
     EnrollmentIn,
-    ReasonIn,
     RejectIn,
     SessionView,
+    WithdrawIn,
 )
 
 router = APIRouter(tags=["enrollments"])
 Id = uuid.UUID
-NoBody = Annotated[ReasonIn | None, Body()]
+NoBody = Annotated[WithdrawIn | None, Body()]
 
 
 @router.post(
@@ -76,13 +76,13 @@ async def waitlist(enrollment_id: Id, svc: Svc, _: Operator) -> Enrollment:
 @router.post("/enrollments/{enrollment_id}/reject", response_model=Enrollment)
 async def reject(enrollment_id: Id, body: RejectIn, svc: Svc, _: Operator) -> Enrollment:
     """Operator review: turn a submitted application down, with a reason."""
-    return await svc.enrollments.reject(enrollment_id, body.reason)
+    return await svc.enrollments.reject(enrollment_id, body.reason, body.note)
 
 
 @router.post("/enrollments/{enrollment_id}/withdraw", response_model=Enrollment)
 async def withdraw(enrollment_id: Id, svc: EnrollmentSvc, body: NoBody = None) -> Enrollment:
     """The trainee gives up; a freed place promotes the first waitlisted trainee."""
-    return await svc.enrollments.withdraw(enrollment_id, body.reason if body else None)
+    return await svc.enrollments.withdraw(enrollment_id, body or WithdrawIn())
 
 
 @router.post("/enrollments/{enrollment_id}/check-in", response_model=Enrollment)

@@ -50,7 +50,9 @@ async def follow_ups_due(
     ] = None,
     limit: int = page_size(100),
 ) -> list[FollowUpDue]:
-    """Follow-ups due by ``as_of`` (default today): 3, 6 and 12 months after completion.
+    """Follow-ups due on ``as_of`` (default today): a completed enrollment's 3, 6 or 12 month
+    milestone, from its due date until its window closes (``closes_on``), unless a follow-up
+    dated in its window met it. Windows meet halfway between two milestones.
 
     Operators only: the list spans every organizer's sessions.
     """

@@ -21,7 +21,7 @@ from tpp_contracts.enrollment import (
     TraineeNoShowV1,
 )
 from tpp_contracts.envelope import Event, new_id
-from tpp_contracts.vocab import EnrollmentStatus
+from tpp_contracts.vocab import EnrollmentStatus, RejectionReason
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ConflictError, NotFoundError
 from tpp_plumbing.writes import CommandPool, RawTransaction
@@ -37,7 +37,7 @@ from tpp_enrollment.domain import (
     decide,
 )
 from tpp_enrollment.events import enrollment_event
-from tpp_enrollment.schemas import Enrollment, EnrollmentIn
+from tpp_enrollment.schemas import Enrollment, EnrollmentIn, WithdrawIn
 from tpp_enrollment.service.places import checked, conflict, locked_enrollment, promote
 
 S = EnrollmentStatus
@@ -145,25 +145,29 @@ class EnrollmentService:
             await self._outbox.add(db, [event])
         return await self._read(enrollment_id)
 
-    async def reject(self, enrollment_id: uuid.UUID, reason: str) -> Enrollment:
-        """An operator turns a submitted application down, with a reason."""
+    async def reject(
+        self, enrollment_id: uuid.UUID, reason: RejectionReason, note: str | None = None
+    ) -> Enrollment:
+        """An operator turns a submitted application down, with a reason (its category goes
+        in the event; the note stays here)."""
         async with self._sessions() as db, db.begin():
             row, _ = await locked_enrollment(db, enrollment_id)
             checked(row, Action.REJECT)
-            await store.set_status(db, [enrollment_id], S.REJECTED, reason=reason)
+            await store.set_status(db, [enrollment_id], S.REJECTED, reason=reason, note=note)
             event = enrollment_event(
                 EnrollmentRejectedV1, row, previous_status=row["status"], reason=reason
             )
             await self._outbox.add(db, [event])
         return await self._read(enrollment_id)
 
-    async def withdraw(self, enrollment_id: uuid.UUID, reason: str | None) -> Enrollment:
+    async def withdraw(self, enrollment_id: uuid.UUID, data: WithdrawIn) -> Enrollment:
         """The trainee gives up; a freed place goes to the first waitlisted trainee."""
+        reason = data.reason
         async with self._sessions() as db, db.begin():
             row, _ = await locked_enrollment(db, enrollment_id)
             checked(row, Action.WITHDRAW)
             await store.set_status(
-                db, [enrollment_id], S.WITHDRAWN, reason=reason, waitlist_seq=None
+                db, [enrollment_id], S.WITHDRAWN, reason=reason, note=data.note, waitlist_seq=None
             )
             event = enrollment_event(
                 EnrollmentWithdrawnV1, row, previous_status=row["status"], reason=reason

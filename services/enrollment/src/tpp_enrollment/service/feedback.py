@@ -11,7 +11,7 @@ from tpp_contracts.enrollment import EvaluationSubmittedV1, FollowUpRecordedV1
 from tpp_contracts.envelope import new_id
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError
+from tpp_plumbing.problems import ConflictError, ProblemError
 
 from tpp_enrollment import tables
 from tpp_enrollment.events import enrollment_event
@@ -66,6 +66,12 @@ class FeedbackService:
                 raise ConflictError(
                     f"follow-ups come after completion; the enrollment is {row['status']}",
                     current_status=row["status"],
+                )
+            if row["completed_on"] is not None and data.followed_up_on < row["completed_on"]:
+                raise ProblemError(
+                    f"a follow-up comes after the completion on {row['completed_on']}",
+                    status=422,
+                    field="followed_up_on",
                 )
             await db.execute(insert(tables.follow_up).values(**follow_up.model_dump(mode="python")))
             event = enrollment_event(

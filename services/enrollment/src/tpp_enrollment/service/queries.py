@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -11,7 +11,7 @@ from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.problems import NotFoundError
 
 from tpp_enrollment import store, tables
-from tpp_enrollment.domain import FOLLOW_UP_MONTHS, add_months, next_follow_up
+from tpp_enrollment.domain import add_months, follow_up_due
 from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.schemas import (
     Enrollment,
@@ -130,24 +130,23 @@ class QueryService:
             return [FollowUp.model_validate(dict(r)) for r in rows.mappings()]
 
     async def follow_ups_due(self, as_of: date, limit: int) -> list[FollowUpDue]:
-        """Completed enrollments whose next follow-up (3, 6, 12 months) is due by ``as_of``."""
-        recorded = (
-            select(F.c.enrollment_id, func.count().label("n"))
+        """Completed enrollments with a follow-up milestone (3, 6, 12 months) due on ``as_of``
+        that no follow-up has met (``domain.follow_up_due``), oldest completion first."""
+        dates = (
+            select(F.c.enrollment_id, func.array_agg(F.c.followed_up_on).label("days"))
             .group_by(F.c.enrollment_id)
             .subquery()
         )
-        count = func.coalesce(recorded.c.n, 0)
-        # The first milestone comes FOLLOW_UP_MONTHS[0] months after completion.
-        earliest = add_months(as_of, -FOLLOW_UP_MONTHS[0])
+        # A first due date comes at least 89 days after completion (January 31 to April 30),
+        # and the last window closes within 16 months: the exact test is the domain's.
         query = (
-            select(E.c.id, E.c.session_id, E.c.trainee_id, E.c.completed_on, count.label("n"))
-            .select_from(E.outerjoin(recorded, recorded.c.enrollment_id == E.c.id))
+            select(E.c.id, E.c.session_id, E.c.trainee_id, E.c.completed_on, dates.c.days)
+            .select_from(E.outerjoin(dates, dates.c.enrollment_id == E.c.id))
             .where(
                 and_(
                     E.c.status == EnrollmentStatus.COMPLETED.value,
-                    E.c.completed_on.is_not(None),
-                    count < len(FOLLOW_UP_MONTHS),
-                    E.c.completed_on <= earliest,
+                    E.c.completed_on <= as_of - timedelta(days=89),
+                    E.c.completed_on > add_months(as_of, -16),
                 )
             )
             .order_by(E.c.completed_on, E.c.id)
@@ -155,8 +154,9 @@ class QueryService:
         due: list[FollowUpDue] = []
         async with self._sessions() as db:
             for row in (await db.execute(query)).mappings():
-                milestone = next_follow_up(row["completed_on"], row["n"])
-                if milestone is None or milestone[1] > as_of:
+                recorded = row["days"] or []
+                milestone = follow_up_due(row["completed_on"], recorded, as_of)
+                if milestone is None:
                     continue
                 due.append(
                     FollowUpDue(
@@ -164,9 +164,10 @@ class QueryService:
                         session_id=row["session_id"],
                         trainee_id=row["trainee_id"],
                         completed_on=row["completed_on"],
-                        months=milestone[0],
-                        due_on=milestone[1],
-                        recorded=row["n"],
+                        months=milestone.months,
+                        due_on=milestone.due_on,
+                        closes_on=milestone.closes_on,
+                        recorded=len(recorded),
                     )
                 )
                 if len(due) >= limit:

@@ -39,6 +39,9 @@ _ERASE_NOTES = text(
     "UPDATE follow_up SET note = NULL WHERE note IS NOT NULL"
     " AND enrollment_id IN (SELECT id FROM enrollment WHERE trainee_id = :id)"
 )
+_ERASE_DECISION_NOTES = text(
+    "UPDATE enrollment SET note = NULL WHERE note IS NOT NULL AND trainee_id = :id"
+)
 # Stored responses of earlier requests (Idempotency-Key) that show the trainee.
 _ERASE_REPLAYS = text(
     "DELETE FROM idempotency_key WHERE body IS NOT NULL"
@@ -110,7 +113,7 @@ class TraineeService:
                 .returning(*T.c)
             )
             result = dict(erased.mappings().one())
-            for statement in (_ERASE_COMMENTS, _ERASE_NOTES):
+            for statement in (_ERASE_COMMENTS, _ERASE_NOTES, _ERASE_DECISION_NOTES):
                 await db.execute(statement, {"id": trainee_id})
             await db.execute(_ERASE_REPLAYS, {"id": str(trainee_id)})
             await self._outbox.add(db, [TraineeErasedV1(trainee_id=trainee_id)])
