@@ -13,6 +13,7 @@ from tpp_contracts.envelope import Event, decode, encode, wrap
 from tpp_contracts.registry import (
     SessionCancelledV1,
     SessionCapacityChangedV1,
+    SessionEnrollmentClosedV1,
     SessionPublishedV1,
     SessionVenueChangedV1,
 )
@@ -44,20 +45,24 @@ def published(session_id: uuid.UUID, capacity: int) -> SessionPublishedV1:
     )
 
 
-async def send(platform: Any, *events: Event) -> None:
+async def send(platform: Any, *events: Event | tuple[Event, bytes]) -> None:
+    """Publish registry events; an (event, bytes) pair sends those exact bytes (a redelivery)."""
     producer = AIOKafkaProducer(
         **platform.kafka.client_options(), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
-        for event in events:
+        for item in events:
+            event, value = item if isinstance(item, tuple) else (item, registry_message(item))
             await producer.send_and_wait(
-                platform.kafka.topic(SESSIONS.name),
-                value=encode(wrap(event, source="/tests/registry")),
-                key=event.key().encode(),
+                platform.kafka.topic(SESSIONS.name), value=value, key=event.key().encode()
             )
     finally:
         await producer.stop()
+
+
+def registry_message(event: Event) -> bytes:
+    return encode(wrap(event, source="/tests/registry"))
 
 
 async def read_all(platform: Any, topics: list[str], until: Any, within: float = 20) -> list[Any]:
@@ -176,3 +181,96 @@ async def test_session_events_drive_the_view_promotions_and_cancellations_withou
         if str(canary["id"]) in r.value.decode() and r.topic.endswith(TRAINEES.name)
     ]
     assert registered  # the canary's registration was published, without the canary
+
+
+async def test_redelivered_and_stale_registry_events_change_nothing_and_closing_stops_intake(
+    platform: Any, eventually: Any
+) -> None:
+    http = platform.enrollment.http
+    session_id = uuid.uuid4()
+    await send(platform, published(session_id, capacity=2))
+
+    async def session_view(check: Any, what: str) -> Any:
+        async def poll() -> dict[str, Any] | None:
+            response = await http.get(f"/sessions/{session_id}")
+            ok = response.status_code == 200 and check(response.json())
+            return response.json() if ok else None
+
+        return await eventually(poll, what=what)
+
+    async def enroll() -> dict[str, Any]:
+        trainee = (await http.post("/trainees", json=trainee_body())).json()
+        response = await http.post(
+            f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee["id"]}
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def statuses() -> list[str]:
+        response = await http.get(f"/sessions/{session_id}/enrollments")
+        return [e["status"] for e in response.json()]
+
+    await session_view(lambda v: v["status"] == "published", "the session published")
+    first, second, third = [await enroll() for _ in range(3)]
+    assert [e["status"] for e in (first, second, third)] == ["accepted", "accepted", "waitlisted"]
+
+    # A raise delivered twice (the same message) admits the waitlisted trainee once; an older
+    # version arriving late (another message) changes nothing.
+    raised = SessionCapacityChangedV1(
+        session_id=session_id, version=2, capacity=3, previous_capacity=2, status="published"
+    )
+    message = registry_message(raised)
+    stale = SessionCapacityChangedV1(
+        session_id=session_id, version=2, capacity=9, previous_capacity=2, status="published"
+    )
+    # The venue change after them shows when they were all consumed (one partition: in order).
+    marker = SessionVenueChangedV1(
+        session_id=session_id,
+        version=3,
+        venue_city="Accra",
+        venue_country="GH",
+        overseas=True,
+        status="published",
+    )
+    await send(platform, (raised, message), (raised, message), stale, marker)
+    view = await session_view(lambda v: v["venue_city"] == "Accra", "the events consumed")
+    assert (view["capacity"], view["version"]) == (3, 3)
+
+    async def admitted() -> bool:
+        return await statuses() == ["accepted", "accepted", "accepted"]
+
+    await eventually(admitted, what="the waitlisted trainee admitted")
+
+    # Lowered below the places taken: nobody is bumped, and a freed place admits no one.
+    lowered = SessionCapacityChangedV1(
+        session_id=session_id, version=4, capacity=1, previous_capacity=3, status="published"
+    )
+    await send(platform, lowered)
+    await session_view(lambda v: v["capacity"] == 1, "the lowered capacity")
+    waiting = await enroll()
+    assert waiting["status"] == "waitlisted"
+    left = await http.post(f"/enrollments/{first['id']}/withdraw")
+    assert left.json()["status"] == "withdrawn"
+    assert await statuses() == ["withdrawn", "accepted", "accepted", "waitlisted"]
+    assert (await http.get(f"/sessions/{session_id}")).json()["accepted"] == 2
+
+    # Enrollment closed: no new enrollment, with the reason.
+    await send(platform, SessionEnrollmentClosedV1(session_id=session_id, version=5))
+    await session_view(lambda v: v["status"] == "enrollment_closed", "enrollment closed")
+    trainee = (await http.post("/trainees", json=trainee_body())).json()
+    refused = await http.post(
+        f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee["id"]}
+    )
+    assert refused.status_code == 409
+    assert "enrollment_closed" in refused.json()["detail"]
+
+    # What went out: one promotion for the raise, delivered twice; one event a step.
+    def ours(records: list[Any]) -> list[Any]:
+        return [r for r in records if r.key == str(session_id).encode()]
+
+    def complete(records: list[Any]) -> bool:
+        return len(ours(records)) >= 6
+
+    records = ours(await read_all(platform, [ENROLLMENTS.name], complete))
+    kinds = [decode(r.value).envelope.type.split(".")[-2] for r in records]
+    assert kinds == ["accepted", "accepted", "waitlisted", "accepted", "waitlisted", "withdrawn"]
