@@ -143,3 +143,25 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         assert "evaluation.submitted.v1" in kinds
         assert "follow_up.recorded.v1" in kinds
         assert "enrollment.completed.v1" in kinds
+
+
+async def test_each_completion_gets_its_own_certificate_number(databases: Any) -> None:
+    async with enrollment_app(databases, "_certificates") as app:
+        http = app.http
+        session_id = await app.open_session(capacity=3)
+        numbers = []
+        for n in range(3):
+            trainee = await register(app, full_name=f"Graduate {n}")
+            enrolled = await http.post(
+                f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee}
+            )
+            enrollment = enrolled.json()["id"]
+            assert (await http.post(f"/enrollments/{enrollment}/check-in")).status_code == 200
+            done = await http.post(
+                f"/enrollments/{enrollment}/complete", json={"completed_on": "2031-05-20"}
+            )
+            numbers.append(done.json()["certificate_number"])
+        assert len(set(numbers)) == 3
+        assert all(number.startswith("TPP-2031-") for number in numbers)
+        listed = (await http.get(f"/sessions/{session_id}/enrollments")).json()
+        assert sorted(e["certificate_number"] for e in listed) == sorted(numbers)
