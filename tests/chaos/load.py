@@ -433,12 +433,20 @@ def _answer_lost(response: httpx.Response) -> bool:
 
 
 def _already_enrolled(response: httpx.Response) -> bool:
-    return response.status_code == 409 and "already enrolled" in response.text
+    """A refusal naming the trainee's enrollment there (or saying so, when it could not)."""
+    if response.status_code != 409:
+        return False
+    body = _body(response)
+    return "enrollment_status" in body or "already enrolled" in str(body.get("detail", ""))
 
 
 def _title(response: httpx.Response) -> str:
+    return str(_body(response).get("title", ""))
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        return ""
-    return str(body.get("title", "")) if isinstance(body, dict) else ""
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -157,6 +157,17 @@ def _enroll_if_unmoved(insert_events: str, mark: str | None, audit_row: str | No
     )
 
 
+async def existing_enrollment(
+    tx: RawTransaction, session_id: uuid.UUID, trainee_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """The trainee's enrollment in the session (id, status), whatever its status."""
+    return await tx.fetchrow(
+        "SELECT id, status FROM enrollment WHERE session_id = $1 AND trainee_id = $2",
+        session_id,
+        trainee_id,
+    )
+
+
 class PlacesMovedError(Exception):
     """The session's places moved since they were read: decide again, under the lock."""
 

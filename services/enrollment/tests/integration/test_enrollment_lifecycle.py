@@ -130,6 +130,16 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
 
         withdrawn = (await http.post(f"/enrollments/{second}/withdraw")).json()
         assert withdrawn["status"] == "withdrawn"
+        # One enrollment a trainee and session: the refusal names the one there is.
+        again = await http.post(f"/sessions/{session_id}/enrollments", json={"trainee_id": ids[1]})
+        assert again.status_code == 409
+        refusal = again.json()
+        assert (refusal["field"], refusal["enrollment_id"], refusal["enrollment_status"]) == (
+            "trainee_id",
+            second,
+            "withdrawn",
+        )
+        assert "withdrawn" in refusal["detail"]
 
         history = (await http.get(f"/trainees/{ids[0]}/enrollments")).json()
         assert [h["status"] for h in history] == ["completed"]

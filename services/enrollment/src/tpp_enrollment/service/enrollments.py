@@ -77,7 +77,7 @@ class EnrollmentService:
             row = _new_row(session_id, data, status, view)
             added = await store.add_enrollment(db, row)
             if added is None:
-                raise _already_enrolled()
+                raise await _already_enrolled(db, session_id, data.trainee_id)
             row["waitlist_seq"], position = added
             full = row | {k: view[k] for k in ("gender", "profession")}
             await self._outbox.add(db, [created_event(status, full, position)])
@@ -91,7 +91,7 @@ class EnrollmentService:
         status = _decided(view, session_id, data, in_country)
         assert view is not None  # _decided raised otherwise
         if view["enrolled"]:  # refused as the locked path refuses it: after the decision
-            raise _already_enrolled()
+            raise await _already_enrolled(db, session_id, data.trainee_id)
         position = None
         if status is S.WAITLISTED:
             if view["waitlisted"] is None:  # not counted: never when the waitlist may grow
@@ -107,7 +107,7 @@ class EnrollmentService:
         except asyncpg.UniqueViolationError as error:
             if error.constraint_name != "uq_enrollment_session_trainee":
                 raise
-            raise _already_enrolled() from None
+            raise await _already_enrolled(db, session_id, data.trainee_id) from None
         return Enrollment.model_validate(row | {"waitlist_position": position})
 
     async def accept(self, enrollment_id: uuid.UUID) -> Enrollment:
@@ -284,5 +284,22 @@ def _new_row(
     }
 
 
-def _already_enrolled() -> ConflictError:
-    return conflict(EnrollmentRefusedError("the trainee is already enrolled in this session"))
+async def _already_enrolled(
+    db: RawTransaction, session_id: uuid.UUID, trainee_id: uuid.UUID
+) -> ConflictError:
+    """The 409 for a second enrollment in a session, naming the trainee's first one (a
+    trainee has one enrollment a session: one that was withdrawn or rejected included)."""
+    found = await store.existing_enrollment(db, session_id, trainee_id)
+    if found is None:  # not visible to this statement's snapshot: said without it
+        refused = EnrollmentRefusedError("the trainee is already enrolled in this session")
+        return conflict(refused, field="trainee_id")
+    refused = EnrollmentRefusedError(
+        f"the trainee already has an enrollment in this session ({found['status']});"
+        " a trainee has one enrollment a session"
+    )
+    return conflict(
+        refused,
+        field="trainee_id",
+        enrollment_id=str(found["id"]),
+        enrollment_status=found["status"],
+    )
