@@ -87,6 +87,12 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
 
         follow = {"followed_up_on": "2031-09-01", "channel": "email", "outcome": "no_contact"}
         assert (await http.post(f"/enrollments/{first}/follow-ups", json=follow)).status_code == 409
+        # Not before the session starts (2031-05-01).
+        early = await http.post(
+            f"/enrollments/{first}/complete", json={"completed_on": "2031-04-30"}
+        )
+        assert (early.status_code, early.json()["field"]) == (422, "completed_on")
+        assert "2031-05-01" in early.json()["detail"]
         done = (
             await http.post(f"/enrollments/{first}/complete", json={"completed_on": "2031-05-20"})
         ).json()

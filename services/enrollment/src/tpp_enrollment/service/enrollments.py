@@ -23,7 +23,7 @@ from tpp_contracts.enrollment import (
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus, RejectionReason
 from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, NotFoundError
+from tpp_plumbing.problems import ConflictError, NotFoundError, ProblemError
 from tpp_plumbing.writes import CommandPool, RawTransaction
 
 from tpp_enrollment import store
@@ -207,6 +207,13 @@ class EnrollmentService:
             row, view = await locked_enrollment(db, enrollment_id)
             checked(row, Action.COMPLETE)
             day = completed_on or date.today()
+            if view["start_date"] is not None and day < view["start_date"]:
+                raise ProblemError(
+                    f"a completion comes after the session's start on {view['start_date']}"
+                    f" ({day} given{'' if completed_on else ': today, by default'})",
+                    status=422,
+                    field="completed_on",
+                )
             number = certificate_number(view["year"], await store.next_certificate_serial(db))
             await store.set_status(
                 db, [enrollment_id], S.COMPLETED, completed_on=day, certificate_number=number
