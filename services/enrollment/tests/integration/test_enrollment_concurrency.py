@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tpp_contracts.envelope import decode
 from tpp_enrollment import store
 from tpp_plumbing import idempotency
 
@@ -61,6 +62,22 @@ async def test_200_concurrent_requests_for_30_places_then_5_withdrawals_promote_
         first_accepted = {r["id"] for r in results if r["status"] == "accepted"}
         promoted = {e["id"] for e in now_accepted} - first_accepted
         assert promoted == set(first_five)
+        # In order: each withdrawal (under the session's lock) promoted the first in line then,
+        # and the rest of the line kept its order.
+        accepted_events = await app.fetch(
+            "SELECT payload FROM outbox_message WHERE event_type = $1 ORDER BY id",
+            "tpp.enrollment.enrollment.accepted.v1",
+        )
+        events = [decode(bytes(r["payload"])).envelope.data for r in accepted_events]
+        promotions = [e["enrollment_id"] for e in events if e["promoted_from_waitlist"]]
+        assert promotions == first_five
+        still_waiting = (
+            await app.http.get(
+                f"/sessions/{session_id}/enrollments", params={"status": "waitlisted", "limit": 500}
+            )
+        ).json()
+        assert [e["id"] for e in still_waiting] == [e["id"] for e in waitlist[5:]]
+        assert [e["waitlist_position"] for e in still_waiting] == list(range(1, 166))
         view = (await app.http.get(f"/sessions/{session_id}")).json()
         assert view["accepted"] == 30
         rows = await app.fetch(
