@@ -45,6 +45,41 @@ def published(session_id: uuid.UUID, capacity: int) -> SessionPublishedV1:
     )
 
 
+def capacity_changed(
+    session_id: uuid.UUID, version: int, capacity: int, previous: int
+) -> SessionCapacityChangedV1:
+    return SessionCapacityChangedV1(
+        session_id=session_id,
+        version=version,
+        capacity=capacity,
+        previous_capacity=previous,
+        status="published",
+    )
+
+
+def venue_changed(
+    session_id: uuid.UUID, version: int, city: str, country: str
+) -> SessionVenueChangedV1:
+    return SessionVenueChangedV1(
+        session_id=session_id,
+        version=version,
+        venue_city=city,
+        venue_country=country,
+        overseas=True,
+        status="published",
+    )
+
+
+async def session_view(http: Any, session_id: uuid.UUID, check: Any, eventually: Any) -> Any:
+    """The service's view of the session, once ``check`` holds for it."""
+
+    async def poll() -> dict[str, Any] | None:
+        response = await http.get(f"/sessions/{session_id}")
+        return response.json() if response.status_code == 200 and check(response.json()) else None
+
+    return await eventually(poll, what="session view")
+
+
 async def send(platform: Any, *events: Event | tuple[Event, bytes]) -> None:
     """Publish registry events; an (event, bytes) pair sends those exact bytes (a redelivery)."""
     producer = AIOKafkaProducer(
@@ -92,14 +127,8 @@ async def test_session_events_drive_the_view_promotions_and_cancellations_withou
     session_id = uuid.uuid4()
     await send(platform, published(session_id, capacity=1))
 
-    async def view(check: Any) -> Any:
-        async def poll() -> dict[str, Any] | None:
-            response = await http.get(f"/sessions/{session_id}")
-            return (
-                response.json() if response.status_code == 200 and check(response.json()) else None
-            )
-
-        return await eventually(poll, what="session view")
+    def view(check: Any) -> Any:
+        return session_view(http, session_id, check, eventually)
 
     await view(lambda v: v["status"] == "published")
     canary_name, canary_passport = "Zorblax Canarywing", f"CANARY{uuid.uuid4().hex[:8].upper()}"
@@ -120,17 +149,8 @@ async def test_session_events_drive_the_view_promotions_and_cancellations_withou
     ).json()
     assert (first["status"], second["status"]) == ("accepted", "waitlisted")
 
-    raised = SessionCapacityChangedV1(
-        session_id=session_id, version=2, capacity=2, previous_capacity=1, status="published"
-    )
-    moved = SessionVenueChangedV1(
-        session_id=session_id,
-        version=3,
-        venue_city="Nairobi",
-        venue_country="KE",
-        overseas=True,
-        status="published",
-    )
+    raised = capacity_changed(session_id, 2, capacity=2, previous=1)
+    moved = venue_changed(session_id, 3, "Nairobi", "KE")
     await send(platform, raised, moved)
     await view(lambda v: v["capacity"] == 2 and v["venue_city"] == "Nairobi")
 
@@ -190,13 +210,8 @@ async def test_redelivered_and_stale_registry_events_change_nothing_and_closing_
     session_id = uuid.uuid4()
     await send(platform, published(session_id, capacity=2))
 
-    async def session_view(check: Any, what: str) -> Any:
-        async def poll() -> dict[str, Any] | None:
-            response = await http.get(f"/sessions/{session_id}")
-            ok = response.status_code == 200 and check(response.json())
-            return response.json() if ok else None
-
-        return await eventually(poll, what=what)
+    def view(check: Any) -> Any:
+        return session_view(http, session_id, check, eventually)
 
     async def enroll() -> dict[str, Any]:
         trainee = (await http.post("/trainees", json=trainee_body())).json()
@@ -210,31 +225,20 @@ async def test_redelivered_and_stale_registry_events_change_nothing_and_closing_
         response = await http.get(f"/sessions/{session_id}/enrollments")
         return [e["status"] for e in response.json()]
 
-    await session_view(lambda v: v["status"] == "published", "the session published")
+    await view(lambda v: v["status"] == "published")
     first, second, third = [await enroll() for _ in range(3)]
     assert [e["status"] for e in (first, second, third)] == ["accepted", "accepted", "waitlisted"]
 
     # A raise delivered twice (the same message) admits the waitlisted trainee once; an older
     # version arriving late (another message) changes nothing.
-    raised = SessionCapacityChangedV1(
-        session_id=session_id, version=2, capacity=3, previous_capacity=2, status="published"
-    )
+    raised = capacity_changed(session_id, 2, capacity=3, previous=2)
     message = registry_message(raised)
-    stale = SessionCapacityChangedV1(
-        session_id=session_id, version=2, capacity=9, previous_capacity=2, status="published"
-    )
+    stale = capacity_changed(session_id, 2, capacity=9, previous=2)
     # The venue change after them shows when they were all consumed (one partition: in order).
-    marker = SessionVenueChangedV1(
-        session_id=session_id,
-        version=3,
-        venue_city="Accra",
-        venue_country="GH",
-        overseas=True,
-        status="published",
-    )
+    marker = venue_changed(session_id, 3, "Accra", "GH")
     await send(platform, (raised, message), (raised, message), stale, marker)
-    view = await session_view(lambda v: v["venue_city"] == "Accra", "the events consumed")
-    assert (view["capacity"], view["version"]) == (3, 3)
+    state = await view(lambda v: v["venue_city"] == "Accra")
+    assert (state["capacity"], state["version"]) == (3, 3)
 
     async def admitted() -> bool:
         return await statuses() == ["accepted", "accepted", "accepted"]
@@ -242,11 +246,9 @@ async def test_redelivered_and_stale_registry_events_change_nothing_and_closing_
     await eventually(admitted, what="the waitlisted trainee admitted")
 
     # Lowered below the places taken: nobody is bumped, and a freed place admits no one.
-    lowered = SessionCapacityChangedV1(
-        session_id=session_id, version=4, capacity=1, previous_capacity=3, status="published"
-    )
+    lowered = capacity_changed(session_id, 4, capacity=1, previous=3)
     await send(platform, lowered)
-    await session_view(lambda v: v["capacity"] == 1, "the lowered capacity")
+    await view(lambda v: v["capacity"] == 1)
     waiting = await enroll()
     assert waiting["status"] == "waitlisted"
     left = await http.post(f"/enrollments/{first['id']}/withdraw")
@@ -256,7 +258,7 @@ async def test_redelivered_and_stale_registry_events_change_nothing_and_closing_
 
     # Enrollment closed: no new enrollment, with the reason.
     await send(platform, SessionEnrollmentClosedV1(session_id=session_id, version=5))
-    await session_view(lambda v: v["status"] == "enrollment_closed", "enrollment closed")
+    await view(lambda v: v["status"] == "enrollment_closed")
     trainee = (await http.post("/trainees", json=trainee_body())).json()
     refused = await http.post(
         f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee["id"]}
