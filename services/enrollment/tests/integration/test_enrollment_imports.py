@@ -280,6 +280,12 @@ async def test_people_registered_before_are_nominated_again_not_registered_twice
             " WHERE event_type = 'tpp.enrollment.trainee.registered.v1'"
         )
         assert registered["n"] == 3
+        # Nominated again where they already are: the row is refused, saying how they are.
+        _, job = await upload(app, nominations([known | {"full_name": "An N. V."}]), eventually)
+        assert (job["succeeded"], job["failed"]) == (0, 1)
+        assert job["errors"] == [
+            {"row": 2, "reason": "already has an enrollment in this session (accepted)"}
+        ]
 
 
 async def test_rows_for_a_session_closed_while_the_chunk_waited_change_nothing(

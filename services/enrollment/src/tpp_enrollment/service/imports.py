@@ -65,7 +65,7 @@ MAX_ERRORS_SHOWN = 1000
 #: A running job whose chunks stopped committing this long ago was abandoned (its process
 #: was killed mid-file; a chunk commits every second or so): the next upload of the same
 #: file takes it over and goes on after its last committed chunk. Duplicates of rows before
-#: that point are then refused as "already enrolled" rather than "duplicate of row N".
+#: that point are then refused as already enrolled rather than "duplicate of row N".
 ABANDONED_AFTER_S = 120.0
 
 # A new person's row, as the import prepares it (the order of _NEW_TRAINEES's arrays).
@@ -113,7 +113,7 @@ _LOCK_VIEWS = text(
     " WHERE v.session_id = locked.session_id RETURNING v.*"
 )
 _ENROLLED = text(
-    "SELECT e.session_id, e.trainee_id FROM enrollment e"
+    "SELECT e.session_id, e.trainee_id, e.status FROM enrollment e"
     " JOIN unnest(CAST(:session_id AS uuid[]), CAST(:trainee_id AS uuid[])) AS k(s, t)"
     " ON e.session_id = k.s AND e.trainee_id = k.t"
 )
@@ -502,13 +502,13 @@ class ImportService:
             for i in items
             if people[i.person]["id"] not in fresh
         ]
-        enrolled: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        enrolled: dict[tuple[uuid.UUID, uuid.UUID], str] = {}
         if pairs:
             found = await db.execute(
                 _ENROLLED,
                 {"session_id": [p[0] for p in pairs], "trainee_id": [p[1] for p in pairs]},
             )
-            enrolled = {(r.session_id, r.trainee_id) for r in found}
+            enrolled = {(r.session_id, r.trainee_id): r.status for r in found}
         waiting, by_country = await self._counts(db, views, list(by_session), progress)
         errors: list[RowError] = []
         rows: list[dict[str, Any]] = []
@@ -520,8 +520,9 @@ class ImportService:
             waitlisted = 0
             for item in items:
                 person = people[item.person]
-                if (session_id, person["id"]) in enrolled:
-                    errors.append(RowError(item.row, "already enrolled in this session"))
+                if (earlier := enrolled.get((session_id, person["id"]))) is not None:
+                    refusal = f"already has an enrollment in this session ({earlier})"
+                    errors.append(RowError(item.row, refusal))
                     continue
                 try:
                     status = decide(places, countries.get(person["country"], 0))
