@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -93,8 +94,13 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     # A connection that a PostgreSQL restart broke fails its one request (the pool is then
     # renewed): the client is told to retry, and the Idempotency-Key store keeps no 5xx.
+    # asyncpg's own errors too: raw connections (the hot paths, reporting's reads) reach
+    # asyncpg without SQLAlchemy, whose DBAPIError would wrap them. Left to the catch-all,
+    # they went out as a 500 on a connection uvicorn then closed.
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    @app.exception_handler(asyncpg.PostgresError)
     async def on_database(_: Request, error: Exception) -> JSONResponse:
         if not is_database_outage(error):
             return await on_unexpected(_, error)

@@ -1,0 +1,49 @@
+"""Errors a route lets escape, as the client sees them: database outages are a 503 to retry."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from tpp_plumbing.problems import install_problem_handlers
+
+RAISED: dict[str, Exception] = {
+    # What a raw asyncpg connection broken by a PostgreSQL restart raises.
+    "closed": asyncpg.InterfaceError("cannot call Connection.fetch(): connection is closed"),
+    "gone": asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+    "shutdown": asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+    # A statement that is wrong, not an outage.
+    "wrong": asyncpg.DivisionByZeroError("division by zero"),
+}
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/raise/{name}")
+    async def raise_it(name: str) -> None:
+        raise RAISED[name]
+
+    return app
+
+
+@pytest.mark.parametrize("name", ["closed", "gone", "shutdown"])
+async def test_a_broken_raw_connection_is_a_503_to_retry(app: FastAPI, name: str) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        response = await client.get(f"/raise/{name}")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "the database connection was lost; retry the request"
+
+
+async def test_a_failed_statement_is_a_500_that_tells_nothing(app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/raise/wrong")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "division" not in response.text
