@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -24,9 +25,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {"PYTHONPATH": str(APP_DIR)}
-    command = [sys.executable, "-m", "tpp_plumbing.serve", "pid_app:app", "--port", str(port)]
+def start(port: int, workers: int, app: str = "pid_app:app", **env: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ) | {"PYTHONPATH": str(APP_DIR)} | env
+    command = [sys.executable, "-m", "tpp_plumbing.serve", app, "--port", str(port)]
     return subprocess.Popen(  # noqa: S603 - this interpreter, our module
         [*command, "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
         env=env,
@@ -94,3 +95,51 @@ def test_a_port_in_use_is_refused_rather_than_shared(
     output, _ = second.communicate(timeout=20)
     assert second.returncode != 0
     assert b"Address already in use" in output
+
+
+def test_a_worker_that_fails_its_start_is_started_again_after_a_wait(tmp_path: Path) -> None:
+    """As when the broker is down while a service starts: the first starts fail, later ones
+    do not; the service comes up instead of stopping."""
+    port = free_port()
+    counter = tmp_path / "starts"
+    server = start(
+        port,
+        2,
+        "flaky_app:app",
+        FLAKY_COUNTER=str(counter),
+        FLAKY_FAILURES="3",
+        TPP_SERVE_START_BACKOFF_S="0.2",
+    )
+    try:
+        deadline = time.monotonic() + 30
+        # 3 failed starts, then one that held for each worker.
+        while time.monotonic() < deadline and server.poll() is None:
+            if counter.exists() and counter.stat().st_size >= 5:
+                break
+            time.sleep(0.1)
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=1).text
+        assert answer == "up"
+        assert server.poll() is None
+        assert counter.stat().st_size == 5
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert output.count(b"while starting: starting another in") == 3
+
+
+def test_a_worker_that_never_starts_stops_the_service(tmp_path: Path) -> None:
+    """As a broken build does: the supervisor gives up after its attempts and exits 1."""
+    server = start(
+        free_port(),
+        1 + 1,
+        "flaky_app:app",
+        FLAKY_COUNTER=str(tmp_path / "starts"),
+        FLAKY_FAILURES="1000",
+        TPP_SERVE_START_BACKOFF_S="0.05",
+    )
+    output, _ = server.communicate(timeout=60)
+    assert server.returncode == 1
+    assert b"while starting, 5 times in a row: stopping" in output

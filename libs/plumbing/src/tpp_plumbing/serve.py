@@ -10,7 +10,11 @@ worker binds its own socket with ``SO_REUSEPORT``, and the kernel spreads new co
 over them (by a hash of the addresses).
 
 The supervisor restarts a worker that dies (as uvicorn's does), and on SIGTERM or SIGINT
-passes the signal on and waits for the workers' graceful shutdown.
+passes the signal on and waits for the workers' graceful shutdown. A worker that fails its
+start (dies within ``STARTUP_S``) is started again after 1, 2, 4 and 8 s
+(``TPP_SERVE_START_BACKOFF_S``, the first wait), so that a dependency down for a while (the
+broker restarting) is waited out; after ``START_ATTEMPTS`` failed starts in a row, as a broken
+build gives, the supervisor stops the service and exits 1.
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ BACKLOG = 2048
 #: chunk of rows is alive.
 GC_GEN0 = 10_000
 PR_SET_PDEATHSIG = 1
-#: A worker that exits sooner than this after its start failed to start (no restart).
+#: A worker that exits sooner than this after its start failed to start.
 STARTUP_S = 10.0
+#: Failed starts of a worker in a row before the supervisor gives up.
+START_ATTEMPTS = 5
 
 
 def _tcp_socket(host: str) -> socket.socket:
@@ -113,9 +119,10 @@ class Supervisor:
         self._options = options
         self._workers = workers
         self._context = multiprocessing.get_context("spawn")
-        self._processes: list[SpawnProcess] = []
+        self._processes: list[SpawnProcess | None] = []  # None: waiting to start again
         self._started_at: dict[int | None, float] = {}
         self._stopping = False
+        self._backoff_s = float(os.environ.get("TPP_SERVE_START_BACKOFF_S", "1"))
 
     def _start_one(self) -> SpawnProcess:
         process = self._context.Process(target=_worker, args=(self._options,), daemon=False)
@@ -125,33 +132,60 @@ class Supervisor:
         return process
 
     def run(self) -> int:
-        """Serve until a signal; the exit code (1 when a worker cannot even start)."""
+        """Serve until a signal; the exit code (1 when a worker failed to start ``START_ATTEMPTS``
+        times in a row)."""
         _check_free(self._options["host"], self._options["port"])
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         self._processes = [self._start_one() for _ in range(self._workers)]
+        failed_starts = [0] * self._workers
+        start_at = [0.0] * self._workers
         failed = False
         while not self._stopping:
             for i, process in enumerate(self._processes):
-                if process.is_alive() or self._stopping:
+                if self._stopping:
+                    break
+                if process is None:
+                    if time.monotonic() >= start_at[i]:
+                        self._processes[i] = self._start_one()
+                    continue
+                if process.is_alive():
                     continue
                 lived = time.monotonic() - self._started_at.pop(process.pid, 0.0)
-                if lived < STARTUP_S:  # e.g. an import error: restarting would only loop
-                    log.error("worker %s exited (%s) while starting", process.pid, process.exitcode)
+                if lived >= STARTUP_S:
+                    failed_starts[i] = 0
+                    log.warning("worker %s exited (%s): restarting", process.pid, process.exitcode)
+                    self._processes[i] = self._start_one()
+                    continue
+                failed_starts[i] += 1
+                if failed_starts[i] >= START_ATTEMPTS:  # e.g. an import error: it would loop
+                    log.error(
+                        "worker %s exited (%s) while starting, %d times in a row: stopping",
+                        process.pid,
+                        process.exitcode,
+                        failed_starts[i],
+                    )
                     failed = True
                     self._stop(signal.SIGTERM, None)
                     break
-                log.warning("worker %s exited (%s): restarting", process.pid, process.exitcode)
-                self._processes[i] = self._start_one()
+                wait = self._backoff_s * 2 ** (failed_starts[i] - 1)
+                log.warning(
+                    "worker %s exited (%s) while starting: starting another in %.1f s",
+                    process.pid,
+                    process.exitcode,
+                    wait,
+                )
+                self._processes[i], start_at[i] = None, time.monotonic() + wait
             time.sleep(0.2)
-        for process in self._processes:
-            process.join()
+        for each in self._processes:
+            if each is not None:
+                each.join()
         return 1 if failed else 0
 
     def _stop(self, signum: int, _: Any) -> None:
         self._stopping = True
         for process in self._processes:
-            if process.is_alive() and process.pid is not None:
+            if process is not None and process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signum)
 
 
