@@ -2,13 +2,15 @@
 
 Nothing here touches the shared stack of ``deploy/local.env``: the suite derives an env file
 with other ports from it (credentials and anything else stay as they are), runs
-``deploy/stack.sh`` on it with its own data folder (``.chaos/stack``), and starts each
-service as its own uvicorn process (as ``deploy/platform.sh`` does), so that ``kill -9``
-takes down the HTTP server, the outbox relay and the consumers at once.
+``deploy/stack.sh`` on it with its own data folder (``.chaos/stack``), and serves each
+service as ``deploy/platform.sh`` does (``tpp_plumbing.serve``: two uvicorn workers, each
+with its HTTP server, outbox relay and consumers), so that ``kill -9`` of a service's process
+group takes down its supervisor and both workers at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -24,6 +26,8 @@ from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "enrollment", "reporting")
+#: Workers per service, as deploy/platform.sh serves them by default.
+WORKERS = 2
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 #: Ports of deploy/local.env moved out of the shared stack's way. ``TPP_CHAOS_SLOT=N`` adds
@@ -220,23 +224,26 @@ class ChaosStack:
     # ------------------------------------------------------------------ services
 
     def start(self, name: str) -> None:
-        """Start one service (uvicorn, the app factory, as deploy/platform.sh does)."""
+        """Start one service (the app factory under ``tpp_plumbing.serve``, two workers, as
+        deploy/platform.sh does)."""
         service = self.services[name]
         self._stop_leftover(name)
         if _port_open(service.port):
             raise RuntimeError(f"port {service.port} for {name} is taken by another process")
         out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        service.process = subprocess.Popen(  # noqa: S603 - uvicorn of this checkout
+        service.process = subprocess.Popen(  # noqa: S603 - the server of this checkout
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                "tpp_plumbing.serve",
                 f"tpp_{name}.app:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(service.port),
+                "--workers",
+                str(WORKERS),
                 "--no-access-log",
             ],
             env=self.process_env(),
@@ -262,21 +269,26 @@ class ChaosStack:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return
-        if f"tpp_{name}.app:create_app".encode() in cmdline and b"uvicorn" in cmdline:
-            os.kill(pid, signal.SIGKILL)
+        if f"tpp_{name}.app:create_app".encode() in cmdline and b"tpp_plumbing.serve" in cmdline:
+            _kill_group(pid)
             while _alive(pid):
                 time.sleep(0.1)
+            _wait_closed(self.services[name].port)
 
     def kill(self, name: str) -> None:
-        """``kill -9`` one service process (HTTP, relay and consumers die together)."""
+        """``kill -9`` one service: its supervisor and both workers (their process group), HTTP
+        servers, relays and consumers together. (Killing the supervisor alone would stop the
+        workers gracefully: they get SIGTERM when it dies.)"""
         service = self.services[name]
         assert service.process is not None
-        service.process.send_signal(signal.SIGKILL)
+        _kill_group(service.process.pid)
         service.process.wait()
+        _wait_closed(service.port)
         service.kills += 1
 
     def stop(self, name: str) -> None:
-        """SIGTERM one service and wait (SIGKILL after 30 s)."""
+        """SIGTERM one service (its supervisor passes it on to the workers) and wait; SIGKILL
+        to the whole group after 30 s."""
         process = self.services[name].process
         if process is None or process.poll() is not None:
             return
@@ -284,7 +296,7 @@ class ChaosStack:
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill_group(process.pid)
             process.wait()
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> float:
@@ -308,6 +320,19 @@ def _port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a service's process group (started in its own session: the group is its pid)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _wait_closed(port: int, timeout_s: float = 15.0) -> None:
+    """Wait until nothing listens on ``port`` any more (the killed workers are gone)."""
+    deadline = time.monotonic() + timeout_s
+    while _port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:
