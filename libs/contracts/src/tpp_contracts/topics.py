@@ -1,8 +1,17 @@
-"""Kafka topics of the platform: names, partition counts and what each is keyed by."""
+"""Kafka topics of the platform: names, partition counts and what each is keyed by.
+
+A topic's partition count is part of its contract: events are keyed by an id, and the key
+chooses the partition, so per-key order holds only while the count stays the same. The
+replication defaults below suit one broker; a cluster overrides them by settings
+(``tpp_plumbing.topics``), never here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,6 +21,21 @@ class Topic:
     name: str
     key: str
     partitions: int = 6
+
+
+#: The whole history is kept: projections are rebuilt by replaying topics from the beginning.
+KEEP_HISTORY: Final = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a topic is laid out on the brokers: what deployment settings may override."""
+
+    partitions: int
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    #: Topic-level Kafka configs besides ``min.insync.replicas``.
+    configs: Mapping[str, str] = field(default_factory=lambda: KEEP_HISTORY)
 
 
 ORGANIZERS = Topic("registry.organizers.v1", key="organizer_id")
@@ -24,8 +48,13 @@ ENROLLMENTS = Topic("enrollment.enrollments.v1", key="session_id")
 ALL: tuple[Topic, ...] = (ORGANIZERS, PLANS, SESSIONS, TRAINEES, ENROLLMENTS)
 
 
+def default_layout(topic: Topic) -> Layout:
+    """The contracts' layout of ``topic`` (and of its dead-letter twin)."""
+    return Layout(partitions=topic.partitions)
+
+
 def main() -> None:
-    """Print `name partitions` for each topic, for the stack script that creates them."""
+    """Print `name partitions` for each topic."""
     for topic in ALL:
         print(topic.name, topic.partitions)
 
