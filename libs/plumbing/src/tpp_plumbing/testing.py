@@ -27,14 +27,12 @@ from typing import Any, TypedDict, TypeVar
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
-from tpp_contracts.topics import ALL as ALL_TOPICS
 
-from tpp_plumbing import acl
+from tpp_plumbing import acl, topics
 from tpp_plumbing.auth import Role, dev_headers
-from tpp_plumbing.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -388,15 +386,11 @@ async def topics_under(infrastructure: Infrastructure, prefix: str) -> AsyncIter
     settings = infrastructure.kafka.with_prefix(prefix)
     admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
-    topics = [
-        (settings.topic(t.name) + suffix, t.partitions)
-        for t in ALL_TOPICS
-        for suffix in ("", SUFFIX)
-    ]
-    names = [name for name, _ in topics]
+    # Each topic and its dead-letter twin, laid out as deploy/stack.sh lays them out.
+    specs = topics.plan(topics.TopicSettings(), settings.topic_prefix)
+    names = [spec.name for spec in specs]
     try:
-        # Each topic and its dead-letter twin, as deploy/stack.sh creates them.
-        await admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics])
+        await topics.reconcile(admin, specs)
         await infrastructure.grant(settings.topic_prefix)
         yield settings
     finally:

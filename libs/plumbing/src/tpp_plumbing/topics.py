@@ -213,10 +213,10 @@ class Report:
     altered: dict[str, dict[str, tuple[str | None, str]]] = field(default_factory=dict)
     #: topic -> (partitions before, after)
     grown: dict[str, tuple[int, int]] = field(default_factory=dict)
-    #: Differences left as they are because acting on them needs a flag (exit status 1).
-    refused: list[str] = field(default_factory=list)
-    #: Differences this command cannot act on (Kafka cannot), left as they are.
-    warnings: list[str] = field(default_factory=list)
+    #: topic -> why a difference was left as it is: acting on it needs a flag (exit status 1).
+    refused: dict[str, str] = field(default_factory=dict)
+    #: topic -> differences this command cannot act on (Kafka cannot), left as they are.
+    warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -229,13 +229,14 @@ class Report:
             diffs = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changes.items())
             out.append(f"altered {name}: {diffs}")
         out += [f"partitions of {n}: {a} -> {b}" for n, (a, b) in self.grown.items()]
-        out += [f"warning: {w}" for w in self.warnings]
-        out += [f"refused: {r}" for r in self.refused]
+        out += [f"warning: {w}" for ws in self.warnings.values() for w in ws]
+        out += [f"refused: {r}" for r in self.refused.values()]
         touched = set(self.created) | set(self.altered) | set(self.grown)
+        untouched = self.total - len(touched | set(self.refused) | set(self.warnings))
         out.append(
             f"topics: {self.total} in the layout, {len(self.created)} created,"
             f" {len(set(self.altered) | set(self.grown))} changed,"
-            f" {self.total - len(touched)} already as laid out"
+            f" {untouched} already as laid out"
             + (f", {len(self.refused)} refused" if self.refused else "")
         )
         return out
@@ -315,7 +316,7 @@ async def reconcile(
                 grow[spec.name] = NewPartitions(total_count=spec.partitions)
                 report.grown[spec.name] = (partitions, spec.partitions)
             else:
-                report.refused.append(
+                report.refused[spec.name] = (
                     f"{spec.name} has {partitions} partitions, the layout says {spec.partitions}:"
                     " adding partitions re-maps keys to other partitions and breaks per-key"
                     " order (events of one key would be consumed out of order while the old"
@@ -323,12 +324,12 @@ async def reconcile(
                     " producers and consumers of the topic are stopped and caught up"
                 )
         elif spec.partitions < partitions:
-            report.warnings.append(
+            report.warnings.setdefault(spec.name, []).append(
                 f"{spec.name} has {partitions} partitions, the layout says {spec.partitions}:"
                 " Kafka cannot remove partitions; left as is"
             )
         if replicas != spec.replication_factor:
-            report.warnings.append(
+            report.warnings.setdefault(spec.name, []).append(
                 f"{spec.name} has replication factor {replicas}, the layout says"
                 f" {spec.replication_factor}: changing it needs a partition reassignment"
                 " (kafka-reassign-partitions); left as is"
