@@ -4,6 +4,7 @@
 #
 #   deploy/stack.sh up       install what is missing, start PostgreSQL and Kafka (or reuse the
 #                            running ones), create roles, databases and topics, run migrations
+#   deploy/stack.sh up kafka the same for Kafka alone (no PostgreSQL, no migrations)
 #   deploy/stack.sh down     stop Kafka (SIGTERM) and PostgreSQL (pg_ctl stop -m fast)
 #   deploy/stack.sh reset    down, then delete .stack/ except the downloaded Kafka jars
 #   deploy/stack.sh status   print what runs; exit 0 when both run, 3 otherwise
@@ -15,6 +16,13 @@
 #   TPP_STACK_ENV=/tmp/x/local.env TPP_STACK_DIR=/tmp/x deploy/stack.sh up
 # The ports come from that file: TPP_KAFKA_BOOTSTRAP (the controller listens on the next
 # port unless TPP_KAFKA_CONTROLLER_PORT says otherwise) and TPP_PG_ADMIN_URL.
+#
+# TPP_KAFKA_BROKERS=3 (environment or env file; default 1) makes Kafka a cluster of three
+# KRaft nodes, each both broker and controller (a quorum of three), from the same jars: node N
+# listens on the first node's client and controller ports + 2*(N-1) and keeps its data, logs
+# and pid in kafka/node-N/. Topics then get replication factor 3 and min.insync.replicas 2
+# (unless TPP_TOPIC_* say otherwise, see tpp_plumbing.topics). A stack keeps the shape it was
+# formatted with: `reset` before changing it. `down` and `status` handle either shape.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +30,8 @@ cd "$ROOT"
 DEPLOY=$ROOT/deploy
 STACK_ENV=${TPP_STACK_ENV:-$DEPLOY/local.env}
 STACK=${TPP_STACK_DIR:-$ROOT/.stack}
+# The number of Kafka nodes given on the command line wins over the env file's.
+KAFKA_BROKERS_ASKED=${TPP_KAFKA_BROKERS:-}
 
 set -a
 # shellcheck source=deploy/local.env
@@ -39,15 +49,23 @@ PG_DIR=$STACK/pg
 PG_DATA=$PG_DIR/data
 PG_LOG=$PG_DIR/log/postgres.log
 
-KAFKA_PORT=${TPP_KAFKA_BOOTSTRAP##*:}
+KAFKA_BROKERS=${KAFKA_BROKERS_ASKED:-${TPP_KAFKA_BROKERS:-1}}
+[[ $KAFKA_BROKERS =~ ^[1-9]$ ]] ||
+  { echo "[stack] error: TPP_KAFKA_BROKERS must be 1 to 9, not '$KAFKA_BROKERS'" >&2; exit 2; }
+# The first node's client port: the first address of TPP_KAFKA_BOOTSTRAP.
+KAFKA_PORT=${TPP_KAFKA_BOOTSTRAP%%,*}
+KAFKA_PORT=${KAFKA_PORT##*:}
 KAFKA_CONTROLLER_PORT=${TPP_KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}
+# Replicas of the internal topics and of the platform's (at most 3), and the replicas that must
+# have a write before acks=all succeeds: one node may be lost without refusing writes.
+KAFKA_REPLICATION=$(( KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3 ))
+KAFKA_MIN_ISR=$(( KAFKA_REPLICATION > 2 ? 2 : 1 ))
 KAFKA_DIR=$STACK/kafka
 # The jars belong to the checkout, not to one stack: every stack of it shares them.
 KAFKA_LIBS=$ROOT/.stack/kafka/libs
-KAFKA_PID=$KAFKA_DIR/kafka.pid
-KAFKA_LOG=$KAFKA_DIR/logs/kafka.log
-KAFKA_CONF=$KAFKA_DIR/server.properties
 KAFKA_POM=$DEPLOY/kafka/pom.xml
+# How many nodes the data was formatted for (a single broker's older data has no such file).
+KAFKA_SHAPE_FILE=$KAFKA_DIR/nodes
 KAFKA_JAVA_OPTS=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20
   -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
   "-Dlog4j2.configurationFile=$DEPLOY/kafka/log4j2.properties")
@@ -235,12 +253,39 @@ pg_stop() {
 
 # ---------------------------------------------------------------------------- Kafka
 
-kafka_pid() {
+# Node N (1-based) of the cluster: its folder and ports. A single broker keeps the layout it
+# always had (kafka/data, kafka/kafka.pid, ...); a cluster's nodes live in kafka/node-N/.
+node_dir() {
+  if (( KAFKA_BROKERS == 1 )); then printf '%s' "$KAFKA_DIR"; else printf '%s' "$KAFKA_DIR/node-$1"; fi
+}
+node_port() { printf '%s' $(( KAFKA_PORT + 2 * ($1 - 1) )); }
+node_controller_port() { printf '%s' $(( KAFKA_CONTROLLER_PORT + 2 * ($1 - 1) )); }
+kafka_nodes() { seq 1 "$KAFKA_BROKERS"; }
+# Every node's address, for clients (a client that knows only one cannot start while it is down).
+kafka_bootstrap() {
+  local n out=()
+  for n in $(kafka_nodes); do out+=("127.0.0.1:$(node_port "$n")"); done
+  (IFS=,; printf '%s' "${out[*]}")
+}
+KAFKA_LOG=$(node_dir 1)/logs/kafka.log
+# The platform's own clients (topics, ACLs) started by this script reach every node.
+if (( KAFKA_BROKERS > 1 )); then TPP_KAFKA_BOOTSTRAP=$(kafka_bootstrap); export TPP_KAFKA_BOOTSTRAP; fi
+
+# The live broker whose pid FILE holds, if any.
+pid_in() {
   local pid
-  [[ -f $KAFKA_PID ]] || return 1
-  pid=$(<"$KAFKA_PID")
+  [[ -f $1 ]] || return 1
+  pid=$(<"$1")
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && grep -qa 'kafka\.Kafka' "/proc/$pid/cmdline" &&
     printf '%s' "$pid"
+}
+# The pid files of either shape, whatever TPP_KAFKA_BROKERS says now.
+kafka_pid_files() {
+  local file
+  for file in "$KAFKA_DIR/kafka.pid" "$KAFKA_DIR"/node-*/kafka.pid; do
+    [[ -f $file ]] && printf '%s\n' "$file"
+  done
+  return 0
 }
 
 # Kafka's principals as "user password" lines: the admin (TPP_KAFKA_USERNAME, a super user)
@@ -260,13 +305,46 @@ kafka_users() {
 KAFKA_SECURITY=sasl-scram-sha-512+acl
 KAFKA_SECURITY_FILE=$KAFKA_DIR/security
 
-kafka_init() {
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+# The number of nodes the stack's Kafka data was formatted for (nothing if never formatted).
+kafka_formatted_nodes() {
+  if [[ -s $KAFKA_SHAPE_FILE ]]; then
+    cat "$KAFKA_SHAPE_FILE"
+  elif [[ -f $KAFKA_DIR/data/meta.properties ]]; then
+    echo 1
+  fi
+}
+
+kafka_check_shape() {
+  local have
+  have=$(kafka_formatted_nodes)
+  [[ -z $have || $have == "$KAFKA_BROKERS" ]] ||
+    die "the Kafka data in ${KAFKA_DIR#"$ROOT"/} is formatted for $have node(s), not" \
+      "TPP_KAFKA_BROKERS=$KAFKA_BROKERS: run '$0 reset' first (it deletes the stack's data)"
+}
+
+# Node N's server.properties from the template (rendered on every start).
+kafka_render() {
+  local n=$1 dir quorum voters=() m
+  dir=$(node_dir "$n")
+  mkdir -p "$dir/data" "$dir/logs"
+  if (( KAFKA_BROKERS == 1 )); then
+    quorum="controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  else
+    for m in $(kafka_nodes); do voters+=("$m@127.0.0.1:$(node_controller_port "$m")"); done
+    quorum="controller.quorum.voters=$(IFS=,; printf '%s' "${voters[*]}")"
+  fi
   # The rendered files hold the admin's password: readable by their owner only.
-  install -m 600 /dev/null "$KAFKA_CONF"
-  sed -e "s|@STACK_DIR@|$STACK|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@ADMIN_USER@|$TPP_KAFKA_USERNAME|g" \
-    -e "s|@ADMIN_PASSWORD@|$TPP_KAFKA_PASSWORD|g" "$DEPLOY/kafka/server.properties" >"$KAFKA_CONF"
+  install -m 600 /dev/null "$dir/server.properties"
+  sed -e "s|@NODE_ID@|$n|g" -e "s|@DATA_DIR@|$dir/data|g" -e "s|@QUORUM@|$quorum|g" \
+    -e "s|@KAFKA_PORT@|$(node_port "$n")|g" -e "s|@CONTROLLER_PORT@|$(node_controller_port "$n")|g" \
+    -e "s|@REPLICATION@|$KAFKA_REPLICATION|g" -e "s|@MIN_ISR@|$KAFKA_MIN_ISR|g" \
+    -e "s|@ADMIN_USER@|$TPP_KAFKA_USERNAME|g" -e "s|@ADMIN_PASSWORD@|$TPP_KAFKA_PASSWORD|g" \
+    "$DEPLOY/kafka/server.properties" >"$dir/server.properties"
+}
+
+kafka_init() {
+  local n dir
+  mkdir -p "$KAFKA_DIR"
   install -m 600 /dev/null "$KAFKA_DIR/admin.properties"
   printf '%s\n' "security.protocol=SASL_PLAINTEXT" "sasl.mechanism=SCRAM-SHA-512" \
     "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$TPP_KAFKA_USERNAME\" password=\"$TPP_KAFKA_PASSWORD\";" \
@@ -276,9 +354,8 @@ kafka_init() {
     log "Kafka data in ${KAFKA_DIR#"$ROOT"/}/data was formatted for PLAINTEXT by an older" \
       "checkout: re-formatting it for SASL/SCRAM and ACLs (its topics and events are deleted)"
     rm -rf "${KAFKA_DIR:?}/data" "$KAFKA_DIR/scram.sha256"
-    mkdir -p "$KAFKA_DIR/data"
   fi
-  [[ -f $KAFKA_DIR/data/meta.properties ]] && return 0
+  for n in $(kafka_nodes); do kafka_render "$n"; done
   if [[ ! -s $KAFKA_DIR/cluster.id ]]; then
     # A Kafka cluster id is a random UUID in URL-safe base64 without padding, never starting
     # with "-" (what `kafka-storage random-uuid` prints, without starting a JVM for it).
@@ -288,15 +365,29 @@ while (cid := new()).startswith("-"):
     pass
 print(cid)' >"$KAFKA_DIR/cluster.id"
   fi
-  log "formatting Kafka storage in ${KAFKA_DIR#"$ROOT"/}/data (cluster $(<"$KAFKA_DIR/cluster.id"))," \
-    "SCRAM users $(kafka_users | cut -d' ' -f1 | paste -sd' ' -)"
-  local scram=() user pass
+  local scram=() user pass quorum=(--standalone)
+  # A cluster's voters are in its configuration (controller.quorum.voters).
+  (( KAFKA_BROKERS == 1 )) || quorum=()
   while read -r user pass; do
     scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$pass]")
   done < <(kafka_users)
-  java -cp "$KAFKA_LIBS/*" "${KAFKA_JAVA_OPTS[@]}" kafka.tools.StorageTool format --standalone \
-    -t "$(<"$KAFKA_DIR/cluster.id")" -c "$KAFKA_CONF" "${scram[@]}" >>"$KAFKA_LOG"
+  # The nodes are formatted side by side: each format is a JVM start, seconds of CPU.
+  local formats=() failed=0 pid
+  for n in $(kafka_nodes); do
+    dir=$(node_dir "$n")
+    [[ -f $dir/data/meta.properties ]] && continue
+    log "formatting Kafka storage in ${dir#"$ROOT"/}/data (node $n of $KAFKA_BROKERS, cluster" \
+      "$(<"$KAFKA_DIR/cluster.id")), SCRAM users $(kafka_users | cut -d' ' -f1 | paste -sd' ' -)"
+    java -cp "$KAFKA_LIBS/*" "${KAFKA_JAVA_OPTS[@]}" kafka.tools.StorageTool format \
+      "${quorum[@]}" -t "$(<"$KAFKA_DIR/cluster.id")" -c "$dir/server.properties" "${scram[@]}" \
+      >>"$dir/logs/kafka.log" 2>&1 &
+    formats+=("$!")
+  done
+  (( ${#formats[@]} )) || return 0
+  for pid in "${formats[@]}"; do wait "$pid" || failed=1; done
+  (( ! failed )) || die "formatting Kafka storage failed (logs: ${KAFKA_DIR#"$ROOT"/}/**/kafka.log)"
   printf '%s\n' "$KAFKA_SECURITY" >"$KAFKA_SECURITY_FILE"
+  printf '%s\n' "$KAFKA_BROKERS" >"$KAFKA_SHAPE_FILE"
   kafka_users | sha256sum | cut -d' ' -f1 >"$KAFKA_DIR/scram.sha256"
 }
 
@@ -309,7 +400,7 @@ kafka_credentials() {
   log "SCRAM credentials changed in $STACK_ENV: setting them on the broker"
   while read -r user pass; do
     java -cp "$KAFKA_LIBS/*" -Xmx128m "-Dlog4j2.configurationFile=$DEPLOY/kafka/log4j2.properties" \
-      kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+      kafka.admin.ConfigCommand --bootstrap-server "$(kafka_bootstrap)" \
       --command-config "$KAFKA_DIR/admin.properties" --alter --entity-type users \
       --entity-name "$user" --add-config "SCRAM-SHA-512=[password=$pass]" >>"$KAFKA_LOG" 2>&1 ||
       die "could not set the SCRAM credentials of $user (log: $KAFKA_LOG)"
@@ -321,56 +412,110 @@ kafka_credentials() {
 kafka_acls() { "${UV_RUN[@]}" python -m tpp_plumbing.acl | sed 's/^/[stack] Kafka: /'; }
 
 kafka_start() {
-  local pid
-  if pid=$(kafka_pid); then
-    [[ $(cat "$KAFKA_SECURITY_FILE" 2>/dev/null) == "$KAFKA_SECURITY" ]] ||
-      die "the running Kafka (pid $pid) is an older checkout's PLAINTEXT broker; run" \
-        "'$0 down' then '$0 up' to re-format it with SASL/SCRAM and ACLs"
-    log "Kafka already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
-    return 0
+  local n pid dir starting=() running=0
+  kafka_check_shape
+  for n in $(kafka_nodes); do
+    dir=$(node_dir "$n")
+    if pid=$(pid_in "$dir/kafka.pid"); then
+      [[ $(cat "$KAFKA_SECURITY_FILE" 2>/dev/null) == "$KAFKA_SECURITY" ]] ||
+        die "the running Kafka (pid $pid) is an older checkout's PLAINTEXT broker; run" \
+          "'$0 down' then '$0 up' to re-format it with SASL/SCRAM and ACLs"
+      running=$(( running + 1 ))
+      continue
+    fi
+    port_open "$(node_port "$n")" && die "port $(node_port "$n") is taken by another process"
+    starting+=("$n")
+  done
+  if (( running )); then
+    log "Kafka already running: $running of $KAFKA_BROKERS node(s) on $(kafka_bootstrap)"
   fi
-  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by another process"
+  (( ${#starting[@]} )) || return 0
   kafka_init
-  rm -f "$KAFKA_PID"
-  printf '\n=== start %s ===\n' "$(date -Is)" >>"$KAFKA_LOG"
-  # Its own session, so that the broker outlives this script and its process group; the
-  # inner shell writes its pid, then becomes the JVM.
-  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
-  setsid --fork bash -c 'echo $$ >"$0"; exec "$@"' "$KAFKA_PID" \
-    java "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF" \
-    </dev/null >>"$KAFKA_LOG" 2>&1
-  local deadline=$(( $(date +%s) + 60 ))
-  until port_open "$KAFKA_PORT"; do
-    if (( $(date +%s) > deadline )) || { [[ -s $KAFKA_PID ]] && ! kafka_pid >/dev/null; }; then
-      tail -n 30 "$KAFKA_LOG" >&2
-      die "Kafka did not start (log: $KAFKA_LOG)"
-    fi
-    sleep 0.2
+  for n in "${starting[@]}"; do
+    dir=$(node_dir "$n")
+    rm -f "$dir/kafka.pid"
+    printf '\n=== start %s ===\n' "$(date -Is)" >>"$dir/logs/kafka.log"
+    # Its own session, so that the broker outlives this script and its process group; the
+    # inner shell writes its pid, then becomes the JVM.
+    # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+    setsid --fork bash -c 'echo $$ >"$0"; exec "$@"' "$dir/kafka.pid" \
+      java "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" \
+      </dev/null >>"$dir/logs/kafka.log" 2>&1
+  done
+  # A cluster's brokers open their port once a quorum of controllers runs: all are started.
+  local deadline=$(( $(date +%s) + 90 ))
+  for n in "${starting[@]}"; do
+    dir=$(node_dir "$n")
+    until port_open "$(node_port "$n")"; do
+      if (( $(date +%s) > deadline )) || { [[ -s $dir/kafka.pid ]] && ! pid_in "$dir/kafka.pid" >/dev/null; }; then
+        tail -n 30 "$dir/logs/kafka.log" >&2
+        die "Kafka node $n did not start (log: $dir/logs/kafka.log)"
+      fi
+      sleep 0.2
+    done
   done
 }
 
+# Every node of either shape: SIGTERM to all at once (a cluster stopped one node at a time
+# would lose its quorum half-way and leave the last brokers waiting for it).
 kafka_stop() {
-  local pid
-  if ! pid=$(kafka_pid); then
-    log "Kafka not running"
-    rm -f "$KAFKA_PID"
-    return 0
-  fi
-  kill -TERM "$pid"
-  local deadline=$(( $(date +%s) + 60 ))
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( $(date +%s) > deadline )); then
-      log "Kafka (pid $pid) ignored SIGTERM for 60 s: killing it"
-      kill -KILL "$pid"
+  local file pid pids=()
+  while read -r file; do
+    if pid=$(pid_in "$file"); then
+      kill -TERM "$pid"
+      pids+=("$pid")
     fi
-    sleep 0.2
-  done
-  rm -f "$KAFKA_PID"
-  log "Kafka stopped"
+  done < <(kafka_pid_files)
+  if (( ! ${#pids[@]} )); then
+    log "Kafka not running"
+  else
+    local deadline=$(( $(date +%s) + 60 ))
+    for pid in "${pids[@]}"; do
+      while kill -0 "$pid" 2>/dev/null; do
+        if (( $(date +%s) > deadline )); then
+          log "Kafka (pid $pid) ignored SIGTERM for 60 s: killing it"
+          kill -KILL "$pid"
+        fi
+        sleep 0.2
+      done
+    done
+    log "Kafka stopped (${#pids[@]} node(s))"
+  fi
+  kafka_pid_files | xargs -r rm -f
 }
 
-# Waits until the broker answers metadata requests, then creates missing topics.
-kafka_topics() { "${UV_RUN[@]}" python deploy/topics.py --wait 60 --prefix ""; }
+# Each node found (either shape) and the topics; fails unless every node found runs.
+kafka_status() {
+  local file pid dir address addresses=() found=0
+  while read -r file; do
+    found=$(( found + 1 ))
+    dir=$(dirname "$file")
+    address=$(sed -n 's|^listeners=SASL_PLAINTEXT://\([^,]*\),.*|\1|p' "$dir/server.properties" 2>/dev/null)
+    if pid=$(pid_in "$file"); then
+      log "Kafka running (pid $pid) on $address, data ${dir#"$ROOT"/}/data"
+      addresses+=("$address")
+    else
+      log "Kafka node in ${dir#"$ROOT"/} not running"
+    fi
+  done < <(kafka_pid_files)
+  if (( ! ${#addresses[@]} )); then
+    log "Kafka not running"
+    return 1
+  fi
+  if command -v uv >/dev/null; then
+    log "  topics: $("${UV_RUN[@]}" python deploy/topics.py --wait 5 --list \
+      --bootstrap "$(IFS=,; printf '%s' "${addresses[*]}")" | tr '\n' ' ')"
+  fi
+  (( ${#addresses[@]} == found ))
+}
+
+# Waits until the brokers answer metadata requests, then reconciles the topics with their
+# layout: on a cluster, replicated as far as the nodes allow unless TPP_TOPIC_* say otherwise.
+kafka_topics() {
+  TPP_TOPIC_REPLICATION_FACTOR=${TPP_TOPIC_REPLICATION_FACTOR:-$KAFKA_REPLICATION} \
+    TPP_TOPIC_MIN_INSYNC_REPLICAS=${TPP_TOPIC_MIN_INSYNC_REPLICAS:-$KAFKA_MIN_ISR} \
+    "${UV_RUN[@]}" python deploy/topics.py --wait 60 --prefix ""
+}
 
 # ---------------------------------------------------------------------------- migrations
 
@@ -379,16 +524,23 @@ migrate() { "${UV_RUN[@]}" python deploy/migrate.py "${SERVICES[@]}"; }
 
 # ---------------------------------------------------------------------------- commands
 
+# `up` (everything) or `up kafka` (Kafka alone).
 cmd_up() {
+  local pg=1
+  case ${1:-} in
+    '') ;;
+    kafka) pg=0 ;;
+    *) die "usage: $0 up [kafka]" ;;
+  esac
   timed "tools present" ensure_tools
   timed "Kafka jars present" ensure_kafka_jars
-  timed "PostgreSQL started" pg_start
-  timed "Kafka started" kafka_start
-  timed "roles and databases" pg_provision
+  (( ! pg )) || timed "PostgreSQL started" pg_start
+  timed "Kafka started ($KAFKA_BROKERS node(s))" kafka_start
+  (( ! pg )) || timed "roles and databases" pg_provision
   timed "Kafka ready, topics" kafka_topics
   timed "Kafka credentials" kafka_credentials
   timed "Kafka ACLs" kafka_acls
-  timed "migrations (all services)" migrate
+  (( ! pg )) || timed "migrations (all services)" migrate
   total "stack up in"
 }
 
@@ -428,25 +580,17 @@ cmd_status() {
     log "PostgreSQL not running"
     ok=3
   fi
-  if pid=$(kafka_pid); then
-    log "Kafka running (pid $pid) on 127.0.0.1:$KAFKA_PORT, data ${KAFKA_DIR#"$ROOT"/}/data"
-    if command -v uv >/dev/null; then
-      log "  topics: $("${UV_RUN[@]}" python deploy/topics.py --wait 5 --list | tr '\n' ' ')"
-    fi
-  else
-    log "Kafka not running"
-    ok=3
-  fi
+  kafka_status || ok=3
   return "$ok"
 }
 
 case ${1:-} in
-  up) cmd_up ;;
+  up) cmd_up "${2:-}" ;;
   down) cmd_down ;;
   reset) cmd_reset ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 up|down|reset|status" >&2
+    echo "usage: $0 up [kafka]|down|reset|status" >&2
     exit 2
     ;;
 esac
