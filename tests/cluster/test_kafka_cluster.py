@@ -21,19 +21,25 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_plumbing.settings import KafkaSettings
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = 3
 #: Where to look for six free ports in a row (three nodes: client and controller port each).
 PORT_RANGE = range(39_100, 39_900, 20)
+#: Values read, by key, in the order read.
+Seen = dict[str, list[int]]
 
 
 def _free(port: int) -> bool:
@@ -167,55 +173,66 @@ async def _produce(producer: AIOKafkaProducer, topic: str, batch: range) -> None
     await asyncio.gather(*sends)
 
 
-async def _leader_of_most(admin: AIOKafkaAdminClient, topic: str) -> int:
-    (described,) = await admin.describe_topics([topic])
-    leaders: Counter[int] = Counter(p["leader"] for p in described["partitions"])
-    return leaders.most_common(1)[0][0]
+async def _described(admin: AIOKafkaAdminClient, topic: str) -> dict[str, Any]:
+    """The topic's metadata, asked again while the admin client picks the killed node (the
+    cluster fences it only after its session times out)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            (described,) = await admin.describe_topics([topic])
+            return cast(dict[str, Any], described)
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _consume(kafka: KafkaSettings, topic: str, partitions: list[int], count: int) -> Seen:
+    """Read ``topic`` from the beginning until ``count`` records came (or 90 s passed): values
+    by key, in the order read. No consumer group: nothing is read twice by a rebalance."""
+    seen: Seen = defaultdict(list)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        deadline = time.monotonic() + 90
+        while sum(map(len, seen.values())) < count and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    seen[record.key.decode()].append(int(record.value))
+    finally:
+        await consumer.stop()
+    return seen
 
 
 async def test_a_node_killed_loses_nothing_acknowledged(
     cluster: Cluster, admin: AIOKafkaAdminClient
 ) -> None:
     topic = ENROLLMENTS.name
+    described = await _described(admin, topic)
+    partitions = sorted(p["partition"] for p in described["partitions"])
+    leaders: Counter[int] = Counter(p["leader"] for p in described["partitions"])
+    victim = leaders.most_common(1)[0][0]
+    # A reader from the start: it keeps reading while the node dies.
+    reader = asyncio.create_task(_consume(cluster.kafka, topic, partitions, 600))
     producer = AIOKafkaProducer(
         **cluster.kafka.client_options(), acks="all", enable_idempotence=True
     )
     await producer.start()
     try:
         await _produce(producer, topic, range(0, 300))
-        victim = await _leader_of_most(admin, topic)
         os.kill(cluster.pid(victim), signal.SIGKILL)
         # Acknowledged only once two replicas have each record: the survivors.
         await asyncio.wait_for(_produce(producer, topic, range(300, 600)), 60)
     finally:
         await producer.stop()
-
-    (described,) = await admin.describe_topics([topic])
-    assert all(p["leader"] != victim for p in described["partitions"])
-
-    consumer = AIOKafkaConsumer(
-        **cluster.kafka.client_options(), group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    seen: dict[str, list[int]] = defaultdict(list)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(admin, topic))]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        deadline = time.monotonic() + 60
-        while sum(map(len, seen.values())) < 600 and time.monotonic() < deadline:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    seen[record.key.decode()].append(int(record.value))
-    finally:
-        await consumer.stop()
+        seen = await reader
 
     values = sorted(v for vs in seen.values() for v in vs)
     assert values == list(range(600)), "records lost or written twice"
     for key, numbers in seen.items():
         assert numbers == sorted(numbers), f"{key}'s records out of order"
-
-
-async def _partitions(admin: AIOKafkaAdminClient, topic: str) -> list[int]:
-    (described,) = await admin.describe_topics([topic])
-    return [p["partition"] for p in described["partitions"]]
+    after = await _described(admin, topic)
+    assert victim not in {p["leader"] for p in after["partitions"]}
