@@ -31,9 +31,15 @@ def average(total: int | float | None, count: int, *, digits: int = 2) -> float 
     return round(total / count, digits)
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits: a small share keeps its size (20 of
+    500,000 is 0.00004, not 0.0)."""
+    return float(f"{value:.{digits}g}")
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Where a multi-year commitment stands on a given day."""
+    """Where a multi-year commitment stands on a given day (shares are fractions, 0-1)."""
 
     achieved: int
     share_achieved: float
@@ -67,7 +73,7 @@ def commitment_progress(
     pace = round(remaining / years_left, 1) if years_left else None
     if remaining == 0:
         pace = 0.0
-    share = round(achieved / target, 3) if target else 1.0
+    share = significant(achieved / target) if target else 1.0
     return Progress(
         achieved=achieved,
         share_achieved=share,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.auth import ForbiddenError, Principal, Role, allow, require_owner
@@ -32,6 +33,7 @@ from tpp_reporting.models import (
     YearReport,
     YearsReport,
 )
+from tpp_reporting.pages import render_review
 from tpp_reporting.service import ReportingService
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -119,7 +121,11 @@ async def years(
     last: int | None = Query(None, alias="to", ge=2000, le=2100),
     fmt: Format = _FORMAT,
 ) -> Any:
-    """Every year's figures and growth (the trend); ``from``/``to`` bound the years."""
+    """Every year's figures and growth (the trend); ``from``/``to`` bound the years.
+
+    Only years with a plan or a session are listed (an enrollment is always in a session's
+    year): a year with neither is left out rather than shown as zeros.
+    """
     report = await _service(request).years(first, last)
     return _either(report, response, fmt, "years", report.years)
 
@@ -151,18 +157,29 @@ async def follow_ups(
     return _either(report, response, fmt, f"year-{year}-follow-up-outcomes", report.outcomes)
 
 
-@router.get("/annual-review/{year}", response_model=AnnualReview, dependencies=READ)
+@router.get(
+    "/annual-review/{year}",
+    response_model=AnnualReview,
+    dependencies=READ,
+    responses={200: {"content": {"text/html": {}, "text/csv": {}}}},
+)
 async def annual_review(
     request: Request,
     response: Response,
     year: int = Year,
-    fmt: Format = _FORMAT,
+    fmt: Literal["json", "csv", "html"] = Query(
+        "json",
+        description="`csv` for a CSV file of one of its tables; `html` for the review as the"
+        " page /annual-review/{year} shows it.",
+    ),
     table: Literal["organizers", "countries"] = Query(
         "organizers", description="Which table of the review the CSV holds."
     ),
 ) -> Any:
     """A year's review: held, trained, reached, fields, organizers, growth, next year's plan."""
     report = await _service(request).annual_review(year)
+    if fmt == "html":
+        return HTMLResponse(render_review(report), headers=freshness_headers(report.freshness))
     rows = report.organizers if table == "organizers" else report.countries
     return _either(report, response, fmt, f"annual-review-{year}-{table}", rows)
 

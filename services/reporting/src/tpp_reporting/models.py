@@ -12,7 +12,33 @@ from tpp_plumbing.limits import Text
 
 from tpp_reporting.freshness import Freshness
 
-Metric = Literal["trainees_completed", "trainees_accepted", "trainees_enrolled", "sessions_held"]
+Metric = Literal[
+    "trainees_completed",
+    "trainees_accepted",
+    "trainees_enrolled",
+    "places_given",
+    "places_offered",
+    "sessions_held",
+]
+#: What each metric counts, for the OpenAPI document (a commitment names one).
+METRICS: dict[str, str] = {
+    "trainees_completed": "people trained: distinct trainees who completed a session, per"
+    " year of the period (e.g. 500,000 technicians trained)",
+    "trainees_accepted": "people admitted: distinct trainees given a place, per year",
+    "trainees_enrolled": "people who applied: distinct trainees with an enrollment, per year",
+    "places_given": "training opportunities taken up: places given (accepted, attended,"
+    " completed or no-show), one per trainee and session, so a person in two sessions counts"
+    " twice (e.g. 120,000 training opportunities). The platform records no funding per"
+    " place: a scholarship commitment (e.g. 150,000 scholarships) counts the places given"
+    " in the sessions the program funds, i.e. this metric, optionally narrowed by field"
+    " or region",
+    "places_offered": "training opportunities offered: the capacity of the period's sessions"
+    " that were published and not cancelled (the region filters their venue)",
+    "sessions_held": "sessions completed (the region filters their venue)",
+}
+_METRIC = "What the commitment counts:\n" + "\n".join(
+    f"- `{name}`: {meaning}." for name, meaning in METRICS.items()
+)
 Dimension = Literal["country", "region", "field", "organizer", "profession", "gender"]
 
 _GROWTH = (
@@ -56,13 +82,21 @@ class YearFigures(BaseModel):
 
     year: int
     sessions_planned: int | None = Field(description="From the year's latest annual plan.")
-    sessions_planned_overseas: int | None
+    sessions_planned_overseas: int | None = Field(
+        description="Overseas sessions in the year's latest annual plan."
+    )
     sessions: int = Field(description="Sessions in the year, drafts included.")
     sessions_published: int = Field(description="Sessions past draft (published or later).")
     sessions_held: int = Field(description="Sessions completed.")
-    sessions_completed: int
-    sessions_cancelled: int
-    sessions_overseas: int
+    sessions_completed: int = Field(description="The same as sessions_held.")
+    sessions_cancelled: int = Field(description="Sessions cancelled.")
+    sessions_overseas: int = Field(
+        description="Overseas sessions past draft (published or later, cancelled ones"
+        " included, as sessions_published): scheduled, not necessarily held. Held and"
+        " cancelled ones are sessions_overseas_held and sessions_overseas_cancelled."
+    )
+    sessions_overseas_held: int = Field(description="Overseas sessions completed.")
+    sessions_overseas_cancelled: int = Field(description="Overseas sessions cancelled.")
     enrollments: int = Field(description="Applications, one per trainee and session.")
     trainees_enrolled: int = Field(description="Distinct trainees who applied.")
     trainees_accepted: int = Field(description="Distinct trainees given a place.")
@@ -78,7 +112,9 @@ class YearReport(YearFigures, Report):
 class YearsReport(Report):
     """The figures of a run of years (the trend)."""
 
-    years: list[YearFigures]
+    years: list[YearFigures] = Field(
+        description="Years with a plan or a session, in order; a year with neither is left out."
+    )
 
 
 class BreakdownRow(BaseModel):
@@ -170,7 +206,7 @@ class CommitmentIn(BaseModel):
     """A multi-year target, e.g. 500,000 technicians trained 2016-2020."""
 
     name: Text = Field(min_length=1, max_length=300)
-    metric: Metric = "trainees_completed"
+    metric: Metric = Field(default="trainees_completed", description=_METRIC)
     target: int = Field(ge=1, le=1_000_000_000)
     start_year: int = Field(ge=2000, le=2100)
     end_year: int = Field(ge=2000, le=2100)
@@ -198,9 +234,15 @@ class Commitment(CommitmentIn):
 class CommitmentProgress(Commitment, Report):
     """A commitment and where it stands."""
 
-    achieved: int
-    share_achieved: float
-    share_of_time_elapsed: float
+    achieved: int = Field(description="What the metric counts over the period (see metric).")
+    share_achieved: float = Field(
+        description="Fraction of the target achieved (achieved / target): 0 to 1, above 1"
+        " once exceeded; not a percent. Four significant digits, so that small progress"
+        " shows (20 of 500,000 is 0.00004)."
+    )
+    share_of_time_elapsed: float = Field(
+        description="Fraction of the period elapsed: 0 to 1, three decimals; not a percent."
+    )
     remaining: int
     years_left: int
     yearly_pace_needed: float | None = Field(

@@ -2,22 +2,22 @@
 
 The dashboard is one static HTML page that reads the JSON reports and draws them with
 Chart.js (vendored from npm in ``static/``, MIT licence beside it). The annual review is
-rendered on the server: it reads like the document presented at the review meeting, and
-needs no JavaScript.
+rendered on the server (``/reports/annual-review/{year}?fmt=html``): it reads like the
+document presented at the review meeting. Both pages are public shells that fetch their
+content with the bearer token the tab keeps (``static/token.js``).
 """
 
 from __future__ import annotations
 
+import math
 from html import escape
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, RedirectResponse
-from tpp_plumbing.auth import Role, allow
 
 from tpp_reporting.models import AnnualReview
-from tpp_reporting.service import ReportingService
 
 router = APIRouter(tags=["pages"])
 STATIC = resources.files("tpp_reporting") / "static"
@@ -47,6 +47,20 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+def share(value: float | None) -> str:
+    """A fraction as a percent that keeps small progress visible: 0.3 is 30.0%, 0.00004 is
+    0.004%, 0 is 0%."""
+    if value is None:
+        return "n/a"
+    percent = value * 100
+    if percent == 0 or percent >= 1:
+        return f"{percent:,.1f}%" if percent else "0%"
+    if percent < 0.0001:
+        return "< 0.0001%"
+    digits = 1 - math.floor(math.log10(percent))  # two significant digits
+    return f"{percent:.{digits}f}".rstrip("0").rstrip(".") + "%"
+
+
 def _growth(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f}%"
 
@@ -59,36 +73,24 @@ def render_review(review: AnnualReview) -> str:
     as_of = fresh.data_as_of.isoformat(timespec="seconds") if fresh and fresh.data_as_of else "—"
     lag = "unknown" if not fresh or fresh.consumer_lag is None else _num(fresh.consumer_lag)
     headline = [
-        ("sessions_held", "Sessions held", f.sessions_held, f.growth.get("sessions_held")),
-        ("sessions_planned", "Sessions planned", f.sessions_planned, None),
-        ("sessions_overseas", "Held overseas", f.sessions_overseas, None),
-        ("sessions_cancelled", "Cancelled", f.sessions_cancelled, None),
-        (
-            "trainees_completed",
-            "People trained",
-            f.trainees_completed,
-            f.growth.get("trainees_completed"),
-        ),
-        (
-            "trainees_accepted",
-            "Trainees admitted",
-            f.trainees_accepted,
-            f.growth.get("trainees_accepted"),
-        ),
-        (
-            "countries_reached",
-            "Countries reached",
-            f.countries_reached,
-            f.growth.get("countries_reached"),
-        ),
-        ("fields_covered", "Fields covered", len(review.fields_covered), None),
+        ("sessions_held", "Sessions held", f.sessions_held),
+        ("sessions_planned", "Sessions planned", f.sessions_planned),
+        ("sessions_cancelled", "Cancelled", f.sessions_cancelled),
+        ("sessions_planned_overseas", "Overseas planned", f.sessions_planned_overseas),
+        ("sessions_overseas_held", "Overseas held", f.sessions_overseas_held),
+        ("sessions_overseas_cancelled", "Overseas cancelled", f.sessions_overseas_cancelled),
+        ("trainees_completed", "People trained", f.trainees_completed),
+        ("trainees_accepted", "Trainees admitted", f.trainees_accepted),
+        ("countries_reached", "Countries reached", f.countries_reached),
+        ("fields_covered", "Fields covered", len(review.fields_covered)),
     ]
     cards = "".join(
         f'<div class="card"><div class="label">{escape(label)}</div>'
         f'<div class="value" data-testid="review-{key}">{_num(value)}</div>'
-        f'<div class="growth">{"vs " + str(y - 1) + ": " + _growth(g) if key in f.growth else ""}'
+        '<div class="growth">'
+        f"{f'vs {y - 1}: ' + _growth(f.growth.get(key)) if key in f.growth else ''}"
         "</div></div>"
-        for key, label, value, g in headline
+        for key, label, value in headline
     )
     organizers = "".join(
         f"<tr><td>{escape(o.name)}</td><td>{o.sessions_held}</td><td>{o.sessions}</td>"
@@ -102,7 +104,8 @@ def render_review(review: AnnualReview) -> str:
     )
     commitments = "".join(
         f"<tr><td>{escape(c.name)}</td><td>{c.start_year}&ndash;{c.end_year}</td>"
-        f"<td>{_num(c.achieved)} / {_num(c.target)}</td><td>{_pct(c.share_achieved)}</td>"
+        f"<td>{_num(c.achieved)} / {_num(c.target)}</td>"
+        f'<td data-testid="review-share-achieved">{share(c.share_achieved)}</td>'
         f"<td>{_pct(c.share_of_time_elapsed)}</td><td>{_num(c.yearly_pace_needed)}</td></tr>"
         for c in review.commitments
     )
@@ -137,13 +140,9 @@ evaluations); follow-up coverage {_pct(review.follow_up_coverage)}.</p></section
 </body></html>"""
 
 
-@router.get(
-    "/annual-review/{year}",
-    response_class=HTMLResponse,
-    summary="Annual review page",
-    dependencies=[Depends(allow(Role.OPERATOR, Role.VIEWER))],
-)
-async def annual_review_page(request: Request, year: int = Path(ge=2000, le=2100)) -> HTMLResponse:
-    """A year's review as the center presents it (figures from ``/reports/annual-review``)."""
-    service: ReportingService = request.app.state.service
-    return HTMLResponse(render_review(await service.annual_review(year)))
+@router.get("/annual-review/{year}", response_class=HTMLResponse, summary="Annual review page")
+async def annual_review_page(year: int = Path(ge=2000, le=2100)) -> HTMLResponse:
+    """A year's review as the center presents it: a public shell, like the dashboard, that
+    shows ``/reports/annual-review/{year}?fmt=html`` fetched with the tab's token (open it
+    with ``#token=<JWT>``, or follow the dashboard's link)."""
+    return HTMLResponse((STATIC / "review.html").read_text(encoding="utf-8"))

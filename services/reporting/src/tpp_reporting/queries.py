@@ -65,7 +65,10 @@ async def years(conn: Connection, wanted: list[int]) -> dict[int, dict[str, Any]
                    count(*) FILTER (WHERE status <> 'draft') AS published,
                    count(*) FILTER (WHERE status = 'completed') AS held,
                    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-                   count(*) FILTER (WHERE overseas) AS overseas
+                   count(*) FILTER (WHERE overseas AND status <> 'draft') AS overseas,
+                   count(*) FILTER (WHERE overseas AND status = 'completed') AS overseas_held,
+                   count(*) FILTER (WHERE overseas AND status = 'cancelled')
+                       AS overseas_cancelled
             FROM session_fact WHERE year = ANY($1::int[]) GROUP BY year),
         e AS (
             SELECT s.year, count(*) AS enrollments,
@@ -81,6 +84,8 @@ async def years(conn: Connection, wanted: list[int]) -> dict[int, dict[str, Any]
                coalesce(s.sessions, 0) AS sessions, coalesce(s.published, 0) AS published,
                coalesce(s.held, 0) AS held, coalesce(s.cancelled, 0) AS cancelled,
                coalesce(s.overseas, 0) AS overseas,
+               coalesce(s.overseas_held, 0) AS overseas_held,
+               coalesce(s.overseas_cancelled, 0) AS overseas_cancelled,
                coalesce(e.enrollments, 0) AS enrollments, coalesce(e.enrolled, 0) AS enrolled,
                coalesce(e.accepted, 0) AS accepted, coalesce(e.completed, 0) AS completed,
                coalesce(e.countries, 0) AS countries
@@ -301,15 +306,32 @@ async def commitment_achieved(
             field,
             countries,
         )
+    elif metric == "places_offered":
+        rows = await conn.fetch(
+            """
+            SELECT year, sum(capacity)::bigint AS value FROM session_fact s
+            WHERE s.year BETWEEN $1 AND $2 AND s.status NOT IN ('draft', 'cancelled')
+              AND ($3::text IS NULL OR s.field = $3)
+              AND ($4::text[] IS NULL OR s.venue_country = ANY($4::text[]))
+            GROUP BY year
+            """,
+            start_year,
+            end_year,
+            field,
+            countries,
+        )
     else:
         condition = {
             "trainees_completed": "e.status = 'completed'",
             "trainees_accepted": f"e.status IN {_ADMITTED_SQL}",
             "trainees_enrolled": "true",
+            "places_given": f"e.status IN {_ADMITTED_SQL}",
         }[metric]
+        # Places count enrollments; the trainee metrics count people (once a year).
+        counted = "count(*)" if metric == "places_given" else f"count(DISTINCT {_PERSON})"
         rows = await conn.fetch(
             f"""
-            SELECT s.year, count(DISTINCT {_PERSON}) AS value
+            SELECT s.year, {counted} AS value
             FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
             WHERE s.year BETWEEN $1 AND $2 AND {condition}
               AND ($3::text IS NULL OR s.field = $3)

@@ -59,6 +59,8 @@ GROWTH_METRICS = (
     "sessions_held",
     "sessions_cancelled",
     "sessions_overseas",
+    "sessions_overseas_held",
+    "sessions_overseas_cancelled",
     "trainees_enrolled",
     "trainees_accepted",
     "trainees_completed",
@@ -254,6 +256,8 @@ class ReportingService:
             "sessions_completed": row["held"],
             "sessions_cancelled": row["cancelled"],
             "sessions_overseas": row["overseas"],
+            "sessions_overseas_held": row["overseas_held"],
+            "sessions_overseas_cancelled": row["overseas_cancelled"],
             "enrollments": row["enrollments"],
             "trainees_enrolled": row["enrolled"],
             "trainees_accepted": row["accepted"],
@@ -276,6 +280,8 @@ class ReportingService:
             "sessions_held": row["held"],
             "sessions_cancelled": row["cancelled"],
             "sessions_overseas": row["overseas"],
+            "sessions_overseas_held": row["overseas_held"],
+            "sessions_overseas_cancelled": row["overseas_cancelled"],
             "trainees_enrolled": row["enrolled"],
             "trainees_accepted": row["accepted"],
             "trainees_completed": row["completed"],
@@ -297,13 +303,14 @@ class ReportingService:
         return report
 
     async def years(self, first: int | None, last: int | None) -> YearsReport:
-        """The figures of every year (or of ``first``..``last``), for the trend."""
+        """The figures of every year with a plan or a session (of those in ``first``..``last``
+        when given), for the trend: a year with neither is left out, not listed with zeros."""
 
         async def build(conn: Connection) -> YearsReport:
             known = await queries.known_years(conn)
-            low = first if first is not None else (known[0] if known else None)
-            high = last if last is not None else (known[-1] if known else None)
-            wanted = list(range(low, high + 1)) if low is not None and high is not None else []
+            wanted = [
+                y for y in known if (first is None or y >= first) and (last is None or y <= last)
+            ]
             return YearsReport(years=await self._years(conn, wanted[:200]))
 
         report: YearsReport = await self._report(("years", first, last), build)

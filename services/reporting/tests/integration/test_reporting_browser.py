@@ -35,8 +35,10 @@ ARGS = [
 FIGURES = [
     "sessions_planned",
     "sessions_held",
-    "sessions_overseas",
     "sessions_cancelled",
+    "sessions_planned_overseas",
+    "sessions_overseas_held",
+    "sessions_overseas_cancelled",
     "trainees_enrolled",
     "trainees_accepted",
     "trainees_completed",
@@ -148,9 +150,14 @@ async def test_dashboard_and_annual_review_show_the_figures_the_api_gives(
             assert charts == 6
             await page.screenshot(path=str(ARTIFACTS / f"dashboard-{year}.png"), full_page=True)
 
-            # The review is rendered on the server: its request carries the token itself.
-            await page.set_extra_http_headers({"Authorization": f"Bearer {viewer}"})
-            await page.goto(f"{base}/annual-review/{year}")
+            # A person follows the dashboard's link: the review shows, with the tab's token
+            # (no Authorization header set by the test, no token in the address).
+            async with page.expect_navigation():
+                await page.click("#review-link")
+            assert page.url == f"{base}/annual-review/{year}"
+            await page.wait_for_selector("body[data-ready]", timeout=20_000)
+            assert await page.get_attribute("body", "data-ready") == "true", errors
+            assert errors == []
             held_text = await page.inner_text("[data-testid=review-sessions_held]")
             trained = await page.inner_text("[data-testid=review-trainees_completed]")
             countries = await page.inner_text("[data-testid=review-countries_reached]")
@@ -159,6 +166,11 @@ async def test_dashboard_and_annual_review_show_the_figures_the_api_gives(
             assert "4 sessions planned" in next_year
             assert "+300.0%" in next_year  # 4 planned against 1 held
             assert "Yangling Water-Saving Institute" in await page.inner_text("body")
+            overseas = [
+                await page.inner_text(f"[data-testid=review-{key}]")
+                for key in ("sessions_planned_overseas", "sessions_overseas_held")
+            ]
+            assert overseas == ["1", "0"]  # Seed banks abroad is published, not held
             await page.screenshot(path=str(ARTIFACTS / f"annual-review-{year}.png"), full_page=True)
         finally:
             await browser.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date
 from typing import Any
 
@@ -366,3 +367,156 @@ async def test_the_annual_review_presents_the_year(
     assert (first["sessions_held"], first["trainees_completed"]) == (1, 1)
     assert review["evaluation_average"] == 4.0
     assert review["follow_up_coverage"] == 1.0
+
+
+async def test_overseas_sessions_planned_held_and_cancelled_are_separate_figures(
+    platform: Any, eventually: Any
+) -> None:
+    """One overseas session held, one only published, one cancelled, one never published."""
+    program = Program(platform.registry.http, platform.enrollment.http)
+    year = fresh_year()
+    await program.plan(year, planned=5, overseas=2)
+    organizer = await program.organizer("Chinese Academy of Tropical Agricultural Sciences")
+    abroad: dict[str, Any] = {"venue_country": "ET", "venue_city": "Addis Ababa"}
+    held = await program.session(organizer, year, title="Cassava", capacity=5, **abroad)
+    published = await program.session(organizer, year, title="Rubber", capacity=4, **abroad)
+    cancelled = await program.session(organizer, year, title="Coffee", capacity=3, **abroad)
+    await program.session(organizer, year, publish=False, title="Draft", capacity=7, **abroad)
+    first, second = [await program.trainee(c, "female", "expert") for c in ("ET", "KE")]
+    places = [await program.enroll(held, t) for t in (first, second)]
+    await program.enroll(published, first)  # one person in two sessions: two places
+    await program.lifecycle(held, "close-enrollment", "start")
+    await program.step(places[0]["id"], "check-in")
+    await program.step(places[0]["id"], "complete", {"completed_on": f"{year}-05-30"})
+    await program.lifecycle(held, "complete")
+    ok(
+        await platform.registry.http.post(
+            f"/sessions/{cancelled}/cancel", json={"reason": "visa delays"}
+        )
+    )
+    report = await wait_for(
+        platform,
+        eventually,
+        f"/reports/years/{year}",
+        lambda r: (
+            r["sessions"] == 4
+            and r["sessions_held"] == 1
+            and r["sessions_cancelled"] == 1
+            and r["trainees_completed"] == 1
+            and r["enrollments"] == 3
+        ),
+        "the overseas year",
+    )
+    assert report["sessions_planned_overseas"] == 2
+    assert report["sessions_overseas_held"] == 1  # not the published one, not the draft
+    assert report["sessions_overseas_cancelled"] == 1
+    assert report["sessions_overseas"] == 3  # past draft: held, published, cancelled
+    assert report["growth"]["sessions_overseas_held"] is None  # none held abroad the year before
+    schema = platform.reporting.app.openapi()["components"]["schemas"]["YearReport"]
+    assert "not necessarily held" in schema["properties"]["sessions_overseas"]["description"]
+
+    page = await platform.reporting.http.get(f"/reports/annual-review/{year}?fmt=html")
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    shown = {
+        key: re.findall(rf'data-testid="review-{key}">([^<]*)<', page.text)[0]
+        for key in (
+            "sessions_planned_overseas",
+            "sessions_overseas_held",
+            "sessions_overseas_cancelled",
+        )
+    }
+    assert shown == {
+        "sessions_planned_overseas": "2",
+        "sessions_overseas_held": "1",
+        "sessions_overseas_cancelled": "1",
+    }
+    assert "Overseas held" in page.text
+    assert "Held overseas" not in page.text
+
+
+async def test_commitments_count_places_and_show_small_progress_as_a_percent(
+    platform: Any, eventually: Any
+) -> None:
+    program = Program(platform.registry.http, platform.enrollment.http)
+    year = fresh_year()
+    organizer = await program.organizer("Beijing Agricultural Training Center")
+    big = await program.session(organizer, year, field="agriculture_forestry", capacity=6)
+    small = await program.session(organizer, year, field="agriculture_forestry", capacity=2)
+    await program.session(organizer, year, field="agriculture_forestry", publish=False)
+    gone = await program.session(organizer, year, field="agriculture_forestry", capacity=9)
+    ok(await platform.registry.http.post(f"/sessions/{gone}/cancel", json={"reason": "floods"}))
+    people = [await program.trainee(c, "male", "scholar") for c in ("LA", "KH", "MM")]
+    for person in people:
+        await program.enroll(big, person)
+    places = [await program.enroll(small, person) for person in people]
+    assert [p["status"] for p in places] == ["accepted", "accepted", "waitlisted"]
+    await program.lifecycle(big, "close-enrollment", "start")
+    await wait_for(
+        platform,
+        eventually,
+        f"/reports/years/{year}",
+        lambda r: r["enrollments"] == 6 and r["sessions_cancelled"] == 1,
+        "the year's places",
+    )
+
+    async def commitment(metric: str, target: int) -> dict[str, Any]:
+        body = {
+            "name": f"{metric} {year}",
+            "metric": metric,
+            "target": target,
+            "start_year": year,
+            "end_year": year + 4,
+            "field": "agriculture_forestry",
+        }
+        return ok(await platform.reporting.http.post("/commitments", json=body))
+
+    # Training opportunities taken up: five places given to three people.
+    opportunities = await commitment("places_given", 120_000)
+    assert opportunities["achieved"] == 5
+    assert (await commitment("trainees_accepted", 10))["achieved"] == 3
+    # Offered: the capacity of the sessions published and not cancelled (6 + 2).
+    assert (await commitment("places_offered", 100))["achieved"] == 8
+    # Small progress keeps its size: 5 of 120,000 is a fraction of 0.00004167.
+    assert opportunities["share_achieved"] == pytest.approx(5 / 120_000, rel=1e-3)
+    assert opportunities["share_achieved"] > 0
+    page = await platform.reporting.http.get(f"/reports/annual-review/{year}?fmt=html")
+    row = next(r for r in page.text.split("<tr>") if f"places_given {year}" in r)
+    assert 'data-testid="review-share-achieved">0.0042%<' in row
+    schema = platform.reporting.app.openapi()["components"]["schemas"]
+    assert (
+        "not a percent"
+        in schema["CommitmentProgress"]["properties"]["share_achieved"]["description"]
+    )
+    described = schema["CommitmentIn"]["properties"]["metric"]["description"]
+    for metric in ("places_given", "places_offered", "trainees_completed", "sessions_held"):
+        assert f"`{metric}`" in described
+    assert "scholarship" in described
+
+
+async def test_the_trend_lists_only_years_with_a_plan_or_a_session(
+    platform: Any, eventually: Any
+) -> None:
+    program = Program(platform.registry.http, platform.enrollment.http)
+    year = fresh_year()
+    await program.plan(year + 1, planned=2)
+    await wait_for(
+        platform,
+        eventually,
+        f"/reports/years/{year + 1}",
+        lambda r: r["sessions_planned"] == 2,
+        "the plan",
+    )
+    organizer = await program.organizer("Lanzhou Desert Research Station")
+    await program.session(organizer, year - 1, publish=False, title="Sand dunes")
+    await wait_for(
+        platform,
+        eventually,
+        f"/reports/years/{year - 1}",
+        lambda r: r["sessions"] == 1,
+        "the draft session",
+    )
+    trend = ok(await platform.reporting.http.get(f"/reports/years?from={year - 1}&to={year + 1}"))
+    assert [y["year"] for y in trend["years"]] == [year - 1, year + 1]  # not the empty year
+    every = ok(await platform.reporting.http.get("/reports/years"))
+    assert all(y["sessions"] or y["sessions_planned"] is not None for y in every["years"])

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from tpp_reporting.figures import average, commitment_progress, growth, rate
+from tpp_reporting.pages import share
 
 
 @pytest.mark.parametrize(
@@ -75,3 +76,16 @@ def test_commitment_before_it_starts_and_after_it_ends() -> None:
     assert met.remaining == 0
     assert met.yearly_pace_needed == 0.0
     assert met.on_track is True
+
+
+def test_small_progress_toward_a_commitment_is_not_rounded_away() -> None:
+    progress = commitment_progress(
+        target=500_000, achieved=20, start_year=2016, end_year=2020, today=date(2016, 3, 1)
+    )
+    assert progress.share_achieved == 0.00004  # a fraction, not 0.0
+    assert share(progress.share_achieved) == "0.004%"
+    assert share(0.3) == "30.0%"
+    assert share(0.0) == "0%"
+    assert share(1 / 120_000) == "0.00083%"
+    assert share(1 / 1_000_000_000) == "< 0.0001%"
+    assert share(None) == "n/a"
