@@ -84,6 +84,37 @@ class NoPlaceError(Exception):
     """No place is free for this trainee (session full, or the country's limit reached)."""
 
 
+#: Session statuses that say the session has started, whatever its dates say.
+STARTED = frozenset({SessionStatus.IN_PROGRESS, SessionStatus.COMPLETED})
+
+
+class SessionNotStartedError(Exception):
+    """Attendance (check-in, no-show) is recorded only once the session has started."""
+
+    def __init__(self, action: Action, status: SessionStatus, start_date: date | None) -> None:
+        self.action = action
+        self.status = status
+        self.start_date = start_date
+        when = f"starts on {start_date}" if start_date else "has no start date"
+        super().__init__(
+            f"cannot {action.value} before the session starts: it {when} and is"
+            f" {status.value} (attendance is recorded once it is in progress or its start"
+            " date has come)"
+        )
+
+
+def check_started(
+    action: Action, status: SessionStatus, start_date: date | None, today: date
+) -> None:
+    """Raise SessionNotStartedError unless the session has started: its status says so, or
+    its start date has come while it is still on (not cancelled)."""
+    if status in STARTED:
+        return
+    if status is not SessionStatus.CANCELLED and start_date is not None and today >= start_date:
+        return
+    raise SessionNotStartedError(action, status, start_date)
+
+
 def transition(status: EnrollmentStatus, action: Action) -> EnrollmentStatus:
     """The status after ``action``; raises TransitionNotAllowedError when not allowed."""
     target = TRANSITIONS[status].get(action)

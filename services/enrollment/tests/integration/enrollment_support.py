@@ -51,6 +51,12 @@ class App:
         )
         return session_id
 
+    async def start_session(self, session_id: uuid.UUID) -> None:
+        """The session in progress, as the registry's SessionStarted event would leave it."""
+        await self.fetch(
+            "UPDATE session_view SET status = 'in_progress' WHERE session_id = $1", session_id
+        )
+
 
 @asynccontextmanager
 async def enrollment_app(

@@ -75,6 +75,29 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         assert (
             await http.post(f"/enrollments/{first}/evaluation", json={"score": 5})
         ).status_code == 409
+        withdrawn = (await http.post(f"/enrollments/{second}/withdraw")).json()
+        assert withdrawn["status"] == "withdrawn"
+        # One enrollment a trainee and session: the refusal names the one there is.
+        again = await http.post(f"/sessions/{session_id}/enrollments", json={"trainee_id": ids[1]})
+        assert again.status_code == 409
+        refusal = again.json()
+        assert (refusal["field"], refusal["enrollment_id"], refusal["enrollment_status"]) == (
+            "trainee_id",
+            second,
+            "withdrawn",
+        )
+        assert "withdrawn" in refusal["detail"]
+
+        # Attendance waits for the session (published, starting 2031-05-01): 409, said why.
+        for action in ("check-in", "no-show"):
+            not_yet = await http.post(f"/enrollments/{first}/{action}")
+            assert not_yet.status_code == 409, not_yet.text
+            assert not_yet.json()["title"] == "Session not started"
+            assert not_yet.json()["session_start_date"] == "2031-05-01"
+            assert not_yet.json()["session_status"] == "published"
+            assert "2031-05-01" in not_yet.json()["detail"]
+        assert (await http.get(f"/enrollments/{first}")).json()["status"] == "accepted"
+        await app.start_session(session_id)
         assert (await http.post(f"/enrollments/{first}/check-in")).json()["status"] == "attended"
         evaluation = await http.post(
             f"/enrollments/{first}/evaluation", json={"score": 4, "comment": "Very practical"}
@@ -92,6 +115,7 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
             f"/enrollments/{first}/complete", json={"completed_on": "2031-04-30"}
         )
         assert (early.status_code, early.json()["field"]) == (422, "completed_on")
+        assert early.json()["title"] == "Completion before the session's start"
         assert "2031-05-01" in early.json()["detail"]
         done = (
             await http.post(f"/enrollments/{first}/complete", json={"completed_on": "2031-05-20"})
@@ -134,18 +158,6 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         listed = (await http.get(f"/enrollments/{first}/follow-ups")).json()
         assert [f["outcome"] for f in listed] == ["technology_adopted", "no_contact"]
 
-        withdrawn = (await http.post(f"/enrollments/{second}/withdraw")).json()
-        assert withdrawn["status"] == "withdrawn"
-        # One enrollment a trainee and session: the refusal names the one there is.
-        again = await http.post(f"/sessions/{session_id}/enrollments", json={"trainee_id": ids[1]})
-        assert again.status_code == 409
-        refusal = again.json()
-        assert (refusal["field"], refusal["enrollment_id"], refusal["enrollment_status"]) == (
-            "trainee_id",
-            second,
-            "withdrawn",
-        )
-        assert "withdrawn" in refusal["detail"]
 
         history = (await http.get(f"/trainees/{ids[0]}/enrollments")).json()
         assert [h["status"] for h in history] == ["completed"]
@@ -166,12 +178,15 @@ async def test_each_completion_gets_its_own_certificate_number(databases: Any) -
         http = app.http
         session_id = await app.open_session(capacity=3)
         numbers = []
+        enrollments = []
         for n in range(3):
             trainee = await register(app, full_name=f"Graduate {n}")
             enrolled = await http.post(
                 f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee}
             )
-            enrollment = enrolled.json()["id"]
+            enrollments.append(enrolled.json()["id"])
+        await app.start_session(session_id)
+        for enrollment in enrollments:
             assert (await http.post(f"/enrollments/{enrollment}/check-in")).status_code == 200
             done = await http.post(
                 f"/enrollments/{enrollment}/complete", json={"completed_on": "2031-05-20"}

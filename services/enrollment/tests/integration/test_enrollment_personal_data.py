@@ -125,6 +125,7 @@ async def test_erasure_removes_personal_data_keeps_enrollments_and_frees_the_pas
         enrollment = (
             await http.post(f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee_id})
         ).json()
+        await app.start_session(session_id)
         await http.post(f"/enrollments/{enrollment['id']}/check-in")
         evaluation = await http.post(
             f"/enrollments/{enrollment['id']}/evaluation",

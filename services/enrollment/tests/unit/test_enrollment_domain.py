@@ -19,10 +19,12 @@ from tpp_enrollment.domain import (
     EnrollmentRefusedError,
     NoPlaceError,
     Places,
+    SessionNotStartedError,
     TransitionNotAllowedError,
     accept,
     add_months,
     certificate_number,
+    check_started,
     decide,
     follow_up_due,
     follow_up_milestones,
@@ -276,3 +278,20 @@ def test_no_command_sequence_exceeds_capacity_or_skips_a_state(
     # admission (check_admission), as a lowered capacity may leave more taken than it allows.
     # And nobody lost a place but by their own step: every change of status is in a history.
     assert all(entry.status is entry.history[-1] for entry in model.entries)
+
+
+def test_attendance_follows_the_session_status_and_dates() -> None:
+    start = date(2031, 5, 1)
+    published, cancelled = SessionStatus.PUBLISHED, SessionStatus.CANCELLED
+    # Months before the start, published: neither check-in nor no-show.
+    for action in (Action.CHECK_IN, Action.NO_SHOW):
+        with pytest.raises(SessionNotStartedError, match="starts on 2031-05-01"):
+            check_started(action, published, start, date(2031, 1, 15))
+    # The start date has come (the organizer has not pressed "start"): attendance is open.
+    check_started(Action.CHECK_IN, published, start, start)
+    check_started(Action.CHECK_IN, SessionStatus.ENROLLMENT_CLOSED, start, date(2031, 5, 3))
+    # Started (or over) by its status, even before its planned date.
+    check_started(Action.CHECK_IN, SessionStatus.IN_PROGRESS, start, date(2031, 4, 28))
+    check_started(Action.NO_SHOW, SessionStatus.COMPLETED, start, date(2031, 4, 28))
+    with pytest.raises(SessionNotStartedError, match="cancelled"):
+        check_started(Action.CHECK_IN, cancelled, start, date(2031, 5, 2))

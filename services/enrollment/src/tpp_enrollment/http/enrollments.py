@@ -87,13 +87,14 @@ async def withdraw(enrollment_id: Id, svc: EnrollmentSvc, body: NoBody = None) -
 
 @router.post("/enrollments/{enrollment_id}/check-in", response_model=Enrollment)
 async def check_in(enrollment_id: Id, svc: EnrollmentSvc) -> Enrollment:
-    """An accepted trainee arrived."""
+    """An accepted trainee arrived: once the session has started (in progress, or its start
+    date has come); before, a 409 problem titled "Session not started"."""
     return await svc.enrollments.check_in(enrollment_id)
 
 
 @router.post("/enrollments/{enrollment_id}/no-show", response_model=Enrollment)
 async def no_show(enrollment_id: Id, svc: EnrollmentSvc) -> Enrollment:
-    """An accepted trainee did not come."""
+    """An accepted trainee did not come: once the session has started, as for check-in."""
     return await svc.enrollments.mark_no_show(enrollment_id)
 
 

@@ -23,7 +23,7 @@ from tpp_contracts.enrollment import (
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus, RejectionReason
 from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, NotFoundError, ProblemError
+from tpp_plumbing.problems import ConflictError, NotFoundError
 from tpp_plumbing.writes import CommandPool, RawTransaction
 
 from tpp_enrollment import store
@@ -38,7 +38,14 @@ from tpp_enrollment.domain import (
 )
 from tpp_enrollment.events import enrollment_event
 from tpp_enrollment.schemas import Enrollment, EnrollmentIn, WithdrawIn
-from tpp_enrollment.service.places import checked, conflict, locked_enrollment, promote
+from tpp_enrollment.service.places import (
+    CompletionBeforeStartError,
+    checked,
+    conflict,
+    locked_enrollment,
+    promote,
+    started,
+)
 
 S = EnrollmentStatus
 
@@ -181,8 +188,9 @@ class EnrollmentService:
     async def check_in(self, enrollment_id: uuid.UUID) -> Enrollment:
         """An accepted trainee arrived at the session."""
         async with self._sessions() as db, db.begin():
-            row, _ = await locked_enrollment(db, enrollment_id)
+            row, view = await locked_enrollment(db, enrollment_id)
             checked(row, Action.CHECK_IN)
+            started(view, Action.CHECK_IN)
             now = datetime.now(UTC)
             await store.set_status(db, [enrollment_id], S.ATTENDED, checked_in_at=now)
             event = enrollment_event(
@@ -194,8 +202,9 @@ class EnrollmentService:
     async def mark_no_show(self, enrollment_id: uuid.UUID) -> Enrollment:
         """An accepted trainee did not come."""
         async with self._sessions() as db, db.begin():
-            row, _ = await locked_enrollment(db, enrollment_id)
+            row, view = await locked_enrollment(db, enrollment_id)
             checked(row, Action.NO_SHOW)
+            started(view, Action.NO_SHOW)
             await store.set_status(db, [enrollment_id], S.NO_SHOW)
             event = enrollment_event(TraineeNoShowV1, row, previous_status=row["status"])
             await self._outbox.add(db, [event])
@@ -208,10 +217,9 @@ class EnrollmentService:
             checked(row, Action.COMPLETE)
             day = completed_on or date.today()
             if view["start_date"] is not None and day < view["start_date"]:
-                raise ProblemError(
+                raise CompletionBeforeStartError(
                     f"a completion comes after the session's start on {view['start_date']}"
                     f" ({day} given{'' if completed_on else ': today, by default'})",
-                    status=422,
                     field="completed_on",
                 )
             number = certificate_number(view["year"], await store.next_certificate_serial(db))

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import Envelope
-from tpp_contracts.vocab import EnrollmentStatus
+from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
 from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, NotFoundError
+from tpp_plumbing.problems import ConflictError, NotFoundError, ProblemError
 
 from tpp_enrollment import store
 from tpp_enrollment.domain import (
     Action,
     EnrollmentRefusedError,
     NoPlaceError,
+    SessionNotStartedError,
     TransitionNotAllowedError,
+    check_started,
     promotions,
     transition,
 )
@@ -35,6 +38,34 @@ def conflict(error: Exception, **extensions: Any) -> ConflictError:
             "allowed_transitions": error.allowed,
         }
     return ConflictError(str(error), **extensions)
+
+
+class AttendanceTooEarlyError(ConflictError):
+    """Attendance recorded before the session started."""
+
+    title = "Session not started"
+
+
+class CompletionBeforeStartError(ProblemError):
+    """A completion dated before the session's start."""
+
+    status = 422
+    title = "Completion before the session's start"
+
+
+def started(view: Mapping[Any, Any], action: Action) -> None:
+    """A 409 problem unless the session of ``view`` has started (for attendance)."""
+    try:
+        check_started(
+            action, SessionStatus(view["status"]), view["start_date"], datetime.now(UTC).date()
+        )
+    except SessionNotStartedError as error:
+        raise AttendanceTooEarlyError(
+            str(error),
+            session_id=str(view["session_id"]),
+            session_status=error.status.value,
+            session_start_date=error.start_date.isoformat() if error.start_date else None,
+        ) from None
 
 
 def checked(row: Mapping[Any, Any], action: Action) -> EnrollmentStatus:
