@@ -88,6 +88,7 @@ RIGHTS: dict[str, dict[str, str]] = {
         "GET /enrollments/{enrollment_id}/follow-ups": OWN,
         "GET /follow-ups/due": OPERATOR,
         "POST /imports": OPERATOR,
+        "GET /imports/nominations/example.csv": OPERATOR,
         "GET /imports/{job_id}": OPERATOR,
     },
     "reporting": HEALTH

@@ -393,3 +393,27 @@ async def test_two_imports_into_the_same_sessions_keep_places_and_waitlists_exac
             )
             waiting = 10_000 // 2 - (10 if session_id == plain else 30)
             assert [r["p"] for r in positions] == list(range(1, waiting + 1))
+
+
+async def test_the_documented_example_file_imports_cleanly(databases: Any, eventually: Any) -> None:
+    async with enrollment_app(databases, "_example") as app:
+        session_id = await app.open_session(capacity=10)
+        response = await app.http.get(
+            "/imports/nominations/example.csv", params={"session_id": str(session_id)}
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/csv")
+        example = list(csv.DictReader(io.StringIO(response.text)))
+        assert len(example) == 3
+        assert {row["session_id"] for row in example} == {str(session_id)}
+        status, job = await upload(app, response.content, eventually)
+        assert (status, job["status"]) == (202, "done")
+        assert (job["succeeded"], job["failed"], job["errors"]) == (3, 0, [])
+        listed = (await app.http.get(f"/sessions/{session_id}/enrollments")).json()
+        assert len(listed) == 3
+        # The OpenAPI document names every column the file has, and says which are required.
+        described = app.app.openapi()["paths"]["/imports"]["post"]["description"]
+        for column in example[0]:
+            assert f"| `{column}` |" in described
+        assert "| `passport_number` | yes |" in described
+        assert "| `email` | no |" in described

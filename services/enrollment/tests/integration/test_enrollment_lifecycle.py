@@ -158,7 +158,6 @@ async def test_from_review_to_follow_up_with_refusals_in_the_wrong_order(databas
         listed = (await http.get(f"/enrollments/{first}/follow-ups")).json()
         assert [f["outcome"] for f in listed] == ["technology_adopted", "no_contact"]
 
-
         history = (await http.get(f"/trainees/{ids[0]}/enrollments")).json()
         assert [h["status"] for h in history] == ["completed"]
         found = (await http.get("/trainees", params={"name": "trainee 1", "country": "ke"})).json()

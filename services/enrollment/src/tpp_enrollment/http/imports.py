@@ -10,16 +10,29 @@ from tpp_plumbing.auth import Role, allow
 from tpp_plumbing.limits import limits_of, read_upload
 
 from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.imports import rows
 from tpp_enrollment.schemas import ImportJob
 
 # Nominations arrive for any session, from country S&T departments: operators' work.
 router = APIRouter(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))])
 
 
+_NOMINATIONS = f"""Upload nominations; poll the job (``Location``) for progress.
+
+The file: CSV, UTF-8 (a byte-order mark is allowed), a header row naming the columns in any
+order, then one nomination per row. Unknown columns are ignored; a row with an invalid value
+is reported in the job's ``errors`` with the reason, the others are imported. Example:
+``GET /imports/nominations/example.csv``.
+
+{rows.columns_table()}
+"""
+
+
 @router.post(
     "/imports",
     status_code=202,
     responses={200: {"description": "This file was uploaded before: its job, unchanged."}},
+    description=_NOMINATIONS,
 )
 async def start_import(
     file: Annotated[
@@ -32,13 +45,33 @@ async def start_import(
     request: Request,
     response: Response,
 ) -> ImportJob:
-    """Upload nominations (CSV: trainee columns + session_id); poll the job for progress."""
+    """Upload nominations (CSV); poll the job for progress."""
     content = await read_upload(file, request)
     max_rows = limits_of(request).csv_max_rows
     job, started = await svc.imports.start_import(content, file.filename, max_rows)
     response.status_code = 202 if started else 200
     response.headers["Location"] = f"/imports/{job.id}"
     return job
+
+
+@router.get(
+    "/imports/nominations/example.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "A nominations file."}},
+)
+async def nominations_example(
+    session_id: Annotated[
+        uuid.UUID | None,
+        Query(description="The session the example nominates to (else a placeholder id)."),
+    ] = None,
+) -> Response:
+    """An example nominations file: every column, fictional trainees; it imports cleanly
+    into an open session given as ``session_id``."""
+    return Response(
+        rows.example(session_id or uuid.UUID(int=0)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="nominations-example.csv"'},
+    )
 
 
 @router.get("/imports/{job_id}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import email_validator
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from pydantic import ValidationError
+from tpp_contracts.vocab import Gender, ProfessionCategory
 
 from tpp_enrollment.schemas import TraineeIn
 
@@ -28,6 +29,43 @@ TRAINEE_COLUMNS = (
 )
 REQUIRED_COLUMNS = frozenset({"full_name", "country", "gender", "profession", "passport_number"})
 SESSION_COLUMN = "session_id"
+#: What each column holds, in the order of the example file (for the OpenAPI document).
+COLUMNS: dict[str, str] = {
+    SESSION_COLUMN: "the session's id (UUID): the session the trainee is nominated to",
+    "full_name": "1-300 characters",
+    "country": "ISO 3166-1 alpha-2 code, e.g. KE",
+    "gender": ", ".join(g.value for g in Gender),
+    "profession": ", ".join(p.value for p in ProfessionCategory),
+    "organization": "up to 300 characters",
+    "email": "an email address",
+    "passport_number": "3-30 letters and digits; with country, it identifies the person (a"
+    " trainee already registered is matched, not registered again)",
+    "birth_date": "YYYY-MM-DD",
+}
+#: The example file's rows (fictional people), for any session.
+_EXAMPLE_ROWS = (
+    (
+        "Amina Njoroge",
+        "KE",
+        "female",
+        "technical_professional",
+        "Kenya Forestry Research Institute",
+        "amina.njoroge@example.org",
+        "AK1234567",
+        "1988-03-14",
+    ),
+    (
+        "Nguyen Van An",
+        "VN",
+        "male",
+        "expert",
+        "Vietnam Academy of Science and Technology",
+        "",
+        "C9876543",
+        "",
+    ),
+    ("Tesfaye Bekele", "ET", "undisclosed", "st_official", "", "", "EP7654321", "1979-11-02"),
+)
 
 
 class BadFileError(ValueError):
@@ -51,6 +89,38 @@ class RowError:
 
     row: int
     reason: str
+
+
+def columns_table() -> str:
+    """The columns as a Markdown table (required ones first), for the route's description."""
+    required = [SESSION_COLUMN, *(c for c in TRAINEE_COLUMNS if c in REQUIRED_COLUMNS)]
+    optional = [c for c in TRAINEE_COLUMNS if c not in REQUIRED_COLUMNS]
+    lines = ["| column | required | value |", "|---|---|---|"]
+    lines += [f"| `{c}` | yes | {COLUMNS[c]} |" for c in required]
+    lines += [f"| `{c}` | no | {COLUMNS[c]} |" for c in optional]
+    return "\n".join(lines)
+
+
+def example(session_id: uuid.UUID) -> bytes:
+    """A nominations file that imports cleanly into ``session_id``: every column, optional
+    values given and left empty."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    for full_name, country, gender, profession, org, email, passport, born in _EXAMPLE_ROWS:
+        values = {
+            "full_name": full_name,
+            "country": country,
+            "gender": gender,
+            "profession": profession,
+            "organization": org,
+            "email": email,
+            "passport_number": passport,
+            "birth_date": born,
+            SESSION_COLUMN: str(session_id),
+        }
+        writer.writerow([values[c] for c in COLUMNS])
+    return out.getvalue().encode()
 
 
 def _lines(content: bytes) -> io.TextIOWrapper:
