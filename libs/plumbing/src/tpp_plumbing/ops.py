@@ -19,27 +19,27 @@ for tokens. Topics and groups are named without the ``TPP_KAFKA_TOPIC_PREFIX``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import asyncpg
-import httpx
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from rich.console import Console
-from rich.table import Table
-from tpp_contracts.topics import ALL as ALL_TOPICS
 
-from tpp_plumbing import deadletter
-from tpp_plumbing.auth import Role, dev_token
-from tpp_plumbing.db import asyncpg_dsn
-from tpp_plumbing.settings import KafkaSettings
+from tpp_plumbing.tokens import Role, dev_token
+
+# The Kafka, PostgreSQL and HTTP clients are imported by the commands that use them: a
+# development token (tpp-ops token) needs none of them, and importing them all took seconds.
+if TYPE_CHECKING:
+    from aiokafka import TopicPartition
+    from rich.console import Console
+
+    from tpp_plumbing import deadletter
+    from tpp_plumbing.settings import KafkaSettings
 
 SERVICES = ("registry", "enrollment", "reporting")
 CONSUMER_GROUPS = ("enrollment", "reporting")
@@ -50,7 +50,13 @@ T = TypeVar("T")
 app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True)
 dlq = typer.Typer(help="Dead letters: list, show and redrive.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
-console = Console()
+
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -70,6 +76,8 @@ class OpsSettings(BaseSettings):
 
 
 def _kafka() -> KafkaSettings:
+    from tpp_plumbing.settings import KafkaSettings
+
     kafka = KafkaSettings()
     ops = OpsSettings()
     if ops.kafka_username and ops.kafka_password is not None:
@@ -78,7 +86,7 @@ def _kafka() -> KafkaSettings:
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]{message}[/red]")
+    _console().print(f"[red]{message}[/red]")
     raise typer.Exit(1)
 
 
@@ -94,6 +102,14 @@ def status() -> None:
 
 
 async def _status() -> bool:
+    import asyncpg
+    import httpx
+    from aiokafka.admin import AIOKafkaAdminClient
+    from rich.table import Table
+    from tpp_contracts.topics import ALL as ALL_TOPICS
+
+    from tpp_plumbing import deadletter
+
     table = Table("part", "state", "detail")
     healthy = True
     admin_url = os.environ.get("TPP_PG_ADMIN_URL")
@@ -147,7 +163,7 @@ async def _status() -> bool:
             except httpx.HTTPError as error:
                 healthy = False
                 table.add_row(name, "[red]down[/red]", f"port {port}: {type(error).__name__}")
-    console.print(table)
+    _console().print(table)
     return healthy
 
 
@@ -161,6 +177,11 @@ def outbox() -> None:
 
 
 async def _outbox() -> None:
+    import asyncpg
+    from rich.table import Table
+
+    from tpp_plumbing.db import asyncpg_dsn
+
     table = Table("service", "unsent", "oldest unsent", "published (1 h)", "last published")
     for name in SERVICES:
         url = os.environ.get(f"TPP_{name.upper()}_DATABASE_URL")
@@ -188,7 +209,7 @@ async def _outbox() -> None:
         age = f"{row['age']:.1f} s" if row["age"] is not None else "-"
         last = row["last"].isoformat(timespec="seconds") if row["last"] else "-"
         table.add_row(name, str(row["unsent"]), age, str(row["recent"]), last)
-    console.print(table)
+    _console().print(table)
 
 
 # ---------------------------------------------------------------------------- lag
@@ -206,6 +227,8 @@ def lag(
 
 async def committed_offsets(kafka: KafkaSettings, group: str) -> dict[TopicPartition, int]:
     """A group's committed offsets."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
     admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
@@ -217,6 +240,8 @@ async def committed_offsets(kafka: KafkaSettings, group: str) -> dict[TopicParti
 
 async def group_lag(kafka: KafkaSettings, group: str) -> dict[TopicPartition, tuple[int, int]]:
     """(committed, high-water mark) per partition the group has committed on."""
+    from aiokafka import AIOKafkaConsumer
+
     committed = await committed_offsets(kafka, group)
     if not committed:
         return {}
@@ -230,6 +255,8 @@ async def group_lag(kafka: KafkaSettings, group: str) -> dict[TopicPartition, tu
 
 
 async def _lag(groups: list[str]) -> None:
+    from rich.table import Table
+
     kafka = _kafka()
     table = Table("group", "topic", "partition", "committed", "high-water", "lag")
     for name in groups:
@@ -250,13 +277,17 @@ async def _lag(groups: list[str]) -> None:
             )
         if rows:
             table.add_row(name, "[b]total[/b]", "", "", "", f"[b]{total}[/b]", end_section=True)
-    console.print(table)
+    _console().print(table)
 
 
 # ---------------------------------------------------------------------------- dead letters
 
 
 def _dlq_topics(topic: str | None) -> list[str]:
+    from tpp_contracts.topics import ALL as ALL_TOPICS
+
+    from tpp_plumbing import deadletter
+
     kafka = _kafka()
     names = [topic.removesuffix(deadletter.SUFFIX)] if topic else [t.name for t in ALL_TOPICS]
     return [deadletter.dead_letter_topic(kafka.topic(n)) for n in names]
@@ -276,6 +307,10 @@ def dlq_list(
 
 
 async def _dlq_list(topic: str | None) -> None:
+    from rich.table import Table
+
+    from tpp_plumbing import deadletter
+
     kafka = _kafka()
     table = Table(
         "dead-letter topic",
@@ -310,8 +345,8 @@ async def _dlq_list(topic: str | None) -> None:
                 f"{envelope.get('type', '-')} {envelope.get('id', '')}".strip(),
                 "yes" if letter.offset < marks.get(letter.partition, 0) else "",
             )
-    console.print(table)
-    console.print(f"{count} dead letter(s)")
+    _console().print(table)
+    _console().print(f"{count} dead letter(s)")
 
 
 def _ref(ref: str) -> tuple[int, int]:
@@ -322,6 +357,8 @@ def _ref(ref: str) -> tuple[int, int]:
 
 
 async def _select(name: str, refs: list[str]) -> list[deadletter.DeadLetter]:
+    from tpp_plumbing import deadletter
+
     wanted = {_ref(r) for r in refs}
     letters = await deadletter.read_dead_letters(_kafka(), name)
     found = [d for d in letters if (d.partition, d.offset) in wanted]
@@ -337,18 +374,21 @@ def dlq_show(
     ref: Annotated[str, typer.Argument(help="PARTITION:OFFSET in the dead-letter topic.")],
 ) -> None:
     """One parked message: its headers and its value."""
+    from rich.table import Table
+
     [name] = _dlq_topics(topic)
     [letter] = _run(lambda: _select(name, [ref]))
     table = Table("header", "value")
     for key, value in letter.headers.items():
         table.add_row(key, value)
-    console.print(table)
-    console.print(f"key: {letter.key.decode('utf-8', 'replace') if letter.key else '-'}")
+    _console().print(table)
+    _console().print(f"key: {letter.key.decode('utf-8', 'replace') if letter.key else '-'}")
     envelope = letter.envelope()
     if envelope is not None:
-        console.print_json(json.dumps(envelope))
+        _console().print_json(json.dumps(envelope))
     else:
-        console.print(f"value (not JSON, {len(letter.value or b'')} bytes): {letter.value!r:.300}")
+        size = len(letter.value or b"")
+        _console().print(f"value (not JSON, {size} bytes): {letter.value!r:.300}")
 
 
 @dlq.command("redrive")
@@ -366,10 +406,14 @@ def dlq_redrive(
         _fail("name messages (PARTITION:OFFSET) or pass --pending")
     [name] = _dlq_topics(topic)
     count = _run(lambda: _redrive(name, refs or [], pending))
-    console.print(f"redrove {count} message(s) from {name}")
+    _console().print(f"redrove {count} message(s) from {name}")
 
 
 async def _redrive(name: str, refs: list[str], pending: bool) -> int:
+    from aiokafka import TopicPartition
+
+    from tpp_plumbing import deadletter
+
     kafka = _kafka()
     if not pending:
         return await deadletter.redrive(kafka, await _select(name, refs))
@@ -387,6 +431,8 @@ async def _redrive(name: str, refs: list[str], pending: bool) -> int:
 
 async def _commit(kafka: KafkaSettings, group: str, offsets: dict[TopicPartition, int]) -> None:
     """Commit offsets for a group that has no running members."""
+    from aiokafka import AIOKafkaConsumer
+
     consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -420,6 +466,12 @@ def replay(
 
 
 async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run: bool) -> None:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.admin import AIOKafkaAdminClient
+    from rich.table import Table
+
+    from tpp_plumbing import deadletter
+
     kafka = _kafka()
     full = kafka.topic(group)
     admin = AIOKafkaAdminClient(**kafka.client_options())
@@ -457,12 +509,12 @@ async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run:
             str(offset),
             str(ends[tp] - offset),
         )
-    console.print(table)
+    _console().print(table)
     if dry_run:
-        console.print("dry run: nothing committed")
+        _console().print("dry run: nothing committed")
         return
     await _commit(kafka, full, offsets)
-    console.print(f"group {group} will replay from {when.isoformat()} when its consumers start")
+    _console().print(f"group {group} will replay from {when.isoformat()} when its consumers start")
 
 
 # ---------------------------------------------------------------------------- tokens
