@@ -77,9 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.lag = lag
-    app.state.service = ReportingService(
-        runtime.sessions, lag=lag, cache_max_age_s=settings.cache_max_age_s
-    )
+    app.state.service = ReportingService(runtime.sessions, reads=runtime.reads, lag=lag)
     install_problem_handlers(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     # Inside the tracing middleware (added next), so a record carries the request's trace id.

@@ -18,11 +18,6 @@ class Settings(ServiceSettings):
     )
     relay_enabled: bool = Field(False, description="Reporting has no outbox to relay.")
     batch_size: int = Field(20_000, description="Most events applied per transaction.")
-    cache_max_age_s: float = Field(
-        1.0,
-        description="A computed report is served again without asking the database for this"
-        " long; after that, again while no new event has been applied.",
-    )
     gc_gen0_threshold: int = Field(
         100_000,
         description="Allocations between young-generation garbage collections. A batch"

@@ -42,17 +42,31 @@ class Lag(BaseModel):
 
 
 class Freshness(BaseModel):
-    """How fresh a report is."""
+    """How fresh a report is: all of it describes the copy served.
 
+    A report is never older than what the projections held when its request arrived (it is
+    computed again when they have moved since), so a caller sees its own writes once they
+    are applied, and a later read never shows an older ``version``, whichever replica answers.
+    """
+
+    version: int = Field(
+        0,
+        description="The projections' version the report was computed at: one more with each"
+        " batch of events applied; never lower on a later read.",
+    )
     data_as_of: datetime | None = Field(
-        description="Time of the newest event applied (None before the first one)."
+        description="Time of the newest event applied when the report was computed (None"
+        " before the first one). The time the event happened, not when it was applied."
     )
-    events_applied: int = Field(description="Events the projections have applied.")
+    events_applied: int = Field(description="Events the projections had applied then.")
     consumer_lag: int | None = Field(
-        description="Records in Kafka not yet applied, all partitions together (None while"
-        " not measured yet)."
+        description="Records Kafka held at `lag_measured_at` that the report had not applied,"
+        " all partitions together (None while not measured yet)."
     )
-    lag_measured_at: datetime | None
+    lag_measured_at: datetime | None = Field(
+        description="When Kafka's high-water marks were last asked (at most every couple of"
+        " seconds, never on a request's path)."
+    )
     lag_by_partition: list[PartitionLag] = Field(default_factory=list)
 
 
@@ -77,6 +91,7 @@ class LagMonitor:
         self._last: Lag | None = None
         self._task: asyncio.Task[None] | None = None
         self._measured_at = 0.0
+        self._of: tuple[Lag, Positions, Lag] | None = None
 
     def current(self) -> Lag | None:
         """The last measurement; starts a new one in the background when it is old."""
@@ -85,6 +100,29 @@ class LagMonitor:
         if stale and (self._task is None or self._task.done()):
             self._task = loop.create_task(self._refresh(), name="reporting-lag")
         return self._last
+
+    def of(self, applied: Positions) -> Lag | None:
+        """The last measurement's high-water marks against ``applied`` (the offsets a report
+        was computed from): what Kafka held then that the report lacks."""
+        last = self.current()
+        if last is None:
+            return None
+        memo = self._of
+        if memo is not None and memo[0] is last and memo[1] == applied:
+            return memo[2]
+        rows = [
+            PartitionLag(
+                topic=p.topic,
+                partition=p.partition,
+                high_water=p.high_water,
+                applied=applied.get((p.topic, p.partition), 0),
+                lag=max(p.high_water - applied.get((p.topic, p.partition), 0), 0),
+            )
+            for p in last.partitions
+        ]
+        lag = Lag(total=sum(r.lag for r in rows), partitions=rows, measured_at=last.measured_at)
+        self._of = (last, applied, lag)
+        return lag
 
     async def measure(self) -> Lag:
         """Measure now (also used by the rebuild command and tests)."""

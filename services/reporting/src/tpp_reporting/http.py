@@ -1,7 +1,8 @@
 """Reporting HTTP routes: JSON reports, their CSV exports, and the commitments operators set.
 
 Every report carries ``freshness`` in its body; every response also says it in the
-``X-Data-As-Of`` and ``X-Consumer-Lag`` headers (CSV files have no body field for it).
+``X-Data-As-Of``, ``X-Consumer-Lag`` and ``X-Projection-Version`` headers (CSV files have no
+body field for it).
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ def freshness_headers(freshness: Freshness | None) -> dict[str, str]:
         return {}
     as_of = freshness.data_as_of.isoformat() if freshness.data_as_of else "none"
     lag = "unknown" if freshness.consumer_lag is None else str(freshness.consumer_lag)
-    return {"X-Data-As-Of": as_of, "X-Consumer-Lag": lag}
+    return {
+        "X-Data-As-Of": as_of,
+        "X-Consumer-Lag": lag,
+        "X-Projection-Version": str(freshness.version),
+    }
 
 
 def _flat(row: BaseModel) -> dict[str, Any]:

@@ -243,6 +243,12 @@ async def rebuild(
                     records = await reader.read(chunk)
                     applied += await _apply(conn, records, limit)
                     read += len(records)
+                # The new tables' version goes on from the live ones': versions only grow, so
+                # a report computed from the old tables is never taken for one of the new.
+                await conn.execute(
+                    f"UPDATE {SHADOW}.projection_state SET version ="
+                    f" (SELECT version + 1 FROM {LIVE}.projection_state WHERE id = 1) WHERE id = 1"
+                )
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {RETIRED}")
                 for table in tables.PROJECTION_TABLES:
                     await conn.execute(f"ALTER TABLE {LIVE}.{table.name} SET SCHEMA {RETIRED}")

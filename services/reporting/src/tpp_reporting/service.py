@@ -1,21 +1,23 @@
 """Reporting use cases: the reports, assembled from the projections, with their freshness.
 
-Reports are read-mostly and change only when a batch of events is applied, so a computed
-report is kept and served again while the projections' version is the same (the version is
-asked of the database at most every ``cache_max_age_s``, once for all reports). When it moved
-on, the last report is served at once (its freshness says as of when) while the new one is
-computed in the background (stale-while-revalidate); only a report never computed makes its
-reader wait. Concurrent requests for the same report share one computation.
+A report is never older than what the projections held when its request arrived. Every
+request asks the database for the projections' version (one indexed row, bumped in the same
+transaction as each applied batch, plus a token of the commitments); a computed report is
+served again while it is at least that new, else it is computed now, in one read-only
+snapshot that also gives its freshness (the version, events applied, newest event, and the
+offsets applied, against which its consumer lag is told). Concurrent requests for the same
+report share one computation when it is new enough for each of them. Reads never go
+backwards, whichever worker answers: each one's version comes from the same database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -23,10 +25,11 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
 from tpp_plumbing.problems import NotFoundError, ProblemError
+from tpp_plumbing.reads import ReadPool
 
 from tpp_reporting import figures, queries, regions
-from tpp_reporting.consumers import raw_connection
-from tpp_reporting.freshness import Freshness, LagMonitor
+from tpp_reporting.consumers import raw_connection, raw_transaction
+from tpp_reporting.freshness import Freshness, LagMonitor, Positions
 from tpp_reporting.models import (
     AnnualReview,
     BreakdownReport,
@@ -41,7 +44,6 @@ from tpp_reporting.models import (
     OutcomeRow,
     Report,
     SessionFigures,
-    SessionIndex,
     SessionReport,
     SessionsReport,
     YearFigures,
@@ -67,84 +69,136 @@ GROWTH_METRICS = (
     "countries_reached",
 )
 
+#: (projections' version, commitments' token): what a report was computed from.
+Version = tuple[int, str]
+
+#: The first statement of a report's transaction: one snapshot for every query of it.
+SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
+def covers(have: Version, want: Version) -> bool:
+    """Whether a report computed at ``have`` may answer a request that found ``want``.
+
+    The projections' version only grows (a rebuild continues it), so a newer one will do;
+    the commitments' token changes with every write to them and must be the same.
+    """
+    return have[1] == want[1] and have[0] >= want[0]
+
+
+def version_of(state: dict[str, Any]) -> Version:
+    """The version of the projections' state (``queries.state``)."""
+    return int(state["version"]), str(state["settings"])
+
 
 class _Entry:
     __slots__ = ("value", "version")
 
-    def __init__(self, version: Hashable, value: Any) -> None:
+    def __init__(self, version: Version, value: Any) -> None:
         self.version = version
         self.value = value
 
 
 class ReportCache:
-    """Computed reports by key, valid while the projections' version is unchanged; the least
+    """Computed reports by key, each with the version it was computed at; the least
     recently used report makes room for a new one (never all at once: dropping every report
     when full made every reader of the popular ones wait for their recomputation)."""
 
     def __init__(self, *, max_entries: int = 2048) -> None:
         self._max_entries = max_entries
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
-        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[Hashable, tuple[Version, asyncio.Future[Any]]] = {}
 
-    def valid(self, key: Hashable, version: Hashable) -> Any | None:
-        """A value computed at ``version`` (and now known to still be current)."""
+    def valid(self, key: Hashable, version: Version) -> Any | None:
+        """The value of ``key`` if it was computed at ``version`` or later."""
         entry = self._entries.get(key)
-        if entry is not None and entry.version == version:
+        if entry is not None and covers(entry.version, version):
             self._entries.move_to_end(key)
             return entry.value
         return None
 
-    def stale(self, key: Hashable) -> Any | None:
-        """The last value computed for ``key``, whatever its version."""
-        entry = self._entries.get(key)
-        return entry.value if entry is not None else None
-
-    def refresh(
-        self, key: Hashable, version: Hashable, produce: Callable[[], Awaitable[Any]]
-    ) -> None:
-        """Recompute ``key`` in the background (once, however many readers ask)."""
-        if key in self._inflight:
-            return
-        task = asyncio.get_running_loop().create_task(self._refresh(key, version, produce))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _refresh(
-        self, key: Hashable, version: Hashable, produce: Callable[[], Awaitable[Any]]
-    ) -> None:
-        try:
-            await self.compute(key, version, produce)
-        except Exception:  # the reader got the last value; the next one tries again
-            log.warning("report refresh failed", exc_info=True)
-
-    def clear(self) -> None:
-        """Forget every computed report (after a write this process made)."""
-        self._entries.clear()
-
     async def compute(
-        self, key: Hashable, version: Hashable, produce: Callable[[], Awaitable[Any]]
+        self,
+        key: Hashable,
+        version: Version,
+        produce: Callable[[], Awaitable[tuple[Version, Any]]],
     ) -> Any:
-        """Compute once for every caller waiting on the same key."""
+        """The value of ``key`` at ``version`` or later, computed now.
+
+        ``produce`` returns the version it actually computed at (its snapshot's, never older
+        than the projections were when it was called). A caller joins a computation in
+        flight only if that one was asked for at ``version`` or later: one started earlier
+        may predate what this caller must show.
+        """
         pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        if pending is not None and covers(pending[0], version):
+            return await asyncio.shield(pending[1])
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[key] = (version, future)
         try:
-            value = await produce()
+            computed, value = await produce()
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: waiters get it, nobody else must
             raise
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key, (None, None))[1] is future:
+                del self._inflight[key]
         future.set_result(value)
-        self._entries[key] = _Entry(version, value)
+        known = self._entries.get(key)
+        if known is None or known.version[0] <= computed[0]:  # never replaced by an older one
+            self._entries[key] = _Entry(computed, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
         return value
+
+
+class StateProbe:
+    """The projections' state, asked of the database for every request that wants it.
+
+    Requests that arrive while no query is on its way share the next one. A request never
+    joins a query already sent (it may have been answered before the request arrived, from
+    older projections): it waits for the one after, shared with every request arriving
+    meanwhile. Under load that is one query per round trip, however many requests.
+    """
+
+    def __init__(self, ask: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._ask = ask
+        self._next: asyncio.Task[dict[str, Any]] | None = None  # not sent yet: joinable
+        self._sent: asyncio.Task[dict[str, Any]] | None = None
+
+    async def __call__(self) -> dict[str, Any]:
+        task = self._next
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._round(self._sent))
+            task.add_done_callback(_retrieve)
+            self._next = task
+        return await asyncio.shield(task)
+
+    async def _round(self, before: asyncio.Task[dict[str, Any]] | None) -> dict[str, Any]:
+        if before is not None and not before.done():
+            await asyncio.wait({before})
+        self._next, self._sent = None, asyncio.current_task()
+        return await self._ask()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # A round whose every waiter was cancelled must not log "exception never retrieved".
+    if not task.cancelled():
+        task.exception()
+
+
+class _Statements:
+    """The read pool seen as a connection: each statement is its own snapshot."""
+
+    def __init__(self, reads: ReadPool) -> None:
+        self._reads = reads
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        return await self._reads.fetch(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:  # pragma: no cover - reads only
+        raise NotImplementedError("the version probe only reads")
 
 
 class CommitmentNotFoundError(NotFoundError):
@@ -165,72 +219,62 @@ class ReportingService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
+        reads: ReadPool | None = None,
         lag: LagMonitor | None = None,
-        cache_max_age_s: float = 1.0,
         today: Callable[[], date] | None = None,
     ) -> None:
         self._sessions = sessions
         self._lag = lag
         self._cache = ReportCache()
-        self._max_age_s = cache_max_age_s
-        self._known: dict[str, Any] | None = None
-        self._known_at = 0.0
-        self._asking: asyncio.Task[dict[str, Any]] | None = None
+        self._probe = StateProbe(self._ask_state_on(reads) if reads else self._ask_state)
         self._today = today or (lambda: datetime.now(UTC).date())
 
     # --- plumbing of every report ----------------------------------------------------------
 
-    async def _compute(
-        self, build: Callable[[Connection], Awaitable[BaseModel]], state: dict[str, Any]
-    ) -> tuple[BaseModel, dict[str, Any]]:
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[tuple[Connection, dict[str, Any]]]:
+        """A read-only snapshot of the projections, and their state in it."""
         async with self._sessions() as session:
-            report = await build(await raw_connection(session))
+            conn = await raw_transaction(session, SNAPSHOT)
+            state = await queries.state(conn)
+            state["positions"] = await queries.positions(conn)
+            yield conn, state
+
+    async def _compute(
+        self, build: Callable[[Connection], Awaitable[BaseModel]]
+    ) -> tuple[Version, tuple[BaseModel, dict[str, Any]]]:
+        async with self._snapshot() as (conn, state):
+            report = await build(conn)
         if isinstance(report, Report) and report.keep_json:
             report.keep_body()
-        return report, state
-
-    async def _state(self) -> dict[str, Any]:
-        """The projections' state, asked of the database at most every ``cache_max_age_s``
-        (one query for all reports, however many are requested)."""
-        now = time.monotonic()
-        if self._known is not None and now - self._known_at < self._max_age_s:
-            return self._known
-        if self._asking is None:
-            self._asking = asyncio.get_running_loop().create_task(self._ask_state())
-        asking = self._asking
-        try:
-            state = await asyncio.shield(asking)
-        finally:
-            if asking.done() and self._asking is asking:
-                self._asking = None
-        return state
+        return version_of(state), (report, state)
 
     async def _ask_state(self) -> dict[str, Any]:
         async with self._sessions() as session:
-            state = await queries.state(await raw_connection(session))
-        self._known, self._known_at = state, time.monotonic()
-        return state
+            return await queries.state(await raw_connection(session))
+
+    @staticmethod
+    def _ask_state_on(reads: ReadPool) -> Callable[[], Awaitable[dict[str, Any]]]:
+        statements = _Statements(reads)
+        return lambda: queries.state(statements)
 
     async def _report(
         self, key: Hashable, build: Callable[[Connection], Awaitable[BaseModel]]
     ) -> Any:
-        state = await self._state()
-        version = (state["version"], state["settings"])
+        version = version_of(await self._probe())
         value = self._cache.valid(key, version)
         if value is None:
-            value = self._cache.stale(key)
-            if value is not None:
-                # Serve the last computed report (its freshness says how old) and compute
-                # the new one in the background: no reader waits for it.
-                self._cache.refresh(key, version, lambda: self._compute(build, state))
-            else:
-                value = await self._cache.compute(key, version, lambda: self._compute(build, state))
-        report, computed_state = value
-        return report.model_copy(update={"freshness": self._freshness(computed_state)})
+            value = await self._cache.compute(key, version, lambda: self._compute(build))
+        report, state = value
+        return report.model_copy(update={"freshness": self._freshness(state)})
 
     def _freshness(self, state: dict[str, Any]) -> Freshness:
-        lag = self._lag.current() if self._lag is not None else None
+        positions: Positions | None = state.get("positions")
+        lag = None
+        if self._lag is not None:
+            lag = self._lag.current() if positions is None else self._lag.of(positions)
         return Freshness(
+            version=state["version"],
             data_as_of=state["last_event_at"],
             events_applied=state["events_applied"],
             consumer_lag=lag.total if lag else None,
@@ -240,8 +284,8 @@ class ReportingService:
 
     async def freshness(self) -> Freshness:
         """How fresh the projections are right now."""
-        async with self._sessions() as session:
-            return self._freshness(await queries.state(await raw_connection(session)))
+        async with self._snapshot() as (_, state):
+            return self._freshness(state)
 
     # --- years -----------------------------------------------------------------------------
 
@@ -385,14 +429,9 @@ class ReportingService:
     async def session_report(self, session_id: uuid.UUID) -> SessionReport:
         """One session's figures (zero until its events arrive).
 
-        Answered from an index of every session's figures, computed in one grouped query
-        per version of the projections; a session not in it yet is looked up on its own.
+        Computed for the session alone (indexed by session): a grouped index of every
+        session's figures cost a pass over all the facts each time the projections moved.
         """
-        index: SessionIndex = await self._report(("session-index",), self._session_index)
-        known = index.rows.get(session_id)
-        if known is not None:
-            figures_ = _session_figures(known)
-            return SessionReport(**figures_.model_dump(), freshness=index.freshness)
 
         async def build(conn: Connection) -> SessionReport:
             row = await queries.session(conn, session_id)
@@ -411,12 +450,6 @@ class ReportingService:
 
         report: SessionReport = await self._report(("session", session_id), build)
         return report
-
-    async def _session_index(self, conn: Connection) -> SessionIndex:
-        rows = await queries.every_session(conn)
-        # Raw rows, made into figures one by one when asked: building ten thousand models at
-        # once would hold the event loop for a noticeable while.
-        return SessionIndex.model_construct(rows={r["session_id"]: r for r in rows})
 
     # --- follow-ups ------------------------------------------------------------------------
 
@@ -449,8 +482,6 @@ class ReportingService:
                 body.field,
                 body.region,
             )
-        self._cache.clear()
-        self._known = None
         return await self.commitment(commitment_id)
 
     async def update_commitment(
@@ -472,8 +503,6 @@ class ReportingService:
                 body.field,
                 body.region,
             )
-        self._cache.clear()
-        self._known = None
         if status.endswith(" 0"):
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
         return await self.commitment(commitment_id)
@@ -485,8 +514,6 @@ class ReportingService:
             status = await conn.execute(
                 "DELETE FROM commitment WHERE commitment_id = $1", commitment_id
             )
-        self._cache.clear()
-        self._known = None
         if status.endswith(" 0"):
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
 
@@ -506,14 +533,12 @@ class ReportingService:
 
     async def commitment(self, commitment_id: uuid.UUID) -> CommitmentProgress:
         """One commitment with its progress."""
-        async with self._sessions() as session:
-            conn = await raw_connection(session)
+        async with self._snapshot() as (conn, state):
             rows = await conn.fetch(
                 "SELECT * FROM commitment WHERE commitment_id = $1", commitment_id
             )
             if not rows:
                 raise CommitmentNotFoundError(f"no commitment {commitment_id}")
-            state = await queries.state(conn)
             return await self._progress(conn, Commitment(**dict(rows[0])), state)
 
     async def _progress(
