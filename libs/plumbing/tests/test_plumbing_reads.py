@@ -72,3 +72,24 @@ async def test_an_unreachable_database_is_reported_as_unavailable() -> None:
         await pool.fetch("SELECT 1")
     assert isinstance(raised.value, OSError)  # the services' handlers answer 503 for it
     await pool.close()
+
+
+async def test_a_snapshot_sees_one_state_of_the_database(infrastructure: Infrastructure) -> None:
+    dsn = asyncpg_dsn(infrastructure.admin_url)
+    pool = ReadPool(dsn, max_size=2)
+    admin = await asyncpg.connect(dsn)
+    table = f"tpp_test_snapshot_{time.monotonic_ns()}"
+    try:
+        await admin.execute(f"CREATE TABLE {table} (n int)")
+        await admin.execute(f"INSERT INTO {table} VALUES (1)")
+        async with pool.snapshot() as conn:
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 1
+            await admin.execute(f"INSERT INTO {table} VALUES (2)")  # committed meanwhile
+            assert await conn.fetchval(f"SELECT count(*) FROM {table}") == 1
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await conn.execute(f"INSERT INTO {table} VALUES (3)")
+        assert [tuple(r) for r in await pool.fetch(f"SELECT count(*) FROM {table}")] == [(2,)]
+    finally:
+        await admin.execute(f"DROP TABLE IF EXISTS {table}")
+        await admin.close()
+        await pool.close()

@@ -5,7 +5,8 @@ pre-ping (``BEGIN; ; ROLLBACK``: three round trips), greenlet switches and resul
 processing: about 1 ms of CPU per request, several times the query itself. Here a read
 borrows a raw connection (asyncpg notices a connection closed by a restarted PostgreSQL and
 opens a new one), runs one statement in autocommit (a statement is its own snapshot) and
-gives it back without a reset round trip: nothing on it changes session state.
+gives it back without a reset round trip: nothing on it changes session state. ``snapshot``
+lends one for several statements in one read-only transaction (one snapshot).
 
 ``listen`` keeps one extra connection LISTENing on a channel and calls back on every
 notification, and on every (re)connection or loss, since notifications sent meanwhile are
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -102,6 +103,26 @@ class ReadPool:
                 ):
                     return await pool.fetch(query, *args)
             return await pool.fetch(query, *args)
+        except Exception as error:
+            if is_database_outage(error):
+                raise DatabaseUnavailableError(type(error).__name__) from error
+            raise
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
+        """A connection in a read-only REPEATABLE READ transaction: several statements that
+        see one snapshot of the database (a report and the state it was computed from).
+
+        Raises:
+            DatabaseUnavailableError: as ``fetch``.
+        """
+        try:
+            pool = await self._pool.get()
+            async with (
+                pool.acquire() as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                yield conn
         except Exception as error:
             if is_database_outage(error):
                 raise DatabaseUnavailableError(type(error).__name__) from error

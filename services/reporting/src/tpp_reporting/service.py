@@ -19,7 +19,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,7 +28,7 @@ from tpp_plumbing.problems import NotFoundError, ProblemError
 from tpp_plumbing.reads import ReadPool
 
 from tpp_reporting import figures, queries, regions
-from tpp_reporting.consumers import raw_connection, raw_transaction
+from tpp_reporting.consumers import raw_connection
 from tpp_reporting.freshness import Freshness, LagMonitor, Positions
 from tpp_reporting.models import (
     AnnualReview,
@@ -71,9 +71,6 @@ GROWTH_METRICS = (
 
 #: (projections' version, commitments' token): what a report was computed from.
 Version = tuple[int, str]
-
-#: The first statement of a report's transaction: one snapshot for every query of it.
-SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
 def covers(have: Version, want: Version) -> bool:
@@ -189,7 +186,7 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 
 class _Statements:
-    """The read pool seen as a connection: each statement is its own snapshot."""
+    """The read pool seen as a connection: each statement is its own snapshot (the probe)."""
 
     def __init__(self, reads: ReadPool) -> None:
         self._reads = reads
@@ -219,14 +216,16 @@ class ReportingService:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        reads: ReadPool | None = None,
+        reads: ReadPool,
         lag: LagMonitor | None = None,
         today: Callable[[], date] | None = None,
     ) -> None:
         self._sessions = sessions
+        self._reads = reads
         self._lag = lag
         self._cache = ReportCache()
-        self._probe = StateProbe(self._ask_state_on(reads) if reads else self._ask_state)
+        statements = _Statements(reads)
+        self._probe = StateProbe(lambda: queries.state(statements))
         self._today = today or (lambda: datetime.now(UTC).date())
 
     # --- plumbing of every report ----------------------------------------------------------
@@ -234,8 +233,8 @@ class ReportingService:
     @contextlib.asynccontextmanager
     async def _snapshot(self) -> AsyncIterator[tuple[Connection, dict[str, Any]]]:
         """A read-only snapshot of the projections, and their state in it."""
-        async with self._sessions() as session:
-            conn = await raw_transaction(session, SNAPSHOT)
+        async with self._reads.snapshot() as raw:
+            conn = cast(Connection, raw)
             state = await queries.state(conn)
             state["positions"] = await queries.positions(conn)
             yield conn, state
@@ -248,15 +247,6 @@ class ReportingService:
         if isinstance(report, Report) and report.keep_json:
             report.keep_body()
         return version_of(state), (report, state)
-
-    async def _ask_state(self) -> dict[str, Any]:
-        async with self._sessions() as session:
-            return await queries.state(await raw_connection(session))
-
-    @staticmethod
-    def _ask_state_on(reads: ReadPool) -> Callable[[], Awaitable[dict[str, Any]]]:
-        statements = _Statements(reads)
-        return lambda: queries.state(statements)
 
     async def _report(
         self, key: Hashable, build: Callable[[Connection], Awaitable[BaseModel]]
