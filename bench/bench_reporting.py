@@ -11,11 +11,11 @@ On scratch topics and a scratch database of the local stack:
    reporting service's reader (``tpp_reporting.events.decode``), nothing written; and
    ``ceiling.reporting.kafka_inbox``: the decoding consumer also claiming each batch's event
    ids in the inbox table (one statement and transaction a batch), nothing else written;
-   each with the CPU a record cost (consumer, PostgreSQL, broker), and from the last one
-   ``ceiling.reporting.cores_at_half_bare``: the cores that costs at half the bare rate;
+   each with the CPU a record cost (consumer, PostgreSQL, broker);
 3. ``reporting.ingest``: the reporting service (uvicorn, its own process, one worker) starts
    on the loaded topics and its consumer applies everything; events/s from its first applied
-   batch to the last, polled from the database;
+   batch to the last, polled from the database; ``reporting.ingest.vs_inbox``: its ratio to
+   the same run's ``kafka_inbox`` ceiling (target >= 0.75);
 4. ``reporting.ingest.one_per_tx``: a FastStream subscriber (not batched) applying each event
    in its own transaction (same projections) for a fixed time on another database;
 5. ``reporting.rebuild``: ``python -m tpp_reporting.rebuild`` on the ingested database;
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import subprocess
 import sys
@@ -663,24 +662,6 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
             )
         )
         print(f"[reporting] decoding + inbox claims: {claiming} ({claiming_cpu})", flush=True)
-        # What the least the design asks of a consumer (read, decode, claim each event id)
-        # costs in CPU, at half the bare consumer's rate: the cores the ratio target needs.
-        needed = claiming_cpu.total_us * bare[1] / 2 / 1e6
-        figures.append(
-            Figure(
-                "ceiling.reporting.cores_at_half_bare",
-                needed,
-                "cores",
-                note=f"CPU a read-decode-claim consumer, PostgreSQL and the broker need at half"
-                f" the bare rate ({bare[1] / 2:,.0f} events/s, {claiming_cpu.total_us:.1f} µs an"
-                f" event); the machine has {os.cpu_count()} cores",
-            )
-        )
-        print(
-            f"[reporting] at half the bare rate, reading, decoding and claiming alone need"
-            f" {needed:.2f} cores of {os.cpu_count()}",
-            flush=True,
-        )
         rate, cpu = await ingest(ctx, url, prefix, total)
         figures.append(
             Figure(
@@ -688,8 +669,20 @@ async def run(ctx: Context, events: int | None = None) -> list[Figure]:
                 rate,
                 "events/s",
                 target=">= 20000",
-                ceiling="ceiling.reporting.kafka_bare",
+                ceiling="ceiling.reporting.kafka_inbox",
                 note=cpu,
+            )
+        )
+        # The target is against what reading, decoding and claiming alone reach here (the bare
+        # consumer decodes nothing; half of it needed more cores than the machine has).
+        figures.append(
+            Figure(
+                "reporting.ingest.vs_inbox",
+                rate / claiming[1],
+                "x",
+                target=">= 0.75",
+                note=f"reporting.ingest / ceiling.reporting.kafka_inbox ({claiming[1]:,.0f}"
+                " records/s), same run",
             )
         )
         print(f"[reporting] ingest {rate:,.0f} events/s ({cpu})", flush=True)
