@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from tpp_contracts.vocab import TechnicalField
@@ -169,6 +169,13 @@ class SessionFigures(BaseModel):
 
 class SessionReport(SessionFigures, Report):
     """One session's figures."""
+
+
+class SessionIndex(Report):
+    """Every session's figures by id (internal: answers one-session requests)."""
+
+    keep_json: ClassVar[bool] = False
+    rows: dict[uuid.UUID, dict[str, Any]]
 
 
 class SessionsReport(Report):

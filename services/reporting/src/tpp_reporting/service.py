@@ -44,6 +44,7 @@ from tpp_reporting.models import (
     OutcomeRow,
     Report,
     SessionFigures,
+    SessionIndex,
     SessionReport,
     SessionsReport,
     YearFigures,
@@ -71,6 +72,10 @@ GROWTH_METRICS = (
 
 #: (projections' version, commitments' token): what a report was computed from.
 Version = tuple[int, str]
+
+SESSION_INDEX = ("session-index",)
+#: Session reports computed one by one at a version before the index of all is built.
+INDEX_AFTER = 32
 
 
 def covers(have: Version, want: Version) -> bool:
@@ -224,6 +229,8 @@ class ReportingService:
         self._reads = reads
         self._lag = lag
         self._cache = ReportCache()
+        self._misses: tuple[Version | None, int] = (None, 0)
+        self._indexing: asyncio.Task[None] | None = None
         statements = _Statements(reads)
         self._probe = StateProbe(lambda: queries.state(statements))
         self._today = today or (lambda: datetime.now(UTC).date())
@@ -249,9 +256,13 @@ class ReportingService:
         return version_of(state), (report, state)
 
     async def _report(
-        self, key: Hashable, build: Callable[[Connection], Awaitable[BaseModel]]
+        self,
+        key: Hashable,
+        build: Callable[[Connection], Awaitable[BaseModel]],
+        version: Version | None = None,
     ) -> Any:
-        version = version_of(await self._probe())
+        if version is None:
+            version = version_of(await self._probe())
         value = self._cache.valid(key, version)
         if value is None:
             value = await self._cache.compute(key, version, lambda: self._compute(build))
@@ -419,9 +430,21 @@ class ReportingService:
     async def session_report(self, session_id: uuid.UUID) -> SessionReport:
         """One session's figures (zero until its events arrive).
 
-        Computed for the session alone (indexed by session): a grouped index of every
-        session's figures cost a pass over all the facts each time the projections moved.
+        Answered from an index of every session's figures when one is as new as the request
+        needs; else computed for the session alone. The index (one grouped pass over all the
+        facts) is built in the background once INDEX_AFTER sessions were asked at one
+        version: while events keep arriving it would be outdated before it is used.
         """
+        version = version_of(await self._probe())
+        index = self._cache.valid(SESSION_INDEX, version)
+        if index is not None:
+            rows, state = index
+            known = rows.rows.get(session_id)
+            if known is not None:
+                figures_ = _session_figures(known)
+                return SessionReport(**figures_.model_dump(), freshness=self._freshness(state))
+        else:
+            self._count_session_miss(version)
 
         async def build(conn: Connection) -> SessionReport:
             row = await queries.session(conn, session_id)
@@ -438,8 +461,29 @@ class ReportingService:
                 waitlist_length=counts["waitlisted"],
             )
 
-        report: SessionReport = await self._report(("session", session_id), build)
+        report: SessionReport = await self._report(("session", session_id), build, version)
         return report
+
+    def _count_session_miss(self, version: Version) -> None:
+        if self._misses[0] != version:
+            self._misses = (version, 0)
+        self._misses = (version, self._misses[1] + 1)
+        if self._misses[1] == INDEX_AFTER and (self._indexing is None or self._indexing.done()):
+            self._indexing = asyncio.get_running_loop().create_task(self._build_index(version))
+
+    async def _build_index(self, version: Version) -> None:
+        try:
+            await self._cache.compute(
+                SESSION_INDEX, version, lambda: self._compute(self._session_index)
+            )
+        except Exception:  # the requests were answered one by one; a later one tries again
+            log.warning("session index not built", exc_info=True)
+
+    async def _session_index(self, conn: Connection) -> SessionIndex:
+        rows = await queries.every_session(conn)
+        # Raw rows, made into figures one by one when asked: building ten thousand models at
+        # once would hold the event loop for a noticeable while.
+        return SessionIndex.model_construct(rows={r["session_id"]: r for r in rows})
 
     # --- follow-ups ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from tpp_plumbing.db import asyncpg_dsn
 from tpp_plumbing.testing import service_client
 from tpp_reporting.app import create_app
 from tpp_reporting.config import Settings
+from tpp_reporting.service import INDEX_AFTER, SESSION_INDEX
 
 from .reporting_support import Program, fresh_year, ok
 
@@ -156,3 +157,44 @@ async def test_a_callers_commitment_writes_show_at_once_on_either_instance(
         assert created["commitment_id"] not in [c["commitment_id"] for c in listed]
         gone = await client.get(f"/commitments/{created['commitment_id']}")
         assert gone.status_code == 404, gone.text
+
+
+async def test_the_index_of_every_session_is_never_served_older_than_the_request(
+    platform: Any, db: asyncpg.Connection, eventually: Any
+) -> None:
+    program = Program(platform.registry.http, platform.enrollment.http)
+    year = fresh_year()
+    organizer = await program.organizer("Mongolian University of Science and Technology")
+    session_id = await program.session(organizer, year)
+    reporting = platform.reporting.http
+    path = f"/reports/sessions/{session_id}"
+
+    async def projected() -> bool:
+        found = await db.fetchval(
+            "SELECT count(*) FROM session_fact WHERE session_id = $1", session_id
+        )
+        return bool(found)
+
+    await eventually(projected, what="the session applied to the projections")
+
+    async def indexed() -> bool | None:
+        # Sessions asked one by one at one version: the index of all of them gets built.
+        for _ in range(INDEX_AFTER + 1):
+            assert fresh(await reporting.get(path))["enrolled"] == 0
+        cache = platform.reporting.app.state.service._cache
+        return SESSION_INDEX in cache._entries or None
+
+    await eventually(indexed, what="the index of every session built")
+    trainee = await program.trainee("MN", "male", "scholar")
+    await program.enroll(session_id, trainee)
+
+    async def applied() -> tuple[int, int] | None:
+        count = await db.fetchval(
+            "SELECT count(*) FROM enrollment_fact WHERE session_id = $1", session_id
+        )
+        return await projections(db) if count else None
+
+    version, _ = await eventually(applied, what="the enrollment applied to the projections")
+    report = fresh(await reporting.get(path))
+    assert report["enrolled"] == 1
+    assert report["freshness"]["version"] >= version
