@@ -13,7 +13,14 @@ them published; a crash between the two republishes the rows, which the consumer
 absorbs. So does a PostgreSQL crash that loses the last marks: the relay's own commits do
 not wait for the disk (``synchronous_commit = off`` on its connection; the writers' do).
 Only the holder of a PostgreSQL advisory lock publishes, so a service has one active relay
-however many replicas run.
+however many replicas run. The lock is a session lock on the relay's own connection, so it
+lasts exactly as long as that session: a killed leader's session ends with its socket, and a
+paused or cut-off one is ended by PostgreSQL after ``lease_s`` of silence (idle_session_timeout,
+TCP keepalives, tcp_user_timeout); a standby then takes the lock. Fencing: rows are marked on
+the lock's own session, so a deposed leader cannot mark; and a leader sends a batch only
+within ``lease_s / 5`` of a query that proved its session alive (re-proving it if the batch
+took longer), while a new leader waits 1.5 times that before its first batch, so the two
+never publish at the same time (docs/decisions/0012-relay-takeover.md).
 
 Per-key order: writers of events with the same key serialize on that aggregate's row lock
 before adding outbox rows, so for any one key the id order is the commit order.
@@ -228,6 +235,10 @@ class Outbox:
 AfterPublish = Callable[[Sequence[int]], Awaitable[None]]
 
 
+class LeadLostError(Exception):
+    """The relay's lock session ended (or could not be proved alive): it no longer leads."""
+
+
 class OutboxRelay:
     """Publishes outbox rows to Kafka in order; one active relay per database."""
 
@@ -240,8 +251,10 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         retention_s: float = 24 * 3600,
         after_publish: AfterPublish | None = None,
+        before_publish: AfterPublish | None = None,
         metrics: Metrics | None = None,
         service: str = "",
+        lease_s: float = 5.0,
     ) -> None:
         self._dsn = dsn
         self._kafka = kafka
@@ -251,6 +264,16 @@ class OutboxRelay:
         self._retention_s = retention_s
         # Test hook: runs after the broker acknowledged a batch, before it is marked sent.
         self._after_publish = after_publish
+        # Test hook: runs after a batch's rows were read, before any of them is sent.
+        self._before_publish = before_publish
+        self._lease_s = lease_s
+        # A leader sends only within this of a query that proved its lock session alive...
+        self._proof_s = lease_s / 5
+        # ...and a new leader waits longer than that before it publishes: a deposed leader's
+        # last batch (sent at most _proof_s after its lock was last proved, so before the new
+        # leader got it) is out of the way.
+        self._takeover_wait_s = self._proof_s * 1.5
+        self._proved_at = 0.0
         self._metrics = metrics
         self._service = service
         self._wake = asyncio.Event()
@@ -312,15 +335,18 @@ class OutboxRelay:
         # commits, which hold the events, still wait. It spares the disk 10-15% of its syncs
         # at 1,000 enrollments/s (pg_stat_wal: 0.79-0.97 syncs a command against 0.95-1.20).
         conn: asyncpg.Connection = await asyncpg.connect(
-            self._dsn, server_settings={"synchronous_commit": "off"}
+            self._dsn, server_settings=self._session_settings(), timeout=self._lease_s
         )
         try:
             # Another relay of this service may publish; stand by to take over.
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
+            while not await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY, timeout=self._lease_s
+            ):
                 self._beat()
                 await self._stand_by(conn)
                 if self._stopping.is_set():
                     return
+            log.info("outbox relay took the lead", extra={"service": self._service})
             await conn.add_listener(CHANNEL, self._on_notify)
             producer = AIOKafkaProducer(
                 **self._kafka.client_options(),
@@ -333,24 +359,60 @@ class OutboxRelay:
             await producer.start()
             self._set_leader(True)
             try:
+                # A deposed leader may still send the batch it had proved its lock for.
+                await asyncio.sleep(self._takeover_wait_s)
                 await self._publish_loop(conn, producer)
             finally:
                 self._set_leader(False)
                 await producer.stop()  # waits for in-flight sends
+        except LeadLostError:
+            log.warning("outbox relay lost its lock; standing by", extra={"service": self._service})
+            conn.terminate()
         finally:
             with contextlib.suppress(Exception):
-                await conn.close()
+                await asyncio.wait_for(conn.close(), self._lease_s)
+
+    def _session_settings(self) -> dict[str, str]:
+        """The lock connection's session: PostgreSQL ends it (and so frees the lock) after
+        ``lease_s`` of silence, whether the relay is paused (idle_session_timeout), its host
+        is gone (keepalives) or its packets go unanswered (tcp_user_timeout)."""
+        lease_ms = int(self._lease_s * 1000)
+        probe_s = max(1, int(self._lease_s / 5))
+        return {
+            # The relay's own commits do not wait for the disk (see _lead).
+            "synchronous_commit": "off",
+            "idle_session_timeout": str(lease_ms),
+            "tcp_keepalives_idle": str(probe_s),
+            "tcp_keepalives_interval": str(probe_s),
+            "tcp_keepalives_count": "3",
+            "tcp_user_timeout": str(lease_ms),
+        }
+
+    async def _prove(self, conn: asyncpg.Connection) -> None:
+        """Prove the lock session alive now (a session lock lives as long as its session)."""
+        asked_at = asyncio.get_running_loop().time()
+        try:
+            await conn.fetchval("SELECT 1", timeout=self._proof_s * 2)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+            raise LeadLostError from error
+        self._proved_at = asked_at
+
+    async def _proved(self, conn: asyncpg.Connection) -> None:
+        """The lock was proved within ``_proof_s``: prove it again if not (fencing)."""
+        if asyncio.get_running_loop().time() - self._proved_at > self._proof_s:
+            await self._prove(conn)
 
     async def _stand_by(self, conn: asyncpg.Connection) -> None:
         """Until the next try for the lock, NOTIFY the leader of this process's commits."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._poll_interval_s
+        # Often enough to keep the session from its idle timeout, and to take over in time.
+        deadline = loop.time() + min(self._poll_interval_s, self._proof_s)
         while not self._stopping.is_set() and (left := deadline - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tell_leader.wait(), left)
             if self._tell_leader.is_set() and not self._stopping.is_set():
                 self._tell_leader.clear()  # commits from now on need another NOTIFY
-                await conn.execute(f"NOTIFY {CHANNEL}")
+                await conn.execute(f"NOTIFY {CHANNEL}", timeout=self._lease_s)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
@@ -373,21 +435,44 @@ class OutboxRelay:
                     f"DELETE FROM {TABLE_NAME}"
                     " WHERE published_at < now() - make_interval(secs => $1)",
                     self._retention_s,
+                    timeout=self._lease_s,
                 )
                 last_purge = loop.time()
             if count < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                await self._idle(conn)
+
+    async def _idle(self, conn: asyncpg.Connection) -> None:
+        """Wait for a wake-up or the poll, proving the lock session alive meanwhile (it would
+        otherwise reach its idle timeout and lose the lock)."""
+        loop = asyncio.get_running_loop()
+        poll_at = loop.time() + self._poll_interval_s
+        while (left := poll_at - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(left, self._proof_s))
+            if self._wake.is_set():
+                return
+            await self._prove(conn)
+            self._beat()
 
     async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        """Publish the oldest unsent rows and mark them sent; returns how many."""
-        rows = await conn.fetch(
-            f"SELECT id, event_id, event_type, topic, key, payload, headers FROM {TABLE_NAME}"
-            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            self._batch_size,
-        )
+        """Publish the oldest unsent rows and mark them sent; returns how many.
+
+        Raises ``LeadLostError`` when the lock session cannot be proved alive before a send."""
+        asked_at = asyncio.get_running_loop().time()
+        try:
+            rows = await conn.fetch(
+                f"SELECT id, event_id, event_type, topic, key, payload, headers FROM {TABLE_NAME}"
+                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
+                timeout=self._lease_s,
+            )
+        except (asyncpg.InterfaceError, OSError, TimeoutError) as error:
+            raise LeadLostError from error  # the session (and so the lock) is gone or unproved
+        self._proved_at = asked_at
         if not rows:
             return 0
+        if self._before_publish is not None:
+            await self._before_publish([row["id"] for row in rows])
         spans: list[Span] = []
         # A PRODUCER span per row only while a span processor exports: otherwise nothing
         # would read it, and the writer's trace context goes on in the headers as it is.
@@ -420,13 +505,15 @@ class OutboxRelay:
                 batch = batches.get((topic, partition))
                 if batch is None or batch.append(**message) is None:
                     if batch is not None:  # full: submitted, and a new one started
+                        await self._proved(conn)
                         sent.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = batches[topic, partition] = producer.create_batch()
                     if batch.append(**message) is None:  # a new batch takes its first record
                         raise RuntimeError(f"outbox row {row['id']}: not added to a new batch")
             for (topic, partition), batch in batches.items():
+                await self._proved(conn)
                 sent.append(await producer.send_batch(batch, topic, partition=partition))
-            await asyncio.gather(*sent)
+            await self._acked(conn, asyncio.gather(*sent))
         except BaseException as error:
             for span in spans:
                 span.set_status(StatusCode.ERROR)
@@ -438,8 +525,11 @@ class OutboxRelay:
         ids = [row["id"] for row in rows]
         if self._after_publish is not None:
             await self._after_publish(ids)
+        # On the lock's own session: a deposed leader's mark fails with its session.
         await conn.execute(
-            f"UPDATE {TABLE_NAME} SET published_at = now() WHERE id = ANY($1::bigint[])", ids
+            f"UPDATE {TABLE_NAME} SET published_at = now() WHERE id = ANY($1::bigint[])",
+            ids,
+            timeout=self._lease_s,
         )
         self.published += len(ids)
         if self._metrics is not None:
@@ -447,6 +537,20 @@ class OutboxRelay:
             for (topic, event_type), n in published.items():
                 self._metrics.events_published.labels(topic, event_type).inc(n)
         return len(ids)
+
+    async def _acked(self, conn: asyncpg.Connection, acks: asyncio.Future[Any]) -> None:
+        """Wait for the broker's acks, keeping the lock session from its idle timeout (a
+        broker failover can take longer than the lease)."""
+        while True:
+            done, _ = await asyncio.wait({acks}, timeout=self._proof_s)
+            if done:
+                acks.result()
+                return
+            try:
+                await self._prove(conn)
+            except LeadLostError:
+                acks.cancel()
+                raise
 
     def _publish_span(self, row: Any, stored: dict[str, str]) -> Span:
         parent = telemetry.extract_mapping(stored) if "traceparent" in stored else None

@@ -88,6 +88,7 @@ class Runtime:
             kafka=settings.kafka,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
+            lease_s=settings.relay_lease_s,
             metrics=self.metrics,
             service=name,
         )

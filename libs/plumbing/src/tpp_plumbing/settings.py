@@ -152,6 +152,13 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval_s: float = Field(
         1.0, description="Relay polling period when no NOTIFY arrives (fallback)."
     )
+    relay_lease_s: float = Field(
+        5.0,
+        ge=1.0,
+        description="A relay leader silent this long (paused, cut off) loses the publishing"
+        " lock: PostgreSQL ends its lock session, and another replica's relay takes over (a"
+        " killed leader's lock is freed at once). The leader proves its lock every fifth of it.",
+    )
     consumers_enabled: bool = Field(True, description="Run the Kafka consumers in this process.")
     consumer_concurrency: int = Field(
         4, ge=1, description="Partitions an event-by-event consumer applies at the same time."

@@ -1,0 +1,67 @@
+"""One replica's outbox relay, as its own process: the relay takeover tests run several.
+
+python tests/integration/relay_replica.py <asyncpg DSN> [<trap file>]
+
+Kafka from ``TPP_KAFKA_*``. Prints JSON lines: ``leader`` / ``standby`` when its role changes,
+``published`` with the row ids the broker acknowledged (before they are marked), and
+``pausing`` when a batch holds a row id from the one in the trap file on: the process then stops
+itself (SIGSTOP) between reading the batch and sending it, the worst moment to be paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tpp_plumbing.outbox import OutboxRelay
+from tpp_plumbing.settings import KafkaSettings
+
+
+def say(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, "at": time.time(), **fields}), flush=True)
+
+
+def sprung(trap: Path | None, ids: Sequence[int]) -> bool:
+    """The batch holds a trapped row id (the trap is then removed)."""
+    if trap is None or not trap.exists() or max(ids) < int(trap.read_text()):
+        return False
+    trap.unlink()
+    return True
+
+
+async def main(dsn: str, trap: Path | None) -> None:
+    async def before_publish(ids: Sequence[int]) -> None:
+        if sprung(trap, ids):
+            say("pausing", ids=list(ids))
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    async def after_publish(ids: Sequence[int]) -> None:
+        say("published", ids=list(ids))
+
+    relay = OutboxRelay(
+        dsn=dsn,
+        kafka=KafkaSettings(),
+        poll_interval_s=0.2,
+        before_publish=before_publish,
+        after_publish=after_publish,
+    )
+    task = asyncio.create_task(relay.run())
+    role = None
+    while not task.done():
+        now = "leader" if relay.is_leader else "standby" if relay.heartbeat_at else None
+        if now is not None and now != role:
+            role = now
+            say(role)
+        await asyncio.sleep(0.02)
+    await task
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], Path(sys.argv[2]) if len(sys.argv) > 2 else None))
