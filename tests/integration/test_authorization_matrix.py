@@ -38,6 +38,7 @@ HEALTH = {
     "GET /asyncapi.json": PUBLIC,
     "GET /health/live": PUBLIC,
     "GET /health/ready": PUBLIC,
+    "GET /health/lag": PUBLIC,
     "GET /metrics": PUBLIC,
     "GET /audit": OPERATOR,
 }

@@ -51,7 +51,6 @@ def start_reporting(url: str, kafka_env: dict[str, str], log: Path) -> tuple[Any
             "TPP_REPORTING_DATABASE_URL": url,
             "TPP_REPORTING_BATCH_SIZE": "40",
             "TPP_REPORTING_SHUTDOWN_TIMEOUT_S": "15",
-            "TPP_REPORTING_READY_MAX_LAG": "1000000",
         }
     )
     with log.open("ab") as output:

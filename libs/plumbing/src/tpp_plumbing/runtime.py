@@ -340,11 +340,24 @@ class Runtime:
         if s.consumers_enabled and self.runners:
             dead = [r.group_id for r in self.runners if not r.alive]
             checks["consumers"] = "failed: not running" if dead else "ok"
-            worst = max((max(r.lag.values(), default=0) for r in self.runners), default=0)
-            checks["consumer_lag"] = (
-                "ok" if worst <= s.ready_max_lag else f"failed: {worst} > {s.ready_max_lag}"
-            )
         return checks
+
+    def lag(self) -> dict[str, Any]:
+        """Consumer lag as last measured, per group and partition: ``behind`` while a
+        partition lags by more than ``lag_behind_threshold`` (readiness does not look)."""
+        groups: dict[str, dict[str, int]] = {}
+        for runner in self.runners:
+            partitions = groups.setdefault(runner.group_id, {})
+            for tp, n in runner.lag.items():
+                partitions[f"{tp.topic}:{tp.partition}"] = n
+        worst = max((n for p in groups.values() for n in p.values()), default=0)
+        threshold = self.settings.lag_behind_threshold
+        return {
+            "status": "ok" if worst <= threshold else "behind",
+            "max_partition_lag": worst,
+            "threshold": threshold,
+            "groups": groups,
+        }
 
     def health_router(self) -> APIRouter:
         """Liveness, readiness, Prometheus metrics and the AsyncAPI document."""
@@ -360,13 +373,22 @@ class Runtime:
 
         @router.get(
             "/health/ready",
-            summary="PostgreSQL and Kafka answer, the relay and consumers run, lag is low",
+            summary="This replica can serve: PostgreSQL and Kafka answer, the relay and"
+            " consumers run (lag is not looked at: see /health/lag)",
         )
         async def ready() -> object:
             checks = await self.readiness()
             if all(v == "ok" for v in checks.values()):
                 return {"status": "ok", "checks": checks}
             return problem(503, "Not ready", "a dependency is not ready", checks=checks)
+
+        @router.get(
+            "/health/lag",
+            summary="Consumer lag per group and partition (measured every monitor_interval_s);"
+            " status `behind` over lag_behind_threshold. Always 200: a lagging replica serves.",
+        )
+        async def lag() -> dict[str, Any]:
+            return self.lag()
 
         @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
         async def metrics() -> Response:

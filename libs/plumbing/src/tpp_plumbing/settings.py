@@ -189,8 +189,11 @@ class ServiceSettings(BaseSettings):
     monitor_interval_s: float = Field(
         5.0, gt=0, description="How often consumer lag and the outbox backlog are measured."
     )
-    ready_max_lag: int = Field(
-        10_000, description="Readiness fails while any partition lags by more events than this."
+    lag_behind_threshold: int = Field(
+        10_000,
+        ge=0,
+        description="/health/lag says `behind` while any partition lags by more events than"
+        " this. Readiness ignores lag: a replica catching up still serves.",
     )
     shutdown_timeout_s: float = Field(
         20.0,
