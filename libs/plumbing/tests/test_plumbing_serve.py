@@ -143,3 +143,54 @@ def test_a_worker_that_never_starts_stops_the_service(tmp_path: Path) -> None:
     output, _ = server.communicate(timeout=60)
     assert server.returncode == 1
     assert b"while starting, 5 times in a row: stopping" in output
+
+
+def test_a_scrape_reaching_either_worker_sees_every_worker_and_no_counter_goes_back() -> None:
+    port = free_port()
+    server = start(port, 2, "metrics_app:app")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{url}/metrics", timeout=1)
+                break
+            time.sleep(0.2)
+        counted, served_by, scraped_by = 0, set(), set()
+        last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for _ in range(40):
+            for _ in range(3):  # a new connection each: the kernel spreads them over workers
+                served_by.add(httpx.get(f"{url}/count", timeout=5).text)
+                counted += 1
+            with httpx.Client(base_url=url) as client:
+                scrape = client.get("/metrics")
+            scraped_by.add(scrape.headers["x-pid"])
+            now = _counters(scrape.text)
+            for series, value in now.items():
+                assert value >= last.get(series, 0.0), f"{series} went back: {value} < {last}"
+            last = now
+            # Every worker's counts, whichever worker answered.
+            assert (
+                now[("tpp_events_published_total", (("topic", "topic"), ("type", "type")))]
+                == counted
+            )
+        assert len(served_by) == len(scraped_by) == 2
+        workers = {labels for name, labels in last if name == "process_cpu_seconds_total"}
+        assert workers == {(("worker", "0"),), (("worker", "1"),)}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+
+
+def _counters(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Each counter sample (and histogram count) by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(text):
+        if family.type not in ("counter", "histogram"):
+            continue
+        for sample in family.samples:
+            if sample.name.endswith(("_total", "_count", "_bucket", "_sum")):
+                found[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return found

@@ -3,20 +3,45 @@
 Each runtime has its own registry (several services may share a test process), served at
 ``/metrics``. Labels hold route templates, methods, status codes, topics, partitions,
 consumer groups and event types only: never ids, paths with ids, or personal data.
+
+A replica served by several workers (``tpp_plumbing.serve``) runs prometheus_client's
+multiprocess mode: each worker writes its values to files in the replica's own
+``PROMETHEUS_MULTIPROC_DIR`` (the supervisor makes it), and whichever worker a scrape reaches
+answers with the sum over every worker, dead ones included, so no counter goes backwards
+between two scrapes. The standard process metrics come per worker (``worker`` label).
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tpp_contracts.envelope import EVENT_TYPES
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+#: Set by ``tpp_plumbing.serve`` in each worker: its index (0, 1, ...), kept across restarts.
+WORKER_ENV = "TPP_SERVE_WORKER"
+_WORKER_PID = "worker-{}.pid"
 
 _TYPE = re.compile(rb'"type"\s*:\s*"([a-z0-9._-]{1,120})"')
 _ID = re.compile(rb'"id"\s*:\s*"([0-9a-fA-F-]{36})"')
@@ -52,6 +77,9 @@ class Metrics:
         self.service = service
         self.registry = CollectorRegistry()
         r = self.registry
+        if not os.environ.get(MULTIPROC_DIR):  # else per worker, in exposition()
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
         self.http_duration = Histogram(
             "tpp_http_request_duration_seconds",
             "HTTP request latency by method, route template and status code.",
@@ -97,6 +125,9 @@ class Metrics:
             "Events not yet consumed: high-water mark minus committed offset, per partition.",
             ["group", "topic", "partition"],
             registry=r,
+            # A replica's workers share the group's partitions (during a rebalance two may
+            # still report one partition).
+            multiprocess_mode="livemax",
         )
         self.retries = Counter(
             "tpp_consumer_retries",
@@ -110,19 +141,71 @@ class Metrics:
             ["topic", "kind"],
             registry=r,
         )
+        # Every worker measures the same table: the latest measurement counts.
         self.outbox_backlog = Gauge(
-            "tpp_outbox_backlog", "Outbox rows not yet published.", registry=r
+            "tpp_outbox_backlog",
+            "Outbox rows not yet published.",
+            registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.outbox_oldest_age = Gauge(
             "tpp_outbox_oldest_unsent_age_seconds",
             "Age of the oldest unpublished outbox row (0 when none).",
             registry=r,
+            multiprocess_mode="livemostrecent",
         )
         self.relay_leader = Gauge(
             "tpp_outbox_relay_leader",
-            "1 while this process's relay holds the publishing lock.",
+            "1 while a relay of this replica (one of its workers) holds the publishing lock.",
             registry=r,
+            multiprocess_mode="livemax",
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this service: of this process, or in multiprocess mode of
+        every worker of the replica (counters summed, process metrics per worker)."""
+        directory = os.environ.get(MULTIPROC_DIR)
+        if not directory:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+        registry.register(WorkerProcessCollector(Path(directory)))
+        PlatformCollector(registry=registry)
+        return generate_latest(registry)
+
+
+def register_worker(directory: str | os.PathLike[str], index: int) -> None:
+    """Note this process as worker ``index`` of the replica (for its process metrics)."""
+    (Path(directory) / _WORKER_PID.format(index)).write_text(str(os.getpid()))
+
+
+class WorkerProcessCollector:
+    """The standard process metrics (CPU, memory, file descriptors) of each live worker of
+    the replica, labelled ``worker`` with its index: a restarted worker's counters restart,
+    as any process's do, under the same label."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for path in sorted(self._directory.glob(_WORKER_PID.format("*"))):
+            index = path.name.removeprefix("worker-").removesuffix(".pid")
+            try:
+                pid = int(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not Path(f"/proc/{pid}").exists():
+                continue
+            process = ProcessCollector(pid=functools.partial(int, pid), registry=None)
+            for family in process.collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    labels = {**sample.labels, "worker": index}
+                    merged.samples.append(sample._replace(labels=labels))
+        yield from families.values()
 
 
 class HttpMetricsMiddleware:

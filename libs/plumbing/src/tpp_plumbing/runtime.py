@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, Response
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification.asyncapi import AsyncAPI
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts import TOPIC_EVENTS
@@ -392,7 +392,9 @@ class Runtime:
 
         @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
         async def metrics() -> Response:
-            return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+            # Reads every worker's files in multiprocess mode: off the event loop.
+            body = await asyncio.to_thread(self.metrics.exposition)
+            return Response(body, media_type=CONTENT_TYPE_LATEST)
 
         return router
 

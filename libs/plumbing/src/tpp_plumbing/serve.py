@@ -15,6 +15,11 @@ start (dies within ``STARTUP_S``) is started again after 1, 2, 4 and 8 s
 (``TPP_SERVE_START_BACKOFF_S``, the first wait), so that a dependency down for a while (the
 broker restarting) is waited out; after ``START_ATTEMPTS`` failed starts in a row, as a broken
 build gives, the supervisor stops the service and exits 1.
+
+Metrics: with several workers, the supervisor gives the replica its own, emptied
+``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder unless one is set) so that any worker
+answers a scrape for all of them (``tpp_plumbing.metrics``), and removes a dead worker's live
+gauges.
 """
 
 from __future__ import annotations
@@ -27,15 +32,19 @@ import gc
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from multiprocessing.context import SpawnProcess
 from typing import Any
 
 import uvicorn
+
+from tpp_plumbing.metrics import MULTIPROC_DIR, WORKER_ENV, register_worker
 
 log = logging.getLogger("tpp.serve")
 BACKLOG = 2048
@@ -85,10 +94,14 @@ def _end_with_parent() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker(options: dict[str, Any]) -> None:
+def _worker(options: dict[str, Any], index: int = 0) -> None:
     """One worker: its own socket, one uvicorn server on it (until SIGTERM/SIGINT)."""
     if multiprocessing.parent_process() is not None:
         _end_with_parent()
+    directory = os.environ.get(MULTIPROC_DIR)
+    if directory:
+        os.environ[WORKER_ENV] = str(index)
+        register_worker(directory, index)
     config = uvicorn.Config(**options)
     config.load()  # imports the application and builds it
     tune_gc()
@@ -123,9 +136,32 @@ class Supervisor:
         self._started_at: dict[int | None, float] = {}
         self._stopping = False
         self._backoff_s = float(os.environ.get("TPP_SERVE_START_BACKOFF_S", "1"))
+        self._metrics_dir: str | None = None
+        self._own_metrics_dir = False
 
-    def _start_one(self) -> SpawnProcess:
-        process = self._context.Process(target=_worker, args=(self._options,), daemon=False)
+    def _prepare_metrics_dir(self) -> None:
+        """The replica's own, empty multiprocess folder, in the workers' environment."""
+        given = os.environ.get(MULTIPROC_DIR)
+        if given:
+            os.makedirs(given, exist_ok=True)
+            for stale in os.scandir(given):  # values of an earlier run would add up
+                if stale.is_file() and stale.name.endswith((".db", ".pid")):
+                    os.unlink(stale.path)
+            self._metrics_dir = given
+        else:
+            port = self._options["port"]
+            self._metrics_dir = tempfile.mkdtemp(prefix=f"tpp-metrics-{port}-")
+            self._own_metrics_dir = True
+            os.environ[MULTIPROC_DIR] = self._metrics_dir
+
+    def _worker_ended(self, pid: int | None) -> None:
+        if self._metrics_dir and pid is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+
+    def _start_one(self, index: int) -> SpawnProcess:
+        process = self._context.Process(target=_worker, args=(self._options, index), daemon=False)
         process.start()
         self._started_at[process.pid] = time.monotonic()
         log.info("started worker %s", process.pid)
@@ -137,7 +173,15 @@ class Supervisor:
         _check_free(self._options["host"], self._options["port"])
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
-        self._processes = [self._start_one() for _ in range(self._workers)]
+        self._prepare_metrics_dir()
+        try:
+            return self._supervise()
+        finally:
+            if self._own_metrics_dir and self._metrics_dir:
+                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+
+    def _supervise(self) -> int:
+        self._processes = [self._start_one(i) for i in range(self._workers)]
         failed_starts = [0] * self._workers
         start_at = [0.0] * self._workers
         failed = False
@@ -147,15 +191,16 @@ class Supervisor:
                     break
                 if process is None:
                     if time.monotonic() >= start_at[i]:
-                        self._processes[i] = self._start_one()
+                        self._processes[i] = self._start_one(i)
                     continue
                 if process.is_alive():
                     continue
+                self._worker_ended(process.pid)
                 lived = time.monotonic() - self._started_at.pop(process.pid, 0.0)
                 if lived >= STARTUP_S:
                     failed_starts[i] = 0
                     log.warning("worker %s exited (%s): restarting", process.pid, process.exitcode)
-                    self._processes[i] = self._start_one()
+                    self._processes[i] = self._start_one(i)
                     continue
                 failed_starts[i] += 1
                 if failed_starts[i] >= START_ATTEMPTS:  # e.g. an import error: it would loop
