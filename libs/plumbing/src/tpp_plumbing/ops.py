@@ -12,8 +12,11 @@
 
 Settings come from the environment (``deploy/local.env`` for the local stack): the
 ``TPP_KAFKA_*`` variables (as the ``TPP_OPS_KAFKA_USERNAME`` principal when set),
-``TPP_PG_ADMIN_URL``, ``TPP_<SERVICE>_DATABASE_URL`` and ``TPP_<SERVICE>_PORT``; ``TPP_AUTH_*``
-for tokens. Topics and groups are named without the ``TPP_KAFKA_TOPIC_PREFIX``.
+``TPP_PG_ADMIN_URL``, ``TPP_<SERVICE>_DATABASE_URL``, and where each service's replicas answer:
+``TPP_OPS_<SERVICE>_URLS`` (comma-separated base URLs; by default ``TPP_<SERVICE>_PORT`` on
+127.0.0.1 and, with ``TPP_REPLICAS=N``, the ports ``deploy/platform.sh`` gives the other
+replicas: 10, 20, ... above it); ``TPP_AUTH_*`` for tokens. Topics and groups are named
+without the ``TPP_KAFKA_TOPIC_PREFIX``.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 class OpsSettings(BaseSettings):
     """The operators' own Kafka principal (``TPP_OPS_*``), which may read every topic and
-    group and write any topic (redrive); the connection itself comes from ``TPP_KAFKA_*``."""
+    group and write any topic (redrive); the connection itself comes from ``TPP_KAFKA_*``.
+    And where the services' replicas answer (``service_urls``)."""
 
     model_config = SettingsConfigDict(env_prefix="TPP_OPS_")
 
@@ -73,6 +77,32 @@ class OpsSettings(BaseSettings):
         None, description="Kafka user of tpp-ops (default: TPP_KAFKA_USERNAME)."
     )
     kafka_password: SecretStr | None = Field(None, description="Its password.")
+    registry_urls: str | None = Field(
+        None, description="Base URLs of the registry's replicas, comma-separated."
+    )
+    enrollment_urls: str | None = Field(
+        None, description="Base URLs of the enrollment service's replicas, comma-separated."
+    )
+    reporting_urls: str | None = Field(
+        None, description="Base URLs of the reporting service's replicas, comma-separated."
+    )
+
+
+#: deploy/platform.sh: replica r of a service listens on its port + r * REPLICA_PORT_STEP.
+REPLICA_PORT_STEP = 10
+
+
+def service_urls(name: str, env: dict[str, str] | None = None) -> list[str]:
+    """Where ``name``'s replicas answer: ``TPP_OPS_<NAME>_URLS``, else the local ports."""
+    env = dict(os.environ) if env is None else env
+    urls = env.get(f"TPP_OPS_{name.upper()}_URLS")  # OpsSettings documents it
+    if urls:
+        return [url.strip().rstrip("/") for url in urls.split(",") if url.strip()]
+    port = env.get(f"TPP_{name.upper()}_PORT")
+    if not port:
+        return []
+    replicas = int(env.get("TPP_REPLICAS") or 1)
+    return [f"http://127.0.0.1:{int(port) + r * REPLICA_PORT_STEP}" for r in range(replicas)]
 
 
 def _kafka() -> KafkaSettings:
@@ -147,22 +177,21 @@ async def _status() -> bool:
         table.add_row("kafka", "[red]down[/red]", type(error).__name__)
     async with httpx.AsyncClient(timeout=3) as client:
         for name in SERVICES:
-            port = os.environ.get(f"TPP_{name.upper()}_PORT")
-            if not port:
-                continue
-            try:
-                response = await client.get(f"http://127.0.0.1:{port}/health/ready")
-                checks = response.json().get("checks", {})
-                state = (
-                    "[green]ready[/green]"
-                    if response.status_code == 200
-                    else "[red]not ready[/red]"
-                )
-                healthy &= response.status_code == 200
-                table.add_row(name, state, ", ".join(f"{k}: {v}" for k, v in checks.items()))
-            except httpx.HTTPError as error:
-                healthy = False
-                table.add_row(name, "[red]down[/red]", f"port {port}: {type(error).__name__}")
+            for url in service_urls(name):
+                try:
+                    response = await client.get(f"{url}/health/ready")
+                    checks = response.json().get("checks", {})
+                    state = (
+                        "[green]ready[/green]"
+                        if response.status_code == 200
+                        else "[red]not ready[/red]"
+                    )
+                    healthy &= response.status_code == 200
+                    detail = ", ".join(f"{k}: {v}" for k, v in checks.items())
+                    table.add_row(name, state, f"{url}: {detail}")
+                except httpx.HTTPError as error:
+                    healthy = False
+                    table.add_row(name, "[red]down[/red]", f"{url}: {type(error).__name__}")
     _console().print(table)
     return healthy
 

@@ -84,6 +84,10 @@ def error_name(error: BaseException) -> str:
     return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
+#: Of the rebalance timeout, what committing offsets and rejoining may take.
+REBALANCE_MARGIN_S = 5.0
+
+
 class ConsumerRunner:
     """Consumes topics for one EventConsumer in a consumer group."""
 
@@ -103,6 +107,9 @@ class ConsumerRunner:
         request_timeout_ms: int = 30_000,
         fetch_timeout_ms: int = 200,
         fetch_max_wait_ms: int = 50,
+        session_timeout_ms: int = 10_000,
+        rebalance_timeout_ms: int = 30_000,
+        group_instance_id: str | None = None,
     ) -> None:
         self.consumer = consumer
         self.topics = list(topics)
@@ -116,6 +123,9 @@ class ConsumerRunner:
         self._request_timeout_ms = request_timeout_ms
         self._fetch_timeout_ms = fetch_timeout_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._session_timeout_ms = session_timeout_ms
+        self._rebalance_timeout_ms = rebalance_timeout_ms
+        self._group_instance_id = group_instance_id
         self._semaphore = asyncio.Semaphore(concurrency)
         self._kafka: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
@@ -128,6 +138,12 @@ class ConsumerRunner:
         self._interrupt = asyncio.Event()
         self.lag: dict[TopicPartition, int] = {}
         self.parked = 0
+
+    @property
+    def revoke_wait_s(self) -> float:
+        """How long giving partitions up waits for their in-flight batches: within the
+        rebalance timeout, with 5 s left to commit and rejoin (else the group drops us)."""
+        return max(self._rebalance_timeout_ms / 1000 - REBALANCE_MARGIN_S, 1.0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,6 +163,9 @@ class ConsumerRunner:
             max_partition_fetch_bytes=max(self.consumer.max_message_bytes * 2, 1_048_576),
             request_timeout_ms=self._request_timeout_ms,
             fetch_max_wait_ms=self._fetch_max_wait_ms,
+            session_timeout_ms=self._session_timeout_ms,
+            rebalance_timeout_ms=self._rebalance_timeout_ms,
+            group_instance_id=self._group_instance_id,
         )
         await kafka.start()
         kafka.subscribe(topics=self.topics, listener=_Listener(self))
@@ -562,7 +581,7 @@ class ConsumerRunner:
         waits = [self._busy[tp].wait() for tp in tps if tp in self._busy]
         if waits:
             await asyncio.wait(
-                [asyncio.ensure_future(w) for w in waits], timeout=self._retry.backoff_max_s
+                [asyncio.ensure_future(w) for w in waits], timeout=self.revoke_wait_s
             )
         await self._commit_pending()
         for tp in tps:

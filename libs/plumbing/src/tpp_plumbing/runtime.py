@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -25,7 +26,7 @@ from tpp_plumbing.auth import install_auth
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.deadletter import DEAD_LETTER_HEADERS, DeadLetterSink, dead_letter_topic
-from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
+from tpp_plumbing.metrics import WORKER_ENV, HttpMetricsMiddleware, Metrics
 from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
@@ -163,8 +164,10 @@ class Runtime:
         s = self.settings
         group = s.kafka.topic(self.name)
         retry = RetryPolicy(s.consumer_max_attempts, s.consumer_backoff_s, s.consumer_backoff_max_s)
-        for sub in subscriptions:
+        worker = os.environ.get(WORKER_ENV, "0")
+        for n, sub in enumerate(subscriptions, start=len(self.runners)):
             topics = [s.kafka.topic(t) for t in sub.topics]
+            instance = f"{s.consumer_instance_id}-{worker}-{n}" if s.consumer_instance_id else None
             sub.consumer.bind(
                 group=group,
                 service=self.name,
@@ -189,6 +192,9 @@ class Runtime:
                     metrics=self.metrics,
                     request_timeout_ms=s.kafka.request_timeout_ms,
                     fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+                    session_timeout_ms=s.consumer_session_timeout_ms,
+                    rebalance_timeout_ms=s.consumer_rebalance_timeout_ms,
+                    group_instance_id=instance,
                 )
             )
 

@@ -98,9 +98,9 @@ def _worker(options: dict[str, Any], index: int = 0) -> None:
     """One worker: its own socket, one uvicorn server on it (until SIGTERM/SIGINT)."""
     if multiprocessing.parent_process() is not None:
         _end_with_parent()
+    os.environ[WORKER_ENV] = str(index)  # static group membership names consumers by it
     directory = os.environ.get(MULTIPROC_DIR)
     if directory:
-        os.environ[WORKER_ENV] = str(index)
         register_worker(directory, index)
     config = uvicorn.Config(**options)
     config.load()  # imports the application and builds it

@@ -183,6 +183,27 @@ class ServiceSettings(BaseSettings):
         description="Longest a fetch waits for data: a partition resumed after its batch is"
         " fetched again at most this late (Kafka's 500 ms default idles a busy consumer).",
     )
+    consumer_session_timeout_ms: int = Field(
+        10_000,
+        ge=6_000,
+        description="A consumer that sends no heartbeat this long (killed, paused) is out of"
+        " its group and its partitions go to the others; with consumer_instance_id, also how"
+        " long a restarting replica keeps its partitions.",
+    )
+    consumer_rebalance_timeout_ms: int = Field(
+        30_000,
+        ge=10_000,
+        description="How long the group waits for its members to rejoin in a rebalance. A"
+        " consumer giving partitions up waits for their in-flight batches up to this less 5 s"
+        " (the offset commit's share), so that it rejoins in time.",
+    )
+    consumer_instance_id: str | None = Field(
+        None,
+        description="This replica's stable name (e.g. its pod name) for static group"
+        " membership: each consumer joins as `<id>-<worker>-<n>`, does not leave the group"
+        " when stopped, and a replica restarted within consumer_session_timeout_ms gets its"
+        " partitions back without a rebalance (rolling restarts). Unset: dynamic membership.",
+    )
     consumer_max_message_bytes: int = Field(
         1_048_576, description="Larger message values are poison (dead-lettered at once)."
     )
@@ -221,6 +242,14 @@ class ServiceSettings(BaseSettings):
     )
     log_json: bool = Field(True, description="Log JSON lines to stderr (off: leave logging be).")
     log_level: str = Field("INFO", description="Level of the service's logs.")
+
+    @model_validator(mode="after")
+    def _rebalance_fits(self) -> ServiceSettings:
+        if self.consumer_session_timeout_ms > self.consumer_rebalance_timeout_ms:
+            raise ValueError(
+                "consumer_session_timeout_ms must not exceed consumer_rebalance_timeout_ms"
+            )
+        return self
 
     @model_validator(mode="after")
     def _own_principal(self) -> ServiceSettings:
