@@ -13,6 +13,7 @@ between two scrapes. The standard process metrics come per worker (``worker`` la
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -160,6 +161,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+
+    def drop_lag(self, group: str, topic: str, partition: int) -> None:
+        """Forget a partition's lag (no longer assigned here)."""
+        labels = (group, topic, str(partition))
+        if os.environ.get(MULTIPROC_DIR):
+            # A worker's file keeps every series it wrote: 0 is what this worker still owes.
+            self.consumer_lag.labels(*labels).set(0)
+            return
+        with contextlib.suppress(KeyError):
+            self.consumer_lag.remove(*labels)
 
     def exposition(self) -> bytes:
         """The Prometheus text of this service: of this process, or in multiprocess mode of

@@ -599,11 +599,7 @@ class ConsumerRunner:
     def _drop_lag(self, tp: TopicPartition) -> None:
         self.lag.pop(tp, None)
         if self._metrics is not None:
-            labels = (self.group_id, tp.topic, str(tp.partition))
-            # In multiprocess mode a removed child keeps its last value in the worker's file.
-            self._metrics.consumer_lag.labels(*labels).set(0)
-            with contextlib.suppress(KeyError):
-                self._metrics.consumer_lag.remove(*labels)
+            self._metrics.drop_lag(self.group_id, tp.topic, tp.partition)
 
     async def measure_lag(self) -> dict[TopicPartition, int]:
         """High-water mark minus committed offset, per assigned partition (also a gauge)."""
