@@ -36,13 +36,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tpp_contracts.envelope import EVENT_TYPES
 
+from tpp_plumbing.workers import MULTIPROC_DIR, WORKER_PID
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-#: Set by ``tpp_plumbing.serve`` in each worker: its index (0, 1, ...), kept across restarts.
-WORKER_ENV = "TPP_SERVE_WORKER"
-_WORKER_PID = "worker-{}.pid"
 
 _TYPE = re.compile(rb'"type"\s*:\s*"([a-z0-9._-]{1,120})"')
 _ID = re.compile(rb'"id"\s*:\s*"([0-9a-fA-F-]{36})"')
@@ -185,11 +182,6 @@ class Metrics:
         return generate_latest(registry)
 
 
-def register_worker(directory: str | os.PathLike[str], index: int) -> None:
-    """Note this process as worker ``index`` of the replica (for its process metrics)."""
-    (Path(directory) / _WORKER_PID.format(index)).write_text(str(os.getpid()))
-
-
 class WorkerProcessCollector:
     """The standard process metrics (CPU, memory, file descriptors) of each live worker of
     the replica, labelled ``worker`` with its index: a restarted worker's counters restart,
@@ -200,7 +192,7 @@ class WorkerProcessCollector:
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
-        for path in sorted(self._directory.glob(_WORKER_PID.format("*"))):
+        for path in sorted(self._directory.glob(WORKER_PID.format("*"))):
             index = path.name.removeprefix("worker-").removesuffix(".pid")
             try:
                 pid = int(path.read_text())

@@ -26,7 +26,7 @@ from tpp_plumbing.auth import install_auth
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.deadletter import DEAD_LETTER_HEADERS, DeadLetterSink, dead_letter_topic
-from tpp_plumbing.metrics import WORKER_ENV, HttpMetricsMiddleware, Metrics
+from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
@@ -34,6 +34,7 @@ from tpp_plumbing.reads import ReadPool
 from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
+from tpp_plumbing.workers import WORKER_ENV
 from tpp_plumbing.writes import CommandPool
 
 log = logging.getLogger(__name__)

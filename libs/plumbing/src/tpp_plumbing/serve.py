@@ -44,7 +44,7 @@ from typing import Any
 
 import uvicorn
 
-from tpp_plumbing.metrics import MULTIPROC_DIR, WORKER_ENV, register_worker
+from tpp_plumbing.workers import MULTIPROC_DIR, WORKER_ENV, register_worker
 
 log = logging.getLogger("tpp.serve")
 BACKLOG = 2048

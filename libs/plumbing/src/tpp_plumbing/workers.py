@@ -1,0 +1,22 @@
+"""What a served worker knows of its replica: its index and the replica's metrics folder.
+
+Kept apart from ``tpp_plumbing.metrics`` so that the supervisor (``tpp_plumbing.serve``)
+and its workers import no more than they need before the application.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The replica's multiprocess metrics folder (prometheus_client's name).
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+#: Set by ``tpp_plumbing.serve`` in each worker: its index (0, 1, ...), kept across restarts.
+WORKER_ENV = "TPP_SERVE_WORKER"
+#: The file, in the metrics folder, where worker N notes its process id.
+WORKER_PID = "worker-{}.pid"
+
+
+def register_worker(directory: str | os.PathLike[str], index: int) -> None:
+    """Note this process as worker ``index`` of the replica (for its process metrics)."""
+    (Path(directory) / WORKER_PID.format(index)).write_text(str(os.getpid()))
