@@ -212,7 +212,8 @@ async def test_a_handler_failing_every_time_is_parked_and_redrive_applies_it_onc
             # Fixed: redriving applies it once; redriving again changes nothing (inbox).
             proj.failures[broken.id] = 0
             for _ in range(2):
-                assert await deadletter.redrive(kafka, [letter]) == 1
+                redriven = await deadletter.redrive(kafka, [letter])
+                assert (redriven.sent, redriven.refused) == ([letter], [])
 
             async def drained() -> bool:
                 lag = await runner.measure_lag()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -152,3 +153,56 @@ def test_a_redriven_copy_drops_the_dead_letter_headers_and_says_where_it_comes_f
         "traceparent": b"00-abc-def-01",
         deadletter.REDRIVEN_FROM: b"p.registry.sessions.v1.dlq/2:3",
     }
+
+
+def parked_copy(original: Any, **changes: Any) -> deadletter.DeadLetter:
+    """``original`` as a consumer parks it, with some of the dead letter's fields changed."""
+    headers = deadletter.dead_letter_headers(
+        original, group="g", kind="poison", error="e", attempts=1
+    )
+    claimed = changes.pop("claims", None)
+    if claimed is not None:
+        headers = [
+            (k, claimed.encode() if k == deadletter.ORIGINAL_TOPIC else v) for k, v in headers
+        ]
+    letter = deadletter.DeadLetter.from_record(
+        record(original.value, 3, headers=headers, topic=original.topic + deadletter.SUFFIX)
+    )
+    return dataclasses.replace(letter, **changes)
+
+
+def test_a_true_copy_of_the_original_passes_the_check() -> None:
+    original = record(b'{"id": "e1"}', 41)
+    assert parked_copy(original).mismatch(original) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"claims": "p.enrollment.enrollments.v1"},
+            "it claims to come from p.enrollment.enrollments.v1, but was parked on the"
+            " dead-letter topic of p.registry.sessions.v1",
+        ),
+        ({"key": b"other"}, "its key differs from the original's at 2:41"),
+        (
+            {"value": b'{"id": "e2"}'},
+            "its value differs from the original's at 2:41 (event e2, the original is e1)",
+        ),
+    ],
+    ids=["another topic", "another key", "another value"],
+)
+def test_a_letter_that_is_not_a_copy_of_its_original_is_refused(
+    changes: dict[str, Any], reason: str
+) -> None:
+    original = record(b'{"id": "e1"}', 41)
+    assert parked_copy(original, **changes).mismatch(original) == reason
+
+
+def test_a_letter_naming_no_record_is_refused() -> None:
+    letter = parked_copy(record(b"{}", 41))
+    assert letter.mismatch(None) == "p.registry.sessions.v1 has no record at 2:41"
+    unnamed = dataclasses.replace(
+        letter, headers={deadletter.ORIGINAL_TOPIC: letter.original_topic}
+    )
+    assert unnamed.mismatch(None) == "it names no original partition and offset"

@@ -6,6 +6,11 @@ from and why it was parked: ``dlq-original-topic``, ``dlq-original-partition``,
 handler kept failing), ``dlq-error`` (field names and error kinds, or an exception type:
 never values), ``dlq-attempts``, ``dlq-group`` and ``dlq-parked-at``. Redriving sends the
 original record back to its topic; every consumer's inbox still deduplicates it.
+
+Every consumer may write the dead-letter twins of what it consumes, so a dead letter proves
+nothing by itself: redrive reads the original record at the partition and offset the letter
+names, in the dead-letter topic's own origin topic (never the one a header claims), and sends
+that original only when the letter's key and value are the same bytes. Anything else is refused.
 """
 
 from __future__ import annotations
@@ -154,8 +159,17 @@ class DeadLetter:
 
     @property
     def original_topic(self) -> str:
-        """The topic the message was consumed from."""
-        return self.headers.get(ORIGINAL_TOPIC, self.topic.removesuffix(SUFFIX))
+        """The topic whose dead-letter twin holds this letter: the only one it may go back to."""
+        return self.topic.removesuffix(SUFFIX)
+
+    @property
+    def original_ref(self) -> tuple[int, int] | None:
+        """(partition, offset) of the original record, as the letter's headers name it."""
+        partition = self.headers.get(ORIGINAL_PARTITION, "")
+        offset = self.headers.get(ORIGINAL_OFFSET, "")
+        if not (partition.isdigit() and offset.isdigit()):
+            return None
+        return int(partition), int(offset)
 
     @property
     def parked_at(self) -> datetime:
@@ -172,11 +186,63 @@ class DeadLetter:
             return None
         return parsed if isinstance(parsed, dict) else None
 
-    def redrive_headers(self) -> list[tuple[str, bytes]]:
-        """The original headers, plus where the copy comes from."""
-        kept = [(k, v) for k, v in self.raw_headers if not k.startswith(PREFIX)]
-        kept = [(k, v) for k, v in kept if k != REDRIVEN_FROM]
+    def redrive_headers(
+        self, original: Sequence[tuple[str, bytes]] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """The original record's headers (default: those the letter carries), plus where the
+        copy comes from."""
+        source = self.raw_headers if original is None else original
+        kept = [(k, v) for k, v in source if not k.startswith(PREFIX) and k != REDRIVEN_FROM]
         return [*kept, (REDRIVEN_FROM, f"{self.topic}/{self.ref}".encode())]
+
+    def mismatch(self, original: ConsumerRecord[Any, Any] | None) -> str | None:
+        """Why this letter is not a copy of ``original`` (the record at the partition and
+        offset it names, None when there is none), or None when it is."""
+        where = self.original_ref
+        if not self.topic.endswith(SUFFIX):
+            return f"{self.topic} is not a dead-letter topic"
+        claimed = self.headers.get(ORIGINAL_TOPIC)
+        if claimed != self.original_topic:
+            return (
+                f"it claims to come from {claimed or 'nowhere'}, but was parked on the"
+                f" dead-letter topic of {self.original_topic}"
+            )
+        if where is None:
+            return "it names no original partition and offset"
+        partition, offset = where
+        if original is None:
+            return f"{self.original_topic} has no record at {partition}:{offset}"
+        if self.key != original.key:
+            return f"its key differs from the original's at {partition}:{offset}"
+        if self.value != original.value:
+            ids = _event_id(self.value), _event_id(original.value)
+            detail = f" (event {ids[0]}, the original is {ids[1]})" if ids[0] != ids[1] else ""
+            return f"its value differs from the original's at {partition}:{offset}{detail}"
+        return None
+
+
+def _event_id(value: bytes | None) -> str:
+    try:
+        parsed = json.loads(value or b"")
+    except ValueError:
+        return "-"
+    return str(parsed.get("id", "-")) if isinstance(parsed, dict) else "-"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A dead letter redrive would not send, and why."""
+
+    letter: DeadLetter
+    reason: str
+
+
+@dataclass(frozen=True)
+class Redriven:
+    """What a redrive sent back and what it refused."""
+
+    sent: list[DeadLetter] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 async def partitions_of(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
@@ -236,20 +302,82 @@ async def read_dead_letters(
     return letters[:limit] if limit is not None else letters
 
 
-async def redrive(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> int:
-    """Send each dead letter back to its original topic (in order); returns how many."""
+async def originals(
+    kafka: KafkaSettings, letters: Sequence[DeadLetter], *, timeout_s: float = 10.0
+) -> dict[tuple[str, int, int], ConsumerRecord[Any, Any]]:
+    """The records the letters name, read from their dead-letter topics' origin topics (a
+    record no longer in the log, or never there, is absent)."""
+    wanted = {
+        (letter.original_topic, *ref)
+        for letter in letters
+        if (ref := letter.original_ref) is not None
+    }
+    if not wanted:
+        return {}
+    found: dict[tuple[str, int, int], ConsumerRecord[Any, Any]] = {}
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        existing = {
+            tp for topic in {t for t, _, _ in wanted} for tp in await partitions_of(kafka, topic)
+        }
+        tps = sorted({TopicPartition(t, p) for t, p, _ in wanted} & existing)
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        loop = asyncio.get_running_loop()
+        for topic, partition, offset in sorted(wanted):
+            tp = TopicPartition(topic, partition)
+            if tp not in starts or not starts[tp] <= offset < ends[tp]:
+                continue
+            consumer.seek(tp, offset)
+            deadline = loop.time() + timeout_s
+            while loop.time() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+                records = batch.get(tp, [])
+                if records:
+                    # A record at the offset itself, or nothing there (a gap, e.g. compaction).
+                    if records[0].offset == offset:
+                        found[(topic, partition, offset)] = records[0]
+                    break
+            else:
+                raise TimeoutError(f"could not read {topic} {partition}:{offset}")
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def redrive(kafka: KafkaSettings, letters: Sequence[DeadLetter]) -> Redriven:
+    """Send each dead letter that is a true copy of its original back to the origin topic of
+    its dead-letter topic (in order), as the original record; refuse the others with why."""
+    result = Redriven()
     if not letters:
-        return 0
+        return result
+    records = await originals(kafka, letters)
+    checked: list[tuple[DeadLetter, ConsumerRecord[Any, Any]]] = []
+    for letter in letters:
+        ref = letter.original_ref
+        original = records.get((letter.original_topic, *ref)) if ref is not None else None
+        reason = letter.mismatch(original)
+        if reason is not None or original is None:
+            result.refused.append(Refusal(letter, reason or "no original"))
+        else:
+            checked.append((letter, original))
+    if not checked:
+        return result
     producer = AIOKafkaProducer(**kafka.client_options(), acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        for letter in letters:
+        for letter, original in checked:
             await producer.send_and_wait(
                 letter.original_topic,
-                value=letter.value,
-                key=letter.key,
-                headers=letter.redrive_headers(),
+                value=original.value,
+                key=original.key,
+                headers=letter.redrive_headers([(k, v or b"") for k, v in original.headers or ()]),
             )
+            result.sent.append(letter)
     finally:
         await producer.stop()
-    return len(letters)
+    return result

@@ -5,7 +5,7 @@
     tpp-ops lag [--group G]            consumer lag per partition (high-water - committed)
     tpp-ops dlq list [TOPIC]           parked messages: where from, why, how often tried
     tpp-ops dlq show TOPIC P:O         one parked message: headers and value
-    tpp-ops dlq redrive TOPIC P:O...   send parked messages back to their topic
+    tpp-ops dlq redrive TOPIC P:O...   send parked messages back to TOPIC (if true copies)
     tpp-ops dlq redrive TOPIC --pending    ...every one parked since the last --pending
     tpp-ops replay GROUP --since T     move a stopped group's offsets back to a time
     tpp-ops token --role ROLE [--organizer-id ID]   a development bearer token
@@ -362,6 +362,9 @@ async def _dlq_list(topic: str | None) -> None:
             envelope = letter.envelope() or {}
             partition = h.get(deadletter.ORIGINAL_PARTITION, "?")
             origin = f"{partition}:{h.get(deadletter.ORIGINAL_OFFSET, '?')}"
+            claimed = h.get(deadletter.ORIGINAL_TOPIC)
+            if claimed != letter.original_topic:
+                origin += f" (claims {claimed or 'no topic'})"
             table.add_row(
                 name.removeprefix(kafka.topic_prefix),
                 letter.ref,
@@ -430,15 +433,26 @@ def dlq_redrive(
         bool, typer.Option("--pending", help="Every message parked since the last --pending.")
     ] = False,
 ) -> None:
-    """Send parked messages back to their topic; consumers' inboxes still deduplicate them."""
+    """Send parked messages back to TOPIC; consumers' inboxes still deduplicate them.
+
+    Only a true copy goes back: the original record at the partition and offset the dead
+    letter names, in TOPIC, must have the same key and value; any other letter is refused with
+    the reason (exit code 2) and the others still go.
+    """
     if not refs and not pending:
         _fail("name messages (PARTITION:OFFSET) or pass --pending")
     [name] = _dlq_topics(topic)
-    count = _run(lambda: _redrive(name, refs or [], pending))
-    _console().print(f"redrove {count} message(s) from {name}")
+    result = _run(lambda: _redrive(name, refs or [], pending))
+    for refusal in result.refused:
+        message = f"[red]refused {refusal.letter.ref}: {refusal.reason}[/red]"
+        _console().print(message, soft_wrap=True)
+    _console().print(f"redrove {len(result.sent)} message(s) from {name}")
+    if result.refused:
+        _console().print(f"[red]refused {len(result.refused)} message(s)[/red]")
+        raise typer.Exit(2)
 
 
-async def _redrive(name: str, refs: list[str], pending: bool) -> int:
+async def _redrive(name: str, refs: list[str], pending: bool) -> deadletter.Redriven:
     from aiokafka import TopicPartition
 
     from tpp_plumbing import deadletter
@@ -448,14 +462,16 @@ async def _redrive(name: str, refs: list[str], pending: bool) -> int:
         return await deadletter.redrive(kafka, await _select(name, refs))
     marks = await _marks(kafka, name)
     letters = await deadletter.read_dead_letters(kafka, name, after=marks)
-    count = await deadletter.redrive(kafka, letters)
+    result = await deadletter.redrive(kafka, letters)
+    # Refused letters are passed too: they were reported, and checking them again would
+    # refuse them again.
     ends: dict[TopicPartition, int] = {}
     for letter in letters:
         tp = TopicPartition(name, letter.partition)
         ends[tp] = max(ends.get(tp, 0), letter.offset + 1)
     if ends:
         await _commit(kafka, kafka.topic(REDRIVE_GROUP), ends)
-    return count
+    return result
 
 
 async def _commit(kafka: KafkaSettings, group: str, offsets: dict[TopicPartition, int]) -> None:
