@@ -24,13 +24,16 @@ pytestmark = pytest.mark.integration
 ROLES = ("none", "viewer", "organizer-other", "organizer-own", "operator")
 
 # Who may call a route: PUBLIC everyone; OPERATOR operators only; OWN operators and the
-# organizer owning the addressed data; READER operators and viewers (program-wide reports);
-# READER_OWN readers and the owning organizer (per-session report figures).
+# organizer owning the addressed data; ORGANIZERS operators and every organizer (for itself);
+# READER operators and viewers (program-wide reports); READER_OWN readers and the owning
+# organizer (per-session report figures).
 PUBLIC, OPERATOR, OWN, READER, READER_OWN = "public", "operator", "own", "reader", "reader+own"
+ORGANIZERS = "organizers"
 ALLOWED = {
     PUBLIC: set(ROLES),
     OPERATOR: {"operator"},
     OWN: {"operator", "organizer-own"},
+    ORGANIZERS: {"operator", "organizer-own", "organizer-other"},
     READER: {"operator", "viewer"},
     READER_OWN: {"operator", "viewer", "organizer-own"},
 }
@@ -68,8 +71,10 @@ RIGHTS: dict[str, dict[str, str]] = {
     },
     "enrollment": HEALTH
     | {
-        "POST /trainees": OPERATOR,
+        "POST /trainees": ORGANIZERS,
         "POST /trainees/{trainee_id}/erasure": OPERATOR,
+        "PUT /trainees/{trainee_id}/organizers/{organizer_id}": OPERATOR,
+        "DELETE /trainees/{trainee_id}/organizers/{organizer_id}": OPERATOR,
         "GET /trainees": OPERATOR,
         "GET /trainees/{trainee_id}": OWN,
         "GET /trainees/{trainee_id}/enrollments": OWN,
@@ -332,3 +337,110 @@ async def test_organizer_lists_hold_their_own_rows_only(
     assert {r["organizer_id"] for r in report_mine.json()["rows"]} == {own}
     assert all(r["organizer_id"] == other for r in report_theirs.json()["rows"])
     assert [e["session_id"] for e in history.json()] == [data["session_id"]]
+
+
+PERSONAL = ("full_name", "organization", "email", "passport_number", "birth_date")
+
+
+def person(name: str) -> dict[str, Any]:
+    """A trainee's full personal record."""
+    return {
+        "full_name": name,
+        "country": "KE",
+        "gender": "female",
+        "profession": "expert",
+        "organization": f"{name} Institute",
+        "email": f"{name.lower().replace(' ', '.')}@example.org",
+        "passport_number": f"P{uuid.uuid4().hex[:10].upper()}",
+        "birth_date": "1980-02-03",
+    }
+
+
+async def published_session(platform: Platform, organizer_id: str, eventually: Any) -> str:
+    """A published session of the organizer, as the enrollment service sees it."""
+    session = await platform.registry.http.post(
+        "/sessions", json=session_body(organizer_id, fresh_year())
+    )
+    assert session.status_code == 201, session.text
+    session_id: str = session.json()["id"]
+    published = await platform.registry.http.post(f"/sessions/{session_id}/publish")
+    assert published.status_code == 200, published.text
+
+    async def projected() -> bool:
+        view = await platform.enrollment.http.get(f"/sessions/{session_id}")
+        return view.status_code == 200 and view.json()["status"] == "published"
+
+    await eventually(projected, within=60, what="the session in the enrollment view")
+    return session_id
+
+
+def assert_problem(response: Any, status: int) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_organizer_nominates_and_reads_only_its_own_trainees(
+    platform: Platform, eventually: Any
+) -> None:
+    data = await fixture_data(platform, eventually)
+    a_id, b_id = data["other_organizer_id"], data["organizer_id"]
+    a = platform.enrollment.as_role("organizer", a_id)
+    b = platform.enrollment.as_role("organizer", b_id)
+    operator = platform.enrollment.http
+    a_session = await published_session(platform, a_id, eventually)
+    b_later = await published_session(platform, b_id, eventually)
+    # The operator registered the trainee and nominated it to B's session only.
+    stranger, stored = data["trainee_id"], (await operator.get(f"/trainees/{data['trainee_id']}"))
+    assert stored.json()["full_name"] == "Matrix Trainee"
+
+    # A may neither nominate B's trainee by id nor read it; an unknown id looks the same.
+    for trainee_id in (stranger, str(uuid.uuid4())):
+        taken = await a.post(f"/sessions/{a_session}/enrollments", json={"trainee_id": trainee_id})
+        assert_problem(taken, 403)
+        assert_problem(await a.get(f"/trainees/{trainee_id}"), 403)
+    assert (await operator.get(f"/sessions/{a_session}/enrollments")).json() == []
+
+    # B sees the trainee of its session without the personal data the operator supplied, and
+    # nominates it to another of its sessions.
+    seen = await b.get(f"/trainees/{stranger}")
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["withheld"] is True
+    assert {k: seen.json()[k] for k in PERSONAL} == dict.fromkeys(PERSONAL)
+    again = await b.post(f"/sessions/{b_later}/enrollments", json={"trainee_id": stranger})
+    assert again.status_code == 201, again.text
+
+    # A registers its own trainee: it sees what it supplied and nominates it.
+    own = person("Own Nominee")
+    registered = await a.post("/trainees", json=own)
+    assert registered.status_code == 201, registered.text
+    own_id = registered.json()["id"]
+    shown = (await a.get(f"/trainees/{own_id}")).json()
+    assert {k: shown[k] for k in PERSONAL} == {
+        k: own[k].upper() if k == "passport_number" else own[k] for k in PERSONAL
+    }
+    enrolled = await a.post(f"/sessions/{a_session}/enrollments", json={"trainee_id": own_id})
+    assert enrolled.status_code == 201, enrolled.text
+    assert_problem(await b.get(f"/trainees/{own_id}"), 403)
+
+    # B, holding the full record of A's trainee, attaches it: the same trainee, nothing of
+    # what A stored shown (B's own spelling of the name is not echoed back either).
+    record = own | {"full_name": "Own N.", "email": None}
+    matched = await b.post("/trainees", json=record)
+    assert matched.status_code == 200, matched.text
+    assert matched.json()["id"] == own_id
+    assert matched.json()["withheld"] is True
+    assert {k: matched.json()[k] for k in PERSONAL} == dict.fromkeys(PERSONAL)
+    attached = await b.post(f"/sessions/{b_later}/enrollments", json={"trainee_id": own_id})
+    assert attached.status_code == 201, attached.text
+    assert (await b.get(f"/trainees/{own_id}")).json()["withheld"] is True
+
+    # An operator shares B's trainee with A: A sees it whole and may nominate it; once the
+    # share is withdrawn, neither.
+    shared = await operator.put(f"/trainees/{stranger}/organizers/{a_id}")
+    assert shared.status_code == 204, shared.text
+    whole = await a.get(f"/trainees/{stranger}")
+    assert (whole.status_code, whole.json()["full_name"]) == (200, "Matrix Trainee")
+    unshared = await operator.delete(f"/trainees/{stranger}/organizers/{a_id}")
+    assert unshared.status_code == 204, unshared.text
+    assert_problem(await a.get(f"/trainees/{stranger}"), 403)
+    assert_problem(await operator.put(f"/trainees/{uuid.uuid4()}/organizers/{a_id}"), 404)

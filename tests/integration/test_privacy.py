@@ -425,6 +425,15 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     trainee = await drive.trainee(**personal)
     again = await drive.post("enrollment", "/trainees", personal)
     assert (again.status_code, again.json()["id"]) == (200, trainee["id"])
+    # Another organizer: refused the canary's record; holding the passport, it attaches the
+    # same trainee but is shown nothing that was stored.
+    stranger = platform.enrollment.as_role("organizer", await drive.organizer())
+    refused = await stranger.get(f"/trainees/{trainee['id']}")
+    guess = {"full_name": "Someone Else", "email": None, "organization": None}
+    matched = await stranger.post("/trainees", json=personal | guess | {"birth_date": None})
+    assert (refused.status_code, matched.status_code) == (403, 200)
+    assert (matched.json()["id"], matched.json()["withheld"]) == (trainee["id"], True)
+    assert scan(canary.strings(), [("403", refused.text), ("match", matched.text)]) == []
     other = await drive.trainee()
     first = await drive.enroll(small, trainee["id"])
     waiting = await drive.enroll(small, other["id"])
@@ -455,7 +464,7 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     # A CSV nomination, with one invalid row.
     upload = await platform.enrollment.http.post(
         "/imports",
-        files={"file": ("canary.csv", nominations(canary, nominated), "text/csv")},
+        files={"file": (f"{canary.surname}.csv", nominations(canary, nominated), "text/csv")},
         headers=drive.headers(),
     )
     job = ok(upload, 202)
@@ -494,6 +503,8 @@ async def test_a_canary_trainee_leaves_no_personal_data_in_kafka_logs_spans_or_m
     await eventually(parked, what="the poison message in the dead-letter topic")
     # Erasure, and everything published and applied.
     ok(await drive.post("enrollment", f"/trainees/{trainee['id']}/erasure"))
+    # The import job stays (its counts), without the file's name (the canary's surname).
+    assert ok(await drive.get("enrollment", f"/imports/{job['id']}"))["filename"] is None
     _, events = await outbox_ids(platform)
     await eventually(lambda: applied(platform, events), within=60, what="reporting applies all")
     metrics = {

@@ -66,6 +66,19 @@ class Trainee(BaseModel):
     erased_at: datetime | None = Field(
         None, description="When the personal data was erased (on request); None if it was not."
     )
+    withheld: bool = Field(
+        False,
+        description="The personal fields are withheld from this caller: an organizer sees"
+        " those of the trainees it registered itself or an operator shared with it.",
+    )
+
+    def without_personal_data(self) -> Trainee:
+        """The view of an organizer that may not see this trainee's personal data."""
+        return self.model_copy(update=dict.fromkeys(PERSONAL_FIELDS) | {"withheld": True})
+
+
+#: The fields of a trainee an organizer sees only where it supplied them or was shared them.
+PERSONAL_FIELDS = ("full_name", "organization", "email", "passport_number", "birth_date")
 
 
 class TraineePage(BaseModel):

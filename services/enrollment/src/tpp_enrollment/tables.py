@@ -81,6 +81,18 @@ trainee = Table(
     Index("ix_trainee_country", "country"),
 )
 
+# The trainees an organizer may nominate by id besides those of its own sessions: those it
+# registered, matched by passport with the full record, or an operator shared; ``personal``:
+# it may see their personal data (it registered them, or an operator shared them).
+trainee_organizer = Table(
+    "trainee_organizer",
+    metadata,
+    Column("trainee_id", UUID(as_uuid=True), ForeignKey("trainee.id"), primary_key=True),
+    Column("organizer_id", UUID(as_uuid=True), primary_key=True),
+    Column("personal", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 #: FIFO order of waitlists: a waitlisted enrollment takes the next number.
 waitlist_seq = Sequence("enrollment_waitlist_seq", metadata=metadata)
 #: Serial part of certificate numbers, unique across the service.
@@ -167,6 +179,15 @@ import_job = Table(
     Column("runner", UUID(as_uuid=True)),
     # Each committed chunk moves it: a running job that stopped moving was abandoned.
     Column("progressed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The people of each import job's file (rows that passed validation): erasing one of them
+# neutralizes the file name and hash of every job whose file held them.
+import_trainee = Table(
+    "import_trainee",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), primary_key=True),
+    Column("trainee_id", UUID(as_uuid=True), primary_key=True, index=True),
 )
 
 import_error = Table(

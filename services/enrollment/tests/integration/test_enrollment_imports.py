@@ -417,3 +417,68 @@ async def test_the_documented_example_file_imports_cleanly(databases: Any, event
             assert f"| `{column}` |" in described
         assert "| `passport_number` | yes |" in described
         assert "| `email` | no |" in described
+
+
+async def test_erasure_neutralizes_the_file_name_and_hash_of_each_job_that_held_the_trainee(
+    databases: Any, eventually: Any
+) -> None:
+    async with enrollment_app(databases, "_import_erasure") as app:
+        session_id = await app.open_session(capacity=10)
+        closed = await app.open_session(capacity=5)
+        await app.fetch("UPDATE session_view SET status = 'draft' WHERE session_id = $1", closed)
+        erased = nominee(session_id, full_name="Ana Erasable", passport_number="E0000000777")
+        files = {
+            # The person's own nomination, named after them.
+            "nominations-ana-erasable.csv": [erased, nominee(session_id)],
+            # Named again, in a row refused (a draft session): the file still holds them.
+            "second-batch.csv": [nominee(session_id), erased | {"session_id": str(closed)}],
+            "unrelated.csv": [nominee(session_id), nominee(session_id)],
+        }
+        jobs: dict[str, tuple[str, dict[str, Any]]] = {}
+        for name, rows in files.items():
+            content = nominations(rows)
+            response = await app.http.post("/imports", files={"file": (name, content, "text/csv")})
+            assert response.status_code == 202, response.text
+
+            async def finished(job_id: str = response.json()["id"]) -> dict[str, Any] | None:
+                job: dict[str, Any] = (await app.http.get(f"/imports/{job_id}")).json()
+                return job if job["status"] == "done" else None
+
+            job = await eventually(finished, within=60, what=f"{name} imported")
+            jobs[name] = (hashlib.sha256(content).hexdigest(), job)
+        found = await app.http.post(
+            "/trainees", json={k: v for k, v in erased.items() if k != "session_id"}
+        )
+        assert found.status_code == 200, found.text
+
+        gone = await app.http.post(f"/trainees/{found.json()['id']}/erasure")
+
+        assert gone.status_code == 200, gone.text
+        stored = {
+            r["id"]: r
+            for r in await app.fetch(
+                "SELECT id, filename, sha256, total, succeeded, failed FROM import_job"
+            )
+        }
+        for name, (digest, job) in jobs.items():
+            row = stored[uuid.UUID(job["id"])]
+            shown = (await app.http.get(f"/imports/{job['id']}")).json()
+            counts = (job["total"], job["succeeded"], job["failed"])
+            assert (row["total"], row["succeeded"], row["failed"]) == counts
+            assert (shown["total"], shown["succeeded"], shown["failed"]) == counts
+            if name == "unrelated.csv":
+                assert (row["filename"], row["sha256"], shown["filename"]) == (name, digest, name)
+            else:
+                assert (row["filename"], shown["filename"]) == (None, None), name
+                assert digest not in row["sha256"], name
+        assert (
+            await app.fetch(
+                "SELECT 1 FROM import_trainee WHERE trainee_id = $1", uuid.UUID(found.json()["id"])
+            )
+            == []
+        )
+        # The file itself is no longer recognized: uploading it again is a new job.
+        content = nominations(files["nominations-ana-erasable.csv"])
+        again = await app.http.post("/imports", files={"file": ("again.csv", content, "text/csv")})
+        assert again.status_code == 202, again.text
+        assert again.json()["id"] != jobs["nominations-ana-erasable.csv"][1]["id"]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.auth import Operator
+from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 from tpp_plumbing.limits import Offset, page_size
 
 from tpp_enrollment.http.deps import EnrollmentSvc, SessionSvc, Svc
@@ -30,8 +30,15 @@ NoBody = Annotated[WithdrawIn | None, Body()]
     status_code=201,
     response_model=Enrollment,
 )
-async def enroll(session_id: Id, body: EnrollmentIn, svc: SessionSvc) -> Response:
-    """Ask for a place in a session: accepted, waitlisted, or submitted for review."""
+async def enroll(
+    session_id: Id, body: EnrollmentIn, svc: SessionSvc, who: OperatorOrOrganizer
+) -> Response:
+    """Ask for a place in a session: accepted, waitlisted, or submitted for review.
+
+    An organizer nominates only its own trainees (of its sessions, registered or matched by
+    it through ``POST /trainees``, or shared with it): any other id is 403.
+    """
+    await svc.access.check_trainee(who, body.trainee_id)
     enrollment = await svc.enrollments.enroll(session_id, body)
     # The hot path: the service built a valid model; serialize it once, not re-validate it.
     return Response(enrollment.model_dump_json(), 201, media_type="application/json")

@@ -21,12 +21,17 @@ router = APIRouter(tags=["trainees"])
     response_model=Trainee,
     responses={200: {"description": "Already registered: the existing trainee."}},
 )
-async def register_trainee(body: TraineeIn, svc: Svc, response: Response, _: Operator) -> Trainee:
+async def register_trainee(
+    body: TraineeIn, svc: Svc, response: Response, who: OperatorOrOrganizer
+) -> Trainee:
     """Register a trainee (201), or return the one with this passport and country (200).
 
-    Operators only: the answer for a known passport is that person's record.
+    An organizer registering a new trainee may then nominate it and see its record; one whose
+    full record matches an existing trainee may nominate that trainee, and gets its record
+    without the personal fields unless an operator shared them (``withheld``).
     """
-    trainee, created = await svc.trainees.register_trainee(body)
+    organizer = None if who.is_operator else who.organizer_id
+    trainee, created = await svc.trainees.register_trainee(body, organizer)
     response.status_code = 201 if created else 200
     return trainee
 
@@ -49,9 +54,33 @@ async def search_trainees(
 
 
 @router.get("/trainees/{trainee_id}", response_model=Trainee)
-async def get_trainee(trainee_id: uuid.UUID, svc: TraineeSvc) -> Trainee:
-    """One trainee (an organizer: one enrolled in its sessions)."""
-    return await svc.queries.get_trainee(trainee_id)
+async def get_trainee(trainee_id: uuid.UUID, svc: TraineeSvc, who: OperatorOrOrganizer) -> Trainee:
+    """One trainee. An organizer: one of its sessions' or linked to it, with the personal
+    fields only if it registered the trainee or an operator shared them (else ``withheld``)."""
+    trainee = await svc.queries.get_trainee(trainee_id)
+    if await svc.access.sees_personal_data(who, trainee_id):
+        return trainee
+    return trainee.without_personal_data()
+
+
+@router.put("/trainees/{trainee_id}/organizers/{organizer_id}", status_code=204)
+async def share_trainee(
+    trainee_id: uuid.UUID, organizer_id: uuid.UUID, svc: Svc, _: Operator
+) -> Response:
+    """Share a trainee with an organizer: it may nominate the trainee and see its personal
+    data (operators)."""
+    await svc.trainees.share(trainee_id, organizer_id)
+    return Response(status_code=204)
+
+
+@router.delete("/trainees/{trainee_id}/organizers/{organizer_id}", status_code=204)
+async def unshare_trainee(
+    trainee_id: uuid.UUID, organizer_id: uuid.UUID, svc: Svc, _: Operator
+) -> Response:
+    """Withdraw a share (or the organizer's own registration): the organizer no longer
+    nominates the trainee by id nor sees its personal data (operators)."""
+    await svc.trainees.unshare(trainee_id, organizer_id)
+    return Response(status_code=204)
 
 
 @router.post("/trainees/{trainee_id}/erasure", response_model=Trainee)

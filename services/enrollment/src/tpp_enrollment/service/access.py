@@ -1,7 +1,10 @@
 """Whose data is it: the organizer behind a session, an enrollment or a trainee.
 
 Organizers act on their own sessions only; the session view knows each session's organizer
-(from the registry's session events). Operators never come here: no lookup on their path.
+(from the registry's session events). A trainee is an organizer's when enrolled in one of its
+sessions, or linked to it in ``trainee_organizer`` (registered by it, matched by it with the
+full personal record, or shared with it by an operator); the organizer sees the trainee's
+personal data only where that link says so. Operators never come here: no lookup on their path.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tpp_enrollment import tables
 
 V = tables.session_view
 E = tables.enrollment
+TO = tables.trainee_organizer
 
 
 class AccessService:
@@ -54,20 +58,37 @@ class AccessService:
         require_owner(who, row.organizer_id, "enrollment")
 
     async def check_trainee(self, who: Principal, trainee_id: uuid.UUID) -> None:
-        """403 unless the trainee is enrolled in at least one of the organizer's sessions."""
+        """403 unless the trainee is the organizer's (enrolled in one of its sessions, or
+        linked to it); an unknown trainee too, so that a stranger learns nothing."""
         if who.is_operator:
             return
-        query = select(
-            exists().where(
-                E.c.trainee_id == trainee_id,
-                E.c.session_id == V.c.session_id,
-                V.c.organizer_id == who.organizer_id,
-            )
+        if await self.trainee_access(who, trainee_id) is None:
+            require_owner(who, None, "trainee")
+
+    async def sees_personal_data(self, who: Principal, trainee_id: uuid.UUID) -> bool:
+        """Whether the caller may see the trainee's personal data: an operator, or an
+        organizer that registered the trainee or was shared it by an operator."""
+        return who.is_operator or bool(await self.trainee_access(who, trainee_id))
+
+    async def trainee_access(self, who: Principal, trainee_id: uuid.UUID) -> bool | None:
+        """For an organizer: None when the trainee is not theirs, else whether they may see
+        its personal data."""
+        personal = (
+            select(TO.c.personal)
+            .where(TO.c.trainee_id == trainee_id, TO.c.organizer_id == who.organizer_id)
+            .scalar_subquery()
+        )
+        enrolled = exists().where(
+            E.c.trainee_id == trainee_id,
+            E.c.session_id == V.c.session_id,
+            V.c.organizer_id == who.organizer_id,
         )
         async with self._sessions() as db:
-            found = await db.scalar(query)
-        if not found:
-            require_owner(who, None, "trainee")
+            row = (await db.execute(select(personal, enrolled))).one()
+        linked, in_own_session = row[0], row[1]
+        if linked is None:
+            return False if in_own_session else None
+        return bool(linked)
 
     async def own_sessions(
         self, who: Principal, session_ids: Iterable[uuid.UUID]

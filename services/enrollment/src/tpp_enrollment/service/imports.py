@@ -97,6 +97,10 @@ _TRAINEES = text(
     "SELECT id, passport_hash, country, gender, profession FROM trainee"
     " WHERE passport_hash = ANY(CAST(:passport_hash AS bytea[]))"
 )
+_REMEMBER = text(
+    "INSERT INTO import_trainee (job_id, trainee_id)"
+    " SELECT CAST(:job_id AS uuid), unnest(CAST(:ids AS uuid[])) ON CONFLICT DO NOTHING"
+)
 _VIEWS = text("SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))")
 _FORGET_TRAINEES = text("DELETE FROM trainee WHERE id = ANY(CAST(:ids AS uuid[]))")
 # The events of this transaction: unpublished, so found through the relay's partial index.
@@ -355,10 +359,12 @@ class ImportService:
         locked.set()
         views: dict[uuid.UUID, RowMapping] = {r["session_id"]: r for r in locked_views.mappings()}
         still_open = _open(open_rows, views, errors)
+        before = set(fresh)
         if len(still_open) < len(open_rows):
             # A session stopped taking nominations since the first read: its rows change
             # nothing, so the people registered only for them are not registered after all.
             fresh = await self._unregister(db, still_open, registered, fresh)
+        await self._remember(db, progress.job_id, valid, people, registered, before - set(fresh))
         by_session: dict[uuid.UUID, list[_Nominee]] = defaultdict(list)
         for item in still_open:
             by_session[item.session_id].append(item)
@@ -422,6 +428,25 @@ class ImportService:
             if row[_HASH] in by_hash
         }
         return registered, fresh
+
+    async def _remember(
+        self,
+        db: AsyncSession,
+        job_id: uuid.UUID,
+        valid: Sequence[_Nominee],
+        prepared: dict[tuple[str, str], tuple[Any, ...]],
+        registered: dict[tuple[str, str], dict[str, Any]],
+        dropped: set[uuid.UUID],
+    ) -> None:
+        """Record which trainees the job's file holds (its valid rows' people, registered
+        before or now): erasing one of them neutralizes the job's file name and hash."""
+        ids = {person["id"] for person in registered.values()} - dropped
+        others = {prepared[i.person][_HASH] for i in valid if i.person not in registered}
+        if others:
+            found = await db.execute(_TRAINEES, {"passport_hash": list(others)})
+            ids |= {r.id for r in found}
+        if ids:
+            await db.execute(_REMEMBER, {"job_id": job_id, "ids": list(ids)})
 
     async def _unregister(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import TraineeErasedV1
@@ -20,6 +20,7 @@ from tpp_enrollment.schemas import Trainee, TraineeIn
 
 T = tables.trainee
 E = tables.enrollment
+TO = tables.trainee_organizer
 
 #: What erasure empties: every personal column of the trainee.
 ERASED_VALUES: dict[str, Any] = {
@@ -42,6 +43,13 @@ _ERASE_NOTES = text(
 _ERASE_DECISION_NOTES = text(
     "UPDATE enrollment SET note = NULL WHERE note IS NOT NULL AND trainee_id = :id"
 )
+# The import jobs whose files held the trainee: the file's name and hash describe the file's
+# people; the counts stay. A neutralized job no longer matches a new upload of the same file.
+_NEUTRALIZE_IMPORTS = text(
+    "UPDATE import_job SET filename = NULL, sha256 = 'erased:' || id::text"
+    " WHERE id IN (SELECT job_id FROM import_trainee WHERE trainee_id = :id)"
+)
+_FORGET_IMPORTS = text("DELETE FROM import_trainee WHERE trainee_id = :id")
 # Stored responses of earlier requests (Idempotency-Key) that show the trainee.
 _ERASE_REPLAYS = text(
     "DELETE FROM idempotency_key WHERE body IS NOT NULL"
@@ -59,8 +67,16 @@ class TraineeService:
         self._outbox = outbox
         self._personal = personal
 
-    async def register_trainee(self, data: TraineeIn) -> tuple[Trainee, bool]:
-        """Register a trainee; the same passport and country returns the existing one."""
+    async def register_trainee(
+        self, data: TraineeIn, organizer_id: uuid.UUID | None = None
+    ) -> tuple[Trainee, bool]:
+        """Register a trainee; the same passport and country returns the existing one.
+
+        An organizer (``organizer_id``) registering a new trainee may see its personal data;
+        matching an existing one by the full record makes that trainee the organizer's to
+        nominate, but shows it only what an operator shared (else the record without its
+        personal fields).
+        """
         trainee_id = new_id()
         sealed = self._personal.seal_trainee(
             trainee_id, data.passport_number, data.country, data.email, data.birth_date
@@ -85,17 +101,63 @@ class TraineeService:
                     select(T).where(T.c.passport_hash == sealed["passport_hash"])
                 )
                 found = dict(existing.mappings().one())
-                return Trainee.model_validate(self._personal.open_trainee(found)), False
+                trainee = Trainee.model_validate(self._personal.open_trainee(found))
+                if organizer_id is not None and not await self._link(
+                    db, trainee.id, organizer_id, personal=False
+                ):
+                    trainee = trainee.without_personal_data()
+                return trainee, False
             await self._outbox.add(db, [trainee_registered(row)])
+            if organizer_id is not None:
+                await self._link(db, trainee_id, organizer_id, personal=True)
         plain = data.model_dump() | {"passport_number": data.passport_number.upper()}
         return Trainee.model_validate(plain | {"id": trainee_id}), True
+
+    async def _link(
+        self, db: AsyncSession, trainee_id: uuid.UUID, organizer_id: uuid.UUID, *, personal: bool
+    ) -> bool:
+        """Make the trainee the organizer's (an existing link stays as it is); whether the
+        organizer may see the trainee's personal data."""
+        await db.execute(
+            insert(TO)
+            .values(trainee_id=trainee_id, organizer_id=organizer_id, personal=personal)
+            .on_conflict_do_nothing(index_elements=[TO.c.trainee_id, TO.c.organizer_id])
+        )
+        link = select(TO.c.personal).where(
+            TO.c.trainee_id == trainee_id, TO.c.organizer_id == organizer_id
+        )
+        return bool(await db.scalar(link))
+
+    async def share(self, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:
+        """Let an organizer nominate the trainee by id and see its personal data (operators)."""
+        async with self._sessions() as db, db.begin():
+            if await db.scalar(select(T.c.id).where(T.c.id == trainee_id)) is None:
+                raise NotFoundError(f"no trainee {trainee_id}")
+            await db.execute(
+                insert(TO)
+                .values(trainee_id=trainee_id, organizer_id=organizer_id, personal=True)
+                .on_conflict_do_update(
+                    index_elements=[TO.c.trainee_id, TO.c.organizer_id], set_={"personal": True}
+                )
+            )
+
+    async def unshare(self, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:
+        """Withdraw what :meth:`share` (or the organizer's own registration) gave; a trainee
+        enrolled in the organizer's sessions stays its to see, without personal data."""
+        async with self._sessions() as db, db.begin():
+            if await db.scalar(select(T.c.id).where(T.c.id == trainee_id)) is None:
+                raise NotFoundError(f"no trainee {trainee_id}")
+            await db.execute(
+                delete(TO).where(TO.c.trainee_id == trainee_id, TO.c.organizer_id == organizer_id)
+            )
 
     async def erase(self, trainee_id: uuid.UUID) -> Trainee:
         """Erase a trainee's personal data; the enrollments and the figures stay.
 
         Keeps the id, country, gender and profession (what the events carry); empties the
         name, organization, passport (sealed and hashed), email, birth date, the comments of
-        their evaluations and the notes of their follow-ups; records when. The trainee is
+        their evaluations and the notes of their follow-ups, and the file name and hash of
+        every import job whose file held them (the counts stay); records when. The trainee is
         never matched again: registering the same passport later creates a new trainee.
         Erasing again changes nothing and publishes nothing.
         """
@@ -116,5 +178,7 @@ class TraineeService:
             for statement in (_ERASE_COMMENTS, _ERASE_NOTES, _ERASE_DECISION_NOTES):
                 await db.execute(statement, {"id": trainee_id})
             await db.execute(_ERASE_REPLAYS, {"id": str(trainee_id)})
+            await db.execute(_NEUTRALIZE_IMPORTS, {"id": trainee_id})
+            await db.execute(_FORGET_IMPORTS, {"id": trainee_id})
             await self._outbox.add(db, [TraineeErasedV1(trainee_id=trainee_id)])
         return Trainee.model_validate(result)
