@@ -37,17 +37,19 @@ class App:
     async def open_session(self, capacity: int, **overrides: Any) -> uuid.UUID:
         """A published session in the view, as the registry's events would leave it."""
         session_id = uuid.uuid4()
-        values = {"review_required": False, "country_limit": None} | overrides
+        values = {"review_required": False, "country_limit": None, "organizer_id": None}
+        values |= overrides
         await self.fetch(
             "INSERT INTO session_view (session_id, status, year, start_date, end_date, capacity,"
-            " review_required, country_limit, version) VALUES ($1, 'published', 2031, $2, $3,"
-            " $4, $5, $6, 1)",
+            " review_required, country_limit, organizer_id, version)"
+            " VALUES ($1, 'published', 2031, $2, $3, $4, $5, $6, $7, 1)",
             session_id,
             date(2031, 5, 1),
             date(2031, 5, 20),
             capacity,
             values["review_required"],
             values["country_limit"],
+            values["organizer_id"],
         )
         return session_id
 

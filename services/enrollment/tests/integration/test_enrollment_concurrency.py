@@ -173,3 +173,44 @@ async def test_an_enrollment_written_in_one_statement_marks_its_idempotency_key_
         )
         assert again.headers["idempotent-replayed"] == "true"
         assert again.json()["id"] == response.json()["id"]
+
+
+async def test_with_no_race_a_trainee_over_their_countrys_limit_is_waitlisted_by_the_fast_path(
+    databases: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No other command moves the places: each enrollment is decided by the optimistic path
+    alone, which counts the places the trainee's country holds as the locked path does."""
+    async with enrollment_app(databases, "_country_fast") as app:
+        session_id = await app.open_session(capacity=5, country_limit=2)
+        kenyans = [await register(app, country="KE") for _ in range(3)]
+        ghanaian = await register(app, country="GH")
+
+        async def no_lock(*_: Any) -> None:
+            raise AssertionError("decided under the lock: the optimistic path gave up")
+
+        monkeypatch.setattr(store, "lock_for_enroll", no_lock)
+
+        async def enroll(trainee_id: str) -> tuple[str, int | None]:
+            response = await app.http.post(
+                f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee_id}
+            )
+            assert response.status_code == 201, response.text
+            return response.json()["status"], response.json()["waitlist_position"]
+
+        assert [await enroll(t) for t in kenyans] == [
+            ("accepted", None),
+            ("accepted", None),
+            ("waitlisted", 1),  # Kenya holds its two places; three of five are free
+        ]
+        assert await enroll(ghanaian) == ("accepted", None)
+        view = (await app.http.get(f"/sessions/{session_id}")).json()
+        assert (view["capacity"], view["accepted"]) == (5, 3)
+        events = await app.fetch(
+            "SELECT event_type FROM outbox_message WHERE key = $1 ORDER BY id", str(session_id)
+        )
+        assert [e["event_type"].split(".")[-2] for e in events] == [
+            "accepted",
+            "accepted",
+            "waitlisted",
+            "accepted",
+        ]
