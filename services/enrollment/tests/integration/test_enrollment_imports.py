@@ -482,3 +482,32 @@ async def test_erasure_neutralizes_the_file_name_and_hash_of_each_job_that_held_
         again = await app.http.post("/imports", files={"file": ("again.csv", content, "text/csv")})
         assert again.status_code == 202, again.text
         assert again.json()["id"] != jobs["nominations-ana-erasable.csv"][1]["id"]
+
+
+async def test_one_passport_number_in_two_countries_is_two_people_within_one_file(
+    databases: Any, eventually: Any
+) -> None:
+    """A person is a passport number and a country: two countries may issue the same number."""
+    async with enrollment_app(databases, "_same_passport") as app:
+        session_id = await app.open_session(capacity=5)
+        number = f"P{uuid.uuid4().hex[:8].upper()}"
+        rows = [
+            nominee(session_id, passport_number=number, country="VN", full_name="Tran Thi Mai"),
+            nominee(session_id, passport_number=number, country="KE", full_name="Wanjiru Kamau"),
+        ]
+        _, job = await upload(app, nominations(rows), eventually)
+        assert (job["succeeded"], job["failed"], job["errors"]) == (2, 0, [])
+        people = await app.fetch(
+            "SELECT t.country, e.status FROM trainee t JOIN enrollment e ON e.trainee_id = t.id"
+            " WHERE e.session_id = $1 ORDER BY t.country",
+            session_id,
+        )
+        assert [(p["country"], p["status"]) for p in people] == [
+            ("KE", "accepted"),
+            ("VN", "accepted"),
+        ]
+        [registered] = await app.fetch(
+            "SELECT count(*) AS n FROM outbox_message"
+            " WHERE event_type = 'tpp.enrollment.trainee.registered.v1'"
+        )
+        assert registered["n"] == 2

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tpp_contracts.enrollment import EnrollmentCancelledV1
 from tpp_contracts.envelope import Event, decode, encode, wrap
 from tpp_contracts.registry import (
     SessionCancelledV1,
@@ -276,3 +277,51 @@ async def test_redelivered_and_stale_registry_events_change_nothing_and_closing_
     records = ours(await read_all(platform, [ENROLLMENTS.name], complete))
     kinds = [decode(r.value).envelope.type.split(".")[-2] for r in records]
     assert kinds == ["accepted", "accepted", "waitlisted", "accepted", "waitlisted", "withdrawn"]
+
+
+async def test_a_cancelled_session_cancels_accepted_waitlisted_and_submitted_enrollments(
+    platform: Any, eventually: Any
+) -> None:
+    http = platform.enrollment.http
+    session_id = uuid.uuid4()
+    await send(
+        platform, published(session_id, capacity=2).model_copy(update={"review_required": True})
+    )
+    await session_view(http, session_id, lambda v: v["status"] == "published", eventually)
+    enrollments = []
+    for _ in range(3):
+        trainee = (await http.post("/trainees", json=trainee_body())).json()
+        response = await http.post(
+            f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee["id"]}
+        )
+        assert response.json()["status"] == "submitted", response.text
+        enrollments.append(response.json()["id"])
+    accepted, waitlisted, submitted = enrollments
+    assert (await http.post(f"/enrollments/{accepted}/accept")).json()["status"] == "accepted"
+    assert (await http.post(f"/enrollments/{waitlisted}/waitlist")).json()["status"] == "waitlisted"
+
+    cancelled = SessionCancelledV1(
+        session_id=session_id, version=2, reason="typhoon", previous_status="published"
+    )
+    await send(platform, cancelled)
+
+    async def all_cancelled() -> list[str] | None:
+        response = await http.get(f"/sessions/{session_id}/enrollments")
+        statuses = [e["status"] for e in response.json()]
+        return statuses if statuses == ["cancelled"] * 3 else None
+
+    await eventually(all_cancelled, what="every enrollment of the session cancelled")
+    assert (await http.get(f"/sessions/{session_id}")).json()["accepted"] == 0
+
+    def cancellations(records: list[Any]) -> list[EnrollmentCancelledV1]:
+        ours = [decode(r.value).event for r in records if r.key == str(session_id).encode()]
+        return [e for e in ours if isinstance(e, EnrollmentCancelledV1)]
+
+    records = await read_all(platform, [ENROLLMENTS.name], lambda r: len(cancellations(r)) >= 3)
+    sent = cancellations(records)
+    assert len(sent) == 3
+    assert {str(e.enrollment_id): (e.previous_status, e.reason) for e in sent} == {
+        accepted: ("accepted", "session_cancelled"),
+        waitlisted: ("waitlisted", "session_cancelled"),
+        submitted: ("submitted", "session_cancelled"),
+    }
