@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from tpp_contracts.enrollment import EnrollmentAcceptedV1
+from tpp_contracts.enrollment import EnrollmentAcceptedV1, EnrollmentWithdrawnV1
 from tpp_contracts.envelope import PoisonMessageError, decode, encode, wrap
 from tpp_contracts.registry import SessionCreatedV1
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS
@@ -19,7 +21,14 @@ from tpp_enrollment import tables as enrollment_tables
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.outbox import Outbox, OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import fresh_year
+from tpp_plumbing.testing import (
+    Infrastructure,
+    Service,
+    ThrowawayDatabases,
+    fresh_year,
+    service_client,
+    topics_under,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -96,36 +105,84 @@ async def read_topic(
     return records
 
 
-async def session_counts(platform: Any, session_id: uuid.UUID) -> dict[str, Any]:
-    response = await platform.reporting.http.get(f"/reports/sessions/{session_id}")
+async def session_counts(reporting: Service, session_id: uuid.UUID) -> dict[str, Any]:
+    response = await reporting.http.get(f"/reports/sessions/{session_id}")
     assert response.status_code == 200
     result: dict[str, Any] = response.json()
     return result
 
 
-async def test_the_same_event_delivered_twice_is_counted_once(
-    platform: Any, eventually: Any
+@dataclass
+class OwnReporting:
+    """Reporting alone: its HTTP client, its topics (as the admin) and its database."""
+
+    service: Service
+    kafka: KafkaSettings
+    url: str
+
+
+@pytest.fixture
+async def own_reporting(
+    infrastructure: Infrastructure, databases: ThrowawayDatabases, run_id: str
+) -> AsyncIterator[OwnReporting]:
+    """Reporting alone on topics of its own: its count of events applied is this test's."""
+    from tpp_reporting.app import create_app
+    from tpp_reporting.config import Settings
+
+    async with topics_under(infrastructure, f"{run_id}redelivery.") as kafka:
+        url = await databases.create("reporting", "_redelivery")
+        own: dict[str, Any] = {}
+        if "reporting" in infrastructure.principals:
+            user, password = infrastructure.principals["reporting"]
+            own = {"kafka_username": user, "kafka_password": password}
+        app = create_app(Settings(database_url=url, kafka=kafka, **own))
+        await app.state.runtime.start()
+        service = Service(app, service_client(app, base_url="http://reporting"))
+        try:
+            yield OwnReporting(service, kafka, url)
+        finally:
+            await service.aclose()
+            await app.state.runtime.stop()
+
+
+async def test_an_event_delivered_again_after_it_was_applied_is_not_applied_again(
+    own_reporting: OwnReporting, eventually: Any
 ) -> None:
+    """The copy comes in a later batch, after a newer event about the same enrollment: applied
+    again, it would count one more event and put the withdrawn trainee back in their place."""
+    reporting, kafka = own_reporting.service, own_reporting.kafka
+    topic = kafka.topic(ENROLLMENTS.name)
     session_id = uuid.uuid4()
-    envelope = wrap(accepted(session_id), source="/tests")
-    value = encode(envelope)
-    topic = platform.kafka.topic(ENROLLMENTS.name)
-    await produce(platform.kafka, topic, [(str(session_id).encode(), value)] * 2)
-    # A later event on the same partition: once it is applied, both copies were consumed.
-    sentinel = encode(wrap(accepted(session_id), source="/tests"))
-    await produce(platform.kafka, topic, [(str(session_id).encode(), sentinel)])
+    key = str(session_id).encode()
+    first = accepted(session_id)
+    message = encode(wrap(first, source="/tests"))
+    fields = first.model_dump(exclude={"promoted_from_waitlist"})
+    withdrawn = EnrollmentWithdrawnV1(**fields | {"previous_status": "accepted", "reason": None})
 
-    async def both_applied() -> dict[str, Any] | None:
-        counts = await session_counts(platform, session_id)
-        return counts if counts["enrolled"] >= 2 else None
+    async def applied(events: int, **counts: int) -> dict[str, Any] | None:
+        freshness = (await reporting.http.get("/reports/freshness")).json()
+        figures = await session_counts(reporting, session_id)
+        if freshness["events_applied"] < events or any(figures[k] != v for k, v in counts.items()):
+            return None
+        return {"events_applied": freshness["events_applied"]} | figures
 
-    counts = await eventually(both_applied, what="the event and the sentinel applied")
-    assert counts["enrolled"] == 2  # the duplicate added nothing
-    assert counts["accepted"] == 2
-    conn = await asyncpg.connect(asyncpg_dsn(platform.urls["reporting"]))
+    await produce(kafka, topic, [(key, message)])
+    await eventually(lambda: applied(1, enrolled=1, accepted=1), what="the acceptance applied")
+    await produce(kafka, topic, [(key, encode(wrap(withdrawn, source="/tests")))])
+    await eventually(lambda: applied(2, enrolled=1, accepted=0), what="the withdrawal applied")
+
+    # The same message again, then another trainee's acceptance after it on the partition:
+    # once that one is applied, the copy was consumed.
+    await produce(kafka, topic, [(key, message)])
+    await produce(kafka, topic, [(key, encode(wrap(accepted(session_id), source="/tests")))])
+    now = await eventually(lambda: applied(3, enrolled=2), what="the later acceptance applied")
+    assert now["events_applied"] == 3  # the copy is not counted...
+    assert now["accepted"] == 1  # ...nor applied over the withdrawal
+    conn = await asyncpg.connect(asyncpg_dsn(own_reporting.url))
     try:
         recorded = await conn.fetchval(
-            "SELECT count(*) FROM inbox_message WHERE event_id = $1", envelope.id
+            "SELECT count(*) FROM inbox_message WHERE event_id = $1",
+            decode(message).envelope.id,
         )
     finally:
         await conn.close()
@@ -186,12 +243,12 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_inbox_absor
         assert len(copies) == 2  # at-least-once on the wire...
 
         async def applied() -> dict[str, Any] | None:
-            counts = await session_counts(platform, session_id)
+            counts = await session_counts(platform.reporting, session_id)
             return counts if counts["enrolled"] else None
 
         await eventually(applied, what="reporting applies the enrollment")
         await asyncio.sleep(1.0)  # give the second copy time to be (not) applied
-        counts = await session_counts(platform, session_id)
+        counts = await session_counts(platform.reporting, session_id)
         assert counts["enrolled"] == 1  # ...exactly once in the projection
     finally:
         await engine.dispose()
@@ -219,7 +276,7 @@ async def test_poison_messages_do_not_block_the_partition(platform: Any, eventua
     )
 
     async def good_applied() -> dict[str, Any] | None:
-        counts = await session_counts(platform, session_id)
+        counts = await session_counts(platform.reporting, session_id)
         return counts if counts["year"] == year else None
 
     counts = await eventually(good_applied, what="the valid event after the poison ones applied")
