@@ -23,6 +23,11 @@
 # and pid in kafka/node-N/. Topics then get replication factor 3 and min.insync.replicas 2
 # (unless TPP_TOPIC_* say otherwise, see tpp_plumbing.topics). A stack keeps the shape it was
 # formatted with: `reset` before changing it. `down` and `status` handle either shape.
+#
+# A stack another checkout (or another TPP_STACK_DIR) started on this env's ports is found by
+# its ports answering this env's credentials: `up` uses it as it is (starts, provisions and
+# migrates nothing), `down` and `reset` leave it running, `status` counts it as running. A
+# port held by anything else stops `up` before it changes anything, saying so.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -121,6 +126,41 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 psql_admin() {
   as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U postgres \
     -d postgres "$@"
+}
+
+# ---------------------------------------------------------------------------- another stack
+
+# Another stack's PostgreSQL has no socket under $STACK: reached over TCP as TPP_PG_ADMIN_URL.
+psql_url() {
+  [[ -x $PG_BIN/psql ]] || return 1
+  PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" "$TPP_PG_ADMIN_URL" -X -q -v ON_ERROR_STOP=1 "$@"
+}
+# Without uv (`up` installs it first) the credentials cannot be checked: taken as a broker.
+kafka_answers() {
+  command -v uv >/dev/null || return 0
+  "${UV_RUN[@]}" python deploy/topics.py --wait 5 --list >/dev/null 2>&1
+}
+# Who serves this env's PostgreSQL (Kafka) port: own (started under $STACK), other (another
+# stack that accepts this env's credentials), taken (a process that does not) or free.
+pg_state() {
+  if pg_running; then echo own
+  elif ! port_open "$PG_PORT"; then echo free
+  elif psql_url -At -c 'SELECT 1' >/dev/null 2>&1; then echo other
+  else echo taken; fi
+}
+kafka_state() {
+  if kafka_own_running; then echo own
+  elif ! port_open "$KAFKA_PORT"; then echo free
+  elif kafka_answers; then echo other
+  else echo taken; fi
+}
+not_ours() {
+  printf '%s on 127.0.0.1:%s runs from another stack (not started under %s)' "$1" "$2" "$STACK"
+}
+taken() {
+  printf 'port %s is taken by a process that does not accept the %s credentials of %s: stop' \
+    "$1" "$2" "$STACK_ENV"
+  printf ' it, or give this stack other ports (TPP_STACK_ENV, TPP_STACK_DIR)'
 }
 
 # ---------------------------------------------------------------------------- install
@@ -246,6 +286,8 @@ pg_stop() {
   if pg_running; then
     as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 -s stop
     log "PostgreSQL stopped"
+  elif port_open "$PG_PORT"; then
+    log "$(not_ours PostgreSQL "$PG_PORT"): left running"
   else
     log "PostgreSQL not running"
   fi
@@ -286,6 +328,14 @@ kafka_pid_files() {
     [[ -f $file ]] && printf '%s\n' "$file"
   done
   return 0
+}
+# Some node of this stack runs.
+kafka_own_running() {
+  local file
+  while read -r file; do
+    pid_in "$file" >/dev/null && return 0
+  done < <(kafka_pid_files)
+  return 1
 }
 
 # Kafka's principals as "user password" lines: the admin (TPP_KAFKA_USERNAME, a super user)
@@ -466,7 +516,9 @@ kafka_stop() {
       pids+=("$pid")
     fi
   done < <(kafka_pid_files)
-  if (( ! ${#pids[@]} )); then
+  if (( ! ${#pids[@]} )) && port_open "$KAFKA_PORT"; then
+    log "$(not_ours Kafka "$KAFKA_PORT"): left running"
+  elif (( ! ${#pids[@]} )); then
     log "Kafka not running"
   else
     local deadline=$(( $(date +%s) + 60 ))
@@ -533,13 +585,31 @@ cmd_up() {
     *) die "usage: $0 up [kafka]" ;;
   esac
   timed "tools present" ensure_tools
-  timed "Kafka jars present" ensure_kafka_jars
+  local pg_is=none kafka_is
+  (( ! pg )) || pg_is=$(pg_state)
+  kafka_is=$(kafka_state)
+  [[ $pg_is == taken ]] && die "$(taken "$PG_PORT" PostgreSQL)"
+  [[ $kafka_is == taken ]] && die "$(taken "$KAFKA_PORT" Kafka)"
+  # Another stack is used as it is: its roles, databases, migrations, topics, credentials and
+  # ACLs are its owner's (this checkout's migrations may not match its databases).
+  if [[ $pg_is == other ]]; then
+    log "$(not_ours PostgreSQL "$PG_PORT"): using it as it is, migrations left to its owner"
+    pg=0
+  fi
+  local kafka=1
+  if [[ $kafka_is == other ]]; then
+    log "$(not_ours Kafka "$KAFKA_PORT"): using it as it is"
+    kafka=0
+  fi
+  (( ! kafka )) || timed "Kafka jars present" ensure_kafka_jars
   (( ! pg )) || timed "PostgreSQL started" pg_start
-  timed "Kafka started ($KAFKA_BROKERS node(s))" kafka_start
+  (( ! kafka )) || timed "Kafka started ($KAFKA_BROKERS node(s))" kafka_start
   (( ! pg )) || timed "roles and databases" pg_provision
-  timed "Kafka ready, topics" kafka_topics
-  timed "Kafka credentials" kafka_credentials
-  timed "Kafka ACLs" kafka_acls
+  if (( kafka )); then
+    timed "Kafka ready, topics" kafka_topics
+    timed "Kafka credentials" kafka_credentials
+    timed "Kafka ACLs" kafka_acls
+  fi
   (( ! pg )) || timed "migrations (all services)" migrate
   total "stack up in"
 }
@@ -571,16 +641,31 @@ cmd_reset() {
 }
 
 cmd_status() {
-  local ok=0 pid
-  if pg_running; then
-    pid=$(head -n 1 "$PG_DATA/postmaster.pid")
-    log "PostgreSQL running (pid $pid) on 127.0.0.1:$PG_PORT, data ${PG_DATA#"$ROOT"/}"
-    log "  databases: $(psql_admin -At -c "SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate")"
-  else
-    log "PostgreSQL not running"
-    ok=3
-  fi
-  kafka_status || ok=3
+  local ok=0 pid databases
+  databases="SELECT string_agg(datname, ' ' ORDER BY datname) FROM pg_database WHERE NOT datistemplate"
+  case $(pg_state) in
+    own)
+      pid=$(head -n 1 "$PG_DATA/postmaster.pid")
+      log "PostgreSQL running (pid $pid) on 127.0.0.1:$PG_PORT, data ${PG_DATA#"$ROOT"/}"
+      log "  databases: $(psql_admin -At -c "$databases")"
+      ;;
+    other)
+      log "$(not_ours PostgreSQL "$PG_PORT"): up uses it, down leaves it"
+      log "  databases: $(psql_url -At -c "$databases")"
+      ;;
+    taken) log "PostgreSQL not running: $(taken "$PG_PORT" PostgreSQL)"; ok=3 ;;
+    *) log "PostgreSQL not running"; ok=3 ;;
+  esac
+  case $(kafka_state) in
+    other)
+      log "$(not_ours Kafka "$KAFKA_PORT"): up uses it, down leaves it"
+      if command -v uv >/dev/null; then
+        log "  topics: $("${UV_RUN[@]}" python deploy/topics.py --wait 5 --list | tr '\n' ' ')"
+      fi
+      ;;
+    taken) log "Kafka not running: $(taken "$KAFKA_PORT" Kafka)"; ok=3 ;;
+    *) kafka_status || ok=3 ;;
+  esac
   return "$ok"
 }
 

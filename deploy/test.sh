@@ -2,8 +2,9 @@
 # Run the test suite against the local stack (deploy/stack.sh):
 #   deploy/test.sh [pytest args...]
 # Installs the workspace, brings the stack up, runs pytest with deploy/local.env (or
-# $TPP_STACK_ENV) in the environment, and stops the stack again only if this script started it. Exits with pytest's
-# code; "no tests collected" (5) stays a failure.
+# $TPP_STACK_ENV) in the environment, and stops the stack again only if this script started it
+# (a stack another checkout started on the same ports counts as running: used, never stopped).
+# Exits with pytest's code; "no tests collected" (5) stays a failure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
