@@ -214,3 +214,44 @@ async def test_with_no_race_a_trainee_over_their_countrys_limit_is_waitlisted_by
             "waitlisted",
             "accepted",
         ]
+
+
+async def test_a_freed_place_goes_to_the_first_in_line_whose_country_is_under_its_limit(
+    databases: Any,
+) -> None:
+    async with enrollment_app(databases, "_country_promotion") as app:
+        session_id = await app.open_session(capacity=2, country_limit=1)
+        kenyan, kenyan_too = await register(app, country="KE"), await register(app, country="KE")
+        ghanaian, ghanaian_too = (
+            await register(app, country="GH"),
+            await register(app, country="GH"),
+        )
+
+        async def enroll(trainee_id: str) -> dict[str, Any]:
+            response = await app.http.post(
+                f"/sessions/{session_id}/enrollments", json={"trainee_id": trainee_id}
+            )
+            assert response.status_code == 201, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        first, waiting_ke, leaving, waiting_gh = [
+            await enroll(t) for t in (kenyan, kenyan_too, ghanaian, ghanaian_too)
+        ]
+        assert [e["status"] for e in (first, waiting_ke, leaving, waiting_gh)] == [
+            "accepted",
+            "waitlisted",  # Kenya's one place is taken
+            "accepted",
+            "waitlisted",  # the session is full
+        ]
+        withdrawn = await app.http.post(f"/enrollments/{leaving['id']}/withdraw")
+        assert withdrawn.json()["status"] == "withdrawn"
+
+        async def status(enrollment: dict[str, Any]) -> str:
+            response = await app.http.get(f"/enrollments/{enrollment['id']}")
+            return str(response.json()["status"])
+
+        # The Kenyan is first in line, but Kenya holds its place: the Ghanaian behind moves up.
+        assert (await status(waiting_ke), await status(waiting_gh)) == ("waitlisted", "accepted")
+        view = (await app.http.get(f"/sessions/{session_id}")).json()
+        assert view["accepted"] == 2
