@@ -255,3 +255,25 @@ async def test_a_freed_place_goes_to_the_first_in_line_whose_country_is_under_it
         assert (await status(waiting_ke), await status(waiting_gh)) == ("waitlisted", "accepted")
         view = (await app.http.get(f"/sessions/{session_id}")).json()
         assert view["accepted"] == 2
+
+
+async def test_leaving_the_waitlist_frees_no_place(databases: Any) -> None:
+    async with enrollment_app(databases, "_waitlist_leaves") as app:
+        session_id = await app.open_session(capacity=1)
+        enrollments = []
+        for _ in range(3):
+            response = await app.http.post(
+                f"/sessions/{session_id}/enrollments", json={"trainee_id": await register(app)}
+            )
+            enrollments.append(response.json())
+        assert [e["status"] for e in enrollments] == ["accepted", "waitlisted", "waitlisted"]
+        left = await app.http.post(f"/enrollments/{enrollments[1]['id']}/withdraw")
+        assert left.json()["status"] == "withdrawn"
+        listed = (await app.http.get(f"/sessions/{session_id}/enrollments")).json()
+        assert [(e["status"], e["waitlist_position"]) for e in listed] == [
+            ("accepted", None),
+            ("withdrawn", None),
+            ("waitlisted", 1),  # moved up the line, not into a place
+        ]
+        view = (await app.http.get(f"/sessions/{session_id}")).json()
+        assert (view["capacity"], view["accepted"]) == (1, 1)
