@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version as _version
+
 from tpp_contracts import topics
 from tpp_contracts.enrollment import (
     EnrollmentAcceptedV1,
@@ -24,6 +26,7 @@ from tpp_contracts.enrollment import (
 from tpp_contracts.envelope import (
     CONTENT_TYPE,
     EVENT_TYPES,
+    SCHEMA_BASE,
     Decoded,
     Envelope,
     Event,
@@ -34,6 +37,7 @@ from tpp_contracts.envelope import (
     encode_event,
     new_event_id,
     new_id,
+    schema_id,
     wrap,
 )
 from tpp_contracts.registry import (
@@ -72,6 +76,8 @@ from tpp_contracts.vocab import (
     WithdrawalReason,
 )
 
+__version__ = _version("tpp-contracts")
+
 #: The event models of each topic, by topic name, in definition order.
 TOPIC_EVENTS: dict[str, tuple[type[Event], ...]] = {
     topic.name: tuple(model for model in EVENT_TYPES.values() if model.topic == topic)
@@ -84,6 +90,7 @@ __all__ = [
     "EVENT_TYPES",
     "ORGANIZERS",
     "PLANS",
+    "SCHEMA_BASE",
     "SESSIONS",
     "TOPIC_EVENTS",
     "TRAINEES",
@@ -144,6 +151,7 @@ __all__ = [
     "encode_event",
     "new_event_id",
     "new_id",
+    "schema_id",
     "topics",
     "wrap",
 ]

@@ -22,8 +22,9 @@ _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxPro
 # Constraints whose change can't be ordered (regexes, ...): any new or changed value breaks.
 _OPAQUE = ("pattern", "multipleOf", "format", "uniqueItems", "contentEncoding")
 # Event metadata added to each model's schema: moving an event type to another topic or key
-# reorders it relative to other events and strands consumers of the old topic.
-_ROOT_METADATA = ("x-event-type", "x-topic", "x-key")
+# reorders it relative to other events and strands consumers of the old topic; a new ``$id``
+# orphans the ``dataschema`` of every event already in the log.
+_ROOT_METADATA = ("$id", "x-event-type", "x-topic", "x-key")
 
 
 def check_compatible(old_schema: Schema, new_schema: Schema) -> list[str]:

@@ -14,6 +14,15 @@ from uuid_utils.compat import uuid7
 from tpp_contracts.topics import Topic
 
 CONTENT_TYPE = "application/cloudevents+json"
+#: Where the JSON Schemas are named: ``<SCHEMA_BASE><event type>.json`` is each event's ``$id``
+#: and its envelope's ``dataschema``; the file of that name ships in ``tpp_contracts.schemas``.
+SCHEMA_BASE = "https://schemas.tpp.example/contracts/"
+
+
+def schema_id(name: str) -> str:
+    """The ``$id`` of a committed schema (an event type, or ``envelope``)."""
+    return f"{SCHEMA_BASE}{name}.json"
+
 
 #: Every concrete event model, by its CloudEvents ``type``.
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -42,6 +51,8 @@ class Event(BaseModel):
     type: ClassVar[str]
     topic: ClassVar[Topic]
     schema_version: ClassVar[int] = 1
+    #: The ``$id`` of this event type's JSON Schema (the envelope's ``dataschema``).
+    dataschema: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -50,6 +61,7 @@ class Event(BaseModel):
             if event_type in EVENT_TYPES:
                 raise TypeError(f"event type {event_type!r} is defined twice")
             EVENT_TYPES[event_type] = cls
+            cls.dataschema = schema_id(event_type)
 
     def key(self) -> str:
         """The Kafka key: the id of the aggregate named by the topic (keeps its events in order)."""
@@ -72,6 +84,8 @@ class Envelope(BaseModel):
     time: AwareDatetime
     subject: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
+    #: The ``$id`` of the data's JSON Schema (``tpp_contracts.schemas.load`` reads it).
+    dataschema: str | None = None
     schemaversion: int = 1
     correlationid: uuid.UUID
     causationid: uuid.UUID | None = None
@@ -128,6 +142,7 @@ def wrap(
         type=event.type,
         time=time or datetime.now(UTC),
         subject=event.subject(),
+        dataschema=event.dataschema,
         schemaversion=event.schema_version,
         correlationid=correlation_id or new_id,
         causationid=causation_id,
@@ -186,7 +201,11 @@ class EventEncoder:
         kind = type(event)
         attributes = self._types.get(kind)
         if attributes is None:
-            version = b',"datacontenttype":"application/json","schemaversion":'
+            version = (
+                b',"datacontenttype":"application/json","dataschema":'
+                + to_json(kind.dataschema)
+                + b',"schemaversion":'
+            )
             attributes = to_json(kind.type), version + to_json(kind.schema_version)
             self._types[kind] = attributes
         return b"".join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 
 from tpp_contracts import EVENT_TYPES, Envelope
 from tpp_contracts.compat import check_compatible
+from tpp_contracts.envelope import SCHEMA_BASE, schema_id
 
 #: Where the committed schemas live: ``<event type>.json`` per event, and ``envelope.json``.
 SCHEMA_DIR = Path(__file__).parent
@@ -35,20 +37,39 @@ class WriteResult:
     removed: list[str] = field(default_factory=list)
 
 
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON Schema as committed: the serialization schema, i.e. the wire format.
+def schema_of(model: type[BaseModel], name: str) -> dict[str, Any]:
+    """A model's JSON Schema as committed: the serialization schema, i.e. the wire format,
+    named ``name`` (its ``$id``, and the file name).
 
     Serialization mode describes what producers emit (a Decimal is a string, every field
     with a default is present), which is what a consumer in any language reads.
     """
-    return {"$schema": DIALECT, **model.model_json_schema(mode="serialization")}
+    return {
+        "$schema": DIALECT,
+        "$id": schema_id(name),
+        **model.model_json_schema(mode="serialization"),
+    }
 
 
 def current_schemas() -> dict[str, dict[str, Any]]:
     """The schemas the models define now, by name (event type, or ``envelope``)."""
-    schemas = {ENVELOPE: schema_of(Envelope)}
-    schemas.update({name: schema_of(model) for name, model in sorted(EVENT_TYPES.items())})
+    schemas = {ENVELOPE: schema_of(Envelope, ENVELOPE)}
+    schemas.update({name: schema_of(model, name) for name, model in sorted(EVENT_TYPES.items())})
     return schemas
+
+
+def load(uri: str) -> dict[str, Any]:
+    """The committed schema whose ``$id`` (an envelope's ``dataschema``) is ``uri``.
+
+    Raises:
+        KeyError: no schema of this package has that ``$id``.
+    """
+    name = uri.removeprefix(SCHEMA_BASE).removesuffix(".json")
+    path = SCHEMA_DIR / f"{name}.json"
+    if not uri.startswith(SCHEMA_BASE) or "/" in name or not path.is_file():
+        raise KeyError(uri)
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
 
 
 def committed_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
@@ -59,6 +80,14 @@ def committed_schemas(directory: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]
 def render(schema: dict[str, Any]) -> str:
     """The text of a committed schema file."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def digest(directory: Path = SCHEMA_DIR) -> str:
+    """SHA-256 of the committed schemas: what a package version is released with."""
+    hashed = hashlib.sha256()
+    for name, schema in committed_schemas(directory).items():
+        hashed.update(name.encode() + b"\0" + render(schema).encode())
+    return hashed.hexdigest()
 
 
 def check(directory: Path = SCHEMA_DIR) -> list[str]:
