@@ -340,7 +340,7 @@ kafka_own_running() {
 
 # Kafka's principals as "user password" lines: the admin (TPP_KAFKA_USERNAME, a super user)
 # and each role's own (TPP_<ROLE>_KAFKA_USERNAME / _PASSWORD in the env file).
-KAFKA_ROLES=(REGISTRY ENROLLMENT REPORTING OPS)
+KAFKA_ROLES=(REGISTRY ENROLLMENT REPORTING OPS SUBSCRIBER)
 kafka_users() {
   local role user pass
   printf '%s %s\n' "${TPP_KAFKA_USERNAME:?TPP_KAFKA_USERNAME missing in $STACK_ENV}" \

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     TopicAuthorizationFailedError,
@@ -64,6 +65,16 @@ async def send(kafka: KafkaSettings, topic: str) -> int:
     finally:
         await producer.stop()  # also after a refused start: no unclosed client left behind
     return int(meta.offset)
+
+
+async def send_plain(kafka: KafkaSettings, topic: str) -> None:
+    """Produce one record as ``kafka``'s principal without idempotence (no producer id)."""
+    producer = AIOKafkaProducer(**kafka.client_options(), enable_idempotence=False)
+    try:
+        await producer.start()
+        await producer.send_and_wait(topic, key=b"acl-test", value=uuid.uuid4().bytes)
+    finally:
+        await producer.stop()
 
 
 @pytest.fixture
@@ -204,3 +215,54 @@ async def test_the_services_run_as_their_own_principals_on_their_own_topics(
         consumed = {topic for runner in runtime.runners for topic in runner.topics}
         # The ACL layout grants a service reading exactly the topics it subscribes to.
         assert consumed == {prefix + topic for topic in acl.CONSUMES[name]}
+
+
+# ------------------------------------------------------------------ outside subscribers
+
+
+async def test_a_subscriber_reads_every_event_topic_in_its_own_group(
+    secured: Infrastructure, topics: KafkaSettings, subscriber: KafkaSettings
+) -> None:
+    own_group = acl.subscriber_group_prefix(subscriber.username or "", topics.topic_prefix)
+    for t in ALL_TOPICS:
+        await send_to_partition_0(topics, topics.topic(t.name))
+
+    for t in ALL_TOPICS:
+        assert await read_as(subscriber, topics.topic(t.name), group=own_group + "alumni") >= 1
+
+
+@pytest.mark.parametrize("topic", [t.name for t in ALL_TOPICS])
+async def test_a_subscriber_cannot_write_any_topic(
+    secured: Infrastructure, topics: KafkaSettings, subscriber: KafkaSettings, topic: str
+) -> None:
+    # Idempotent (refused its producer id: no WRITE anywhere) and plain (refused per topic).
+    for target in (topics.topic(topic), topics.topic(topic) + SUFFIX):
+        with pytest.raises(ClusterAuthorizationFailedError):
+            await send(subscriber, target)
+        with pytest.raises(TopicAuthorizationFailedError):
+            await send_plain(subscriber, target)
+
+
+async def test_a_subscriber_sees_no_dead_letters_and_no_other_group(
+    secured: Infrastructure, topics: KafkaSettings, subscriber: KafkaSettings
+) -> None:
+    sessions = topics.topic(SESSIONS.name)
+    await send_to_partition_0(topics, sessions + SUFFIX)
+    # Another consumer's group, with offsets committed: the subscriber may neither read them
+    # nor commit there (it would move that consumer's position).
+    reporting = secured.as_role("reporting", topics)
+    reporting_group = topics.topic("reporting-offsets-test")
+    await send_to_partition_0(topics, sessions)
+    assert await read_as(reporting, sessions, group=reporting_group) >= 1
+
+    assert not await describable(subscriber, sessions + SUFFIX)
+    assert await read_as(subscriber, sessions + SUFFIX) == 0
+    with pytest.raises(GroupAuthorizationFailedError):
+        await read_as(subscriber, sessions, group=reporting_group)
+    admin = AIOKafkaAdminClient(**subscriber.client_options())
+    await admin.start()
+    try:
+        with pytest.raises(GroupAuthorizationFailedError):
+            await admin.list_consumer_group_offsets(reporting_group)
+    finally:
+        await admin.close()

@@ -4,7 +4,9 @@ The broker denies what no ACL allows (``allow.everyone.if.no.acl.found=false``).
 has its own principal: it writes only its own topics (``<service>.*``), reads only the topics
 it consumes, commits offsets only in its own group and parks poison only on the dead-letter
 twins of what it consumes. The operators' tool (``tpp-ops``) reads everything and may write
-everything (redrive); the admin (topics, ACLs) is a super user and needs no ACL.
+everything (redrive); the admin (topics, ACLs) is a super user and needs no ACL. Outside
+subscribers (``subscriber``, docs/subscribing.md) read the event topics and commit offsets in
+groups named ``<their user name>.*``; they write nothing and see no dead letters.
 
 Every binding is scoped to a topic prefix: the local stack uses none, a test run or a
 benchmark grants its own prefix at start and revokes it at the end.
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -28,14 +32,26 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import (
+    CompactArray,
+    CompactBytes,
+    CompactString,
+    Int8,
+    Int16,
+    Int32,
+    Schema,
+    TaggedFields,
+)
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import SESSIONS
 
 from tpp_plumbing.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 
-#: The principals the platform runs as (besides the admin), by role.
-ROLES = ("registry", "enrollment", "reporting", "ops")
+#: The principals the platform runs as (besides the admin), by role; ``subscriber`` is the
+#: read-only role of outside services.
+ROLES = ("registry", "enrollment", "reporting", "ops", "subscriber")
 #: The unprefixed topics each service consumes (checked against the services' subscriptions).
 CONSUMES: Mapping[str, tuple[str, ...]] = {
     "registry": (),
@@ -104,6 +120,11 @@ class Binding:
         return (self.resource, self.name, self.pattern, self.principal, "*", self.operation, ALLOW)
 
 
+def subscriber_group_prefix(name: str, prefix: str = "") -> str:
+    """The consumer groups a subscriber principal ``name`` may use: ``<prefix><name>.*``."""
+    return f"{prefix}{name}."
+
+
 def principal_names(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Each role's user name: ``TPP_<ROLE>_KAFKA_USERNAME``, or the role's name."""
     source = os.environ if env is None else env
@@ -111,12 +132,17 @@ def principal_names(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def layout(prefix: str = "", names: Mapping[str, str] | None = None) -> list[Binding]:
-    """Every binding the platform needs under a topic prefix (``""`` for the stack's own)."""
-    users = {role: f"User:{name}" for role, name in (names or principal_names()).items()}
+    """Every binding the platform needs under a topic prefix (``""`` for the stack's own).
+
+    ``names`` maps roles to user names; a role left out gets no binding.
+    """
+    names = names or principal_names()
+    users = {role: f"User:{name}" for role, name in names.items()}
     out: list[Binding] = []
 
     def allow(role: str, resource: Resource, name: str, pattern: Pattern, *ops: Operation) -> None:
-        out.extend(Binding(resource, name, pattern, users[role], op) for op in ops)
+        if role in users:
+            out.extend(Binding(resource, name, pattern, users[role], op) for op in ops)
 
     read, write, describe = Operation.READ, Operation.WRITE, Operation.DESCRIBE
     topic, group = Resource.TOPIC, Resource.GROUP
@@ -131,6 +157,13 @@ def layout(prefix: str = "", names: Mapping[str, str] | None = None) -> list[Bin
         if consumed:
             # Its consumer group(s): `<prefix><service>` and any `<prefix><service>...`.
             allow(service, group, f"{prefix}{service}", Pattern.PREFIXED, read, describe)
+    # Outside subscribers: read the event topics (each by name: not their dead letters, not a
+    # future topic before it is published here) and use their own groups; no WRITE anywhere.
+    if "subscriber" in names:
+        for t in ALL_TOPICS:
+            allow("subscriber", topic, f"{prefix}{t.name}", Pattern.LITERAL, read, describe)
+        own_groups = subscriber_group_prefix(names["subscriber"], prefix)
+        allow("subscriber", group, own_groups, Pattern.PREFIXED, read, describe)
     # Operators: read every topic and group, redrive (write) into any topic, move offsets.
     if prefix:
         allow("ops", topic, prefix, Pattern.PREFIXED, read, write, describe)
@@ -202,6 +235,96 @@ async def existing(kafka: KafkaSettings) -> list[Binding]:
         for principal, _host, op, permission in acls
         if permission == ALLOW and rtype in _RESOURCES and op in _OPERATIONS
     )
+
+
+class _AlterUserScramCredentialsResponse(Response):  # type: ignore[misc]  # aiokafka untyped here
+    API_KEY = 51
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "results",
+            CompactArray(
+                ("user", CompactString("utf-8")),
+                ("error_code", Int16),
+                ("error_message", CompactString("utf-8")),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
+
+
+class _AlterUserScramCredentialsStruct(RequestStruct):  # type: ignore[misc]  # as above
+    # KIP-554, AlterUserScramCredentials v0: flexible encoding (compact fields, tagged fields).
+    FLEXIBLE_VERSION = True
+    API_KEY = 51
+    API_VERSION = 0
+    RESPONSE_TYPE = _AlterUserScramCredentialsResponse
+    SCHEMA = Schema(
+        (
+            "deletions",
+            CompactArray(
+                ("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields)
+            ),
+        ),
+        (
+            "upsertions",
+            CompactArray(
+                ("name", CompactString("utf-8")),
+                ("mechanism", Int8),
+                ("iterations", Int32),
+                ("salt", CompactBytes),
+                ("salted_password", CompactBytes),
+                ("tags", TaggedFields),
+            ),
+        ),
+        ("tags", TaggedFields),
+    )
+
+
+class _AlterUserScramCredentials(Request[_AlterUserScramCredentialsStruct]):  # type: ignore[misc]  # as above
+    API_KEY = 51
+
+    def __init__(self, deletions: list[Any], upsertions: list[Any]) -> None:
+        self._deletions = deletions
+        self._upsertions = upsertions
+
+    def build(
+        self, request_struct_class: type[_AlterUserScramCredentialsStruct]
+    ) -> _AlterUserScramCredentialsStruct:
+        return request_struct_class(self._deletions, self._upsertions, {})
+
+
+_SCRAM_SHA_512 = 2  # org.apache.kafka.clients.admin.ScramMechanism
+_SCRAM_ITERATIONS = 4096
+
+
+async def set_scram_users(
+    kafka: KafkaSettings, users: Mapping[str, str], *, delete: bool = False
+) -> None:
+    """Create (or set the password of) SCRAM-SHA-512 users on a running broker; with
+    ``delete``, remove them (the passwords are then ignored). ``kafka`` is an admin.
+
+    What ``kafka-configs --alter --entity-type users --add-config SCRAM-SHA-512=[...]`` does,
+    without a JVM: for test runs and tools that add a principal to a broker already up.
+    """
+    deletions: list[tuple[Any, ...]] = []
+    upsertions: list[tuple[Any, ...]] = []
+    for name, password in users.items():
+        if delete:
+            deletions.append((name, _SCRAM_SHA_512, {}))
+            continue
+        salt = secrets.token_bytes(32)
+        salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _SCRAM_ITERATIONS)
+        upsertions.append((name, _SCRAM_SHA_512, _SCRAM_ITERATIONS, salt, salted, {}))
+    admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        response = await _send(admin, _AlterUserScramCredentials(deletions, upsertions))
+    finally:
+        await admin.close()
+    _check([(code, message) for _user, code, message, _tags in response.results], "AlterScram")
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -407,6 +407,29 @@ async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[Ka
         yield settings
 
 
+@pytest.fixture
+async def subscriber(
+    infrastructure: Infrastructure, kafka: KafkaSettings
+) -> AsyncIterator[KafkaSettings]:
+    """``kafka`` as a new outside subscriber (``acl`` role ``subscriber``: reads the event
+    topics, commits in groups ``<user>.*``, writes nothing), created on the running broker
+    and removed at the end. Its user name is ``kafka.username``; an open broker has none."""
+    if not infrastructure.acls:
+        yield kafka
+        return
+    user, password = f"subscriber-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    bindings = acl.layout(kafka.topic_prefix, {"subscriber": user})
+    await acl.set_scram_users(infrastructure.kafka, {user: password})
+    await acl.grant(infrastructure.kafka, bindings)
+    try:
+        yield kafka.as_principal(user, password)
+    finally:
+        await bounded_teardown(acl.revoke(infrastructure.kafka, bindings), "subscriber ACLs")
+        await bounded_teardown(
+            acl.set_scram_users(infrastructure.kafka, {user: ""}, delete=True), "subscriber user"
+        )
+
+
 @dataclass
 class Service:
     """A service running in this process: its app, HTTP client (as an operator) and runtime."""
