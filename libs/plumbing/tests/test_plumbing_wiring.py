@@ -1,36 +1,14 @@
-"""Consumer documentation (AsyncAPI) and problem details, without I/O."""
+"""Problem details, without I/O."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
-from faststream.specification.asyncapi import AsyncAPI
 from pydantic import BaseModel, Field
-from tpp_contracts.registry import SessionCreatedV1
-from tpp_plumbing.consumer import EventConsumer
-from tpp_plumbing.db import new_metadata
-from tpp_plumbing.inbox import Inbox, inbox_table
 from tpp_plumbing.problems import ConflictError, install_problem_handlers
-
-
-def test_consumer_documents_its_topics_and_event_types_for_asyncapi() -> None:
-    broker = KafkaBroker()
-    consumer = EventConsumer(
-        name="session-view",
-        sessions=None,  # type: ignore[arg-type]  # documentation only: no database here
-        inbox=Inbox(inbox_table(new_metadata())),
-        handlers={SessionCreatedV1: _noop},
-    )
-    consumer.document(broker, ["p.registry.sessions.v1"], group_id="p.enrollment")
-    document = AsyncAPI(broker, title="t", version="1").to_specification().to_jsonable()
-    addresses = {channel["address"] for channel in document["channels"].values()}
-    assert addresses == {"p.registry.sessions.v1"}
-    assert SessionCreatedV1.type in json.dumps(document)
 
 
 async def _noop(*_: Any) -> None:

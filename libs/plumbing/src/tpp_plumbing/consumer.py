@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
-from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Envelope, Event, PoisonMessageError, decode
 
@@ -190,19 +189,3 @@ class EventConsumer:
             self._metrics.handler_duration.labels(self.group, item.envelope.type).observe(
                 time.perf_counter() - started
             )
-
-    def document(self, broker: KafkaBroker, topics: Sequence[str], *, group_id: str) -> None:
-        """Describe this consumer in the broker's AsyncAPI document (the runner consumes)."""
-        subscriber = broker.subscriber(
-            *topics,
-            group_id=group_id,
-            title=f"{group_id}:{self.name}",
-            description=(
-                "CloudEvents 1.0 consumed idempotently (inbox); poison messages go to"
-                " `<topic>.dlq`. Applies: " + ", ".join(sorted(self.handles))
-            ),
-        )
-
-        @subscriber
-        async def documented(message: Any) -> None:  # pragma: no cover - never started
-            raise RuntimeError("documentation only: the ConsumerRunner consumes")

@@ -8,24 +8,20 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import APIRouter, FastAPI, Response
-from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from faststream.specification.asyncapi import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_contracts import TOPIC_EVENTS
-from tpp_contracts.topics import ALL as ALL_TOPICS
 
-from tpp_plumbing import logs, telemetry
+from tpp_plumbing import asyncapi, logs, telemetry
 from tpp_plumbing.auth import install_auth
 from tpp_plumbing.consumer import EventConsumer
 from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.deadletter import DEAD_LETTER_HEADERS, DeadLetterSink, dead_letter_topic
+from tpp_plumbing.deadletter import DeadLetterSink
 from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
@@ -77,14 +73,6 @@ class Runtime:
         self.reads = ReadPool(
             asyncpg_dsn(settings.database_url), max_size=settings.database_pool_size
         )
-        # The broker documents the topics (AsyncAPI); the relay and the runners do the I/O.
-        self.broker = KafkaBroker(
-            settings.kafka.bootstrap,
-            client_id=name,
-            request_timeout_ms=settings.kafka.request_timeout_ms,
-            logger=logging.getLogger(f"tpp.{name}.kafka"),
-            security=faststream_security(settings.kafka),
-        )
         self.relay = OutboxRelay(
             dsn=asyncpg_dsn(settings.database_url),
             kafka=settings.kafka,
@@ -112,53 +100,11 @@ class Runtime:
         self._admin: AIOKafkaAdminClient | None = None
         self._has_outbox: bool | None = None
         self._started = False
-        self._document_publications()
-
-    def _document_publications(self) -> None:
-        # The relay publishes with a bare producer; these publishers exist for the AsyncAPI
-        # document only. A service owns the topics named after it (``registry.*``).
-        for topic in ALL_TOPICS:
-            if not topic.name.startswith(f"{self.name}."):
-                continue
-            models = TOPIC_EVENTS[topic.name]
-            names = ", ".join(m.__name__ for m in models)
-            self.broker.publisher(
-                self.settings.kafka.topic(topic.name),
-                title=f"{topic.name}:publish",
-                description=(
-                    f"CloudEvents 1.0 (structured, application/cloudevents+json), keyed by"
-                    f" {topic.key}; `data` is one of: {names}. W3C trace context in headers."
-                ),
-                schema=Union[models],  # noqa: UP007 - a runtime union of a tuple of types
-            )
-
-    def _document_dead_letters(self, topics: Sequence[str]) -> None:
-        # What the consumer parks (DeadLetterSink): the original record, as it was, with the
-        # dlq-* headers; operators read and redrive them with `tpp-ops dlq`.
-        for topic in topics:
-            self.broker.publisher(
-                dead_letter_topic(topic),
-                title=f"{dead_letter_topic(topic)}:publish",
-                description=(
-                    f"Dead letters of {topic}: each record exactly as it was consumed (key, value,"
-                    " headers) that could not be applied — poison at once (not JSON, unknown type,"
-                    " schema-invalid, oversized) or after the retries — plus headers "
-                    + ", ".join(f"`{h}`" for h in DEAD_LETTER_HEADERS)
-                    + " (error: field names and error kinds or an exception type, never values)."
-                ),
-                schema=bytes,
-            )
 
     def asyncapi(self) -> dict[str, Any]:
-        """The AsyncAPI 3.0 document of what this service publishes and consumes."""
-        spec = AsyncAPI(
-            self.broker,
-            title=f"Training Program Platform — {self.name}",
-            version="1.0.0",
-            description=f"Kafka topics the {self.name} service publishes and consumes.",
-        )
-        document: dict[str, Any] = spec.to_specification().to_jsonable()
-        return document
+        """The AsyncAPI 3.0 document of what this service sends and receives, on its cluster
+        (``tpp_plumbing.asyncapi``: built from the contracts, as the relay and runners use them)."""
+        return asyncapi.document(self.name, self.settings.kafka, environment="this cluster")
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
         """Register the service's consumers (group id = topic prefix + service name)."""
@@ -175,8 +121,6 @@ class Runtime:
                 metrics=self.metrics,
                 max_message_bytes=s.consumer_max_message_bytes,
             )
-            sub.consumer.document(self.broker, topics, group_id=group)
-            self._document_dead_letters(topics)
             self.runners.append(
                 ConsumerRunner(
                     sub.consumer,
