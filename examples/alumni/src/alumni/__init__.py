@@ -1,0 +1,1 @@
+"""Alumni: an outside subscriber of the Training Program Platform, built on FastStream."""
