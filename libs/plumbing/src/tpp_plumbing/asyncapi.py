@@ -26,6 +26,7 @@ from tpp_contracts.topics import Topic
 from tpp_plumbing import acl
 from tpp_plumbing.deadletter import DEAD_LETTER_HEADERS, SUFFIX
 from tpp_plumbing.settings import KafkaSettings
+from tpp_plumbing.topics import TopicSettings, TopicSpec, plan
 
 ROOT = Path(__file__).resolve().parents[4]
 DIRECTORY = ROOT / "docs" / "asyncapi"
@@ -169,19 +170,28 @@ def _servers(kafka: KafkaSettings, environment: str) -> tuple[dict[str, Any], di
     return servers, schemes
 
 
-def _channel(topic: Topic, address: str) -> dict[str, Any]:
+def _kafka_binding(spec: TopicSpec) -> dict[str, Any]:
+    return {
+        "kafka": {
+            "topic": spec.name,
+            "partitions": spec.partitions,
+            "replicas": spec.replication_factor,
+            "bindingVersion": _BINDING,
+        }
+    }
+
+
+def _channel(topic: Topic, spec: TopicSpec) -> dict[str, Any]:
     models = TOPIC_EVENTS[topic.name]
     return {
-        "address": address,
+        "address": spec.name,
         "title": topic.name,
         "description": (
-            f"Keyed by `{topic.key}`; {topic.partitions} partitions. Delivery is at least once:"
+            f"Keyed by `{topic.key}`; {spec.partitions} partitions. Delivery is at least once:"
             " deduplicate by the envelope's `id`; order holds per key only."
         ),
         "messages": {m.__name__: {"$ref": f"#/components/messages/{m.__name__}"} for m in models},
-        "bindings": {
-            "kafka": {"topic": address, "partitions": topic.partitions, "bindingVersion": _BINDING}
-        },
+        "bindings": _kafka_binding(spec),
     }
 
 
@@ -191,9 +201,15 @@ def document(
     *,
     environment: str = "local",
     subscriber_group: str | None = None,
+    layout: TopicSettings | None = None,
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of ``name`` (a service of ``acl.CONSUMES``, or
-    ``subscriber``) on ``kafka``'s cluster, topic prefix included."""
+    ``subscriber``) on ``kafka``'s cluster, topic prefix included; partitions and replicas
+    as ``layout`` says (default: the contracts' layout, without ``TPP_TOPIC_*``)."""
+    specs = {
+        spec.name: spec
+        for spec in plan(layout or TopicSettings.model_construct(), kafka.topic_prefix)
+    }
     publishes = [t for t in ALL_TOPICS if name in acl.PUBLISHES and t.name.startswith(f"{name}.")]
     consumes = [t for t in ALL_TOPICS if t.name in acl.CONSUMES.get(name, ())]
     if name == "subscriber":
@@ -212,7 +228,7 @@ def document(
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for topic in publishes + [t for t in consumes if t not in publishes]:
-        channels[topic.name] = _channel(topic, kafka.topic(topic.name))
+        channels[topic.name] = _channel(topic, specs[kafka.topic(topic.name)])
         refs = [
             {"$ref": f"#/channels/{topic.name}/messages/{m.__name__}"}
             for m in TOPIC_EVENTS[topic.name]
@@ -240,13 +256,7 @@ def document(
                 "title": dlq,
                 "description": f"Dead letters of {topic.name} ({name}'s and others' consumers).",
                 "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
-                "bindings": {
-                    "kafka": {
-                        "topic": kafka.topic(dlq),
-                        "partitions": topic.partitions,
-                        "bindingVersion": _BINDING,
-                    }
-                },
+                "bindings": _kafka_binding(specs[kafka.topic(dlq)]),
             }
             operations[f"send-{dlq}"] = {
                 "action": "send",

@@ -30,6 +30,7 @@ from tpp_plumbing.reads import ReadPool
 from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
+from tpp_plumbing.topics import TopicSettings
 from tpp_plumbing.workers import WORKER_ENV
 from tpp_plumbing.writes import CommandPool
 
@@ -104,7 +105,9 @@ class Runtime:
     def asyncapi(self) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of what this service sends and receives, on its cluster
         (``tpp_plumbing.asyncapi``: built from the contracts, as the relay and runners use them)."""
-        return asyncapi.document(self.name, self.settings.kafka, environment="this cluster")
+        return asyncapi.document(
+            self.name, self.settings.kafka, environment="this cluster", layout=TopicSettings()
+        )
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
         """Register the service's consumers (group id = topic prefix + service name)."""
