@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole platform on this machine:
 #   deploy/platform.sh up      stack (PostgreSQL, Kafka, topics, migrations), the three
-#                              services, demo data; prints where to look
+#                              services, demo data, the alumni subscriber example; prints
+#                              where to look
 #   deploy/platform.sh down    stop the three services (deploy/stack.sh down stops the rest)
 #   deploy/platform.sh status  which services answer
 # Service logs: .stack/services/<name>.log. A second `up` reuses what runs.
@@ -113,6 +114,7 @@ case ${1:-} in
       for name in $(wanted "$service"); do wait_ready "$name"; done
     done
     uv run --no-sync python deploy/demo.py
+    examples/alumni/run.sh up  # an outside subscriber, as docs/subscribing.md describes
     log "up in ${SECONDS} s"
     viewer=$(uv run --no-sync tpp-ops token --role viewer)
     cat <<TXT
@@ -124,6 +126,7 @@ case ${1:-} in
   tokens      make ops ARGS="token --role operator"   (viewer; organizer --organizer-id ID)
   reports     e.g.      curl -H "Authorization: Bearer \$(make -s ops ARGS='token --role viewer')" \
                           http://127.0.0.1:$(port_of reporting)/reports/years/$(date +%Y)
+  alumni      subscriber example  http://127.0.0.1:8010/alumni?by=country  (examples/alumni)
   Kafka       ${TPP_KAFKA_BOOTSTRAP}    PostgreSQL  ${TPP_PG_ADMIN_URL%%@*}@…:${TPP_PG_ADMIN_URL##*:}
   logs        ${RUN#"$ROOT"/}/<name>.log         stop: make down
 TXT
@@ -132,6 +135,7 @@ TXT
     fi
     ;;
   down)
+    examples/alumni/run.sh down
     for service in "${SERVICES[@]}"; do
       for name in $(present "$service"); do stop "$name"; done
     done
@@ -146,6 +150,7 @@ TXT
         else log "$name not running"; fi
       done
     done
+    examples/alumni/run.sh status
     ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac
