@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from tpp_plumbing import logs, telemetry
+from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.otlp import JsonSpanExporter
 
 
@@ -55,7 +56,7 @@ def test_log_lines_are_json_with_trace_ids_and_the_records_context() -> None:
     assert "trace_id" not in outside
 
 
-def test_access_log_lines_keep_the_path_but_not_the_query_string() -> None:
+def test_the_servers_access_lines_are_dropped_as_they_hold_raw_paths() -> None:
     stream = io.StringIO()
     logger = logging.getLogger("uvicorn.access")
     handler = logs.json_handler("enrollment", stream)
@@ -66,16 +67,55 @@ def test_access_log_lines_keep_the_path_but_not_the_query_string() -> None:
             '%s - "%s %s HTTP/%s" %d',
             "127.0.0.1:5000",
             "GET",
-            "/trainees?name=Wanjiru%20Kamau&country=KE",
+            "/trainees/Wanjiru%20Kamau?country=KE",
             "1.1",
-            200,
+            404,
         )
     finally:
         logger.removeHandler(handler)
         logger.level = level
+    assert stream.getvalue() == ""
+
+
+def test_configured_logging_leaves_uvicorn_no_access_log_to_write() -> None:
+    root = logging.getLogger()
+    access = logging.getLogger("uvicorn.access")
+    saved = (list(root.handlers), root.level, list(access.handlers), access.propagate)
+    root.handlers = []
+    try:
+        logs.configure_logging("enrollment")
+        # uvicorn writes its access lines only when the logger has handlers (up the tree).
+        assert not access.hasHandlers()
+        assert logging.getLogger("uvicorn.error").propagate
+    finally:
+        root.handlers, root.level, access.handlers, access.propagate = saved
+
+
+async def test_the_access_log_names_the_route_template_and_status_not_the_path() -> None:
+    app = FastAPI()
+
+    @app.get("/trainees/{trainee_id}")
+    async def trainee(trainee_id: str) -> Response:
+        return Response(status_code=404)
+
+    app.add_middleware(HttpMetricsMiddleware, metrics=Metrics("test"), access_log=True)
+    stream = io.StringIO()
+    logger = logging.getLogger("tpp.access")
+    handler = logs.json_handler("enrollment", stream)
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            await client.get("/trainees/Wanjiru%20Kamau", params={"email": "wk@example.org"})
+    finally:
+        logger.removeHandler(handler)
+        logger.level = level
     line = json.loads(stream.getvalue())
-    assert line["message"] == '127.0.0.1:5000 - "GET /trainees HTTP/1.1" 200'
+    assert line["message"] == "GET /trainees/{trainee_id} 404"
+    assert (line["method"], line["route"], line["status"]) == ("GET", "/trainees/{trainee_id}", 404)
     assert "Wanjiru" not in stream.getvalue()
+    assert "example.org" not in stream.getvalue()
 
 
 def test_exceptions_are_logged_with_their_type_and_frames_but_not_their_message() -> None:

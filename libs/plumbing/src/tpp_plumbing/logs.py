@@ -49,26 +49,21 @@ class Formatter(JsonFormatter):
         return "\n".join([*frames, f"{name} (message withheld)"])
 
 
-class QueryStringFilter(logging.Filter):
-    """Drops the query string from uvicorn's access log lines: a search carries what is
-    searched for (``/trainees?name=...``: personal data), which logs must not keep."""
+class ServerAccessLogFilter(logging.Filter):
+    """Drops uvicorn's access log lines: they carry the raw path and query, whatever the
+    client typed (``GET /trainees/<anything>``, ``?name=...``: personal data). The service
+    logs its own on ``tpp.access``, with the route template (``HttpMetricsMiddleware``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        # uvicorn.access: (client address, method, path with query, HTTP version, status)
-        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) >= 3:
-            path = args[2]
-            if isinstance(path, str) and "?" in path:
-                record.args = (*args[:2], path.split("?", 1)[0], *args[3:])
-        return True
+        return record.name != "uvicorn.access"
 
 
 def json_handler(service: str, stream: Any = None) -> logging.Handler:
-    """A handler writing JSON lines (stderr by default), with trace ids, no query strings."""
+    """A handler writing JSON lines (stderr by default), with trace ids, no raw paths."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(Formatter(service))
     handler.addFilter(TraceContextFilter())
-    handler.addFilter(QueryStringFilter())
+    handler.addFilter(ServerAccessLogFilter())
     return handler
 
 
@@ -87,4 +82,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         server_logger = logging.getLogger(name)
         for existing in list(server_logger.handlers):
             server_logger.removeHandler(existing)
-        server_logger.propagate = True
+        # uvicorn's access lines hold raw paths: not handed on (nor even made: uvicorn makes
+        # them only for a logger with handlers).
+        server_logger.propagate = name != "uvicorn.access"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 import time
@@ -38,6 +39,7 @@ from tpp_contracts.envelope import EVENT_TYPES
 
 from tpp_plumbing.workers import MULTIPROC_DIR, WORKER_PID
 
+access = logging.getLogger("tpp.access")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -212,11 +214,17 @@ class WorkerProcessCollector:
 
 
 class HttpMetricsMiddleware:
-    """Records each HTTP request's latency and status under its route template."""
+    """Records each HTTP request's latency and status under its route template, and (with
+    ``access_log``) logs it on ``tpp.access``: method, route template, status, duration.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    The access log names the route, never the path or the query: a path holds whatever the
+    client typed (``GET /trainees/<anything>``) and a query may hold personal data.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool = False) -> None:
         self.app = app
         self.histogram = metrics.http_duration
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,6 +244,19 @@ class HttpMetricsMiddleware:
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.histogram.labels(scope.get("method", ""), template, str(status)).observe(
-                time.perf_counter() - start
-            )
+            elapsed = time.perf_counter() - start
+            method = scope.get("method", "")
+            self.histogram.labels(method, template, str(status)).observe(elapsed)
+            if self.access_log and access.isEnabledFor(logging.INFO):
+                access.info(
+                    "%s %s %d",
+                    method,
+                    template,
+                    status,
+                    extra={
+                        "method": method,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )

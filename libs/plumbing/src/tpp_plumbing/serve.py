@@ -95,14 +95,17 @@ def _end_with_parent() -> None:
 
 
 def _worker(options: dict[str, Any], index: int = 0) -> None:
-    """One worker: its own socket, one uvicorn server on it (until SIGTERM/SIGINT)."""
+    """One worker: its own socket, one uvicorn server on it (until SIGTERM/SIGINT), with the
+    edge's limits (``tpp_plumbing.edge``, from ``TPP_HTTP_*``)."""
     if multiprocessing.parent_process() is not None:
         _end_with_parent()
     os.environ[WORKER_ENV] = str(index)  # static group membership names consumers by it
     directory = os.environ.get(MULTIPROC_DIR)
     if directory:
         register_worker(directory, index)
-    config = uvicorn.Config(**options)
+    from tpp_plumbing.edge import HttpSettings, protocol_class
+
+    config = uvicorn.Config(**options, http=protocol_class(HttpSettings()))
     config.load()  # imports the application and builds it
     tune_gc()
     sock = listening_socket(config.host, config.port)
@@ -242,7 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    parser.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no access log (sets TPP_HTTP_ACCESS_LOG=false for the app)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=None)
     parser.add_argument("--timeout-keep-alive", type=int, default=5)
@@ -255,17 +263,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             [app_dir, *filter(None, [os.environ.get("PYTHONPATH")])]
         )
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    if not args.access_log:  # the services' own access log (uvicorn's holds raw paths)
+        os.environ["TPP_HTTP_ACCESS_LOG"] = "false"
     options: dict[str, Any] = {
         "app": args.app,
         "factory": args.factory,
         "host": args.host,
         "port": args.port,
-        "access_log": args.access_log,
+        "access_log": False,
         "log_level": args.log_level,
         "timeout_graceful_shutdown": args.timeout_graceful_shutdown,
         "timeout_keep_alive": args.timeout_keep_alive,
         "loop": "auto",  # uvloop when installed
-        "http": "auto",  # httptools when installed
     }
     if args.workers <= 1:
         _check_free(args.host, args.port)

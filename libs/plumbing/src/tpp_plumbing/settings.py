@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tpp_plumbing.edge import HttpSettings as HttpSettings
 from tpp_plumbing.tokens import AuthSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
@@ -137,6 +138,10 @@ class ServiceSettings(BaseSettings):
     )
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="Bearer token verification (TPP_AUTH_*)."
+    )
+    http: HttpSettings = Field(
+        default_factory=HttpSettings,
+        description="HTTP edge: header, timeout, concurrency and rate limits (TPP_HTTP_*).",
     )
     kafka_username: str | None = Field(
         None,

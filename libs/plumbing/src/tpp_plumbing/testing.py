@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 
 from tpp_plumbing import acl, topics
 from tpp_plumbing.auth import Role, dev_headers
-from tpp_plumbing.settings import KafkaSettings
+from tpp_plumbing.settings import HttpSettings, KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[4]
 SERVICES = ("registry", "enrollment", "reporting")
@@ -475,11 +475,53 @@ def service_client(
     return httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers)
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, http: HttpSettings | None = None) -> AsyncIterator[str]:
+    """An (already started) app over a real loopback socket, under uvicorn with the edge's
+    protocol as ``tpp_plumbing.serve`` runs it (``http``: its limits); yields the base URL."""
+    import uvicorn
+
+    from tpp_plumbing.edge import protocol_class
+
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        http=protocol_class(http or HttpSettings()),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not server.started:
+        if task.done() or loop.time() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 class _CommonSettings(TypedDict):
     """Settings every in-process service of the test platform shares."""
 
     relay_poll_interval_s: float
     consumer_max_message_bytes: int
+    http: HttpSettings
 
 
 @dataclass
@@ -511,9 +553,12 @@ async def running_platform(
 
     urls = {s: await databases.create(s, label) for s in SERVICES}
     # Messages over 256 KiB are poison here, so that a test can produce an oversized one.
+    # No rate limits: the suite sends every command with one operator token, faster than any
+    # person (test_edge turns them on).
     common: _CommonSettings = {
         "relay_poll_interval_s": 0.5,
         "consumer_max_message_bytes": 256 * 1024,
+        "http": HttpSettings(rate_limit_commands="", rate_limit_imports=""),
     }
 
     def own(role: str) -> dict[str, Any]:
