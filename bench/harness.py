@@ -154,6 +154,8 @@ def free_port() -> int:
 
 #: How the benchmarks serve an app (the same for the services and the empty-endpoint ceiling).
 WORKERS = int(os.environ.get("TPP_BENCH_WORKERS", "2"))
+#: Benchmarks drive the services with one operator token: no per-principal rate limits.
+NO_RATE_LIMITS = {"TPP_HTTP_RATE_LIMIT_COMMANDS": "", "TPP_HTTP_RATE_LIMIT_IMPORTS": ""}
 UVICORN_FLAGS = ("--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "30")
 
 
@@ -231,7 +233,7 @@ async def serve(
         # Popen returns at once; the server runs beside this event loop.
         process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own command line
             command,
-            env=ctx.env | env,
+            env=NO_RATE_LIMITS | ctx.env | env,
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -71,7 +71,7 @@ start() {
   fi
   env "TPP_${service^^}_PORT=$port" "PROMETHEUS_MULTIPROC_DIR=$RUN/$name.metrics" "${extra[@]}" \
     setsid nohup uv run --no-sync python -m tpp_plumbing.serve "tpp_${service}.app:create_app" \
-    --factory --host 127.0.0.1 --port "$port" --workers "${TPP_WORKERS:-2}" --no-access-log \
+    --factory --host 127.0.0.1 --port "$port" --workers "${TPP_WORKERS:-2}" \
     >"$RUN/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
   log "$name starting on port $port (pid $!)"

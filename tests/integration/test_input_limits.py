@@ -17,6 +17,8 @@ import pytest
 from fastapi import FastAPI
 from tpp_enrollment.app import create_app as enrollment_app
 from tpp_enrollment.config import Settings as EnrollmentSettings
+from tpp_plumbing.auth import dev_token
+from tpp_plumbing.edge import HttpSettings
 from tpp_plumbing.limits import MAX_OFFSET, MULTIPART_OVERHEAD
 from tpp_plumbing.testing import ThrowawayDatabases, service_client
 from tpp_registry.app import create_app as registry_app
@@ -368,3 +370,58 @@ async def test_an_unreadable_csv_is_a_problem_not_a_server_error(platform: Any) 
         "/imports", files={"file": ("n.csv", enrollment_file, "text/csv")}
     )
     assert_problem(response, 422, field="file")
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def rate_limited(databases: ThrowawayDatabases) -> AsyncIterator[FastAPI]:
+    """The registry with the rate limits on (the suite's platform runs without them)."""
+    url = await databases.create("registry", "_rate")
+    http = HttpSettings(rate_limit_commands="5/minute", rate_limit_imports="1/minute")
+    settings = RegistrySettings(
+        database_url=url, relay_enabled=False, consumers_enabled=False, http=http
+    )
+    app = registry_app(settings)
+    await app.state.runtime.start()
+    try:
+        yield app
+    finally:
+        await app.state.runtime.stop()
+
+
+def as_subject(app: FastAPI, subject: str) -> httpx.AsyncClient:
+    token = dev_token("operator", subject=subject)
+    return service_client(app, headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_commands_past_a_principals_rate_get_429_with_retry_after(
+    rate_limited: FastAPI,
+) -> None:
+    async with (
+        as_subject(rate_limited, "rate-a") as first,
+        as_subject(rate_limited, "rate-b") as other,
+    ):
+        statuses = [
+            (await first.post("/organizers", json=organizer())).status_code for _ in range(8)
+        ]
+        refused = await first.post("/organizers", json=organizer())
+        reads = await first.get("/organizers")
+        someone_else = await other.post("/organizers", json=organizer())
+    assert statuses == [201] * 5 + [429] * 3
+    body = assert_problem(refused, 429, limit="rate_limit_commands", rate="5 per 1 minute")
+    assert 1 <= int(refused.headers["retry-after"]) <= 60, body
+    assert reads.status_code == 200  # reads are not limited
+    assert someone_else.status_code == 201  # the limit is the principal's
+
+
+async def test_imports_past_their_own_rate_get_429(rate_limited: FastAPI) -> None:
+    async with as_subject(rate_limited, "rate-import") as client:
+        files = {"file": ("sessions.csv", b"title\n", "text/csv")}
+        first = await client.post("/sessions/import", files=files)
+        second = await client.post("/sessions/import", files=files)
+        command = await client.post("/organizers", json=organizer())
+    assert first.status_code != 429, first.text
+    assert_problem(second, 429, limit="rate_limit_imports")
+    assert command.status_code == 201  # two commands of five so far

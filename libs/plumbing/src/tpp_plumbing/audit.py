@@ -55,6 +55,7 @@ from tpp_plumbing import telemetry
 from tpp_plumbing.auth import Role, allow, principal_of
 from tpp_plumbing.limits import NO_NUL
 from tpp_plumbing.problems import ProblemError
+from tpp_plumbing.routing import api_router
 from tpp_plumbing.writes import CommandPool
 
 log = logging.getLogger(__name__)
@@ -406,7 +407,7 @@ def _cursor(value: str | None) -> int | None:
 
 def audit_router(engine: AsyncEngine, table: Table) -> APIRouter:
     """``GET /audit`` (operators): the service's audit log, filtered, newest first."""
-    router = APIRouter(tags=["audit"], dependencies=[Depends(allow(Role.OPERATOR))])
+    router = api_router(tags=["audit"], dependencies=[Depends(allow(Role.OPERATOR))])
     t = table
 
     @router.get("/audit", response_model=AuditPage)

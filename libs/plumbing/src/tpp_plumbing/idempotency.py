@@ -3,8 +3,9 @@
 The first request with a key runs and its response (status, body, content type) is stored
 under the key with a fingerprint of the request. A retry with the same key and the same
 request gets the stored response (``Idempotent-Replayed: true``); the same key with another
-request is refused (422), and a retry while the first is still running gets 409. Server
-errors (5xx) are not stored, so the client can retry them.
+request is refused (422), and a retry while the first is still running gets 409. The answer
+is stored before it is sent, so a retry sent after it arrived is a replay. Server errors (5xx)
+are not stored, so the client can retry them.
 
 A first request that never finished (its process was killed, or PostgreSQL went away before
 its claim could be released) would leave its key "in progress" for ever; a retry of the same
@@ -25,7 +26,6 @@ import hashlib
 import json
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -150,6 +150,8 @@ class IdempotencyMiddleware:
                 return
             owner = f"{principal.role}:{principal.organizer_id or ''}:{principal.subject}\0"
         body = await _read_body(receive)
+        if body is None:  # part of a body is not the request: nothing to run, none to answer
+            return
         request = scope["path"].encode() + b"\0" + scope.get("query_string", b"") + b"\0" + body
         fingerprint = hashlib.sha256(owner.encode() + request).hexdigest()
         if owner.startswith("operator:"):
@@ -227,12 +229,11 @@ class IdempotencyMiddleware:
         return taken
 
     async def _run_and_store(self, scope: Scope, body: bytes, send: Send, key: str) -> None:
-        captured: dict[str, Any] = {
-            "status": 500,
-            "content_type": None,
-            "chunks": [],
-            "headers": {},
-        }
+        # The answer is held until it is stored: a client retrying as soon as it has the
+        # first answer must find it (sent first, a retry got "409 Request in progress"
+        # whenever it overtook the store).
+        messages: list[Message] = []
+        status = 500
         delivered = False
 
         async def replay_receive() -> Message:
@@ -242,48 +243,56 @@ class IdempotencyMiddleware:
             delivered = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def capture_send(message: Message) -> None:
+        async def hold(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"content-type":
-                        captured["content_type"] = value.decode("latin-1")
-                    elif name.lower() in REPLAYED_HEADERS:
-                        captured["headers"][name.lower().decode()] = value.decode("latin-1")
-            elif message["type"] == "http.response.body":
-                captured["chunks"].append(message.get("body", b""))
-            await send(message)
+                status = message["status"]
+            messages.append(message)
 
         running = _running.set((self._table.name, key))
         try:
-            await self.app(scope, replay_receive, capture_send)
+            await self.app(scope, replay_receive, hold)
+        except BaseException:
+            status = 500  # whatever was held: the error is what the client gets
+            raise
         finally:
             _running.reset(running)
-            async with self._sessions() as db, db.begin():
-                if captured["status"] >= 500:
-                    # Not kept, so that the client may retry; unless the command committed.
-                    await db.execute(
-                        delete(self._table).where(
-                            self._table.c.key == key, self._table.c.status.is_(None)
-                        )
-                    )
-                else:
-                    await db.execute(
-                        update(self._table)
-                        .where(self._table.c.key == key)
-                        .values(
-                            status=captured["status"],
-                            content_type=captured["content_type"],
-                            body=b"".join(captured["chunks"]),
-                            headers=captured["headers"],
-                        )
-                    )
+            await self._store(key, status, messages)
+        for message in messages:
+            await send(message)
+
+    async def _store(self, key: str, status: int, messages: list[Message]) -> None:
+        """Keep the answer under the key; forget the key if the answer is a server error."""
+        t = self._table
+        async with self._sessions() as db, db.begin():
+            if status >= 500:
+                # Not kept, so that the client may retry; unless the command committed.
+                await db.execute(delete(t).where(t.c.key == key, t.c.status.is_(None)))
+                return
+            content_type = None
+            headers: dict[str, str] = {}
+            for name, value in messages[0].get("headers", []):
+                if name.lower() == b"content-type":
+                    content_type = value.decode("latin-1")
+                elif name.lower() in REPLAYED_HEADERS:
+                    headers[name.lower().decode()] = value.decode("latin-1")
+            answer = b"".join(
+                m.get("body", b"") for m in messages if m["type"] == "http.response.body"
+            )
+            await db.execute(
+                update(t)
+                .where(t.c.key == key)
+                .values(status=status, content_type=content_type, body=answer, headers=headers)
+            )
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body; None if the client left (or was timed out) before sending it all."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)

@@ -8,13 +8,15 @@ page size above the service's maximum.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import StringConstraints
+from pydantic import BeforeValidator, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -192,6 +194,22 @@ NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, StringConstraints(pattern=NO_NUL)]
 """A string of text for the database: any characters but NUL (give it a max_length)."""
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # pydantic reads a number as a Unix time (``as_of=0`` is 1970-01-01): a query's date is
+    # written as one, nothing else.
+    if isinstance(value, str | int | float) and not (
+        isinstance(value, str) and _ISO_DATE.fullmatch(value)
+    ):
+        raise ValueError("a date is written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A date given as text (a query parameter): ``YYYY-MM-DD`` only (422 naming it otherwise)."""
+
 # Deep offsets make PostgreSQL walk and drop every row before the page: bounded.
 MAX_OFFSET = 1_000_000
 Offset = Annotated[
@@ -229,6 +247,7 @@ __all__ = [
     "NO_NUL",
     "BodyLimitMiddleware",
     "BodyTooLargeError",
+    "IsoDate",
     "Limits",
     "Offset",
     "Text",

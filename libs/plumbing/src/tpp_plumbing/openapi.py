@@ -83,6 +83,11 @@ def _document(document: dict[str, Any], max_page_size: int | None) -> None:
             if method in {"post", "put", "patch", "delete"}:
                 # A command may conflict with the state of what it addresses.
                 responses.setdefault("409", problem_response(409))
+                if operation.get("security"):
+                    responses.setdefault(
+                        "429",
+                        problem_response(429, "Too many commands from this caller (Retry-After)"),
+                    )
             queries = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
             if "fmt" in queries and "200" in responses:  # ?fmt=csv: the report as a CSV file
                 content = responses["200"].setdefault("content", {})

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from tpp_plumbing.db import is_database_outage
 
@@ -20,6 +22,9 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 _STATUSES = {s.value for s in HTTPStatus}
 _TITLES = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
+#: Set in the scope by a route whose JSON body did not parse (``tpp_plumbing.routing``): the
+#: byte offset of the error. Checked after the route's dependencies (ownership) have run.
+MALFORMED_JSON = "tpp.malformed_json"
 
 
 class ProblemError(Exception):
@@ -74,17 +79,52 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "<body>"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves on the request's path, sorted."""
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "GET"}
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return sorted(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render validation errors, HTTP errors and ProblemErrors as RFC 9457 documents."""
 
     @app.exception_handler(RequestValidationError)
-    async def on_validation(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def on_validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        unparsable = request.scope.get(MALFORMED_JSON)
+        if unparsable is None:
+            unparsable = next(
+                (
+                    e.get("loc", (None, None))[-1]
+                    for e in error.errors()
+                    if e["type"] == "json_invalid"
+                ),
+                None,
+            )
+        if unparsable is not None:
+            return problem(
+                400,
+                "Bad request",
+                f"the body cannot be parsed as JSON (at byte {unparsable})",
+                field="<body>",
+                position=unparsable,
+            )
         errors = [
             {"field": _field(item["loc"]), "in": str(item["loc"][0]), "detail": item["msg"]}
             for item in error.errors()
         ]
         fields = ", ".join(e["field"] for e in errors)
         return problem(422, "Invalid request", f"Invalid field(s): {fields}", errors=errors)
+
+    @app.exception_handler(ClientDisconnect)
+    async def on_gone(_: Request, __: ClientDisconnect) -> JSONResponse:
+        # The client left (or was timed out, tpp_plumbing.edge) before its body arrived: no
+        # one reads this answer, and it is no server error to log.
+        return problem(400, "Bad request", "the request body did not arrive")
 
     @app.exception_handler(ProblemError)
     async def on_problem(_: Request, error: ProblemError) -> JSONResponse:
@@ -122,12 +162,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(500, "Internal server error", "the error was logged; try again later")
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         status = error.status_code
         title = _TITLES.get(status) or (
             HTTPStatus(status).phrase if status in _STATUSES else "Error"
         )
-        return problem(status, title, str(error.detail), headers=error.headers)
+        headers = error.headers
+        if status == 405:
+            # Starlette names the methods of the first route matching the path only; a path
+            # served by several routes (GET and POST apart) allows all of theirs.
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return problem(status, title, str(error.detail), headers=headers)
 
     from tpp_plumbing.openapi import install_openapi
 

@@ -26,8 +26,9 @@ from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.outbox import OutboxRelay
 from tpp_plumbing.problems import problem
+from tpp_plumbing.ratelimit import RateLimitMiddleware
 from tpp_plumbing.reads import ReadPool
-from tpp_plumbing.routing import add_routes
+from tpp_plumbing.routing import add_routes, api_router
 from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
 from tpp_plumbing.topics import TopicSettings
@@ -253,10 +254,19 @@ class Runtime:
     # ------------------------------------------------------------------ HTTP
 
     def instrument(self, app: FastAPI) -> None:
-        """Add health, metrics and AsyncAPI endpoints, HTTP metrics, tracing, token checks."""
+        """Add health, metrics and AsyncAPI endpoints, HTTP metrics, the access log, rate
+        limits, tracing, token checks."""
+        http = self.settings.http
         install_auth(app, self.settings.auth)
         add_routes(app, self.health_router())
-        app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics)
+        limits = getattr(app.state, "limits", None)
+        app.add_middleware(
+            RateLimitMiddleware,
+            commands=http.rate_limit_commands,
+            imports=http.rate_limit_imports,
+            upload_paths=limits.upload_paths if limits is not None else (),
+        )
+        app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics, access_log=http.access_log)
         telemetry.instrument_app(app, self.name)
 
     async def _kafka_check(self) -> str:
@@ -315,7 +325,7 @@ class Runtime:
 
     def health_router(self) -> APIRouter:
         """Liveness, readiness, Prometheus metrics and the AsyncAPI document."""
-        router = APIRouter(tags=["health"])
+        router = api_router(tags=["health"])
 
         @router.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the events")
         async def asyncapi() -> dict[str, Any]:

@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.auth import ForbiddenError, Principal, Role, allow, require_owner
 from tpp_plumbing.limits import Offset, page_size
+from tpp_plumbing.routing import api_router
 
 from tpp_reporting.freshness import Freshness
 from tpp_reporting.models import (
@@ -37,8 +38,8 @@ from tpp_reporting.models import (
 from tpp_reporting.pages import render_review
 from tpp_reporting.service import ReportingService
 
-router = APIRouter(prefix="/reports", tags=["reports"])
-commitments = APIRouter(prefix="/commitments", tags=["commitments"])
+router = api_router(prefix="/reports", tags=["reports"])
+commitments = api_router(prefix="/commitments", tags=["commitments"])
 
 #: Program-wide reports: operators and viewers (an organizer gets 403).
 READ = [Depends(allow(Role.OPERATOR, Role.VIEWER))]

@@ -14,12 +14,13 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 from fastapi.responses import HTMLResponse, RedirectResponse
+from tpp_plumbing.routing import api_router
 
 from tpp_reporting.models import AnnualReview
 
-router = APIRouter(tags=["pages"])
+router = api_router(tags=["pages"])
 STATIC = resources.files("tpp_reporting") / "static"
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Response
+from fastapi import Body, Response
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 from tpp_plumbing.limits import Offset, page_size
+from tpp_plumbing.routing import api_router
 
 from tpp_enrollment.http.deps import EnrollmentSvc, SessionSvc, Svc
 from tpp_enrollment.schemas import (
@@ -20,7 +21,7 @@ from tpp_enrollment.schemas import (
     WithdrawIn,
 )
 
-router = APIRouter(tags=["enrollments"])
+router = api_router(tags=["enrollments"])
 Id = uuid.UUID
 NoBody = Annotated[WithdrawIn | None, Body()]
 

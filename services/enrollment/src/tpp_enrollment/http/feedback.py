@@ -6,14 +6,15 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from tpp_plumbing.auth import Operator
-from tpp_plumbing.limits import page_size
+from tpp_plumbing.limits import IsoDate, page_size
+from tpp_plumbing.routing import api_router
 
 from tpp_enrollment.http.deps import EnrollmentSvc, Svc
 from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
 
-router = APIRouter(tags=["feedback"])
+router = api_router(tags=["feedback"])
 
 
 @router.post("/enrollments/{enrollment_id}/evaluation", status_code=201)
@@ -41,7 +42,7 @@ async def follow_ups_due(
     svc: Svc,
     _: Operator,
     as_of: Annotated[
-        date | None,
+        IsoDate | None,
         Query(
             ge=date(1900, 1, 1),
             le=date(9998, 12, 31),

@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import Depends, File, Query, Request, Response, UploadFile
 from tpp_plumbing.auth import Role, allow
 from tpp_plumbing.limits import limits_of, read_upload
+from tpp_plumbing.routing import api_router
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.imports import rows
 from tpp_enrollment.schemas import ImportJob
 
 # Nominations arrive for any session, from country S&T departments: operators' work.
-router = APIRouter(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))])
+router = api_router(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))])
 
 
 _NOMINATIONS = f"""Upload nominations; poll the job (``Location``) for progress.

@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer
 from tpp_plumbing.limits import Offset, Text, page_size
+from tpp_plumbing.routing import api_router
 
 from tpp_enrollment.http.deps import Svc, TraineeSvc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
 
-router = APIRouter(tags=["trainees"])
+router = api_router(tags=["trainees"])
 
 
 @router.post(

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from tpp_contracts.vocab import OrganizerKind
 from tpp_plumbing.auth import Operator, OperatorOrOrganizer, require_owner
 from tpp_plumbing.limits import Offset, page_size
+from tpp_plumbing.routing import api_router
 
 from tpp_registry.http._common import Svc
 from tpp_registry.models import Country, Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
 
-router = APIRouter(tags=["organizers"])
+router = api_router(tags=["organizers"])
 
 
 async def _own_organizer(organizer_id: uuid.UUID, who: OperatorOrOrganizer) -> None:

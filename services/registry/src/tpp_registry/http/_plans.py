@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Depends, Path, Response
 from tpp_plumbing.auth import Role, allow
+from tpp_plumbing.routing import api_router
 
 from tpp_registry.http._common import IfMatch, Svc, tag
 from tpp_registry.models import Plan, PlanIn
 
 # The program's plans are the exchange center's: operators only.
-router = APIRouter(tags=["plans"], dependencies=[Depends(allow(Role.OPERATOR))])
+router = api_router(tags=["plans"], dependencies=[Depends(allow(Role.OPERATOR))])
 Year = Annotated[int, Path(ge=2000, le=2100)]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi import Depends, File, Query, Request, Response, UploadFile
 from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.auth import (
     ForbiddenError,
@@ -22,6 +22,7 @@ from tpp_plumbing.auth import (
     require_owner,
 )
 from tpp_plumbing.limits import Text, limits_of, page_size, read_upload
+from tpp_plumbing.routing import api_router
 
 from tpp_registry.http._common import (
     IfMatch,
@@ -46,7 +47,7 @@ from tpp_registry.models import Country as CountryCode
 from tpp_registry.service import Services
 from tpp_registry.store import SessionFilter
 
-router = APIRouter()
+router = api_router()
 
 
 async def _own_session(
