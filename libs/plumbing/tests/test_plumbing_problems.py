@@ -47,3 +47,18 @@ async def test_a_failed_statement_is_a_500_that_tells_nothing(app: FastAPI) -> N
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert "division" not in response.text
+
+
+def test_a_rate_lets_a_burst_through_then_one_per_interval() -> None:
+    from tpp_plumbing.ratelimit import parse_rates
+
+    (rate,) = parse_rates("3/minute", "rate_limit_commands")
+    for _ in range(3):
+        assert rate.wait("a", 100.0) == 0
+        rate.take("a", 100.0)
+    assert rate.wait("a", 100.0) == pytest.approx(20.0)  # a token every 20 s
+    assert rate.wait("b", 100.0) == 0  # another principal
+    assert rate.wait("a", 120.0) == 0
+    assert str(rate) == "3/minute"
+    with pytest.raises(ValueError, match="not a rate"):
+        parse_rates("3/fortnight", "rate_limit_commands")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from tpp_plumbing.routing import add_routes
+from pydantic import BaseModel
+from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.routing import add_routes, api_router
 
 
 async def _teapot_unless_allowed(request: Request) -> None:
@@ -62,3 +64,43 @@ def test_a_nested_router_is_refused() -> None:
 
     with pytest.raises(TypeError, match="API routes only"):
         add_routes(FastAPI(), outer)
+
+
+def test_a_route_taking_a_body_must_come_from_api_router() -> None:
+    plain = APIRouter()
+
+    @plain.post("/things")
+    async def create(body: dict[str, int]) -> dict[str, int]:
+        return body
+
+    with pytest.raises(TypeError, match="api_router"):
+        add_routes(FastAPI(), plain)
+
+
+class Patch(BaseModel):
+    """Every field optional: an object read by its attributes would pass for one."""
+
+    name: str | None = None
+
+
+async def test_a_body_that_does_not_parse_is_refused_after_the_dependencies() -> None:
+    router = api_router(dependencies=[Depends(_teapot_unless_allowed)])
+
+    @router.patch("/things")
+    async def patch(body: Patch) -> dict[str, str | None]:
+        return {"name": body.name}
+
+    app = FastAPI()
+    install_problem_handlers(app)
+    add_routes(app, router)
+    cut = b'{"name": "x'
+    json_type = {"content-type": "application/json"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        refused = await client.patch("/things", content=cut, headers=json_type)
+        allowed = await client.patch(
+            "/things", content=cut, headers=json_type | {"x-allowed": "yes"}
+        )
+    assert refused.status_code == 418  # the dependency first, whatever the body
+    assert allowed.status_code == 400
+    assert allowed.json()["field"] == "<body>"

@@ -58,6 +58,11 @@ for _key, _value in _local_env().items():
     if _key.startswith(_DEV_KEYS):
         os.environ.setdefault(_key, _value)
 
+# Tests send their commands with one token, faster than any person: no per-principal rate
+# limits, unless a test asks for them (tests/integration/test_input_limits.py does).
+os.environ.setdefault("TPP_HTTP_RATE_LIMIT_COMMANDS", "")
+os.environ.setdefault("TPP_HTTP_RATE_LIMIT_IMPORTS", "")
+
 
 #: A test still running after this many seconds has every thread's stack and every asyncio
 #: task's stack printed (captured with the test's output, shown when the global timeout of
@@ -521,7 +526,6 @@ class _CommonSettings(TypedDict):
 
     relay_poll_interval_s: float
     consumer_max_message_bytes: int
-    http: HttpSettings
 
 
 @dataclass
@@ -553,12 +557,9 @@ async def running_platform(
 
     urls = {s: await databases.create(s, label) for s in SERVICES}
     # Messages over 256 KiB are poison here, so that a test can produce an oversized one.
-    # No rate limits: the suite sends every command with one operator token, faster than any
-    # person (test_edge turns them on).
     common: _CommonSettings = {
         "relay_poll_interval_s": 0.5,
         "consumer_max_message_bytes": 256 * 1024,
-        "http": HttpSettings(rate_limit_commands="", rate_limit_imports=""),
     }
 
     def own(role: str) -> dict[str, Any]:
