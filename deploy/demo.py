@@ -80,10 +80,20 @@ COUNTRIES = [
 ]
 GENDERS = ["female", "male"]
 PROFESSIONS = ["expert", "scholar", "st_official", "technical_professional"]
+#: How many 429 answers one demo request waits out before the loader gives up.
+RATE_LIMITED_RETRIES = 30
 
 
 def post(client: httpx.Client, path: str, body: dict[str, Any] | None, key: str) -> dict[str, Any]:
-    response = client.post(path, json=body, headers={"Idempotency-Key": f"demo-{key}"})
+    headers = {"Idempotency-Key": f"demo-{key}"}
+    response = client.post(path, json=body, headers=headers)
+    # The services limit commands per principal (TPP_HTTP_RATE_LIMIT_COMMANDS): a well-behaved
+    # client waits as told and sends the same request again (the key makes it safe).
+    for _ in range(RATE_LIMITED_RETRIES):
+        if response.status_code != 429:
+            break
+        time.sleep(float(response.headers.get("Retry-After", "1")))
+        response = client.post(path, json=body, headers=headers)
     if response.status_code >= 400:
         sys.exit(f"demo data: POST {path} failed: {response.status_code} {response.text}")
     result: dict[str, Any] = response.json()
