@@ -326,7 +326,6 @@ async def test_each_request_has_one_server_span_named_after_its_route() -> None:
     assert dict(request.attributes or {}) == {
         "http.request.method": "POST",
         "http.route": "/items/{item_id}",
-        "url.path": "/items/7",
         "url.scheme": "http",
         "http.response.status_code": 201,
         telemetry.SERVICE_ATTRIBUTE: "plumbing-tests",

@@ -343,12 +343,13 @@ class TracingMiddleware:
     Prometheus' ``HttpMetricsMiddleware``) and a wrapper around each ``receive``.
 
     Recorded, the span carries the stable semantic conventions' ``http.request.method``,
-    ``http.route``, ``url.path`` (never the query string: filters such as ``?email=`` would
-    put personal data in the trace), ``url.scheme`` and ``http.response.status_code``, and
-    the service's name; a 5xx answer or an exception marks it as an error. While no span
-    processor exports (``ExportingProcessor.live``), the request gets its unrecorded span
-    without any of them: its trace context, from a ``traceparent`` header or new, still
-    reaches the logs, the outbox rows and the Kafka headers.
+    ``http.route`` (never ``url.path`` nor the query string: a path segment or a filter such
+    as ``?email=`` may carry whatever a caller typed, personal data included), ``url.scheme``
+    and ``http.response.status_code``, and the service's name; a 5xx answer or an exception
+    marks it as an error. While no span processor exports (``ExportingProcessor.live``), the
+    request gets its unrecorded span without any of them: its trace context, from a
+    ``traceparent`` header or new, still reaches the logs, the outbox rows and the Kafka
+    headers.
 
     The route is found by matching the app's route patterns in order (its ``routes``
     flattened once), not by FastAPI's route matching a second time.
@@ -382,7 +383,6 @@ class TracingMiddleware:
         route = self.route_of(scope)
         attributes: dict[str, str] = {
             "http.request.method": method,
-            "url.path": scope["path"],
             "url.scheme": scope.get("scheme", "http"),
             SERVICE_ATTRIBUTE: self._service,
         }
