@@ -61,15 +61,17 @@ def environment(definition: dict[str, Any]) -> dict[str, str]:
     return {key: "" if value is None else str(value) for key, value in raw.items()}
 
 
-def published_ports(definition: dict[str, Any]) -> dict[int, int]:
-    """Container port -> host port, from the short ("[ip:]host:container") or long syntax."""
-    ports: dict[int, int] = {}
+def published_ports(definition: dict[str, Any]) -> dict[int, int | None]:
+    """Container port -> host port (None: any free one), from the short
+    ("[ip:][host]:container") or long syntax."""
+    ports: dict[int, int | None] = {}
     for entry in definition.get("ports", []):
         if isinstance(entry, dict):
-            ports[int(entry["target"])] = int(entry["published"])
+            published = entry.get("published")
+            ports[int(entry["target"])] = int(published) if published else None
         else:
             *_, host, container = str(entry).split(":")
-            ports[int(container.split("/")[0])] = int(host)
+            ports[int(container.split("/")[0])] = int(host) if host else None
     return ports
 
 
@@ -94,15 +96,54 @@ def test_platform_services_are_defined(compose: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_service_port_matches_local_env(
+def test_service_port_matches_local_env_and_replicas_can_scale(
     compose: dict[str, Any], local_env: dict[str, str], name: str
 ) -> None:
+    """`docker compose up --scale <service>=2` needs a free host port for each replica."""
     definition = service(compose, name)
     port = int(local_env[f"TPP_{name.upper()}_PORT"])
     listens_on = int(command_option(definition, "--port"))
 
-    assert published_ports(definition) == {listens_on: port}
+    assert listens_on == port
+    assert published_ports(definition) == {listens_on: None}
+    assert all(str(entry).startswith("127.0.0.1:") for entry in definition["ports"])
     assert int(environment(definition)[f"TPP_{name.upper()}_PORT"]) == listens_on
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_is_one_process_served_as_elsewhere(compose: dict[str, Any], name: str) -> None:
+    """The project's own supervisor (as deploy/platform.sh), one worker: a container is a
+    replica, as a Kubernetes pod is."""
+    command = service(compose, name)["command"]
+
+    assert command[:4] == ["python", "-m", "tpp_plumbing.serve", f"tpp_{name}.app:create_app"]
+    assert command_option(service(compose, name), "--workers") == "1"
+    assert "uvicorn" not in command
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_healthcheck_is_readiness_on_its_port(compose: dict[str, Any], name: str) -> None:
+    """Healthy means serving: /health/ready (lag is /health/lag's matter, not health)."""
+    definition = service(compose, name)
+    probe = " ".join(definition["healthcheck"]["test"])
+
+    assert f"http://127.0.0.1:{command_option(definition, '--port')}/health/ready" in probe
+
+
+def test_postgres_is_healthy_only_once_it_answers_over_tcp(compose: dict[str, Any]) -> None:
+    """The image's first-start init server listens on the Unix socket only: pg_isready
+    without a host passes against it, and the migrate job, over TCP, is refused."""
+    probe = service(compose, "postgres")["healthcheck"]["test"]
+
+    assert probe[:2] == ["CMD", "pg_isready"]
+    assert probe[probe.index("-h") + 1] == "127.0.0.1"
+
+
+def test_migrate_job_retries_until_postgres_answers(compose: dict[str, Any]) -> None:
+    migrate = service(compose, "migrate")
+
+    assert float(command_option(migrate, "--wait")) >= 30
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 @pytest.mark.parametrize("name", SERVICES)
