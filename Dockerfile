@@ -25,7 +25,8 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
     && useradd --system --uid 10001 --no-create-home --home-dir /app app
 WORKDIR /app
 COPY --from=build /app /app
-COPY deploy ./deploy
+# Only the jobs' scripts: deploy/ also holds local.env and the Kafka admin's properties.
+COPY deploy/migrate.py deploy/topics.py ./deploy/
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     UV_NO_SYNC=1 \
