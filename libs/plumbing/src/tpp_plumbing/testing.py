@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 import asyncpg
 import httpx
@@ -34,6 +34,10 @@ from sqlalchemy.engine import make_url
 from tpp_plumbing import acl, topics
 from tpp_plumbing.auth import Role, dev_headers
 from tpp_plumbing.settings import HttpSettings, KafkaSettings
+
+if TYPE_CHECKING:
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.core.container import DockerContainer
 
 ROOT = Path(__file__).resolve().parents[4]
 SERVICES = ("registry", "enrollment", "reporting")
@@ -149,6 +153,61 @@ def _docker_available() -> bool:
     return True
 
 
+KAFKA_IMAGE = "apache/kafka:4.1.1"
+POSTGRES_IMAGE = "postgres:15"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def kafka_container(host: str, host_port: int) -> DockerContainer:
+    """apache/kafka, one KRaft node, PLAINTEXT without ACLs, published on ``host_port``.
+
+    testcontainers' KafkaContainer drives the Confluent image's scripts (its ``with_kraft``
+    refuses apache/kafka's version tag); this one is the image's own configuration. The
+    advertised address must be known before the start, hence a host port chosen here."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    return (
+        DockerContainer(KAFKA_IMAGE)
+        .with_envs(
+            CLUSTER_ID="IvKuiTz5QnSSnUlvpOqXJw",
+            KAFKA_NODE_ID="1",
+            KAFKA_PROCESS_ROLES="broker,controller",
+            KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
+            KAFKA_LISTENERS="PLAINTEXT://:9092,CONTROLLER://:9093",
+            KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://{host}:{host_port}",
+            KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            KAFKA_CONTROLLER_LISTENER_NAMES="CONTROLLER",
+            KAFKA_INTER_BROKER_LISTENER_NAME="PLAINTEXT",
+            # Topics come from the contracts (the fixtures create them), never from a typo.
+            KAFKA_AUTO_CREATE_TOPICS_ENABLE="false",
+            KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="1",
+            KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="1",
+            KAFKA_TRANSACTION_STATE_LOG_MIN_ISR="1",
+            KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR="1",
+            KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR="1",
+            KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS="0",
+        )
+        .with_bind_ports(9092, host_port)
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
+    )
+
+
+def postgres_container() -> PostgresContainer:
+    """postgres as the local stack runs it (connections for every service's pool); ready
+    once psql answers over TCP."""
+    from testcontainers.community.postgres import PostgresContainer
+
+    container = PostgresContainer(POSTGRES_IMAGE, driver=None)
+    return container.with_command("postgres -c max_connections=300")
+
+
 @dataclass(frozen=True)
 class Infrastructure:
     """Where Kafka and PostgreSQL are, and how to reach each service's database."""
@@ -225,19 +284,19 @@ def infrastructure() -> Iterator[Infrastructure]:
     if "TPP_KAFKA_BOOTSTRAP" in env and "TPP_PG_ADMIN_URL" in env:
         source = env
     elif _docker_available():
-        from testcontainers.kafka import KafkaContainer
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.core.docker_client import DockerClient
 
+        host = DockerClient().host()
         with (
-            KafkaContainer("apache/kafka:4.1.1").with_kraft() as container,
-            PostgresContainer("postgres:15") as pg,
+            kafka_container(host, _free_port()) as container,
+            postgres_container() as pg,
         ):
-            admin = make_url(pg.get_connection_url()).set(drivername="postgresql")
+            admin = make_url(pg.get_connection_url(driver=None))
             urls = {
                 s: admin.set(drivername="postgresql+asyncpg").render_as_string(False)
                 for s in SERVICES
             }
-            bootstrap = container.get_bootstrap_server()
+            bootstrap = container.env["KAFKA_ADVERTISED_LISTENERS"].removeprefix("PLAINTEXT://")
             yield Infrastructure(
                 bootstrap,
                 admin.render_as_string(False),
