@@ -1,5 +1,7 @@
 """Faults injected during the run: kill -9 of a service, broker and PostgreSQL restarts,
-duplicate deliveries and poison messages.
+duplicate deliveries and poison messages; in the cluster form, kill -9 of the Kafka node that
+leads most partitions, kill -9 of one replica of a service while the other serves, and a
+rolling restart of every replica (a deploy).
 
 Faults are placed at random points of the load's progress and run one after the other; each
 one is healed (the process restarted, the service ready again) before the next starts.
@@ -12,10 +14,13 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from tpp_contracts import TOPIC_EVENTS
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS
@@ -50,6 +55,9 @@ class FaultLog:
     unknown: list[Injected] = field(default_factory=list)
     duplicates: int = 0
     duplicated_ids: set[str] = field(default_factory=set)
+    #: Client requests sent while replicas were restarted one by one, and those that failed.
+    rolling_requests: int = 0
+    rolling_failed: int = 0
 
     def count(self, prefix: str) -> int:
         return sum(1 for what, _ in self.events if what.startswith(prefix))
@@ -63,10 +71,11 @@ def plan(
     postgres: int,
     duplicates: int,
     poison: int,
+    rolling: int = 0,
 ) -> list[tuple[float, str]]:
     """Faults at random progress points (5 %..85 %), in random order."""
     kinds = [f"kill:{name}" for name in SERVICES for _ in range(kills_per_service)]
-    kinds += ["broker"] * broker + ["postgres"] * postgres
+    kinds += ["broker"] * broker + ["postgres"] * postgres + ["rolling"] * rolling
     kinds += ["duplicates"] * duplicates + ["poison"] * poison
     rng.shuffle(kinds)
     points = sorted(rng.uniform(0.05, 0.85) for _ in kinds)
@@ -95,21 +104,39 @@ class Faults:
             log(f"fault {kind} at {self.load.progress:.0%} of the load: healed in {healed:.1f} s")
 
     async def inject(self, kind: str) -> None:
-        if kind.startswith("kill:"):
+        if kind.startswith("kill:") and self.stack.replicas > 1:
+            # One replica dies; the other serves alone for a few seconds, then it comes back.
+            replica = self.rng.choice(self.stack.replicas_of(kind.split(":", 1)[1]))
+            log(f"kill -9 of {replica.name} (port {replica.port})")
+            self.stack.kill(replica.name)
+            await asyncio.sleep(self.rng.uniform(2.0, 6.0))
+            self.stack.start(replica.name)
+            await self.wait_ready(replica.name)
+        elif kind.startswith("kill:"):
             name = kind.split(":", 1)[1]
             self.stack.kill(name)
             await asyncio.sleep(self.rng.uniform(0.0, 2.0))
             self.stack.start(name)
             await self.wait_ready(name)
+        elif kind == "broker" and self.stack.nodes > 1:
+            node, led = await self.leader_of_most_partitions()
+            log(f"kill -9 of Kafka node {node} (leads {led} partitions)")
+            await asyncio.to_thread(self.stack.kill_node, node)
+            await asyncio.sleep(self.rng.uniform(5.0, 10.0))  # the load runs on two nodes
+            log(f"starting Kafka node {node} again")
+            await asyncio.to_thread(self.stack.start_missing_nodes)
+            await self.wait_ready(*self.stack.services)
+        elif kind == "rolling":
+            await self.rolling_restart()
         elif kind == "broker":
             hard = self.rng.random() < 0.5
             log(f"restarting the Kafka broker ({'SIGKILL' if hard else 'SIGTERM'})")
             await asyncio.to_thread(self.stack.restart_broker, hard=hard)
-            await self.wait_ready(*SERVICES)
+            await self.wait_ready(*self.stack.services)
         elif kind == "postgres":
             log("restarting PostgreSQL (pg_ctl restart -m immediate)")
             await asyncio.to_thread(self.stack.restart_postgres)
-            await self.wait_ready(*SERVICES)
+            await self.wait_ready(*self.stack.services)
         elif kind == "duplicates":
             await self.duplicate()
         elif kind == "poison":
@@ -124,6 +151,45 @@ class Faults:
             except RuntimeError as error:
                 log(f"warning: {error}")
                 raise
+
+    async def leader_of_most_partitions(self) -> tuple[int, int]:
+        """The node that leads most partitions of the platform's topics, and how many."""
+        admin = AIOKafkaAdminClient(**self.stack.kafka.client_options(), request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            names = [t.name + suffix for t in ALL_TOPICS for suffix in ("", ".dlq")]
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    described = await admin.describe_topics(names)
+                    break
+                except KafkaError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+        leaders = Counter(p["leader"] for t in described for p in t["partitions"])
+        node, led = leaders.most_common(1)[0]
+        return int(node), led
+
+    async def rolling_restart(self) -> None:
+        """A deploy: every replica of every service in turn stopped (SIGTERM, graceful) and
+        started again, the next one only once it is ready. The client's requests meanwhile,
+        and the share of them that failed, go to the log."""
+        tally = self.load.tally
+        requests, failed, kinds = tally.requests, tally.failed, dict(tally.failures)
+        for name in self.stack.services:
+            log(f"rolling restart: {name}")
+            await asyncio.to_thread(self.stack.stop, name)
+            self.stack.start(name)
+            await self.wait_ready(name)
+        sent, lost = tally.requests - requests, tally.failed - failed
+        self.log.rolling_requests += sent
+        self.log.rolling_failed += lost
+        share = lost / sent if sent else 0.0
+        what = {k: n - kinds.get(k, 0) for k, n in tally.failures.items() if n > kinds.get(k, 0)}
+        log(f"rolling restart: {lost} of {sent} client requests failed ({share:.2%}): {what}")
 
     # ------------------------------------------------------------------ duplicates
 

@@ -6,6 +6,13 @@ it gets an answer or ``retry_window_s`` passes. Every 2xx answer to an enrollmen
 with its enrollment id and outcome. A command whose answer was lost (the service died after
 committing, before answering) is resolved the way a client would: by reading the trainee's
 enrollments (a 2xx read). The checks compare the platform with these records.
+
+With several replicas of a service, the client balances as a load balancer would: each
+request goes to the next replica in turn, and a refused connection (a replica that is down)
+is tried at once on the others; only when every replica refuses is the request a failed try.
+Every try is counted, and those that got no answer (a transport error after the balancer's
+re-routing) or a 5xx are counted as failed, so that a fault's share of failed requests can be
+read off (``Tally.requests`` / ``Tally.failed``).
 """
 
 from __future__ import annotations
@@ -59,6 +66,18 @@ class Tally:
     capacity_changes: int = 0
     registry_failed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    #: HTTP requests as the balancer forwards them (after re-routing refused connections).
+    requests: int = 0
+    #: Of those, the ones without an answer (transport error) or answered with a 5xx.
+    failed: int = 0
+    #: Refused connections the balancer sent on to another replica.
+    rerouted: int = 0
+    #: Failed requests by what came back (an exception's name or an HTTP status).
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, what: str) -> None:
+        self.failed += 1
+        self.failures[what] = self.failures.get(what, 0) + 1
 
 
 class Load:
@@ -92,7 +111,11 @@ class Load:
         self._pending_sessions: list[str] = []
         self._client: httpx.AsyncClient | None = None
         self._unexpected = 0
+        self._turn: dict[str, int] = {}
         self.finished = asyncio.Event()
+        #: When set by the caller, the run goes on past ``commands`` until this is set too
+        #: (steady load through every fault).
+        self.keep_going_until: asyncio.Event | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -108,6 +131,46 @@ class Load:
 
     def url(self, service: str, path: str) -> str:
         return f"{self.stack.services[service].url}{path}"
+
+    def _bases(self, app: str) -> list[str]:
+        """The replicas' base URLs in the order to try them: the next in turn first."""
+        urls = [s.url for s in self.stack.replicas_of(app)]
+        turn = self._turn.get(app, 0)
+        self._turn[app] = turn + 1
+        start = turn % len(urls)
+        return urls[start:] + urls[:start]
+
+    async def send(
+        self,
+        method: str,
+        app: str,
+        path: str,
+        *,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One request through the balancer: the next replica in turn, the others when it
+        refuses the connection. Counted in ``requests`` and, without an answer or with a 5xx,
+        in ``failed``. Raises the transport error when no replica answered."""
+        self.tally.requests += 1
+        bases = self._bases(app)
+        try:
+            for i, base in enumerate(bases):
+                try:
+                    response = await self.client.request(
+                        method, f"{base}{path}", json=json, headers=headers
+                    )
+                    break
+                except httpx.ConnectError:
+                    if i == len(bases) - 1:
+                        raise
+                    self.tally.rerouted += 1
+        except httpx.TransportError as error:
+            self.tally.fail(type(error).__name__)
+            raise
+        if response.status_code >= 500:
+            self.tally.fail(str(response.status_code))
+        return response
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -137,9 +200,7 @@ class Load:
         while True:
             self.tally.attempts += 1
             try:
-                response = await self.client.request(
-                    method, self.url(service, path), json=json, headers=sent
-                )
+                response = await self.send(method, service, path, json=json, headers=sent)
             except httpx.TransportError:
                 response = None
             if response is not None:
@@ -252,7 +313,7 @@ class Load:
         """Sessions enrollment already sees as published join the pool of the load."""
         for session_id in list(self._pending_sessions):
             try:
-                response = await self.client.get(self.url("enrollment", f"/sessions/{session_id}"))
+                response = await self.send("GET", "enrollment", f"/sessions/{session_id}")
             except httpx.TransportError:
                 return
             if response.status_code == 200 and response.json()["status"] == "published":
@@ -383,8 +444,14 @@ class Load:
         started = time.monotonic()
         stop = asyncio.Event()
 
+        def more() -> bool:
+            if self.started < self.total:
+                return True
+            until = self.keep_going_until
+            return until is not None and not until.is_set()
+
         async def worker() -> None:
-            while self.started < self.total:
+            while more():
                 self.started += 1
                 self.tally.commands += 1
                 await self.one_command()

@@ -6,6 +6,11 @@ with other ports from it (credentials and anything else stay as they are), runs
 service as ``deploy/platform.sh`` does (``tpp_plumbing.serve``: two uvicorn workers, each
 with its HTTP server, outbox relay and consumers), so that ``kill -9`` of a service's process
 group takes down its supervisor and both workers at once.
+
+The cluster form (``cluster=True``, in ``.chaos-cluster/``) runs three Kafka nodes
+(``TPP_KAFKA_BROKERS=3``: replication 3, ``min.insync.replicas`` 2) and ``replicas``
+independent instances of every service, each its own process group on its own port (replica
+R on the first replica's port + 10 (R-1)), as separate pods would be.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "enrollment", "reporting")
 #: Workers per service, as deploy/platform.sh serves them by default.
 WORKERS = 2
+#: Kafka nodes of the cluster form.
+CLUSTER_NODES = 3
+#: Replica R of a service listens on the first replica's port + REPLICA_PORT_STEP * (R - 1).
+REPLICA_PORT_STEP = 10
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 #: Ports of deploy/local.env moved out of the shared stack's way. ``TPP_CHAOS_SLOT=N`` adds
@@ -73,8 +82,10 @@ def parse_env(text: str) -> dict[str, str]:
     return values
 
 
-def derive_env(text: str) -> str:
-    """deploy/local.env with every known port moved (``PORT_MAP``); all else unchanged."""
+def derive_env(text: str, *, nodes: int = 1) -> str:
+    """deploy/local.env with every known port moved (``PORT_MAP``); all else unchanged. With
+    ``nodes`` > 1, a Kafka cluster: every node in the bootstrap list (node N on the first
+    node's ports + 2 (N-1), as deploy/stack.sh lays it out)."""
 
     def move(match: re.Match[str]) -> str:
         port = int(match.group(2))
@@ -93,18 +104,27 @@ def derive_env(text: str) -> str:
         out.append(f"{key}={value}")
     controller = PORT_MAP[9093]
     out.append(f"TPP_KAFKA_CONTROLLER_PORT={controller}")
+    if nodes > 1:
+        first = PORT_MAP[9092]
+        bootstrap = ",".join(f"127.0.0.1:{first + 2 * n}" for n in range(nodes))
+        out = [line for line in out if not line.startswith("TPP_KAFKA_BOOTSTRAP=")]
+        out += [f"TPP_KAFKA_BOOTSTRAP={bootstrap}", f"TPP_KAFKA_BROKERS={nodes}"]
     return "\n".join(out) + "\n"
 
 
 @dataclass
 class Service:
-    """One service process."""
+    """One service process (one replica: its supervisor and workers, a process group)."""
 
-    name: str
+    name: str  # "enrollment" for the first replica, "enrollment-2" for the second...
     port: int
+    app: str = ""  # the service it serves ("enrollment")
     process: subprocess.Popen[bytes] | None = None
     kills: int = 0
     restarts: int = 0
+
+    def __post_init__(self) -> None:
+        self.app = self.app or self.name
 
     @property
     def url(self) -> str:
@@ -115,21 +135,36 @@ class Service:
 class ChaosStack:
     """The suite's PostgreSQL, Kafka and services, under ``ROOT/.chaos``."""
 
-    home: Path = field(default_factory=lambda: ROOT / (f".chaos-{SLOT}" if SLOT else ".chaos"))
+    cluster: bool = False
+    replicas: int = 1
+    workers: int = WORKERS
+    home: Path = field(default_factory=Path)
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.home == Path():
+            folder = ".chaos-cluster" if self.cluster else ".chaos"
+            self.home = ROOT / (f"{folder}-{SLOT}" if SLOT else folder)
         self.home.mkdir(parents=True, exist_ok=True)
         self.env_file = self.home / "local.env"
         self.stack_dir = self.home / "stack"
         self.logs = self.home / "logs"
         self.logs.mkdir(exist_ok=True)
-        self.env_file.write_text(derive_env((ROOT / "deploy" / "local.env").read_text()))
+        self.nodes = CLUSTER_NODES if self.cluster else 1
+        local = (ROOT / "deploy" / "local.env").read_text()
+        self.env_file.write_text(derive_env(local, nodes=self.nodes))
         self.env = parse_env(self.env_file.read_text())
-        self.services = {
-            name: Service(name, int(self.env[f"TPP_{name.upper()}_PORT"])) for name in SERVICES
-        }
+        for app in SERVICES:
+            first = int(self.env[f"TPP_{app.upper()}_PORT"])
+            for replica in range(1, self.replicas + 1):
+                name = app if replica == 1 else f"{app}-{replica}"
+                port = first + REPLICA_PORT_STEP * (replica - 1)
+                self.services[name] = Service(name, port, app)
+
+    def replicas_of(self, app: str) -> list[Service]:
+        """Every replica of one service, the first first."""
+        return [s for s in self.services.values() if s.app == app]
 
     # ------------------------------------------------------------------ environment
 
@@ -167,10 +202,10 @@ class ChaosStack:
 
     # ------------------------------------------------------------------ infrastructure
 
-    def stack_sh(self, command: str) -> None:
+    def stack_sh(self, *command: str) -> None:
         """``deploy/stack.sh <command>`` on this stack's env file and data folder."""
         subprocess.run(  # noqa: S603 - our own script
-            [str(ROOT / "deploy" / "stack.sh"), command],
+            [str(ROOT / "deploy" / "stack.sh"), *command],
             env=self.process_env(),
             check=True,
             stdout=open(self.logs / "stack.log", "ab"),  # noqa: SIM115 - closed with the child
@@ -195,9 +230,23 @@ class ChaosStack:
     def pg_port(self) -> int:
         return int(self.env["TPP_PG_ADMIN_URL"].rsplit(":", 1)[1].split("/", 1)[0])
 
-    def kafka_pid(self) -> int:
-        """The broker's pid (the file stack.sh writes)."""
-        return int((self.stack_dir / "kafka" / "kafka.pid").read_text().strip())
+    def kafka_pid(self, node: int = 1) -> int:
+        """A broker's pid (the file stack.sh writes; a cluster's node N in kafka/node-N/)."""
+        folder = self.stack_dir / "kafka"
+        if self.nodes > 1:
+            folder = folder / f"node-{node}"
+        return int((folder / "kafka.pid").read_text().strip())
+
+    def kill_node(self, node: int) -> None:
+        """``kill -9`` one node of the cluster (broker and controller) and wait for its end."""
+        pid = self.kafka_pid(node)
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+
+    def start_missing_nodes(self) -> None:
+        """``deploy/stack.sh up kafka``: starts the nodes not running (then topics, ACLs)."""
+        self.stack_sh("up", "kafka")
 
     def restart_broker(self, *, hard: bool) -> None:
         """Kill the broker (SIGKILL when ``hard``, else SIGTERM) and start it again."""
@@ -227,8 +276,8 @@ class ChaosStack:
     # ------------------------------------------------------------------ services
 
     def start(self, name: str) -> None:
-        """Start one service (the app factory under ``tpp_plumbing.serve``, two workers, as
-        deploy/platform.sh does)."""
+        """Start one service replica (the app factory under ``tpp_plumbing.serve``, as
+        deploy/platform.sh does; two workers unless told otherwise)."""
         service = self.services[name]
         self._stop_leftover(name)
         if _port_open(service.port):
@@ -239,14 +288,14 @@ class ChaosStack:
                 sys.executable,
                 "-m",
                 "tpp_plumbing.serve",
-                f"tpp_{name}.app:create_app",
+                f"tpp_{service.app}.app:create_app",
                 "--factory",
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(service.port),
                 "--workers",
-                str(WORKERS),
+                str(self.workers),
                 "--no-access-log",
             ],
             env=self.process_env(),
@@ -272,7 +321,8 @@ class ChaosStack:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return
-        if f"tpp_{name}.app:create_app".encode() in cmdline and b"tpp_plumbing.serve" in cmdline:
+        app = self.services[name].app
+        if f"tpp_{app}.app:create_app".encode() in cmdline and b"tpp_plumbing.serve" in cmdline:
             _kill_group(pid)
             while _alive(pid):
                 time.sleep(0.1)
@@ -292,7 +342,8 @@ class ChaosStack:
     def stop(self, name: str) -> None:
         """SIGTERM one service (its supervisor passes it on to the workers) and wait; SIGKILL
         to the whole group after 30 s."""
-        process = self.services[name].process
+        service = self.services[name]
+        process = service.process
         if process is None or process.poll() is not None:
             return
         process.terminate()
@@ -301,6 +352,8 @@ class ChaosStack:
         except subprocess.TimeoutExpired:
             _kill_group(process.pid)
             process.wait()
+        _wait_closed(service.port)
+        service.restarts += 1
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> float:
         """Wait for ``/health/ready``; returns the seconds it took."""

@@ -31,6 +31,9 @@ from tests.chaos.load import Load, operator_token
 from tests.chaos.stack import ChaosStack, log
 
 LAG_WITHIN_S = 30.0
+#: The largest share of client requests that may fail while every replica is restarted in
+#: turn (a deploy), behind a balancer that re-routes refused connections.
+ROLLING_FAILED_MAX = 0.01
 
 
 @dataclass
@@ -380,6 +383,28 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
             "organizers_created": load.tally.organizers_created,
         }
     )
+    if faults.rolling_requests:
+        share = faults.rolling_failed / faults.rolling_requests
+        verdict.counts.update(
+            {
+                "rolling_requests": faults.rolling_requests,
+                "rolling_failed": faults.rolling_failed,
+                "rolling_failed_share": round(share, 5),
+            }
+        )
+        verdict.check(
+            share < ROLLING_FAILED_MAX,
+            f"{faults.rolling_failed} of {faults.rolling_requests} client requests"
+            f" ({share:.2%}) failed during the rolling restart (limit {ROLLING_FAILED_MAX:.0%})",
+        )
+    verdict.counts.update(
+        {
+            "requests": load.tally.requests,
+            "requests_failed": load.tally.failed,
+            "rerouted": load.tally.rerouted,
+            "request_failures": dict(load.tally.failures),
+        }
+    )
     verdict.check(lost == 0, f"{lost} confirmed enrollments lost")
     verdict.check(duplicates_applied <= 0, f"{duplicates_applied} events applied twice")
     return verdict
@@ -392,8 +417,22 @@ async def _compare_reports(
     enrollments: int,
     trainees: int,
 ) -> list[str]:
-    """Reporting's API against the confirmed set (polled: reports are cached briefly)."""
-    url = stack.services["reporting"].url
+    """Reporting's API against the confirmed set (polled: reports are cached briefly), on
+    every replica (any replica answers any report)."""
+    problems: list[str] = []
+    for replica in stack.replicas_of("reporting"):
+        found = await _compare_reports_at(replica.url, load, per_session, enrollments, trainees)
+        problems += [f"{replica.name}: {problem}" for problem in found]
+    return problems
+
+
+async def _compare_reports_at(
+    url: str,
+    load: Load,
+    per_session: Counter[str],
+    enrollments: int,
+    trainees: int,
+) -> list[str]:
     problems: list[str] = []
     deadline = time.monotonic() + 30
     auth = {"Authorization": operator_token()}
