@@ -39,7 +39,7 @@ down: ## stop the services, then the stack
 test: ## install, stack up, pytest $(ARGS), stack down if the run started it
 	deploy/test.sh $(ARGS)
 
-chaos: ## fault-injection suite on its own stack (.chaos/, other ports): short form; ARGS=--long for 100,000 commands
+chaos: ## fault-injection suite on its own stack (.chaos/, other ports): short form; ARGS=--long for 100,000 commands, ARGS=--cluster for 3 brokers and 2 replicas of each service
 	make --no-print-directory install
 	uv run --no-sync python -m tests.chaos $(ARGS)
 
