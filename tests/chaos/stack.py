@@ -245,8 +245,19 @@ class ChaosStack:
             time.sleep(0.1)
 
     def start_missing_nodes(self) -> None:
-        """``deploy/stack.sh up kafka``: starts the nodes not running (then topics, ACLs)."""
-        self.stack_sh("up", "kafka")
+        """``deploy/stack.sh up kafka``: starts the nodes not running (then topics, ACLs).
+
+        stack.sh gives a node 90 s to open its port; on this loaded machine a node that
+        rejoins the cluster took 79 s once. The node it started keeps running when it gives
+        up, so ``up kafka`` is asked again (twice at most): it finds the node running."""
+        for attempt in range(1, 4):
+            try:
+                self.stack_sh("up", "kafka")
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 3:
+                    raise
+                log(f"stack.sh up kafka failed (try {attempt} of 3); see {self.logs}/stack.log")
 
     def restart_broker(self, *, hard: bool) -> None:
         """Kill the broker (SIGKILL when ``hard``, else SIGTERM) and start it again."""
