@@ -67,6 +67,11 @@ def main() -> int:
         action="store_true",
         help="three Kafka nodes, two replicas of every service, a rolling restart",
     )
+    parser.add_argument(
+        "--static-membership",
+        action="store_true",
+        help="with --cluster: static consumer group membership, named after each replica",
+    )
     parser.add_argument("--commands", type=int, help="override the number of commands")
     parser.add_argument("--seed", type=int, help="random seed (printed; default: the time)")
     parser.add_argument("--keep", action="store_true", help="leave the chaos stack running")
@@ -80,10 +85,17 @@ def main() -> int:
     seed = args.seed if args.seed is not None else int(time.time())
     started = time.monotonic()
     if args.cluster:
-        stack = ChaosStack(cluster=True, replicas=CLUSTER_REPLICAS, workers=CLUSTER_WORKERS)
+        stack = ChaosStack(
+            cluster=True,
+            replicas=CLUSTER_REPLICAS,
+            workers=CLUSTER_WORKERS,
+            static_membership=args.static_membership,
+        )
     else:
         stack = ChaosStack()
     shape = f"{stack.nodes} Kafka node(s), {stack.replicas} replica(s) of each service"
+    if stack.static_membership:
+        shape += " (static group membership)"
     log(
         f"{'long' if args.long else 'short'} form, {form.commands:,} commands, {shape}, seed {seed}"
     )
@@ -161,7 +173,11 @@ async def run(
     verdict.counts["load_s"] = round(took, 1)
     verdict.counts["faults"] = [f"{kind} ({healed:.1f} s)" for kind, healed in faults.log.events]
     verdict.counts["kills"] = {name: s.kills for name, s in stack.services.items()}
-    verdict.counts["shape"] = {"kafka_nodes": stack.nodes, "replicas": stack.replicas}
+    verdict.counts["shape"] = {
+        "kafka_nodes": stack.nodes,
+        "replicas": stack.replicas,
+        "static_membership": stack.static_membership,
+    }
     return verdict.failures, verdict.counts
 
 

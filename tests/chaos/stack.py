@@ -9,8 +9,10 @@ group takes down its supervisor and both workers at once.
 
 The cluster form (``cluster=True``, in ``.chaos-cluster/``) runs three Kafka nodes
 (``TPP_KAFKA_BROKERS=3``: replication 3, ``min.insync.replicas`` 2) and ``replicas``
-independent instances of every service, each its own process group on its own port (replica
-R on the first replica's port + 10 (R-1)), as separate pods would be.
+independent instances of every service, each its own process group on its own port, named and
+numbered as deploy/platform.sh does (replica r > 0 is ``<service>-<r>`` on the service's port
++ 10 r), as separate pods would be; ``static_membership`` gives each replica's consumers its
+name as their static group member name (TPP_STATIC_MEMBERSHIP=1 of platform.sh).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from tpp_plumbing.ops import REPLICA_PORT_STEP
 from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +38,6 @@ SERVICES = ("registry", "enrollment", "reporting")
 WORKERS = 2
 #: Kafka nodes of the cluster form.
 CLUSTER_NODES = 3
-#: Replica R of a service listens on the first replica's port + REPLICA_PORT_STEP * (R - 1).
-REPLICA_PORT_STEP = 10
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 #: Ports of deploy/local.env moved out of the shared stack's way. ``TPP_CHAOS_SLOT=N`` adds
@@ -116,7 +117,7 @@ def derive_env(text: str, *, nodes: int = 1) -> str:
 class Service:
     """One service process (one replica: its supervisor and workers, a process group)."""
 
-    name: str  # "enrollment" for the first replica, "enrollment-2" for the second...
+    name: str  # "enrollment" for the first replica, "enrollment-1" for the second...
     port: int
     app: str = ""  # the service it serves ("enrollment")
     process: subprocess.Popen[bytes] | None = None
@@ -138,6 +139,7 @@ class ChaosStack:
     cluster: bool = False
     replicas: int = 1
     workers: int = WORKERS
+    static_membership: bool = False
     home: Path = field(default_factory=Path)
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
@@ -157,9 +159,9 @@ class ChaosStack:
         self.env = parse_env(self.env_file.read_text())
         for app in SERVICES:
             first = int(self.env[f"TPP_{app.upper()}_PORT"])
-            for replica in range(1, self.replicas + 1):
-                name = app if replica == 1 else f"{app}-{replica}"
-                port = first + REPLICA_PORT_STEP * (replica - 1)
+            for replica in range(self.replicas):
+                name = app if replica == 0 else f"{app}-{replica}"
+                port = first + REPLICA_PORT_STEP * replica
                 self.services[name] = Service(name, port, app)
 
     def replicas_of(self, app: str) -> list[Service]:
@@ -293,6 +295,10 @@ class ChaosStack:
         self._stop_leftover(name)
         if _port_open(service.port):
             raise RuntimeError(f"port {service.port} for {name} is taken by another process")
+        env = self.process_env()
+        env[f"TPP_{service.app.upper()}_PORT"] = str(service.port)
+        if self.static_membership:
+            env[f"TPP_{service.app.upper()}_CONSUMER_INSTANCE_ID"] = name
         out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         service.process = subprocess.Popen(  # noqa: S603 - the server of this checkout
             [
@@ -309,7 +315,7 @@ class ChaosStack:
                 str(self.workers),
                 "--no-access-log",
             ],
-            env=self.process_env(),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
