@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from sqlalchemy.exc import DBAPIError
 from tpp_plumbing.problems import install_problem_handlers
 
 RAISED: dict[str, Exception] = {
@@ -62,3 +65,35 @@ def test_a_rate_lets_a_burst_through_then_one_per_interval() -> None:
     assert str(rate) == "3/minute"
     with pytest.raises(ValueError, match="not a rate"):
         parse_rates("3/fortnight", "rate_limit_commands")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 55432)"),
+        DBAPIError("BEGIN", None, asyncpg.ConnectionDoesNotExistError("closed"), False, True),
+        ExceptionGroup("task group", [OSError(104, "Connection reset by peer")]),
+    ],
+    ids=["refused", "invalidated", "in a task group"],
+)
+async def test_an_outage_met_in_a_middleware_is_a_503_too(error: Exception) -> None:
+    # Middlewares (idempotency, audit) reach the database before any route does; what they
+    # raise passes the route handlers by, to the catch-all, which answered 500 during the
+    # fault suite's PostgreSQL restart.
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def claim(request: Request, call_next: Any) -> Response:
+        raise error
+
+    @app.get("/ok")
+    async def ok() -> None:
+        return None
+
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/ok")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["content-type"] == "application/problem+json"

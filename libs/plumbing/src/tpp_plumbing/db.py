@@ -77,6 +77,10 @@ def is_database_outage(error: BaseException) -> bool:
             return True
         if type(current).__name__ in _DISCONNECT_ERRORS:
             return True
+        if isinstance(current, BaseExceptionGroup) and any(
+            is_database_outage(inner) for inner in current.exceptions
+        ):
+            return True  # a task group (a middleware's) carries the outage inside
         current = current.__cause__ or current.__context__
     return False
 

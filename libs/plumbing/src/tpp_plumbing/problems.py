@@ -144,6 +144,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_database(_: Request, error: Exception) -> JSONResponse:
         if not is_database_outage(error):
             return await on_unexpected(_, error)
+        return database_unavailable(error)
+
+    def database_unavailable(error: Exception) -> JSONResponse:
         log.warning(
             "database unavailable",
             extra={"error_type": f"{type(error).__module__}.{type(error).__qualname__}"},
@@ -157,6 +160,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(_: Request, error: Exception) -> JSONResponse:
+        # What a middleware raises (idempotency, audit: they reach the database before any
+        # route) comes here past the handlers above: an outage is still a 503 to retry.
+        if is_database_outage(error):
+            return database_unavailable(error)
         # The traceback goes to the log; the client gets no internals (they may hold data).
         log.exception("unhandled error", exc_info=error)
         return problem(500, "Internal server error", "the error was logged; try again later")
