@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,6 +78,19 @@ async def configs(admin: AIOKafkaAdminClient, name: str) -> dict[str, str]:
     return {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
 
 
+async def settled_configs(
+    admin: AIOKafkaAdminClient, name: str, key: str, want: str
+) -> dict[str, str]:
+    """The topic's configs once ``key`` reads ``want`` (15 s at most), else as they are: an
+    altered config reaches the broker that answers through the metadata log, a moment later."""
+    deadline = time.monotonic() + 15
+    while True:
+        current = await configs(admin, name)
+        if current.get(key) == want or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(0.2)
+
+
 async def test_the_topic_command_reconciles_a_running_cluster(
     infrastructure: Infrastructure, admin: AIOKafkaAdminClient, prefix: str
 ) -> None:
@@ -100,10 +114,11 @@ async def test_the_topic_command_reconciles_a_running_cluster(
     assert f"created {sessions}\n" not in done.stdout
     assert f"created {sessions}.dlq\n" in done.stdout
     assert f"altered {sessions}: retention.ms 86400000 -> -1" in done.stdout
-    current = await configs(admin, sessions)
+    current = await settled_configs(admin, sessions, "retention.ms", "-1")
     assert current["retention.ms"] == "-1"
     assert current["max.message.bytes"] == "2000000"  # not the layout's business: kept
-    assert (await configs(admin, sessions + ".dlq"))["retention.ms"] == "-1"
+    dlq = await settled_configs(admin, sessions + ".dlq", "retention.ms", "-1")
+    assert dlq["retention.ms"] == "-1"
 
     # More partitions in the layout: refused, with the reason, and nothing changes.
     more = {"TPP_TOPIC_OVERRIDES": f'{{"{SESSIONS.name}": {{"partitions": 8}}}}'}

@@ -475,6 +475,15 @@ async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[Ka
 async def subscriber(
     infrastructure: Infrastructure, kafka: KafkaSettings
 ) -> AsyncIterator[KafkaSettings]:
+    """``kafka`` as a new outside subscriber (see :func:`subscriber_of`)."""
+    async with subscriber_of(infrastructure, kafka) as settings:
+        yield settings
+
+
+@contextlib.asynccontextmanager
+async def subscriber_of(
+    infrastructure: Infrastructure, kafka: KafkaSettings
+) -> AsyncIterator[KafkaSettings]:
     """``kafka`` as a new outside subscriber (``acl`` role ``subscriber``: reads the event
     topics, commits in groups ``<user>.*``, writes nothing), created on the running broker
     and removed at the end. Its user name is ``kafka.username``; an open broker has none."""
