@@ -205,14 +205,29 @@ class ChaosStack:
     # ------------------------------------------------------------------ infrastructure
 
     def stack_sh(self, *command: str) -> None:
-        """``deploy/stack.sh <command>`` on this stack's env file and data folder."""
-        subprocess.run(  # noqa: S603 - our own script
-            [str(ROOT / "deploy" / "stack.sh"), *command],
-            env=self.process_env(),
-            check=True,
-            stdout=open(self.logs / "stack.log", "ab"),  # noqa: SIM115 - closed with the child
-            stderr=subprocess.STDOUT,
-        )
+        """``deploy/stack.sh <command>`` on this stack's env file and data folder.
+
+        Its output goes to logs/stack.log; when it fails, the end of that log is printed too,
+        so that a CI run (which keeps no files) shows why."""
+        stack_log = self.logs / "stack.log"
+        with stack_log.open("ab") as out:
+            start = out.tell()
+            try:
+                subprocess.run(  # noqa: S603 - our own script
+                    [str(ROOT / "deploy" / "stack.sh"), *command],
+                    env=self.process_env(),
+                    check=True,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            except subprocess.CalledProcessError:
+                with stack_log.open("rb") as written:
+                    written.seek(start)
+                    tail = written.read().decode(errors="replace").splitlines()[-40:]
+                log(f"stack.sh {' '.join(command)} failed; the end of {stack_log}:")
+                for line in tail:
+                    print(f"    {line}", file=sys.stderr, flush=True)
+                raise
 
     def up(self, *, fresh: bool = True) -> None:
         """Start PostgreSQL and Kafka (wiped first when ``fresh``), topics, migrations."""
@@ -250,8 +265,10 @@ class ChaosStack:
         """``deploy/stack.sh up kafka``: starts the nodes not running (then topics, ACLs).
 
         stack.sh gives a node 90 s to open its port; on this loaded machine a node that
-        rejoins the cluster took 79 s once. The node it started keeps running when it gives
-        up, so ``up kafka`` is asked again (twice at most): it finds the node running."""
+        rejoins the cluster took 79 s once, and the admin requests after its start (topics,
+        ACLs) can meet a broker still loading its logs. The node it started keeps running
+        when it gives up, so ``up kafka`` is asked again (twice at most): it finds the node
+        running and redoes only the idempotent steps."""
         for attempt in range(1, 4):
             try:
                 self.stack_sh("up", "kafka")
@@ -259,7 +276,8 @@ class ChaosStack:
             except subprocess.CalledProcessError:
                 if attempt == 3:
                     raise
-                log(f"stack.sh up kafka failed (try {attempt} of 3); see {self.logs}/stack.log")
+                log(f"stack.sh up kafka failed (try {attempt} of 3); trying again")
+                time.sleep(2)
 
     def restart_broker(self, *, hard: bool) -> None:
         """Kill the broker (SIGKILL when ``hard``, else SIGTERM) and start it again."""
@@ -272,7 +290,7 @@ class ChaosStack:
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.1)
-        self.stack_sh("up")
+        self.start_missing_nodes()
 
     def restart_postgres(self) -> None:
         """``pg_ctl restart -m immediate`` as the cluster's owner (like stack.sh runs it)."""
