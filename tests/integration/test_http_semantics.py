@@ -15,7 +15,7 @@ from sqlalchemy import text
 from tpp_plumbing import idempotency
 from tpp_plumbing.idempotency import IdempotencyMiddleware, mark_committed
 from tpp_plumbing.testing import auth_headers, serving
-from tpp_registry import tables as registry_tables
+from tpp_registry.store import tables as registry_tables
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from tpp_plumbing.problems import install_problem_handlers
 from tpp_plumbing.routing import add_routes
 from tpp_plumbing.runtime import Runtime
 
-from tpp_registry import tables
+from tpp_registry.api import organizers, plans, sessions
 from tpp_registry.config import Settings
-from tpp_registry.http import routers
 from tpp_registry.service import Services
+from tpp_registry.store import tables
 
 NAME = "registry"
 
@@ -51,5 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_limits(app, limits)  # outside the idempotency middleware, which reads bodies
     runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
-    add_routes(app, *routers, audit_router(runtime.engine, tables.audit))
+    add_routes(
+        app,
+        sessions.router,  # the busiest first: a request is matched against them in order
+        organizers.router,
+        plans.router,
+        audit_router(runtime.engine, tables.audit),
+    )
     return app

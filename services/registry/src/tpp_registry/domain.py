@@ -264,3 +264,15 @@ def _details(state: SessionState) -> dict[str, Any]:
     data = {f: getattr(state, f) for f in DETAIL_FIELDS}
     data["languages"] = list(state.languages)
     return data | {"session_id": state.id, "version": state.version, "overseas": state.overseas}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFilter:
+    """Filters of the session list; None means any."""
+
+    year: int | None = None
+    field: TechnicalField | None = None
+    organizer_id: uuid.UUID | None = None
+    status: SessionStatus | None = None
+    overseas: bool | None = None
+    country: str | None = None

@@ -9,12 +9,13 @@ from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.reads import ReadPool
 from tpp_plumbing.writes import CommandPool
 
-from tpp_registry.service._catalogue import CatalogueCache
-from tpp_registry.service._common import PreconditionFailedError, PreconditionRequiredError
-from tpp_registry.service._imports import ImportService
-from tpp_registry.service._organizers import OrganizerService
-from tpp_registry.service._plans import PlanService
-from tpp_registry.service._sessions import SessionService
+from tpp_registry.domain import SessionFilter
+from tpp_registry.service.catalogue import CatalogueCache
+from tpp_registry.service.common import PreconditionFailedError, PreconditionRequiredError
+from tpp_registry.service.imports import ImportService
+from tpp_registry.service.organizers import OrganizerService
+from tpp_registry.service.plans import PlanService
+from tpp_registry.service.sessions import SessionService
 
 __all__ = [
     "CatalogueCache",
@@ -24,6 +25,7 @@ __all__ = [
     "PreconditionFailedError",
     "PreconditionRequiredError",
     "Services",
+    "SessionFilter",
     "SessionService",
 ]
 

@@ -11,8 +11,8 @@ from tpp_plumbing.auth import Operator, OperatorOrOrganizer, require_owner
 from tpp_plumbing.limits import Offset, page_size
 from tpp_plumbing.routing import api_router
 
-from tpp_registry.http._common import Svc
-from tpp_registry.models import Country, Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
+from tpp_registry.api.deps import Svc
+from tpp_registry.api.models import Country, Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
 
 router = api_router(tags=["organizers"])
 

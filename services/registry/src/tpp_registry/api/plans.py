@@ -8,8 +8,8 @@ from fastapi import Depends, Path, Response
 from tpp_plumbing.auth import Role, allow
 from tpp_plumbing.routing import api_router
 
-from tpp_registry.http._common import IfMatch, Svc, tag
-from tpp_registry.models import Plan, PlanIn
+from tpp_registry.api.deps import IfMatch, Svc, tag
+from tpp_registry.api.models import Plan, PlanIn
 
 # The program's plans are the exchange center's: operators only.
 router = api_router(tags=["plans"], dependencies=[Depends(allow(Role.OPERATOR))])

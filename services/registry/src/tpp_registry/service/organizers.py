@@ -14,10 +14,10 @@ from tpp_contracts.vocab import OrganizerKind
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ConflictError, NotFoundError
 
-from tpp_registry import tables
-from tpp_registry.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
-from tpp_registry.service._catalogue import CatalogueCache
-from tpp_registry.service._common import violates
+from tpp_registry.api.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
+from tpp_registry.service.catalogue import CatalogueCache
+from tpp_registry.service.common import violates
+from tpp_registry.store import tables
 
 org = tables.organizer
 UNIQUE_NAME = "uq_organizer_lower_name"

@@ -24,7 +24,7 @@ from tpp_plumbing.auth import (
 from tpp_plumbing.limits import Text, limits_of, page_size, read_upload
 from tpp_plumbing.routing import api_router
 
-from tpp_registry.http._common import (
+from tpp_registry.api.deps import (
     IfMatch,
     IfNoneMatch,
     Svc,
@@ -33,7 +33,7 @@ from tpp_registry.http._common import (
     services_of,
     tag,
 )
-from tpp_registry.models import (
+from tpp_registry.api.models import (
     CancelIn,
     CataloguePage,
     ImportReport,
@@ -43,9 +43,8 @@ from tpp_registry.models import (
     SessionPage,
     SessionPatch,
 )
-from tpp_registry.models import Country as CountryCode
-from tpp_registry.service import Services
-from tpp_registry.store import SessionFilter
+from tpp_registry.api.models import Country as CountryCode
+from tpp_registry.service import Services, SessionFilter
 
 router = api_router()
 

@@ -7,7 +7,6 @@ import binascii
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,8 +22,8 @@ from tpp_contracts.vocab import SessionStatus, TechnicalField
 from tpp_plumbing.problems import ProblemError
 from tpp_plumbing.writes import RawTransaction
 
-from tpp_registry import tables
-from tpp_registry.domain import DETAIL_FIELDS, SessionState
+from tpp_registry.domain import DETAIL_FIELDS, SessionFilter, SessionState
+from tpp_registry.store import tables
 
 ts = tables.training_session
 org = tables.organizer
@@ -124,18 +123,6 @@ def decode_cursor(cursor: str) -> tuple[date, uuid.UUID]:
         return date.fromisoformat(start), uuid.UUID(sid)
     except (ValueError, TypeError, binascii.Error):
         raise ProblemError("cursor is not valid", status=422, field="cursor") from None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionFilter:
-    """Filters of the session list; None means any."""
-
-    year: int | None = None
-    field: TechnicalField | None = None
-    organizer_id: uuid.UUID | None = None
-    status: SessionStatus | None = None
-    overseas: bool | None = None
-    country: str | None = None
 
 
 def _next(rows: list[Any], limit: int) -> str | None:

@@ -23,10 +23,12 @@ from tpp_plumbing.limits import check_rows
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import ProblemError
 
-from tpp_registry import domain, store, tables
+from tpp_registry import domain
+from tpp_registry.api.models import ImportReport, ImportRow, RowOutcome, SessionIn
 from tpp_registry.domain import InvalidSessionError, SessionState
-from tpp_registry.models import ImportReport, ImportRow, RowOutcome, SessionIn
-from tpp_registry.service._sessions import details
+from tpp_registry.service.sessions import details
+from tpp_registry.store import sessions as session_store
+from tpp_registry.store import tables
 
 REQUIRED = ("title", "field", "start_date", "end_date", "venue_city", "venue_country", "capacity")
 _LOCK = zlib.crc32(b"tpp-registry-session-import")
@@ -138,7 +140,7 @@ class ImportService:
                 )
         if new:
             states = [item.state for item in new]
-            await store.add_sessions(db, states)
+            await session_store.add_sessions(db, states)
             await db.execute(
                 insert(imp), [{"row_key": i.key, "session_id": i.state.id} for i in new]
             )

@@ -11,9 +11,9 @@ from tpp_contracts.registry import AnnualPlanSetV1
 from tpp_plumbing.outbox import Outbox
 from tpp_plumbing.problems import NotFoundError
 
-from tpp_registry import tables
-from tpp_registry.models import Plan, PlanIn
-from tpp_registry.service._common import check_version
+from tpp_registry.api.models import Plan, PlanIn
+from tpp_registry.service.common import check_version
+from tpp_registry.store import tables
 
 plan = tables.annual_plan
 rev = tables.annual_plan_revision

@@ -12,7 +12,14 @@ from tpp_plumbing.problems import NotFoundError
 from tpp_plumbing.reads import ReadPool
 from tpp_plumbing.writes import CommandPool
 
-from tpp_registry import domain, store
+from tpp_registry import domain
+from tpp_registry.api.models import (
+    CatalogueEntry,
+    RawPage,
+    Session,
+    SessionIn,
+    SessionPatch,
+)
 from tpp_registry.domain import (
     Cancel,
     Command,
@@ -21,19 +28,13 @@ from tpp_registry.domain import (
     InvalidTransitionError,
     Revise,
     SessionDetails,
+    SessionFilter,
     SessionState,
     Transition,
 )
-from tpp_registry.models import (
-    CatalogueEntry,
-    RawPage,
-    Session,
-    SessionIn,
-    SessionPatch,
-)
-from tpp_registry.service._catalogue import CachedPage, CatalogueCache
-from tpp_registry.service._common import check_version, domain_problem, invalid_field
-from tpp_registry.store import SessionFilter
+from tpp_registry.service.catalogue import CachedPage, CatalogueCache
+from tpp_registry.service.common import check_version, domain_problem, invalid_field
+from tpp_registry.store import sessions as session_store
 
 PUBLISHED = SessionStatus.PUBLISHED
 
@@ -86,7 +87,7 @@ class SessionService:
             raise domain_problem(error) from None
         # The busiest command: a raw transaction (tpp_plumbing.writes).
         async with self._commands.transaction() as tx:
-            if not await store.add_session_of_known_organizer(tx, decision.state):
+            if not await session_store.add_session_of_known_organizer(tx, decision.state):
                 raise invalid_field("organizer_id", "names no organizer")
             await self._outbox.add(tx, decision.events)
         return session(decision.state)
@@ -122,15 +123,15 @@ class SessionService:
     async def get(self, session_id: uuid.UUID) -> Session:
         """One session, whatever its state."""
         async with self._sessions() as db:
-            await store.read_only(db)
-            state = await store.get_session(db, session_id)
+            await session_store.read_only(db)
+            state = await session_store.get_session(db, session_id)
         if state is None:
             raise NotFoundError(f"no session {session_id}")
         return session(state)
 
     async def list(self, where: SessionFilter, cursor: str | None, limit: int) -> RawPage:
         """A page of sessions matching the filters, by start date (shaped as SessionPage)."""
-        rows, after = await store.list_sessions(
+        rows, after = await session_store.list_sessions(
             self._reads.fetch, where, cursor, limit, _SESSION_FIELDS
         )
         return RawPage(rows, after)
@@ -144,7 +145,7 @@ class SessionService:
         """
 
         async def render() -> bytes:
-            rows, after = await store.catalogue(
+            rows, after = await session_store.catalogue(
                 self._reads.fetch, where, text, cursor, limit, _ENTRY_FIELDS
             )
             return RawPage(rows, after).json()
@@ -156,7 +157,7 @@ class SessionService:
     ) -> Session:
         async with self._sessions() as db, db.begin():
             # The row lock orders every change of one session, and so its events in the outbox.
-            current = await store.get_session(db, session_id, lock=True)
+            current = await session_store.get_session(db, session_id, lock=True)
             if current is None:
                 raise NotFoundError(f"no session {session_id}")
             check_version(expected, current.version)
@@ -165,7 +166,7 @@ class SessionService:
             except (InvalidTransitionError, InvalidSessionError, DetailNotRevisableError) as e:
                 raise domain_problem(e) from None
             if decision.events:
-                await store.save_session(db, decision.state)
+                await session_store.save_session(db, decision.state)
                 await self._outbox.add(db, decision.events)
         if PUBLISHED in (current.status, decision.state.status):
             # This worker's next read sees it at once; the others on the trigger's NOTIFY.

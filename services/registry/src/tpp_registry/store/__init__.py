@@ -1,0 +1,1 @@
+"""Registry storage: the tables and the queries of each aggregate."""
