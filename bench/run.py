@@ -3,11 +3,13 @@
     make bench                         # every module, full length (~10 minutes)
     make bench ARGS="--quick"          # a short smoke run of every module
     make bench ARGS="registry"         # only some modules (plus the ceilings)
+    make bench ARGS="--results"        # ... and write the table into bench/RESULTS.md
 
 Each ``bench/bench_<name>.py`` module runs in its own process (so one crash or hang costs
 only its own figures) with a time budget; its figures come back as JSON. Ratios are taken
 against the ceilings measured in the same run (``bench_ceilings.py`` runs first). The table
-and the raw runs go to ``bench/results/latest.json``. The interface is in bench/README.md.
+and the raw runs go to ``bench/results/latest.json``; ``--results`` writes the table into
+bench/RESULTS.md. The interface is in bench/README.md.
 """
 
 from __future__ import annotations
@@ -129,18 +131,18 @@ def table(figures: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-README_START = "<!-- bench:table:start -->"
-README_END = "<!-- bench:table:end -->"
+RESULTS = BENCH / "RESULTS.md"
+TABLE_START = "<!-- bench:table:start -->"
+TABLE_END = "<!-- bench:table:end -->"
 
 
-def update_readme(report: dict[str, Any]) -> None:
-    """Put a report's table (with when, where and how long) between the README's markers."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    head, start, rest = text.partition(README_START)
-    _, end, tail = rest.partition(README_END)
+def update_results(report: dict[str, Any], results: Path = RESULTS) -> None:
+    """Put a report's table (with when, where and how long) between the markers of RESULTS.md."""
+    text = results.read_text()
+    head, start, rest = text.partition(TABLE_START)
+    _, end, tail = rest.partition(TABLE_END)
     if not start or not end:
-        raise SystemExit(f"README.md has no {README_START} ... {README_END} block")
+        raise SystemExit(f"{results.name} has no {TABLE_START} ... {TABLE_END} block")
     machine = report["machine"]
     caption = (
         f"Run of {report['when']} at commit {report['commit']} on {machine['cpus']} CPUs,"
@@ -149,8 +151,8 @@ def update_readme(report: dict[str, Any]) -> None:
         + "; medians of three runs, ratios to the ceilings of the same run."
     )
     block = f"{start}\n{caption}\n\n{report['table']}\n{end}"
-    readme.write_text(head + block + tail)
-    print(f"README.md: table of {report['when']} written")
+    results.write_text(head + block + tail)
+    print(f"{results.name}: table of {report['when']} written")
 
 
 def _git_commit() -> str:
@@ -171,19 +173,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json")
     parser.add_argument(
-        "--readme",
+        "--results",
         action="store_true",
-        help="write the table of --out (after the run, or as it is with --no-run) into README.md",
+        help="write the table of --out (after the run, or as it is with --no-run) into"
+        " bench/RESULTS.md",
     )
-    parser.add_argument("--no-run", action="store_true", help="run nothing (with --readme)")
+    parser.add_argument("--no-run", action="store_true", help="run nothing (with --results)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.quick, args.out)
         return
     if args.no_run:
-        if args.readme:
-            update_readme(json.loads(args.out.read_text()))
+        if args.results:
+            update_results(json.loads(args.out.read_text()))
         return
     names = discover()
     if args.modules:
@@ -210,8 +213,8 @@ def main() -> None:
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nsaved {args.out} ({report['seconds']:.0f} s)")
-    if args.readme:
-        update_readme(report)
+    if args.results:
+        update_results(report)
     if any(m["status"] != "ok" for m in modules):
         sys.exit(1)
 
