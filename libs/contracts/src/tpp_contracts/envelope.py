@@ -114,8 +114,8 @@ def new_id() -> uuid.UUID:
 
     Ids made later sort after, so a table keyed by them (an outbox, an inbox, a service's
     trainees and enrollments) takes new ids at the end of its index instead of on a random
-    page: measured on a 90,000-row import, the outbox insert 13-16 -> 10-12 µs a row. Made
-    without a system call (``uuid.uuid4`` reads ``os.urandom``, and gives up the GIL there).
+    page, which makes every insert cheaper (figures in bench/RESULTS.md). Made without a
+    system call (``uuid.uuid4`` reads ``os.urandom``, and gives up the GIL there).
     """
     return uuid7()
 
@@ -175,9 +175,9 @@ class EventEncoder:
     """Encodes events that share a source, time, correlation and causation (a command's) as
     ``encode(wrap(event, ...))`` does, byte for byte, without building envelope models.
 
-    For writers of many events (the outbox): ~3 µs an event against ~8, as the shared
-    attributes are serialized once and the event's data once, by its own model (rather than
-    dumped to a dict and serialized again).
+    For writers of many events (the outbox): the shared attributes are serialized once and
+    the event's data once, by its own model (rather than dumped to a dict and serialized
+    again), which more than halves the cost of an event (bench/RESULTS.md).
     """
 
     def __init__(
