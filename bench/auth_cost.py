@@ -18,8 +18,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from loadgen import asgi_scope
-from tpp_plumbing.auth import AuthSettings, Operator, TokenVerifier, dev_token, install_auth
-from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.web.auth import AuthSettings, Operator, TokenVerifier, dev_token, install_auth
+from tpp_plumbing.web.problems import install_problem_handlers
 
 N = 5000
 ROUNDS = 7

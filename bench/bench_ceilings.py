@@ -7,7 +7,7 @@
   and one outbox row (a ~600-byte CloudEvents-sized payload), at N = 1, 8 and 32 connections
   (prepared statements, no ORM, no HTTP).
   The platform's writers do the same plus their own statements: no pre-ping on checkout
-  (``tpp_plumbing.db``), no NOTIFY (a commit wakes the relay in-process).
+  (``tpp_plumbing.db.engine``), no NOTIFY (a commit wakes the relay in-process).
 
 Other modules divide their figures by these (``Figure.ceiling``).
 """

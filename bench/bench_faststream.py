@@ -3,8 +3,9 @@
 Loads the program's events (``bench_reporting.Events``) on scratch topics, then applies all of
 them to a fresh reporting database, alternately with:
 
-- ``runner``: ``tpp_plumbing.runner.ConsumerRunner``, as the reporting service runs it (one
-  batched consumer per topic, ``batch_size`` records a transaction, offsets committed after);
+- ``runner``: ``tpp_plumbing.messaging.runner.ConsumerRunner``, as the reporting service runs
+  it (one batched consumer per topic, ``batch_size`` records a transaction, offsets committed
+  after);
 - ``faststream``: FastStream's ``KafkaBroker`` with one ``batch=True`` subscriber per topic,
   manual acknowledgement after the same ``ProjectionConsumer.apply`` (same decoding, inbox and
   projections in one transaction).
@@ -64,7 +65,7 @@ async def _timed(url: str, total: int, seconds: float = 600) -> float:
 
 
 def _consumers(url: str) -> tuple[Any, list[Any]]:
-    from tpp_plumbing.db import create_engine, session_factory
+    from tpp_plumbing.db.engine import create_engine, session_factory
     from tpp_reporting.consumers import ProjectionConsumer
 
     engine = create_engine(url)
@@ -78,8 +79,8 @@ def _consumers(url: str) -> tuple[Any, list[Any]]:
 
 async def with_runner(ctx: Context, url: str, prefix: str, total: int, label: str) -> float:
     """Events/s of the platform's ConsumerRunner (one batched runner per topic)."""
-    from tpp_plumbing.deadletter import DeadLetterSink
-    from tpp_plumbing.runner import ConsumerRunner
+    from tpp_plumbing.messaging.deadletter import DeadLetterSink
+    from tpp_plumbing.messaging.runner import ConsumerRunner
 
     engine, consumers = _consumers(url)
     sink = DeadLetterSink(ctx.kafka)

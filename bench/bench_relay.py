@@ -7,7 +7,7 @@
   ``OutboxRelay`` (select 1,000, publish, wait for every ack, mark sent): events/s, as a
   ratio of the bare producer (``relay.vs_bare``).
 - ``relay.commit_to_ack.p50/p99``: writers commit one enrollment event per raw transaction
-  (``tpp_plumbing.writes``, as enrollments and new sessions are written) through
+  (``tpp_plumbing.db.writes``, as enrollments and new sessions are written) through
   ``Outbox.add`` at 1,000/s (open loop, sessions wired to the relay as the runtime wires them);
   the time from each commit to the broker's ack of its row (the relay's after-publish hook).
 
@@ -39,10 +39,10 @@ from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_enrollment import tables
-from tpp_plumbing import telemetry
-from tpp_plumbing.outbox import Outbox, OutboxRelay
+from tpp_plumbing.db.writes import CommandPool
+from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay
+from tpp_plumbing.observability import telemetry
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.writes import CommandPool
 
 NAME = "relay"
 TIME_BUDGET_S = 180

@@ -501,7 +501,7 @@ async def one_per_transaction(ctx: Context, prefix: str, seconds: float) -> floa
     from faststream import AckPolicy
     from faststream.kafka import KafkaBroker
     from faststream.kafka.annotations import KafkaMessage
-    from tpp_plumbing.db import create_engine, session_factory
+    from tpp_plumbing.db.engine import create_engine, session_factory
     from tpp_plumbing.runtime import faststream_security
     from tpp_reporting.consumers import ProjectionConsumer
 

@@ -15,7 +15,7 @@ configuration has its own scratch database seeded the same way. Figures: the med
 each, their ratio (target: tracing costs at most 25%, i.e. ratio >= 0.75), the server's CPU
 per command in each (a steadier measure of the cost when other work shares the machine),
 p50/p99 latencies. Spans go out as OTLP/JSON, the platform's default
-(``OTEL_EXPORTER_OTLP_PROTOCOL``; ``tpp_plumbing.otlp``).
+(``OTEL_EXPORTER_OTLP_PROTOCOL``; ``tpp_plumbing.observability.otlp``).
 
     set -a; . deploy/local.env; set +a
     uv run python bench/run.py tracing

@@ -296,7 +296,7 @@ async def scratch_topics(ctx: Context) -> AsyncIterator[str]:
     """The platform's topics under a fresh prefix (deleted afterwards), which the services'
     own Kafka principals may use as on the stack; yields the prefix."""
     from aiokafka.admin import AIOKafkaAdminClient
-    from tpp_plumbing import acl
+    from tpp_plumbing.messaging import acl
 
     prefix = f"bench-{ctx.run_id}-{uuid.uuid4().hex[:4]}-"
     await asyncio.to_thread(

@@ -31,7 +31,7 @@ def operator_authorization() -> str:
     Every request of a run carries the same token, as one client's requests would: the
     services verify it once and find it in their token cache afterwards.
     """
-    from tpp_plumbing.auth import dev_token
+    from tpp_plumbing.web.auth import dev_token
 
     return f"Bearer {dev_token('operator', subject='bench')}"
 

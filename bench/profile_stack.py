@@ -36,7 +36,7 @@ def build_app() -> Any:
     from tpp_contracts.vocab import EnrollmentStatus
     from tpp_enrollment.app import create_app
     from tpp_enrollment.schemas import Enrollment, EnrollmentIn
-    from tpp_plumbing import audit
+    from tpp_plumbing.web import audit
 
     app = create_app()
     services = app.state.services

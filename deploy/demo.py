@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 import httpx
-from tpp_plumbing.auth import dev_headers
+from tpp_plumbing.web.auth import dev_headers
 
 YEAR = date.today().year
 

@@ -21,7 +21,7 @@
 # KRaft nodes, each both broker and controller (a quorum of three), from the same jars: node N
 # listens on the first node's client and controller ports + 2*(N-1) and keeps its data, logs
 # and pid in kafka/node-N/. Topics then get replication factor 3 and min.insync.replicas 2
-# (unless TPP_TOPIC_* say otherwise, see tpp_plumbing.topics). A stack keeps the shape it was
+# (unless TPP_TOPIC_* say otherwise, see tpp_plumbing.messaging.topics). A stack keeps the shape it was
 # formatted with: `reset` before changing it. `down` and `status` handle either shape.
 #
 # A stack another checkout (or another TPP_STACK_DIR) started on this env's ports is found by
@@ -458,8 +458,8 @@ kafka_credentials() {
   printf '%s\n' "$want" >"$KAFKA_DIR/scram.sha256"
 }
 
-# The platform's ACLs (tpp_plumbing.acl), created idempotently as the admin.
-kafka_acls() { "${UV_RUN[@]}" python -m tpp_plumbing.acl | sed 's/^/[stack] Kafka: /'; }
+# The platform's ACLs (tpp_plumbing.messaging.acl), created idempotently as the admin.
+kafka_acls() { "${UV_RUN[@]}" python -m tpp_plumbing.messaging.acl | sed 's/^/[stack] Kafka: /'; }
 
 kafka_start() {
   local n pid dir starting=() running=0

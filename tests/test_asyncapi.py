@@ -16,7 +16,7 @@ from tpp_contracts import EVENT_TYPES, TOPIC_EVENTS, encode, wrap
 from tpp_contracts.examples import example
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS, TRAINEES
-from tpp_plumbing import asyncapi, outbox
+from tpp_plumbing.messaging import asyncapi, outbox
 from tpp_plumbing.settings import KafkaSettings
 
 SPEC = Path(__file__).parent / "asyncapi" / "asyncapi-3.0.0.schema.json"  # see its README

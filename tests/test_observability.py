@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tpp_plumbing.metrics import Metrics
+from tpp_plumbing.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 OBSERVABILITY = ROOT / "deploy" / "observability"

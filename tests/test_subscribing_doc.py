@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tpp_contracts.topics import ALL as ALL_TOPICS
-from tpp_plumbing import acl
+from tpp_plumbing.messaging import acl
 
 ROOT = Path(__file__).parents[1]
 GUIDE = (ROOT / "docs" / "subscribing.md").read_text()

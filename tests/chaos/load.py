@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tpp_plumbing.auth import dev_token
+from tpp_plumbing.web.auth import dev_token
 
 from tests.chaos.stack import ChaosStack, log
 

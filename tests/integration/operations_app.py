@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from tpp_plumbing.consumer import Applied
+from tpp_plumbing.messaging.consumer import Applied
 from tpp_reporting.app import create_app as reporting_app
 
 DELAY_S = 0.5

@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import Envelope
 from tpp_contracts.registry import SessionCreatedV1
-from tpp_plumbing.consumer import EventConsumer
-from tpp_plumbing.db import asyncpg_dsn, create_engine, new_metadata, session_factory
-from tpp_plumbing.deadletter import SUFFIX, DeadLetterSink
-from tpp_plumbing.inbox import Inbox, inbox_table
-from tpp_plumbing.metrics import Metrics
-from tpp_plumbing.runner import ConsumerRunner, RetryPolicy
+from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, new_metadata, session_factory
+from tpp_plumbing.messaging.consumer import EventConsumer
+from tpp_plumbing.messaging.deadletter import SUFFIX, DeadLetterSink
+from tpp_plumbing.messaging.inbox import Inbox, inbox_table
+from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy
+from tpp_plumbing.observability.metrics import Metrics
 from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import Infrastructure
 

@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tpp_contracts import decode
 from tpp_contracts.topics import ORGANIZERS
-from tpp_plumbing import asyncapi
-from tpp_plumbing.outbox import partition_of
+from tpp_plumbing.messaging import asyncapi
+from tpp_plumbing.messaging.outbox import partition_of
 from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import Platform
 

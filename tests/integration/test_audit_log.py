@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tpp_plumbing.auth import dev_token
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.testing import Platform
+from tpp_plumbing.web.auth import dev_token
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import itertools
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.testing import SERVICES, Infrastructure
 
 pytestmark = pytest.mark.integration

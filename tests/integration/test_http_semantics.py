@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from tpp_plumbing import idempotency
-from tpp_plumbing.idempotency import IdempotencyMiddleware, mark_committed
 from tpp_plumbing.testing import auth_headers, serving
+from tpp_plumbing.web import idempotency
+from tpp_plumbing.web.idempotency import IdempotencyMiddleware, mark_committed
 from tpp_registry.store import tables as registry_tables
 
 pytestmark = pytest.mark.integration

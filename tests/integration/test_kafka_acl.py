@@ -22,8 +22,8 @@ from aiokafka.errors import (
 )
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ORGANIZERS, SESSIONS, TRAINEES
-from tpp_plumbing import acl
-from tpp_plumbing.deadletter import SUFFIX
+from tpp_plumbing.messaging import acl
+from tpp_plumbing.messaging.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import Infrastructure, Platform
 

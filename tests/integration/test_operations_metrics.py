@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import SESSIONS
 from tpp_enrollment import tables as enrollment_tables
-from tpp_plumbing.db import create_engine, session_factory
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.routing import add_routes
+from tpp_plumbing.db.engine import create_engine, session_factory
+from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime, Subscription
 from tpp_plumbing.settings import ServiceSettings
+from tpp_plumbing.web.routing import add_routes
 
 from .operations_support import accepted, created, enroll_journey, own_topics, produce, scratch
 

@@ -20,8 +20,8 @@ from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_enrollment import tables as enrollment_tables
-from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
 from tpp_plumbing.testing import auth_headers

@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from tpp_plumbing import telemetry
-from tpp_plumbing.db import create_engine
+from tpp_plumbing.db.engine import create_engine
+from tpp_plumbing.observability import telemetry
 
 from .operations_support import enroll_journey
 

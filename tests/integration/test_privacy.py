@@ -22,8 +22,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, TRAINEES
-from tpp_plumbing import deadletter, logs, telemetry
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
+from tpp_plumbing.messaging import deadletter
+from tpp_plumbing.observability import logs, telemetry
 from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import fresh_year
 from tpp_reporting.events import KNOWN_TYPES

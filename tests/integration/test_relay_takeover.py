@@ -27,8 +27,8 @@ from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import decode
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_enrollment import tables as enrollment_tables
-from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.settings import KafkaSettings
 from tpp_plumbing.testing import topics_under
 

@@ -12,7 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
-from tpp_plumbing.migrations import ANALYZE_SCALE_FACTOR, VACUUM_COST_DELAY_MS
+from tpp_plumbing.db.migrations import ANALYZE_SCALE_FACTOR, VACUUM_COST_DELAY_MS
 from tpp_plumbing.testing import SERVICES, ThrowawayDatabases, run_alembic
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ async def test_the_tables_are_what_the_migrations_build(
     assert found == []
 
 
-#: The tables every command of a service writes (tpp_plumbing.migrations.gentle_autovacuum).
+#: The tables every command of a service writes (tpp_plumbing.db.migrations.gentle_autovacuum).
 HOT_TABLES = {
     "registry": ("outbox_message", "audit_log"),
     "enrollment": ("enrollment", "session_view", "outbox_message", "audit_log"),

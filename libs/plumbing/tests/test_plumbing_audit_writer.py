@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table
-from tpp_plumbing.audit import AuditWriter
+from tpp_plumbing.web.audit import AuditWriter
 
 TABLE = Table("audit_log", MetaData(), Column("status", Integer))
 

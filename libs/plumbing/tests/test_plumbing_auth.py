@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, FastAPI
 from pydantic import SecretStr
-from tpp_plumbing.auth import (
+from tpp_plumbing.web.auth import (
     AuthSettings,
     ForbiddenError,
     Principal,
@@ -28,7 +28,7 @@ from tpp_plumbing.auth import (
     dev_token,
     install_auth,
 )
-from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.web.problems import install_problem_handlers
 
 SECRET = "a-development-secret-of-at-least-32-bytes"
 SETTINGS = AuthSettings(dev_secret=SecretStr(SECRET), issuer="tpp-dev", audience="tpp")

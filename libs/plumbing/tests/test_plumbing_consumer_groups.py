@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from tpp_contracts.registry import SessionCreatedV1
-from tpp_plumbing.consumer import EventConsumer
-from tpp_plumbing.db import new_metadata
-from tpp_plumbing.inbox import Inbox, inbox_table
+from tpp_plumbing.db.engine import new_metadata
+from tpp_plumbing.messaging.consumer import EventConsumer
+from tpp_plumbing.messaging.inbox import Inbox, inbox_table
 from tpp_plumbing.runtime import Runtime, Subscription
 from tpp_plumbing.settings import ServiceSettings
 

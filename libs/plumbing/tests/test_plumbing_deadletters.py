@@ -11,11 +11,11 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.registry import SessionCreatedV1
-from tpp_plumbing import deadletter
-from tpp_plumbing.consumer import EventConsumer
-from tpp_plumbing.db import new_metadata
-from tpp_plumbing.inbox import Inbox, inbox_table
-from tpp_plumbing.runner import RetryPolicy, error_name, is_infrastructure_error
+from tpp_plumbing.db.engine import new_metadata
+from tpp_plumbing.messaging import deadletter
+from tpp_plumbing.messaging.consumer import EventConsumer
+from tpp_plumbing.messaging.inbox import Inbox, inbox_table
+from tpp_plumbing.messaging.runner import RetryPolicy, error_name, is_infrastructure_error
 
 
 def record(

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from tpp_plumbing.edge import HttpSettings
 from tpp_plumbing.testing import serving
+from tpp_plumbing.web.edge import HttpSettings
 
 LIMITS = HttpSettings(
     max_header_bytes=8192,

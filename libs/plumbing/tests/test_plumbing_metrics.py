@@ -8,7 +8,7 @@ import httpx
 from fastapi import FastAPI
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.registry import SessionCancelledV1
-from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics, sniff_event_type
+from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics, sniff_event_type
 
 
 async def test_http_latency_is_recorded_under_the_route_template_and_status() -> None:

@@ -29,7 +29,7 @@ from opentelemetry.trace import (
     TraceState,
     set_span_in_context,
 )
-from tpp_plumbing import otlp
+from tpp_plumbing.observability import otlp
 
 
 def sample_spans() -> tuple[ReadableSpan, ...]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.exc import DBAPIError
-from tpp_plumbing.problems import install_problem_handlers
+from tpp_plumbing.web.problems import install_problem_handlers
 
 RAISED: dict[str, Exception] = {
     # What a raw asyncpg connection broken by a PostgreSQL restart raises.
@@ -53,7 +53,7 @@ async def test_a_failed_statement_is_a_500_that_tells_nothing(app: FastAPI) -> N
 
 
 def test_a_rate_lets_a_burst_through_then_one_per_interval() -> None:
-    from tpp_plumbing.ratelimit import parse_rates
+    from tpp_plumbing.web.ratelimit import parse_rates
 
     (rate,) = parse_rates("3/minute", "rate_limit_commands")
     for _ in range(3):

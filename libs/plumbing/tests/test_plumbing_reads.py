@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import asyncpg
 import pytest
-from tpp_plumbing import reads
-from tpp_plumbing.db import asyncpg_dsn
-from tpp_plumbing.reads import DatabaseUnavailableError, ReadPool
+from tpp_plumbing.db import reads
+from tpp_plumbing.db.engine import asyncpg_dsn
+from tpp_plumbing.db.reads import DatabaseUnavailableError, ReadPool
 from tpp_plumbing.testing import Infrastructure
 
 pytestmark = pytest.mark.integration

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
-from tpp_plumbing.problems import install_problem_handlers
-from tpp_plumbing.routing import add_routes, api_router
+from tpp_plumbing.web.problems import install_problem_handlers
+from tpp_plumbing.web.routing import add_routes, api_router
 
 
 async def _teapot_unless_allowed(request: Request) -> None:

@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-from tpp_plumbing import logs, telemetry
-from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
-from tpp_plumbing.otlp import JsonSpanExporter
+from tpp_plumbing.observability import logs, telemetry
+from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics
+from tpp_plumbing.observability.otlp import JsonSpanExporter
 
 
 def json_logger() -> tuple[logging.Logger, io.StringIO]:

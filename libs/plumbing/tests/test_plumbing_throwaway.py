@@ -9,7 +9,7 @@ import uuid
 
 import asyncpg
 import pytest
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.testing import Infrastructure, create_throwaway, drop_abandoned
 
 pytestmark = pytest.mark.integration

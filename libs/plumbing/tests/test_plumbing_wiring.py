@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
-from tpp_plumbing.problems import ConflictError, install_problem_handlers
+from tpp_plumbing.web.problems import ConflictError, install_problem_handlers
 
 
 async def _noop(*_: Any) -> None:

@@ -1,4 +1,4 @@
-"""Raw command transactions (tpp_plumbing.writes) on a real PostgreSQL: commit, rollback,
+"""Raw command transactions (tpp_plumbing.db.writes) on a real PostgreSQL: commit, rollback,
 the relay's wake-up, cancellation, and the transaction's span."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from tpp_contracts.examples import example
 from tpp_contracts.registry import OrganizerCreatedV1
-from tpp_plumbing import telemetry
-from tpp_plumbing.db import asyncpg_dsn, is_database_outage, new_metadata
-from tpp_plumbing.outbox import Outbox, outbox_table
+from tpp_plumbing.db.engine import asyncpg_dsn, is_database_outage, new_metadata
+from tpp_plumbing.db.writes import CommandPool
+from tpp_plumbing.messaging.outbox import Outbox, outbox_table
+from tpp_plumbing.observability import telemetry
 from tpp_plumbing.testing import ThrowawayDatabases
-from tpp_plumbing.writes import CommandPool
 
 pytestmark = pytest.mark.integration
 

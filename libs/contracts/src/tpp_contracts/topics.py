@@ -3,7 +3,7 @@
 A topic's partition count is part of its contract: events are keyed by an id, and the key
 chooses the partition, so per-key order holds only while the count stays the same. The
 replication defaults below suit one broker; a cluster overrides them by settings
-(``tpp_plumbing.topics``), never here.
+(``tpp_plumbing.messaging.topics``), never here.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import typer
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tpp_plumbing.tokens import Role, dev_token
+from tpp_plumbing.web.tokens import Role, dev_token
 
 # The Kafka, PostgreSQL and HTTP clients are imported by the commands that use them: a
 # development token (tpp-ops token) needs none of them, and importing them all took seconds.
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from aiokafka import TopicPartition
     from rich.console import Console
 
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
     from tpp_plumbing.settings import KafkaSettings
 
 SERVICES = ("registry", "enrollment", "reporting")
@@ -138,7 +138,7 @@ async def _status() -> bool:
     from rich.table import Table
     from tpp_contracts.topics import ALL as ALL_TOPICS
 
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
 
     table = Table("part", "state", "detail")
     healthy = True
@@ -209,7 +209,7 @@ async def _outbox() -> None:
     import asyncpg
     from rich.table import Table
 
-    from tpp_plumbing.db import asyncpg_dsn
+    from tpp_plumbing.db.engine import asyncpg_dsn
 
     table = Table("service", "unsent", "oldest unsent", "published (1 h)", "last published")
     for name in SERVICES:
@@ -315,7 +315,7 @@ async def _lag(groups: list[str]) -> None:
 def _dlq_topics(topic: str | None) -> list[str]:
     from tpp_contracts.topics import ALL as ALL_TOPICS
 
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
     names = [topic.removesuffix(deadletter.SUFFIX)] if topic else [t.name for t in ALL_TOPICS]
@@ -338,7 +338,7 @@ def dlq_list(
 async def _dlq_list(topic: str | None) -> None:
     from rich.table import Table
 
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
     table = Table(
@@ -389,7 +389,7 @@ def _ref(ref: str) -> tuple[int, int]:
 
 
 async def _select(name: str, refs: list[str]) -> list[deadletter.DeadLetter]:
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
 
     wanted = {_ref(r) for r in refs}
     letters = await deadletter.read_dead_letters(_kafka(), name)
@@ -455,7 +455,7 @@ def dlq_redrive(
 async def _redrive(name: str, refs: list[str], pending: bool) -> deadletter.Redriven:
     from aiokafka import TopicPartition
 
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
     if not pending:
@@ -515,7 +515,7 @@ async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run:
     from aiokafka.admin import AIOKafkaAdminClient
     from rich.table import Table
 
-    from tpp_plumbing import deadletter
+    from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
     full = kafka.topic(group)

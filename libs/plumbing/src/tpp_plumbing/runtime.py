@@ -17,23 +17,24 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tpp_plumbing import asyncapi, logs, telemetry
-from tpp_plumbing.auth import install_auth
-from tpp_plumbing.consumer import EventConsumer
-from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.deadletter import DeadLetterSink
-from tpp_plumbing.metrics import HttpMetricsMiddleware, Metrics
-from tpp_plumbing.outbox import TABLE_NAME as OUTBOX_TABLE
-from tpp_plumbing.outbox import OutboxRelay
-from tpp_plumbing.problems import problem
-from tpp_plumbing.ratelimit import RateLimitMiddleware
-from tpp_plumbing.reads import ReadPool
-from tpp_plumbing.routing import add_routes, api_router
-from tpp_plumbing.runner import ConsumerRunner, RetryPolicy, error_name
+from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.writes import CommandPool
+from tpp_plumbing.messaging import asyncapi
+from tpp_plumbing.messaging.consumer import EventConsumer
+from tpp_plumbing.messaging.deadletter import DeadLetterSink
+from tpp_plumbing.messaging.outbox import TABLE_NAME as OUTBOX_TABLE
+from tpp_plumbing.messaging.outbox import OutboxRelay
+from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy, error_name
+from tpp_plumbing.messaging.topics import TopicSettings
+from tpp_plumbing.observability import logs, telemetry
+from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
-from tpp_plumbing.topics import TopicSettings
+from tpp_plumbing.web.auth import install_auth
+from tpp_plumbing.web.problems import problem
+from tpp_plumbing.web.ratelimit import RateLimitMiddleware
+from tpp_plumbing.web.routing import add_routes, api_router
 from tpp_plumbing.workers import WORKER_ENV
-from tpp_plumbing.writes import CommandPool
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Runtime:
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(
             self.engine, after_outbox_commit=self.relay.committed
         )
-        #: Raw connections for the hottest commands (``tpp_plumbing.writes``).
+        #: Raw connections for the hottest commands (``tpp_plumbing.db.writes``).
         self.commands = CommandPool(
             asyncpg_dsn(settings.database_url),
             max_size=settings.database_pool_size,
@@ -105,7 +106,8 @@ class Runtime:
 
     def asyncapi(self) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of what this service sends and receives, on its cluster
-        (``tpp_plumbing.asyncapi``: built from the contracts, as the relay and runners use them)."""
+        (``tpp_plumbing.messaging.asyncapi``: built from the contracts, as the relay and runners
+        use them)."""
         return asyncapi.document(
             self.name, self.settings.kafka, environment="this cluster", layout=TopicSettings()
         )

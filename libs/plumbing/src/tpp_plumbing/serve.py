@@ -18,8 +18,8 @@ build gives, the supervisor stops the service and exits 1.
 
 Metrics: with several workers, the supervisor gives the replica its own, emptied
 ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder unless one is set) so that any worker
-answers a scrape for all of them (``tpp_plumbing.metrics``), and removes a dead worker's live
-gauges.
+answers a scrape for all of them (``tpp_plumbing.observability.metrics``), and removes a dead
+worker's live gauges.
 """
 
 from __future__ import annotations
@@ -96,14 +96,14 @@ def _end_with_parent() -> None:
 
 def _worker(options: dict[str, Any], index: int = 0) -> None:
     """One worker: its own socket, one uvicorn server on it (until SIGTERM/SIGINT), with the
-    edge's limits (``tpp_plumbing.edge``, from ``TPP_HTTP_*``)."""
+    edge's limits (``tpp_plumbing.web.edge``, from ``TPP_HTTP_*``)."""
     if multiprocessing.parent_process() is not None:
         _end_with_parent()
     os.environ[WORKER_ENV] = str(index)  # static group membership names consumers by it
     directory = os.environ.get(MULTIPROC_DIR)
     if directory:
         register_worker(directory, index)
-    from tpp_plumbing.edge import HttpSettings, protocol_class
+    from tpp_plumbing.web.edge import HttpSettings, protocol_class
 
     config = uvicorn.Config(**options, http=protocol_class(HttpSettings()))
     config.load()  # imports the application and builds it

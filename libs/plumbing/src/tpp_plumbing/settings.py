@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tpp_plumbing.edge import HttpSettings as HttpSettings
-from tpp_plumbing.tokens import AuthSettings
+from tpp_plumbing.web.edge import HttpSettings as HttpSettings
+from tpp_plumbing.web.tokens import AuthSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]

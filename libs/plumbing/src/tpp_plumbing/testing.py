@@ -31,9 +31,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from tpp_plumbing import acl, topics
-from tpp_plumbing.auth import Role, dev_headers
+from tpp_plumbing.messaging import acl, topics
 from tpp_plumbing.settings import HttpSettings, KafkaSettings
+from tpp_plumbing.web.auth import Role, dev_headers
 
 if TYPE_CHECKING:
     from testcontainers.community.postgres import PostgresContainer
@@ -466,7 +466,8 @@ async def topics_under(infrastructure: Infrastructure, prefix: str) -> AsyncIter
 @pytest.fixture(scope="session")
 async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
     """Kafka settings (admin) with this run's topic prefix; the topics (and ``.dlq`` twins)
-    exist and each role's principal may use them as on the stack (see ``tpp_plumbing.acl``)."""
+    exist and each role's principal may use them as on the stack (see
+    ``tpp_plumbing.messaging.acl``)."""
     async with topics_under(infrastructure, f"{run_id}.") as settings:
         yield settings
 
@@ -562,7 +563,7 @@ async def serving(app: Any, http: HttpSettings | None = None) -> AsyncIterator[s
     protocol as ``tpp_plumbing.serve`` runs it (``http``: its limits); yields the base URL."""
     import uvicorn
 
-    from tpp_plumbing.edge import protocol_class
+    from tpp_plumbing.web.edge import protocol_class
 
     port = free_port()
     config = uvicorn.Config(

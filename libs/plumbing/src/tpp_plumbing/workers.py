@@ -1,7 +1,7 @@
 """What a served worker knows of its replica: its index and the replica's metrics folder.
 
-Kept apart from ``tpp_plumbing.metrics`` so that the supervisor (``tpp_plumbing.serve``)
-and its workers import no more than they need before the application.
+Kept apart from ``tpp_plumbing.observability.metrics`` so that the supervisor
+(``tpp_plumbing.serve``) and its workers import no more than they need before the application.
 """
 
 from __future__ import annotations

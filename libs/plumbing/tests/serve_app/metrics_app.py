@@ -6,7 +6,7 @@
 import os
 from typing import Any
 
-from tpp_plumbing.metrics import Metrics
+from tpp_plumbing.observability.metrics import Metrics
 
 metrics = Metrics("metrics_app")
 

@@ -6,14 +6,15 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from tpp_plumbing import telemetry
-from tpp_plumbing.audit import AuditMiddleware, audit_router
-from tpp_plumbing.idempotency import IdempotencyMiddleware
-from tpp_plumbing.limits import Limits, install_limits
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import install_problem_handlers
-from tpp_plumbing.routing import add_routes
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.observability import telemetry
 from tpp_plumbing.runtime import Runtime
+from tpp_plumbing.web.audit import AuditMiddleware, audit_router
+from tpp_plumbing.web.idempotency import IdempotencyMiddleware
+from tpp_plumbing.web.limits import Limits, install_limits
+from tpp_plumbing.web.openapi import install_openapi
+from tpp_plumbing.web.problems import install_problem_handlers
+from tpp_plumbing.web.routing import add_routes
 
 from tpp_enrollment import tables
 from tpp_enrollment.config import Settings
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.services = services
     install_problem_handlers(app)
+    install_openapi(app)
     app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
     # Inside the tracing middleware (added next), so a record carries the request's trace id.
     app.add_middleware(AuditMiddleware, commands=runtime.commands, table=tables.audit)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.topics import SESSIONS
-from tpp_plumbing.consumer import EventConsumer
-from tpp_plumbing.inbox import Inbox
-from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.messaging.consumer import EventConsumer
+from tpp_plumbing.messaging.inbox import Inbox
+from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Subscription
 
 from tpp_enrollment import tables

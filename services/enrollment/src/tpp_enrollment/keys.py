@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tpp_plumbing.db import create_engine
+from tpp_plumbing.db.engine import create_engine
 
 from tpp_enrollment.config import Settings
 from tpp_enrollment.personal import SEALED_FIELDS, PersonalData, new_key

@@ -18,7 +18,7 @@ from tpp_contracts.vocab import (
     SessionStatus,
     WithdrawalReason,
 )
-from tpp_plumbing.limits import Text
+from tpp_plumbing.web.limits import Text
 
 
 def country_code(code: str) -> str:

@@ -11,9 +11,9 @@ import asyncpg
 from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
-from tpp_plumbing import audit, idempotency
-from tpp_plumbing.outbox import Outbox, OutboxRows
-from tpp_plumbing.writes import RawTransaction
+from tpp_plumbing.db.writes import RawTransaction
+from tpp_plumbing.messaging.outbox import Outbox, OutboxRows
+from tpp_plumbing.web import audit, idempotency
 
 from tpp_enrollment import tables
 from tpp_enrollment.domain import OCCUPYING, Places
@@ -66,7 +66,7 @@ async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> N
         )
 
 
-# --- enroll: on a raw transaction (tpp_plumbing.writes, the hottest command) ---------------
+# --- enroll: on a raw transaction (tpp_plumbing.db.writes, the hottest command) ---------------
 # Two statements: the lock and what is read under it, then every write.
 
 _LOCK_FOR_ENROLL = (
@@ -136,7 +136,7 @@ async def read_for_enroll(
 def _enroll_if_unmoved(insert_events: str, mark: str | None, audit_row: str | None) -> str:
     # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read, $6 country; the
     # events from $7 (insert_events), then the Idempotency-Key's mark, then the audit row's
-    # parameters (tpp_plumbing.audit.row_in_statement), each written only with the
+    # parameters (tpp_plumbing.web.audit.row_in_statement), each written only with the
     # enrollment. The session row's UPDATE takes its lock and re-reads it (READ COMMITTED):
     # a locker that committed meanwhile moved the version, and nothing is written. The rest
     # runs only with the row, so after the lock: the waitlist number and the outbox ids

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from tpp_contracts.envelope import decode
 from tpp_enrollment import store
-from tpp_plumbing import idempotency
+from tpp_plumbing.web import idempotency
 
 from .enrollment_support import enrollment_app, register
 

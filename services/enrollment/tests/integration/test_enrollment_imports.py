@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
 
 from .enrollment_support import App, enrollment_app
 

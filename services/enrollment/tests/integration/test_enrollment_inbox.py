@@ -15,9 +15,9 @@ from tpp_contracts.registry import SessionCapacityChangedV1, SessionPublishedV1
 from tpp_contracts.topics import SESSIONS
 from tpp_enrollment import consumers, tables
 from tpp_enrollment.service import SessionProjector
-from tpp_plumbing.consumer import Applied
-from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.messaging.consumer import Applied
+from tpp_plumbing.messaging.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 

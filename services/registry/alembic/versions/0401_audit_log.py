@@ -1,4 +1,4 @@
-"""audit log: every command of an operator or organizer, append-only (tpp_plumbing.audit)
+"""audit log: every command of an operator or organizer, append-only (tpp_plumbing.web.audit)
 
 Revision ID: 0401_audit_log
 Revises: 0302
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from tpp_plumbing.audit import APPEND_ONLY_SQL, DROP_APPEND_ONLY_SQL
+from tpp_plumbing.web.audit import APPEND_ONLY_SQL, DROP_APPEND_ONLY_SQL
 
 revision: str = "0401_audit_log"
 down_revision: str | None = "0302"

@@ -1,6 +1,6 @@
 """autovacuum: the tables every command writes are analyzed less often (the outbox without
 statistics on its payload and headers) and vacuumed at a gentler pace, so that an
-autovacuum round no longer stalls the commands for a second (tpp_plumbing.migrations)
+autovacuum round no longer stalls the commands for a second (tpp_plumbing.db.migrations)
 
 Revision ID: 0402_gentle_autovacuum
 Revises: 0401_audit_log
@@ -10,7 +10,7 @@ Create Date: 2026-11-28 18:45:00
 from collections.abc import Sequence
 
 from alembic import op
-from tpp_plumbing.migrations import default_autovacuum, gentle_autovacuum
+from tpp_plumbing.db.migrations import default_autovacuum, gentle_autovacuum
 
 revision: str = "0402_gentle_autovacuum"
 down_revision: str | None = "0401_audit_log"

@@ -1,4 +1,4 @@
-"""outbox: event ids without their unique index, which no query uses (tpp_plumbing.migrations.UNUSED_INDEXES)
+"""outbox: event ids without their unique index, which no query uses (tpp_plumbing.db.migrations.UNUSED_INDEXES)
 
 Revision ID: 0403_outbox_event_id
 Revises: 0402_gentle_autovacuum
@@ -8,7 +8,7 @@ Create Date: 2026-11-28 20:50:00
 from collections.abc import Sequence
 
 from alembic import op
-from tpp_plumbing.migrations import UNUSED_INDEXES
+from tpp_plumbing.db.migrations import UNUSED_INDEXES
 
 revision: str = "0403_outbox_event_id"
 down_revision: str | None = "0402_gentle_autovacuum"

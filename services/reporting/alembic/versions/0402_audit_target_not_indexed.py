@@ -1,4 +1,4 @@
-"""audit log: no index on target, which no query uses (tpp_plumbing.migrations.UNUSED_INDEXES)
+"""audit log: no index on target, which no query uses (tpp_plumbing.db.migrations.UNUSED_INDEXES)
 
 Revision ID: 0402_audit_target
 Revises: 0401_audit_log
@@ -8,7 +8,7 @@ Create Date: 2026-11-28 21:20:00
 from collections.abc import Sequence
 
 from alembic import op
-from tpp_plumbing.migrations import UNUSED_INDEXES
+from tpp_plumbing.db.migrations import UNUSED_INDEXES
 
 revision: str = "0402_audit_target"
 down_revision: str | None = "0401_audit_log"

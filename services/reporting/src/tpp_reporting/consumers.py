@@ -14,8 +14,8 @@ from typing import Any, cast
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.topics import ALL as ALL_TOPICS
-from tpp_plumbing.consumer import Applied, EventConsumer, Poison
-from tpp_plumbing.inbox import Inbox
+from tpp_plumbing.messaging.consumer import Applied, EventConsumer, Poison
+from tpp_plumbing.messaging.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
 
 from tpp_reporting import events, tables

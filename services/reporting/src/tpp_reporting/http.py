@@ -17,9 +17,9 @@ from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from tpp_contracts.vocab import SessionStatus, TechnicalField
-from tpp_plumbing.auth import ForbiddenError, Principal, Role, allow, require_owner
-from tpp_plumbing.limits import Offset, page_size
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import ForbiddenError, Principal, Role, allow, require_owner
+from tpp_plumbing.web.limits import Offset, page_size
+from tpp_plumbing.web.routing import api_router
 
 from tpp_reporting.freshness import Freshness
 from tpp_reporting.models import (

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from tpp_contracts.vocab import TechnicalField
-from tpp_plumbing.limits import Text
+from tpp_plumbing.web.limits import Text
 
 from tpp_reporting.freshness import Freshness
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import Path
 from fastapi.responses import HTMLResponse, RedirectResponse
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.routing import api_router
 
 from tpp_reporting.models import AnnualReview
 

@@ -27,7 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
-from tpp_plumbing.db import NAMING_CONVENTION, asyncpg_dsn
+from tpp_plumbing.db.engine import NAMING_CONVENTION, asyncpg_dsn
 from tpp_plumbing.settings import KafkaSettings
 
 from tpp_reporting import tables

@@ -24,8 +24,8 @@ from typing import Any, TypeVar, cast
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
-from tpp_plumbing.problems import NotFoundError, ProblemError
-from tpp_plumbing.reads import ReadPool
+from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_reporting import figures, queries, regions
 from tpp_reporting.consumers import raw_connection

@@ -21,10 +21,10 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import UUID
-from tpp_plumbing.audit import audit_table
-from tpp_plumbing.db import new_metadata
-from tpp_plumbing.idempotency import idempotency_table
-from tpp_plumbing.inbox import inbox_table
+from tpp_plumbing.db.engine import new_metadata
+from tpp_plumbing.messaging.inbox import inbox_table
+from tpp_plumbing.web.audit import audit_table
+from tpp_plumbing.web.idempotency import idempotency_table
 
 metadata = new_metadata()
 idempotency = idempotency_table(metadata)

@@ -11,7 +11,7 @@ from aiokafka import ConsumerRecord
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_plumbing.db import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_reporting import consumers
 from tpp_reporting.consumers import ProjectionConsumer
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from tpp_plumbing.auth import dev_token
+from tpp_plumbing.web.auth import dev_token
 
 from .reporting_support import Program, fresh_year, ok
 

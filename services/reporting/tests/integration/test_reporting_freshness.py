@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.testing import service_client
 from tpp_reporting.app import create_app
 from tpp_reporting.config import Settings

@@ -11,7 +11,7 @@ import pytest
 from tpp_contracts.enrollment import TraineeErasedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import TRAINEES
-from tpp_plumbing.db import asyncpg_dsn
+from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.settings import KafkaSettings
 from tpp_reporting import tables
 from tpp_reporting.config import Settings

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from tpp_plumbing.auth import OperatorOrOrganizer
+from tpp_plumbing.web.auth import OperatorOrOrganizer
 
 from tpp_enrollment.service import (
     EnrollmentService,

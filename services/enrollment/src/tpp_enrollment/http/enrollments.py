@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Body, Response
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.auth import Operator, OperatorOrOrganizer
-from tpp_plumbing.limits import Offset, page_size
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import Operator, OperatorOrOrganizer
+from tpp_plumbing.web.limits import Offset, page_size
+from tpp_plumbing.web.routing import api_router
 
 from tpp_enrollment.http.deps import EnrollmentSvc, SessionSvc, Svc
 from tpp_enrollment.schemas import (

@@ -7,9 +7,9 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import Query
-from tpp_plumbing.auth import Operator
-from tpp_plumbing.limits import IsoDate, page_size
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import Operator
+from tpp_plumbing.web.limits import IsoDate, page_size
+from tpp_plumbing.web.routing import api_router
 
 from tpp_enrollment.http.deps import EnrollmentSvc, Svc
 from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn

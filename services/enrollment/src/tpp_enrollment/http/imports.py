@@ -6,9 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, File, Query, Request, Response, UploadFile
-from tpp_plumbing.auth import Role, allow
-from tpp_plumbing.limits import limits_of, read_upload
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import Role, allow
+from tpp_plumbing.web.limits import limits_of, read_upload
+from tpp_plumbing.web.routing import api_router
 
 from tpp_enrollment.http.deps import Svc
 from tpp_enrollment.imports import rows

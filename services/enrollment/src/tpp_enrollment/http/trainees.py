@@ -6,9 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import Query, Response
-from tpp_plumbing.auth import Operator, OperatorOrOrganizer
-from tpp_plumbing.limits import Offset, Text, page_size
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import Operator, OperatorOrOrganizer
+from tpp_plumbing.web.limits import Offset, Text, page_size
+from tpp_plumbing.web.routing import api_router
 
 from tpp_enrollment.http.deps import Svc, TraineeSvc
 from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_plumbing.auth import Principal, require_owner
-from tpp_plumbing.problems import NotFoundError
+from tpp_plumbing.web.auth import Principal, require_owner
+from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_enrollment import tables
 

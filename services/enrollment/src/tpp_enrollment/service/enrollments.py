@@ -22,9 +22,9 @@ from tpp_contracts.enrollment import (
 )
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus, RejectionReason
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, NotFoundError
-from tpp_plumbing.writes import CommandPool, RawTransaction
+from tpp_plumbing.db.writes import CommandPool, RawTransaction
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import ConflictError, NotFoundError
 
 from tpp_enrollment import store
 from tpp_enrollment.domain import (
@@ -65,7 +65,7 @@ class EnrollmentService:
 
     async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
         """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
-        # The hottest command, on raw connections (tpp_plumbing.writes). First optimistic:
+        # The hottest command, on raw connections (tpp_plumbing.db.writes). First optimistic:
         # decided on an unlocked read, written by one statement if the session's places did
         # not move meanwhile (two round trips, no transaction held open across them). When
         # they moved, decided again under the session's lock.

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import EvaluationSubmittedV1, FollowUpRecordedV1
 from tpp_contracts.envelope import new_id
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, ProblemError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import ConflictError, ProblemError
 
 from tpp_enrollment import tables
 from tpp_enrollment.events import enrollment_event

@@ -35,10 +35,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.limits import check_rows
-from tpp_plumbing.memory import release_free_memory
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import NotFoundError, ProblemError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.observability.memory import release_free_memory
+from tpp_plumbing.web.limits import check_rows
+from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_enrollment import store, tables
 from tpp_enrollment.domain import EnrollmentRefusedError, decide

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import Envelope
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, NotFoundError, ProblemError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import ConflictError, NotFoundError, ProblemError
 
 from tpp_enrollment import store
 from tpp_enrollment.domain import (

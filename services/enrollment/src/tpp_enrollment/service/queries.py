@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.problems import NotFoundError
+from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_enrollment import store, tables
 from tpp_enrollment.domain import add_months, follow_up_due

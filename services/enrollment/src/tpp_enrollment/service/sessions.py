@@ -22,8 +22,8 @@ from tpp_contracts.registry import (
     SessionVenueChangedV1,
 )
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
-from tpp_plumbing.consumer import Handler
-from tpp_plumbing.outbox import Outbox
+from tpp_plumbing.messaging.consumer import Handler
+from tpp_plumbing.messaging.outbox import Outbox
 
 from tpp_enrollment import store, tables
 from tpp_enrollment.domain import CANCELLABLE, OCCUPYING

@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import TraineeErasedV1
 from tpp_contracts.envelope import new_id
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import NotFoundError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_enrollment import tables
 from tpp_enrollment.events import trainee_registered

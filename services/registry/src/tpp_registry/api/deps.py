@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request, Response
-from tpp_plumbing.problems import ProblemError
+from tpp_plumbing.web.problems import ProblemError
 
 from tpp_registry.service import PreconditionRequiredError, Services
 

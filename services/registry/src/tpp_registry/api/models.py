@@ -13,7 +13,7 @@ import orjson
 import pycountry
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from tpp_contracts.vocab import LanguageTag, OrganizerKind, SessionStatus, TechnicalField
-from tpp_plumbing.limits import Text
+from tpp_plumbing.web.limits import Text
 
 
 def _country(code: str) -> str:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 from tpp_contracts.vocab import OrganizerKind
-from tpp_plumbing.auth import Operator, OperatorOrOrganizer, require_owner
-from tpp_plumbing.limits import Offset, page_size
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import Operator, OperatorOrOrganizer, require_owner
+from tpp_plumbing.web.limits import Offset, page_size
+from tpp_plumbing.web.routing import api_router
 
 from tpp_registry.api.deps import Svc
 from tpp_registry.api.models import Country, Organizer, OrganizerIn, OrganizerPage, OrganizerPatch

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Response
-from tpp_plumbing.auth import Role, allow
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.auth import Role, allow
+from tpp_plumbing.web.routing import api_router
 
 from tpp_registry.api.deps import IfMatch, Svc, tag
 from tpp_registry.api.models import Plan, PlanIn

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, File, Query, Request, Response, UploadFile
 from tpp_contracts.vocab import SessionStatus, TechnicalField
-from tpp_plumbing.auth import (
+from tpp_plumbing.web.auth import (
     ForbiddenError,
     Operator,
     OperatorOrOrganizer,
@@ -21,8 +21,8 @@ from tpp_plumbing.auth import (
     Role,
     require_owner,
 )
-from tpp_plumbing.limits import Text, limits_of, page_size, read_upload
-from tpp_plumbing.routing import api_router
+from tpp_plumbing.web.limits import Text, limits_of, page_size, read_upload
+from tpp_plumbing.web.routing import api_router
 
 from tpp_registry.api.deps import (
     IfMatch,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.reads import ReadPool
-from tpp_plumbing.writes import CommandPool
+from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.writes import CommandPool
+from tpp_plumbing.messaging.outbox import Outbox
 
 from tpp_registry.domain import SessionFilter
 from tpp_registry.service.catalogue import CatalogueCache

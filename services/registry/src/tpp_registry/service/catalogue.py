@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tpp_plumbing.reads import ReadPool
+from tpp_plumbing.db.reads import ReadPool
 
 #: The channel the registry's catalogue trigger notifies (migration 0302).
 CHANNEL = "registry_catalogue"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
-from tpp_plumbing.problems import ConflictError, ProblemError
+from tpp_plumbing.web.problems import ConflictError, ProblemError
 
 from tpp_registry.domain import (
     DetailNotRevisableError,

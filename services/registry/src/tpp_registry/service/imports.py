@@ -19,9 +19,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event
-from tpp_plumbing.limits import check_rows
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ProblemError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.limits import check_rows
+from tpp_plumbing.web.problems import ProblemError
 
 from tpp_registry import domain
 from tpp_registry.api.models import ImportReport, ImportRow, RowOutcome, SessionIn

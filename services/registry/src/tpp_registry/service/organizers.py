@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
 from tpp_contracts.registry import OrganizerCreatedV1, OrganizerUpdatedV1
 from tpp_contracts.vocab import OrganizerKind
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import ConflictError, NotFoundError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import ConflictError, NotFoundError
 
 from tpp_registry.api.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
 from tpp_registry.service.catalogue import CatalogueCache

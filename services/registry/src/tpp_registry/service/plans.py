@@ -8,8 +8,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.registry import AnnualPlanSetV1
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import NotFoundError
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_registry.api.models import Plan, PlanIn
 from tpp_registry.service.common import check_version

@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.vocab import SessionStatus
-from tpp_plumbing.outbox import Outbox
-from tpp_plumbing.problems import NotFoundError
-from tpp_plumbing.reads import ReadPool
-from tpp_plumbing.writes import CommandPool
+from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.writes import CommandPool
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_registry import domain
 from tpp_registry.api.models import (
@@ -85,7 +85,7 @@ class SessionService:
             decision = domain.create(details(data), home_country=self._home)
         except InvalidSessionError as error:
             raise domain_problem(error) from None
-        # The busiest command: a raw transaction (tpp_plumbing.writes).
+        # The busiest command: a raw transaction (tpp_plumbing.db.writes).
         async with self._commands.transaction() as tx:
             if not await session_store.add_session_of_known_organizer(tx, decision.state):
                 raise invalid_field("organizer_id", "names no organizer")

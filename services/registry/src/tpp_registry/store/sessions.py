@@ -19,8 +19,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import SessionStatus, TechnicalField
-from tpp_plumbing.problems import ProblemError
-from tpp_plumbing.writes import RawTransaction
+from tpp_plumbing.db.writes import RawTransaction
+from tpp_plumbing.web.problems import ProblemError
 
 from tpp_registry.domain import DETAIL_FIELDS, SessionFilter, SessionState
 from tpp_registry.store import tables
@@ -81,7 +81,7 @@ def _add_session_sql() -> str:
     )
 
 
-# On a raw transaction (tpp_plumbing.writes): creating sessions is the registry's busiest
+# On a raw transaction (tpp_plumbing.db.writes): creating sessions is the registry's busiest
 # command. Every state column as a typed parameter, in _STATE_COLUMNS order.
 _ADD_SESSION = _add_session_sql()
 
@@ -132,7 +132,7 @@ def _next(rows: list[Any], limit: int) -> str | None:
     return encode_cursor(last["start_date"], last["id"])
 
 
-# --- hot reads: one plain statement on a raw connection (tpp_plumbing.reads) ----------------
+# --- hot reads: one plain statement on a raw connection (tpp_plumbing.db.reads) ----------------
 
 Fetch = Callable[..., Awaitable[list[Any]]]
 

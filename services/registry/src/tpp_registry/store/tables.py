@@ -20,10 +20,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
-from tpp_plumbing.audit import audit_table
-from tpp_plumbing.db import new_metadata
-from tpp_plumbing.idempotency import idempotency_table
-from tpp_plumbing.outbox import outbox_table
+from tpp_plumbing.db.engine import new_metadata
+from tpp_plumbing.messaging.outbox import outbox_table
+from tpp_plumbing.web.audit import audit_table
+from tpp_plumbing.web.idempotency import idempotency_table
 
 metadata = new_metadata()
 idempotency = idempotency_table(metadata)

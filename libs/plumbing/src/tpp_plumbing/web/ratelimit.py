@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tpp_plumbing.auth import principal_of
-from tpp_plumbing.problems import PROBLEM_JSON
+from tpp_plumbing.web.auth import principal_of
+from tpp_plumbing.web.problems import PROBLEM_JSON
 
 COMMANDS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}

@@ -3,7 +3,7 @@
 The trace context travels as W3C ``traceparent``/``tracestate``: a use case's span context
 is stored in the outbox row's ``headers``; the relay publishes each row in a PRODUCER span
 that is a child of it and puts that span's context in the Kafka headers; consumers continue
-the trace from those headers (see ``tpp_plumbing.consumer``).
+the trace from those headers (see ``tpp_plumbing.messaging.consumer``).
 
 Configuration is the standard ``OTEL_*`` environment: ``OTEL_SDK_DISABLED=true`` turns
 tracing off; ``OTEL_TRACES_SAMPLER``/``OTEL_TRACES_SAMPLER_ARG`` choose sampling. Without
@@ -11,7 +11,8 @@ them, the platform's default (``CommandsAndRatio``, parent-based) records **ever
 (an HTTP request that is not GET, HEAD or OPTIONS), so an operator can follow any enrollment
 from the click to the dashboard, and ``trace_sample_ratio`` (10%) of the other new traces
 (reads, which are many and change nothing). A request that arrives with a ``traceparent``
-follows its caller's decision. Spans are exported with OTLP/HTTP (JSON, ``tpp_plumbing.otlp``;
+follows its caller's decision. Spans are exported with OTLP/HTTP (JSON,
+``tpp_plumbing.observability.otlp``;
 ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`` for the SDK's protobuf exporter)
 when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set, to
 the console with ``OTEL_TRACES_EXPORTER=console``, and nowhere otherwise. With nowhere to send
@@ -156,7 +157,7 @@ class CommandsAndRatio(Sampler):
 
 
 #: OTLP's JSON encoding over HTTP unless ``OTEL_EXPORTER_OTLP_PROTOCOL`` says otherwise: it
-#: costs a third of the protobuf exporter's CPU per span (``tpp_plumbing.otlp``).
+#: costs a third of the protobuf exporter's CPU per span (``tpp_plumbing.observability.otlp``).
 DEFAULT_PROTOCOL = "http/json"
 
 
@@ -182,7 +183,7 @@ def _exporter_from_env() -> SpanExporter | None:
         return OTLPSpanExporter()  # endpoint, headers, timeout: from OTEL_EXPORTER_OTLP_*
     if protocol != "http/json":
         log.warning("OTLP protocol %s is not installed; exporting with http/json", protocol)
-    from tpp_plumbing.otlp import JsonSpanExporter
+    from tpp_plumbing.observability.otlp import JsonSpanExporter
 
     return JsonSpanExporter()  # endpoint, headers, timeout: from OTEL_EXPORTER_OTLP_*
 

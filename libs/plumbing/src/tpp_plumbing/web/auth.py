@@ -25,11 +25,11 @@ import jwt
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tpp_plumbing.problems import ProblemError
-from tpp_plumbing.tokens import AuthSettings as AuthSettings
-from tpp_plumbing.tokens import Role as Role
-from tpp_plumbing.tokens import dev_headers as dev_headers
-from tpp_plumbing.tokens import dev_token as dev_token
+from tpp_plumbing.web.problems import ProblemError
+from tpp_plumbing.web.tokens import AuthSettings as AuthSettings
+from tpp_plumbing.web.tokens import Role as Role
+from tpp_plumbing.web.tokens import dev_headers as dev_headers
+from tpp_plumbing.web.tokens import dev_token as dev_token
 
 
 @dataclass(frozen=True, slots=True)

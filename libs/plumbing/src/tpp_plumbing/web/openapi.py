@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tpp_plumbing.problems import PROBLEM_JSON
+from tpp_plumbing.web.problems import PROBLEM_JSON
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_SCHEMA: dict[str, Any] = {

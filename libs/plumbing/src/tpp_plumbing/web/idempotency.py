@@ -48,8 +48,8 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tpp_plumbing.auth import principal_of
-from tpp_plumbing.writes import RawTransaction
+from tpp_plumbing.db.writes import RawTransaction
+from tpp_plumbing.web.auth import principal_of
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADERS = (b"etag", b"location")

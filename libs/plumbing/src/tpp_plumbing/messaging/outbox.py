@@ -3,7 +3,7 @@
 Writers add outbox rows in the transaction that changes their state. They do not NOTIFY
 inside it: PostgreSQL holds one global lock from a notifying transaction's pre-commit to its
 end (across the WAL flush), which serializes every writer. Instead, a commit that wrote
-outbox rows calls its session factory's ``after_outbox_commit`` (``tpp_plumbing.db``): the
+outbox rows calls its session factory's ``after_outbox_commit`` (``tpp_plumbing.db.engine``): the
 runtime wakes its relay if it leads, or else has the standby relay NOTIFY the leader from its
 own connection, outside any writer's transaction (coalesced: at most one NOTIFY in flight).
 The leader also polls (``poll_interval_s``), for writers elsewhere.
@@ -71,11 +71,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from tpp_contracts.envelope import CONTENT_TYPE, Event, EventEncoder, new_event_id
 
-from tpp_plumbing import idempotency, telemetry
-from tpp_plumbing.db import AFTER_OUTBOX_COMMIT
-from tpp_plumbing.metrics import Metrics
+from tpp_plumbing.db.engine import AFTER_OUTBOX_COMMIT
+from tpp_plumbing.db.writes import RawTransaction
+from tpp_plumbing.observability import telemetry
+from tpp_plumbing.observability.metrics import Metrics
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.writes import RawTransaction
+from tpp_plumbing.web import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def outbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("id", BigInteger, Identity(always=True), primary_key=True),
         # Not indexed: the outbox makes each id itself (``new_event_id``), and no query looks
-        # a row up by it (``tpp_plumbing.migrations.UNUSED_INDEXES``).
+        # a row up by it (``tpp_plumbing.db.migrations.UNUSED_INDEXES``).
         Column("event_id", UUID(as_uuid=True), nullable=False),
         Column("event_type", Text, nullable=False),
         Column("topic", Text, nullable=False),
@@ -211,7 +212,7 @@ class Outbox:
         """Write events as outbox rows; they are published after the transaction commits.
         Returns the events' ids.
 
-        ``session`` is an ORM session or a raw transaction (``tpp_plumbing.writes``). The
+        ``session`` is an ORM session or a raw transaction (``tpp_plumbing.db.writes``). The
         current trace context (W3C ``traceparent``) is stored with each row.
         """
         if not events:

@@ -31,7 +31,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-# tpp_plumbing.problems' media type; not imported from there: a worker of tpp_plumbing.serve
+# tpp_plumbing.web.problems' media type; not imported from there: a worker of tpp_plumbing.serve
 # imports this module before the app, and problems brings FastAPI and the database drivers.
 PROBLEM_JSON = "application/problem+json"
 

@@ -9,10 +9,10 @@ new partition count re-maps keys to partitions and breaks per-key order. Kafka c
 partitions nor change a replication factor without a reassignment: such differences are
 reported, never acted on.
 
-    python -m tpp_plumbing.topics                    # wait up to 60 s, reconcile, report
-    python -m tpp_plumbing.topics --list             # print the topics that exist
-    python -m tpp_plumbing.topics --prefix t123-     # the same topics under a test prefix
-    python -m tpp_plumbing.topics --allow-partition-increase
+    python -m tpp_plumbing.messaging.topics                    # wait up to 60 s, reconcile, report
+    python -m tpp_plumbing.messaging.topics --list             # print the topics that exist
+    python -m tpp_plumbing.messaging.topics --prefix t123-     # the same topics under a test prefix
+    python -m tpp_plumbing.messaging.topics --allow-partition-increase
 
 Runs as ``TPP_KAFKA_USERNAME`` (the admin). Exits 1 when the cluster could not be made to
 match (a refused partition increase).
@@ -38,7 +38,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import Layout, default_layout
 
-from tpp_plumbing.deadletter import SUFFIX
+from tpp_plumbing.messaging.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 
 MIN_INSYNC = "min.insync.replicas"
@@ -126,7 +126,7 @@ def plan(settings: TopicSettings | None = None, prefix: str = "") -> list[TopicS
 # ------------------------------------------------------------------ IncrementalAlterConfigs
 # aiokafka's admin client has only the legacy AlterConfigs, which replaces every dynamic
 # config of a topic (an operator's own settings would be lost); its protocol classes carry
-# the incremental request (KIP-339) as they carry the ACL requests (tpp_plumbing.acl).
+# the incremental request (KIP-339) as they carry the ACL requests (tpp_plumbing.messaging.acl).
 
 
 class _IncrementalAlterConfigsResponseV0(Response):  # type: ignore[misc]  # aiokafka has no type hints
@@ -188,7 +188,8 @@ class _IncrementalAlterConfigsRequest(Request[_IncrementalAlterConfigsRequestV0]
 
 async def _set_configs(admin: AIOKafkaAdminClient, configs: dict[str, dict[str, str]]) -> None:
     """Set the given configs of each topic, leaving its other configs as they are."""
-    # A private attribute, as in tpp_plumbing.acl: pinned by uv.lock, covered by the tests.
+    # A private attribute, as in tpp_plumbing.messaging.acl: pinned by uv.lock, covered by the
+    # tests.
     client = admin._client
     response = await client.send(client.get_random_node(), _IncrementalAlterConfigsRequest(configs))
     failed = [

@@ -38,11 +38,11 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, StatusCode
 
-from tpp_plumbing import telemetry
-from tpp_plumbing.consumer import Applied, EventConsumer, Poison, Record
-from tpp_plumbing.db import is_database_outage
-from tpp_plumbing.deadletter import DeadLetterSink
-from tpp_plumbing.metrics import Metrics, sniff_event_id, sniff_event_type
+from tpp_plumbing.db.engine import is_database_outage
+from tpp_plumbing.messaging.consumer import Applied, EventConsumer, Poison, Record
+from tpp_plumbing.messaging.deadletter import DeadLetterSink
+from tpp_plumbing.observability import telemetry
+from tpp_plumbing.observability.metrics import Metrics, sniff_event_id, sniff_event_type
 from tpp_plumbing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from asyncpg.pool import PoolConnectionProxy
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tpp_plumbing import telemetry
-from tpp_plumbing.reads import LazyPool
+from tpp_plumbing.db.reads import LazyPool
+from tpp_plumbing.observability import telemetry
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from tpp_plumbing import telemetry
+from tpp_plumbing.observability import telemetry
 
 _MARK = "_tpp_json"
 # Loggers that servers configure with handlers of their own; ours replace them.

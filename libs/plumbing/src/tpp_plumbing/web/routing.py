@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute, APIRouter
 
-from tpp_plumbing.problems import MALFORMED_JSON
+from tpp_plumbing.web.problems import MALFORMED_JSON
 
 #: The body of a request whose JSON did not parse. A bare ``object()``: no model, dict or list
 #: accepts it (pydantic reads an instance of any other class by its attributes, as FastAPI
@@ -48,7 +48,7 @@ class Route(APIRoute):
     """An API route whose JSON body, should it not parse, is refused after the route's
     dependencies ran: an organizer who may not touch the resource gets 403 whatever it sent
     (FastAPI parses the body first and would answer its error instead). The refusal is 400
-    (``tpp_plumbing.problems``); a body that parses but is invalid is 422 as before.
+    (``tpp_plumbing.web.problems``); a body that parses but is invalid is 422 as before.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:

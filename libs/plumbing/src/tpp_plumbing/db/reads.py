@@ -24,8 +24,8 @@ from typing import Any
 import asyncpg
 from opentelemetry import trace
 
-from tpp_plumbing import telemetry
-from tpp_plumbing.db import is_database_outage
+from tpp_plumbing.db.engine import is_database_outage
+from tpp_plumbing.observability import telemetry
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ One document per service (what it sends and receives) and one for outside subscr
 committed copies under ``docs/asyncapi/`` are rendered with the local stack's settings
 (``deploy/local.env``), a service's ``/asyncapi.json`` with its own.
 
-    python -m tpp_plumbing.asyncapi write|check
+    python -m tpp_plumbing.messaging.asyncapi write|check
 """
 
 from __future__ import annotations
@@ -23,19 +23,20 @@ from tpp_contracts.schemas import schema_of
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import Topic
 
-from tpp_plumbing import acl
-from tpp_plumbing.deadletter import DEAD_LETTER_HEADERS, SUFFIX
+from tpp_plumbing.messaging import acl
+from tpp_plumbing.messaging.deadletter import DEAD_LETTER_HEADERS, SUFFIX
+from tpp_plumbing.messaging.topics import TopicSettings, TopicSpec, plan
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.topics import TopicSettings, TopicSpec, plan
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[5]
 DIRECTORY = ROOT / "docs" / "asyncapi"
 LOCAL_ENV = ROOT / "deploy" / "local.env"
-WRITE_COMMAND = "uv run python -m tpp_plumbing.asyncapi write"
+WRITE_COMMAND = "uv run python -m tpp_plumbing.messaging.asyncapi write"
 #: The documents: each service's, and the outside subscribers' (``acl`` role ``subscriber``).
 DOCUMENTS = (*acl.CONSUMES, "subscriber")
 _BINDING = "0.5.0"  # the AsyncAPI Kafka bindings version used throughout
-#: W3C trace context (``tpp_plumbing.telemetry``): present when the writer's request was traced.
+#: W3C trace context (``tpp_plumbing.observability.telemetry``): present when the writer's
+#: request was traced.
 TRACE_HEADERS: dict[str, Any] = {
     "traceparent": {
         "type": "string",
@@ -330,7 +331,7 @@ def check(directory: Path = DIRECTORY) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Write or check the committed documents."""
-    parser = argparse.ArgumentParser(prog="python -m tpp_plumbing.asyncapi")
+    parser = argparse.ArgumentParser(prog="python -m tpp_plumbing.messaging.asyncapi")
     parser.add_argument("command", choices=("write", "check"))
     args = parser.parse_args(argv)
     if args.command == "check":

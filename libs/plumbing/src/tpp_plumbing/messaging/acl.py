@@ -11,7 +11,7 @@ groups named ``<their user name>.*``; they write nothing and see no dead letters
 Every binding is scoped to a topic prefix: the local stack uses none, a test run or a
 benchmark grants its own prefix at start and revokes it at the end.
 
-    python -m tpp_plumbing.acl [--prefix P] [--revoke] [--list]
+    python -m tpp_plumbing.messaging.acl [--prefix P] [--revoke] [--list]
 
 runs as ``TPP_KAFKA_USERNAME`` (a super user); the principals' names come from
 ``TPP_<ROLE>_KAFKA_USERNAME`` (default: the role's name). aiokafka has no ACL API yet: the
@@ -46,7 +46,7 @@ from aiokafka.protocol.types import (
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import SESSIONS
 
-from tpp_plumbing.deadletter import SUFFIX
+from tpp_plumbing.messaging.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 
 #: The principals the platform runs as (besides the admin), by role; ``subscriber`` is the

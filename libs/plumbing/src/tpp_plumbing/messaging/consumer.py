@@ -3,12 +3,12 @@
 ``EventConsumer.apply`` takes records (in order), applies the events it has handlers for in
 one transaction together with their inbox rows, and reports what it could not apply:
 poison messages (not JSON, not an envelope, schema-invalid, oversized) come back to the
-caller (``tpp_plumbing.runner``), which parks them on the dead-letter topic. Unknown event
+caller (``tpp_plumbing.messaging.runner``), which parks them on the dead-letter topic. Unknown event
 types are ignored. A handler's exception rolls the transaction back and propagates: the
 runner retries with backoff.
 
-Tracing happens around ``apply`` in the runner (``tpp_plumbing.runner``), so that consumers
-which override ``apply`` (set-based batches) are traced the same way.
+Tracing happens around ``apply`` in the runner (``tpp_plumbing.messaging.runner``), so that
+consumers which override ``apply`` (set-based batches) are traced the same way.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Envelope, Event, PoisonMessageError, decode
 
-from tpp_plumbing.inbox import Inbox
-from tpp_plumbing.metrics import Metrics
+from tpp_plumbing.messaging.inbox import Inbox
+from tpp_plumbing.observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from tpp_plumbing.db import is_database_outage
+from tpp_plumbing.db.engine import is_database_outage
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 _STATUSES = {s.value for s in HTTPStatus}
 _TITLES = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}
-#: Set in the scope by a route whose JSON body did not parse (``tpp_plumbing.routing``): the
+#: Set in the scope by a route whose JSON body did not parse (``tpp_plumbing.web.routing``): the
 #: byte offset of the error. Checked after the route's dependencies (ownership) have run.
 MALFORMED_JSON = "tpp.malformed_json"
 
@@ -122,7 +122,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientDisconnect)
     async def on_gone(_: Request, __: ClientDisconnect) -> JSONResponse:
-        # The client left (or was timed out, tpp_plumbing.edge) before its body arrived: no
+        # The client left (or was timed out, tpp_plumbing.web.edge) before its body arrived: no
         # one reads this answer, and it is no server error to log.
         return problem(400, "Bad request", "the request body did not arrive")
 
@@ -180,7 +180,3 @@ def install_problem_handlers(app: FastAPI) -> None:
             # served by several routes (GET and POST apart) allows all of theirs.
             headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return problem(status, title, str(error.detail), headers=headers)
-
-    from tpp_plumbing.openapi import install_openapi
-
-    install_openapi(app)

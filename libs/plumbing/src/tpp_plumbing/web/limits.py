@@ -20,7 +20,7 @@ from pydantic import BeforeValidator, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tpp_plumbing.problems import PROBLEM_JSON, ProblemError
+from tpp_plumbing.web.problems import PROBLEM_JSON, ProblemError
 
 # What a multipart request adds around the file it carries (boundaries, part headers, the
 # file name): the body cap of an upload route is the file cap plus this.

@@ -8,7 +8,7 @@ acknowledged without its record; refused commands (403, 409, 422...) are recorde
 Rows are written in group commits (``AuditWriter``): the rows of the commands that end while
 one audit insert commits go together in the next, so under load the log costs one statement
 per batch rather than one per command, and nothing waits when the service is idle. The insert
-is one statement on a raw connection (``tpp_plumbing.writes``), its columns as arrays: it
+is one statement on a raw connection (``tpp_plumbing.db.writes``), its columns as arrays: it
 commits on its own, with no transaction round trips around it.
 A command written in one statement that commits on its own (the enrollment's fast path) can
 carry its audit row in that statement (``row_in_statement``): the row commits with the
@@ -51,12 +51,12 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tpp_plumbing import telemetry
-from tpp_plumbing.auth import Role, allow, principal_of
-from tpp_plumbing.limits import NO_NUL
-from tpp_plumbing.problems import ProblemError
-from tpp_plumbing.routing import api_router
-from tpp_plumbing.writes import CommandPool
+from tpp_plumbing.db.writes import CommandPool
+from tpp_plumbing.observability import telemetry
+from tpp_plumbing.web.auth import Role, allow, principal_of
+from tpp_plumbing.web.limits import NO_NUL
+from tpp_plumbing.web.problems import ProblemError
+from tpp_plumbing.web.routing import api_router
 
 log = logging.getLogger(__name__)
 TABLE_NAME = "audit_log"
@@ -106,7 +106,7 @@ def audit_table(metadata: MetaData) -> Table:
         Index(f"ix_{TABLE_NAME}_at", "at"),
         Index(f"ix_{TABLE_NAME}_subject", "subject"),
         # No index on target: ``GET /audit`` matches it by containment, which a B-tree
-        # cannot answer (``tpp_plumbing.migrations.UNUSED_INDEXES``).
+        # cannot answer (``tpp_plumbing.db.migrations.UNUSED_INDEXES``).
     )
 
 

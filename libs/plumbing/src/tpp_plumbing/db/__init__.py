@@ -1,0 +1,1 @@
+"""PostgreSQL: engine, raw read and command pools, migration helpers."""

@@ -1,0 +1,1 @@
+"""Kafka: the outbox and its relay, inbox, consumers, dead letters, topics, ACLs."""

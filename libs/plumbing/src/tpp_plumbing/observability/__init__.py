@@ -1,0 +1,1 @@
+"""Tracing, OTLP export, metrics, logs, memory."""

@@ -1,0 +1,1 @@
+"""HTTP: auth, audit, idempotency, limits, problems, OpenAPI, routing, the edge."""
