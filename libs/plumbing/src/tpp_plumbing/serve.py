@@ -4,8 +4,7 @@
 
 uvicorn's own ``--workers`` share one listening socket, and the worker that wakes first
 accepts every connection waiting (uvloop drains the backlog): a client that opens its
-connections together lands on one worker while the other idles (the benchmarks saw one
-worker at 0.06 core and the other at 0.76, halving the throughput of some runs). Here each
+connections together lands on one worker while the other idles. Here each
 worker binds its own socket with ``SO_REUSEPORT``, and the kernel spreads new connections
 over them (by a hash of the addresses).
 
@@ -48,9 +47,8 @@ from tpp_plumbing.workers import MULTIPROC_DIR, WORKER_ENV, register_worker
 
 log = logging.getLogger("tpp.serve")
 BACKLOG = 2048
-#: The collector's first threshold in served processes (CPython's default is 700): with
-#: 10,000, wrapping an event in its envelope takes 9 µs instead of 18 µs while an import's
-#: chunk of rows is alive.
+#: The collector's first threshold in served processes (CPython's default is 700): higher,
+#: so that a request or an import chunk holding many young objects triggers fewer collections.
 GC_GEN0 = 10_000
 PR_SET_PDEATHSIG = 1
 #: A worker that exits sooner than this after its start failed to start.
@@ -119,8 +117,7 @@ def tune_gc() -> None:
     process: ``gc.freeze`` moves it out of the collector's generations, so that collections
     triggered by requests scan only what requests made. The first generation's threshold
     rises from 700 to ``GC_GEN0`` allocations, so they run less often while a request or an
-    import holds many young objects (``bench/profile_service.py enroll``: 501 and 516
-    commands/s without this, 539 to 692 with it).
+    import holds many young objects.
     """
     gc.collect()
     gc.freeze()

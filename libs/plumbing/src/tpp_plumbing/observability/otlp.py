@@ -3,11 +3,10 @@
 The platform's default protocol. OTLP defines two encodings over HTTP, binary protobuf and
 JSON, and collectors (the OpenTelemetry Collector, Jaeger, Tempo) take both on
 ``/v1/traces``. The SDK's protobuf exporter builds a protobuf message object for every
-span, attribute and event: about 33 µs of CPU per span, and a traced enrollment makes three
-spans. Its export thread was 11% of a traced enrollment service's CPU (py-spy,
-``bench/profile_service.py enroll --tracing``). Here a span becomes plain dicts and lists
-that orjson serializes, at 11-14 µs per span. ``http/protobuf`` still selects the SDK's
-exporter.
+span, attribute and event, and a traced enrollment makes three spans: its export thread was about
+a tenth of a traced service's CPU. Here a span becomes plain dicts and lists that orjson
+serializes, at a fraction of that cost (docs/decisions/0004-own-otlp-exporter.md).
+``http/protobuf`` still selects the SDK's exporter.
 
 The JSON is OTLP's (the protobuf JSON mapping with OTLP's rules): lowerCamelCase field names;
 trace and span ids as hex, not base64; enums as integers; 64-bit integers as decimal strings.
@@ -155,7 +154,7 @@ class JsonSpanExporter(SpanExporter):
 def encode(spans: Sequence[ReadableSpan]) -> bytes:
     """The OTLP/JSON ``ExportTraceServiceRequest`` of ``spans``."""
     # Grouped by resource and scope objects, not by their values: a resource's hash serializes
-    # its attributes to JSON (~4 µs a span). A process has one resource per provider.
+    # its attributes to JSON, on every span. A process has one resource per provider.
     grouped: dict[tuple[int, int], tuple[Any, Any, list[dict[str, Any]]]] = {}
     for span in spans:
         resource, scope = span.resource, span.instrumentation_scope

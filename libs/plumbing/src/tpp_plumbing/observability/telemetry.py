@@ -71,8 +71,8 @@ def enabled() -> bool:
 @functools.cache
 def tracer() -> trace.Tracer:
     """The platform's tracer (a proxy, no-op until a provider is configured), made once:
-    the SDK's ``get_tracer`` builds a new tracer on every call (~90 µs; per published row it
-    was the outbox relay's largest cost)."""
+    the SDK's ``get_tracer`` builds a new tracer on every call, too dear for the relay,
+    which asks for one per published row."""
     return trace.get_tracer(TRACER_NAME)
 
 
@@ -337,11 +337,11 @@ _TRACE_HEADER_NAMES = frozenset(h.encode() for h in TRACE_HEADERS)
 class TracingMiddleware:
     """One SERVER span per request, named after its route (``POST /sessions/{session_id}``).
 
-    The span is started here, not by OpenTelemetry's ASGI middleware: that one cost 30-55 µs
-    more CPU per request with an exporter live (``bench/profile_stack.py``: 243-267 against
-    211-213 µs), for attributes nothing reads (``http.host``, ``net.host.port``,
-    ``http.server_name``, the URL twice), its own duration histograms (the services have
-    Prometheus' ``HttpMetricsMiddleware``) and a wrapper around each ``receive``.
+    The span is started here, not by OpenTelemetry's ASGI middleware, which costs more CPU per
+    request with an exporter live (docs/decisions/0004-own-otlp-exporter.md) for attributes
+    nothing reads (``http.host``, ``net.host.port``, ``http.server_name``, the URL twice), its
+    own duration histograms (the services have Prometheus' ``HttpMetricsMiddleware``) and a
+    wrapper around each ``receive``.
 
     Recorded, the span carries the stable semantic conventions' ``http.request.method``,
     ``http.route`` (never ``url.path`` nor the query string: a path segment or a filter such
@@ -441,9 +441,9 @@ def instrument_engine(engine: Any, provider: trace.TracerProvider | None = None)
     A transaction begun inside a recorded span gets a span (``BEGIN`` to ``COMMIT`` or
     ``ROLLBACK``) whose events are its statements, in order: the SQL text (never the
     parameters) at the statement's start time, with its duration. One span per transaction
-    instead of one per statement keeps tracing every command cheap (measured: about a third
-    less exporting cost for an enrollment) and still shows where the time went. A statement
-    of an unsampled request (or of no request) costs nothing.
+    instead of one per statement keeps tracing every command cheap (half the spans to export
+    for an enrollment) and still shows where the time went. A statement of an unsampled
+    request (or of no request) costs nothing.
     """
     if not enabled() and provider is None:
         return
