@@ -302,8 +302,7 @@ class RoleCheck(HTTPBearer):
     other roles), documented in OpenAPI as the bearer scheme.
 
     It is the bearer scheme itself, not a function depending on it: FastAPI resolves every
-    dependency level on every request (about 9 µs of CPU each, ``bench/profile_stack.py``),
-    and every route has one of these.
+    dependency level on every request, and every route has one of these.
     """
 
     def __init__(self, *roles: Role) -> None:

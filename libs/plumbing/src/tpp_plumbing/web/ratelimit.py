@@ -9,8 +9,8 @@ Each rate (``20/second``, ``600/minute``; several joined by ``;``) is a token bu
 principal, in this worker's memory: ``N`` requests at once, then ``N`` per period. A service
 of W workers lets a principal through up to W times the rate; a deployment wanting one count
 per principal or per client address puts it in its ingress. A few lines rather than the
-``limits`` package: its in-memory moving window took 24-38 µs per command here (locks, a
-timer thread), a bucket 3-5 µs (both measured on the same loaded 2-core machine).
+``limits`` package, whose in-memory moving window (locks, a timer thread) costs several
+times a bucket per command (bench/RESULTS.md, "Figures behind the code").
 """
 
 from __future__ import annotations

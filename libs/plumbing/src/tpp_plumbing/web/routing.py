@@ -3,8 +3,8 @@
 FastAPI (0.16x) keeps an included router as one route of the app that matches a request by
 walking the router's routes, and walks them again to hand the request over; a router
 included in an included router adds another level of both. On the enrollment service's
-``POST /sessions/{id}/enrollments`` that was about 35 of the 181 µs of CPU its HTTP stack took
-per request (``bench/profile_stack.py``).
+``POST /sessions/{id}/enrollments`` that walk was a fifth of the CPU its HTTP stack took per
+request (bench/RESULTS.md, "Figures behind the code").
 
 A router built without ``include_router`` keyword arguments (no prefix, dependencies or tags
 added at inclusion) has its routes complete: ``APIRouter.add_api_route`` already applied the
