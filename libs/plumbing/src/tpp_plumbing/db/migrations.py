@@ -95,7 +95,7 @@ def default_autovacuum(*tables: str) -> list[str]:
 #   query looks a row up by it; the entry was written twice, on insert and when the relay
 #   marks the row published (an update that cannot be HOT);
 # - audit_log.target: ``GET /audit`` finds a target by containment (an id anywhere in it),
-#   which a B-tree cannot answer; the entry went to a random place (2.5-3.5 µs a row).
+#   which a B-tree cannot answer; the entry went to a random place, on every command.
 
 #: (drop, create again) for each such index: for a service's migration and its downgrade.
 UNUSED_INDEXES = {
