@@ -38,16 +38,15 @@ def run(metadata: MetaData, *, url_env: str) -> None:
 
 # --- autovacuum on the tables every command writes ----------------------------------------
 #
-# Measured under a stream of enrollment commands at 1,000/s (2 cores, autovacuum_naptime
-# 10 s): each autovacuum round was a burst of about a second in which the median answer went
-# from ~6 to 50-85 ms. The round's ANALYZEs did it: 0.13-0.19 s of CPU for outbox_message
-# (statistics on every event's payload and headers, which no query filters on), 0.05-0.10 s
-# each for audit_log and enrollment, and every cached plan on those tables replanned after.
-# Their VACUUMs cost ~0.01 s of CPU. So these tables are analyzed when they have grown by a
-# half or more (ANALYZE of an append-mostly log changes no plan: each query has its index),
-# the outbox without statistics on its payload and headers, and autovacuum works on them at
-# a gentler pace (a 20 ms pause per 200 pages of cost instead of 2 ms), which spreads a
-# round's CPU over a second or two rather than taking a core at once.
+# Under a steady stream of commands, each autovacuum round was a burst of slow answers. Its
+# ANALYZEs did it, not its VACUUMs: statistics on every event's payload and headers of
+# outbox_message (which no query filters on), on audit_log and on enrollment, and every cached
+# plan on those tables replanned after (figures: bench/RESULTS.md, "Autovacuum"). So these
+# tables are analyzed when they have grown by a half or more (ANALYZE of an append-mostly log
+# changes no plan: each query has its index), the outbox without statistics on its payload
+# and headers, and autovacuum works on them at a gentler pace (a 20 ms pause per 200 pages of
+# cost instead of 2 ms), which spreads a round's work over a second or two rather than taking
+# a core at once.
 
 #: Columns no query filters or sorts on: no statistics gathered.
 NO_STATISTICS = {"outbox_message": ("payload", "headers")}

@@ -2,7 +2,7 @@
 
 A list or catalogue page is one SELECT. Through an ORM session it also paid for the pool's
 pre-ping (``BEGIN; ; ROLLBACK``: three round trips), greenlet switches and result
-processing: about 1 ms of CPU per request, several times the query itself. Here a read
+processing, which cost several times the query itself (bench/RESULTS.md). Here a read
 borrows a raw connection (asyncpg notices a connection closed by a restarted PostgreSQL and
 opens a new one), runs one statement in autocommit (a statement is its own snapshot) and
 gives it back without a reset round trip: nothing on it changes session state. ``snapshot``
