@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.schema import check_schema
 from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging import asyncapi
 from tpp_plumbing.messaging.consumer import EventConsumer
@@ -65,9 +67,13 @@ class Subscription:
 class Runtime:
     """Owns a service's connections and background tasks for the life of its app."""
 
-    def __init__(self, settings: ServiceSettings, *, name: str) -> None:
+    def __init__(
+        self, settings: ServiceSettings, *, name: str, migrations: Path | None = None
+    ) -> None:
         self.settings = settings
         self.name = name
+        #: The service's Alembic folder: start refuses a database behind its head.
+        self.migrations = migrations
         self.metrics = Metrics(name)
         telemetry.configure_tracing(name, settings.trace_sample_ratio)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -152,7 +158,10 @@ class Runtime:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start the relay, the consumers and the monitor as the settings say."""
+        """Check the schema, then start the relay, the consumers and the monitor as the
+        settings say."""
+        if self.migrations is not None:
+            await check_schema(self.engine, self.migrations, self.name)
         if self.settings.relay_enabled:
             self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
         if self.settings.consumers_enabled:

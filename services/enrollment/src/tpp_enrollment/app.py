@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from tpp_plumbing.messaging.outbox import Outbox
@@ -29,13 +30,15 @@ from tpp_enrollment.service import (
 from tpp_enrollment.service.access import AccessService
 from tpp_enrollment.service.imports import ImportService
 
+#: The migrations this version ships (services/<name>/alembic).
+MIGRATIONS = Path(__file__).resolve().parents[2] / "alembic"
 NAME = "enrollment"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the enrollment app (uvicorn: ``tpp_enrollment.app:create_app --factory``)."""
     settings = settings or Settings()
-    runtime = Runtime(settings, name=NAME)
+    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS)
     outbox = Outbox(tables.outbox, source=f"/{NAME}")
     runtime.subscribe(subscriptions(runtime.sessions, outbox))
     personal = settings.personal_data()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.observability import telemetry
@@ -18,13 +20,15 @@ from tpp_registry.config import Settings
 from tpp_registry.service import Services
 from tpp_registry.store import tables
 
+#: The migrations this version ships (services/<name>/alembic).
+MIGRATIONS = Path(__file__).resolve().parents[2] / "alembic"
 NAME = "registry"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the registry app (uvicorn: ``tpp_registry.app:create_app --factory``)."""
     settings = settings or Settings()  # database_url from env
-    runtime = Runtime(settings, name=NAME)
+    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS)
     app = FastAPI(
         title="Training Program Platform — registry",
         summary="Organizers, annual plans, training sessions and the public catalogue.",

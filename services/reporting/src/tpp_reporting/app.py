@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -26,6 +27,8 @@ from tpp_reporting.pages import STATIC
 from tpp_reporting.pages import router as pages
 from tpp_reporting.service import ReportingService
 
+#: The migrations this version ships (services/<name>/alembic).
+MIGRATIONS = Path(__file__).resolve().parents[2] / "alembic"
 NAME = "reporting"
 
 
@@ -41,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tune_gc(settings.gc_gen0_threshold)
     regions.preload()
     gc.freeze()  # what is loaded by now lives as long as the process: never scan it again
-    runtime = Runtime(settings, name=NAME)
+    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS)
     runtime.subscribe(
         subscriptions(
             runtime.sessions,
