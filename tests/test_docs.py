@@ -1,7 +1,8 @@
-"""The guides point at what exists: relative links, section anchors, make targets, the table."""
+"""The guides point at what exists: links, anchors, modules, make targets, the results table."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 from pathlib import Path
@@ -21,6 +22,8 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
+SERVICES = "plumbing|contracts|registry|enrollment|reporting"
+DOTTED = re.compile(rf"\btpp_(?:{SERVICES})(?:\.[A-Za-z_]\w*)+")
 
 
 def _prose(text: str) -> str:
@@ -52,6 +55,28 @@ def _broken(guide: Path) -> list[str]:
         elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
             broken.append(f"{target}: no heading #{anchor} in {path.name}")
     return broken
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``a.b.c`` is a module, or an attribute of the longest module it starts with."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:n]))
+        except ImportError:
+            continue
+        for name in parts[n:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("guide", GUIDES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_the_guide_names_exists(guide: Path) -> None:
+    named = sorted(set(DOTTED.findall(guide.read_text())))
+    assert [name for name in named if not _resolves(name)] == []
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=lambda p: str(p.relative_to(ROOT)))
