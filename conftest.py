@@ -1,3 +1,3 @@
 """Fixtures shared by every test folder: real Kafka and PostgreSQL, the in-process platform."""
 
-pytest_plugins = ["tpp_plumbing.testing"]
+pytest_plugins = ["tpp_testkit"]

@@ -24,9 +24,11 @@ from typing import Any
 
 import asyncpg
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import create_throwaway, drop_abandoned
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from tpp_testkit import create_throwaway, drop_abandoned  # noqa: E402 - tests/support first
+
 UPGRADE = ("upgrade", "head")
 
 

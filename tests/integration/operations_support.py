@@ -24,7 +24,7 @@ from tpp_plumbing.messaging.inbox import Inbox, inbox_table
 from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy
 from tpp_plumbing.observability.metrics import Metrics
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import Infrastructure
+from tpp_testkit import Infrastructure
 
 
 def accepted(session_id: uuid.UUID) -> EnrollmentAcceptedV1:

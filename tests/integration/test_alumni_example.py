@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import (
+from tpp_testkit import (
     ROOT,
     Infrastructure,
     create_throwaway,

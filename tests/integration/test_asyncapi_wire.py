@@ -17,7 +17,7 @@ from tpp_contracts.topics import ORGANIZERS
 from tpp_plumbing.messaging import asyncapi
 from tpp_plumbing.messaging.outbox import partition_of
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import Platform
+from tpp_testkit import Platform
 
 pytestmark = pytest.mark.integration
 

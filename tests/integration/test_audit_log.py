@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
-from tpp_plumbing.testing import Platform
 from tpp_plumbing.web.auth import dev_token
+from tpp_testkit import Platform
 
 pytestmark = pytest.mark.integration
 

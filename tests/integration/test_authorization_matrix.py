@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Route
-from tpp_plumbing.testing import Platform, fresh_year
+from tpp_testkit import Platform, fresh_year
 
 pytestmark = pytest.mark.integration
 

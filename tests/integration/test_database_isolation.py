@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 from tpp_plumbing.db.engine import asyncpg_dsn
-from tpp_plumbing.testing import SERVICES, Infrastructure
+from tpp_testkit import SERVICES, Infrastructure
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from tpp_enrollment import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import (
+from tpp_testkit import (
     Infrastructure,
     Service,
     ThrowawayDatabases,

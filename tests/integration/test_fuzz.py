@@ -24,6 +24,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
+import tpp_testkit as testing
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -35,8 +36,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from tpp_plumbing import testing
-from tpp_plumbing.testing import (
+from tpp_testkit import (
     Infrastructure,
     Platform,
     Service,

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
-from tpp_plumbing.testing import auth_headers, serving
 from tpp_plumbing.web import idempotency
 from tpp_plumbing.web.idempotency import IdempotencyMiddleware, mark_committed
 from tpp_registry.store import tables as registry_tables
+from tpp_testkit import auth_headers, serving
 
 pytestmark = pytest.mark.integration
 

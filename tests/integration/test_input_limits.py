@@ -17,12 +17,12 @@ import pytest
 from fastapi import FastAPI
 from tpp_enrollment.app import create_app as enrollment_app
 from tpp_enrollment.config import Settings as EnrollmentSettings
-from tpp_plumbing.testing import ThrowawayDatabases, service_client
 from tpp_plumbing.web.auth import dev_token
 from tpp_plumbing.web.edge import HttpSettings
 from tpp_plumbing.web.limits import MAX_OFFSET, MULTIPART_OVERHEAD
 from tpp_registry.app import create_app as registry_app
 from tpp_registry.config import Settings as RegistrySettings
+from tpp_testkit import ThrowawayDatabases, service_client
 
 pytestmark = pytest.mark.integration
 

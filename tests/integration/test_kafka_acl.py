@@ -25,7 +25,7 @@ from tpp_contracts.topics import ORGANIZERS, SESSIONS, TRAINEES
 from tpp_plumbing.messaging import acl
 from tpp_plumbing.messaging.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import Infrastructure, Platform
+from tpp_testkit import Infrastructure, Platform
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 from sqlalchemy.engine import make_url
-from tpp_plumbing.testing import Infrastructure
+from tpp_testkit import Infrastructure
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

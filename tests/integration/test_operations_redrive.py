@@ -14,7 +14,7 @@ from tpp_contracts.topics import ENROLLMENTS, SESSIONS
 from tpp_plumbing import ops
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import Infrastructure
+from tpp_testkit import Infrastructure
 from typer.testing import CliRunner, Result
 
 from .operations_support import accepted, created, own_topics, produce

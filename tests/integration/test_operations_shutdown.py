@@ -24,7 +24,7 @@ from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
-from tpp_plumbing.testing import auth_headers
+from tpp_testkit import auth_headers
 
 from .operations_support import accepted, own_topics, produce
 

@@ -26,8 +26,8 @@ from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.observability import logs, telemetry
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import fresh_year
 from tpp_reporting.events import KNOWN_TYPES
+from tpp_testkit import fresh_year
 
 from .operations_support import accepted, produce
 

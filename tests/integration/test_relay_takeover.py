@@ -30,7 +30,7 @@ from tpp_enrollment import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import topics_under
+from tpp_testkit import topics_under
 
 pytestmark = pytest.mark.integration
 

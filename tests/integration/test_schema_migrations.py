@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from tpp_plumbing.db.migrations import ANALYZE_SCALE_FACTOR, VACUUM_COST_DELAY_MS
-from tpp_plumbing.testing import SERVICES, ThrowawayDatabases, run_alembic
+from tpp_testkit import SERVICES, ThrowawayDatabases, run_alembic
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from tpp_plumbing.testing import Infrastructure
+from tpp_testkit import Infrastructure
 
 pytestmark = pytest.mark.integration
 

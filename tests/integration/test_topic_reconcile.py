@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import SESSIONS
-from tpp_plumbing.testing import Infrastructure
+from tpp_testkit import Infrastructure
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from tpp_plumbing.testing import fresh_year
+from tpp_testkit import fresh_year
 
 pytestmark = pytest.mark.integration
 

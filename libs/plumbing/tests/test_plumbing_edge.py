@@ -1,7 +1,7 @@
 """The HTTP edge over a real socket: header caps, slow clients timed out, a concurrency cap.
 
 The app is a bare ASGI app reading the whole body; it runs under uvicorn with the protocol
-``tpp_plumbing.serve`` gives it (``tpp_plumbing.testing.serving``), with small limits.
+``tpp_plumbing.serve`` gives it (``tpp_testkit.serving``), with small limits.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from tpp_plumbing.testing import serving
 from tpp_plumbing.web.edge import HttpSettings
+from tpp_testkit import serving
 
 LIMITS = HttpSettings(
     max_header_bytes=8192,

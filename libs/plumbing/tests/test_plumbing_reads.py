@@ -11,7 +11,7 @@ import pytest
 from tpp_plumbing.db import reads
 from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.db.reads import DatabaseUnavailableError, ReadPool
-from tpp_plumbing.testing import Infrastructure
+from tpp_testkit import Infrastructure
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging import acl
 from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay, outbox_table
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import Infrastructure, ThrowawayDatabases
+from tpp_testkit import Infrastructure, ThrowawayDatabases
 
 pytestmark = pytest.mark.integration
 

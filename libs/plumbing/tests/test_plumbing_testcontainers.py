@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import testcontainers.core.container
-from tpp_plumbing import testing
+import tpp_testkit as testing
 
 
 class NoEngine:

@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
-from tpp_plumbing.testing import Infrastructure, create_throwaway, drop_abandoned
+from tpp_testkit import Infrastructure, create_throwaway, drop_abandoned
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from tpp_plumbing.db.engine import asyncpg_dsn, is_database_outage, new_metadata
 from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging.outbox import Outbox, outbox_table
 from tpp_plumbing.observability import telemetry
-from tpp_plumbing.testing import ThrowawayDatabases
+from tpp_testkit import ThrowawayDatabases
 
 pytestmark = pytest.mark.integration
 

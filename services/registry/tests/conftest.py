@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tpp_plumbing.testing import bounded_teardown, fresh_year, service_client
 from tpp_registry.app import create_app
 from tpp_registry.config import Settings
+from tpp_testkit import bounded_teardown, fresh_year, service_client
 
 NewOrganizer = Callable[..., Awaitable[dict[str, Any]]]
 

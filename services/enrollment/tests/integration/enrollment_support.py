@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from tpp_enrollment.app import create_app
 from tpp_enrollment.config import Settings
 from tpp_plumbing.db.engine import asyncpg_dsn
-from tpp_plumbing.testing import service_client
+from tpp_testkit import service_client
 
 
 @dataclass

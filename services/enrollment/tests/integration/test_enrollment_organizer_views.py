@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from tpp_plumbing.testing import auth_headers, service_client
+from tpp_testkit import auth_headers, service_client
 
 from .enrollment_support import enrollment_app, register
 

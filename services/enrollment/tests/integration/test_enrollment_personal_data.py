@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from tpp_enrollment.keys import key_status, rotate
 from tpp_enrollment.personal import PersonalData, new_key
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine
-from tpp_plumbing.testing import auth_headers, service_client
+from tpp_testkit import auth_headers, service_client
 
 from .enrollment_support import App, enrollment_app, register, trainee_body
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from tpp_contracts.envelope import decode
 from tpp_contracts.topics import ORGANIZERS, PLANS, SESSIONS
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.testing import fresh_year
+from tpp_testkit import fresh_year
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 # One registry of taken years for every test of the run, whichever folder it is in.
-from tpp_plumbing.testing import fresh_year as fresh_year  # re-exported for the tests here
+from tpp_testkit import fresh_year as fresh_year  # re-exported for the tests here
 
 
 def ok(response: httpx.Response, *codes: int) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import asyncpg
 import httpx
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
-from tpp_plumbing.testing import service_client
 from tpp_reporting.app import create_app
 from tpp_reporting.config import Settings
 from tpp_reporting.service import INDEX_AFTER, SESSION_INDEX
+from tpp_testkit import service_client
 
 from .reporting_support import Program, fresh_year, ok
 

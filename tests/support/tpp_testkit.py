@@ -1,5 +1,8 @@
 """Pytest fixtures for the whole platform on real Kafka and PostgreSQL (a pytest plugin).
 
+Registered by the root conftest.py; a dev-only kit that knows the three services, kept out of
+the production library.
+
 Where they come from, in order: the TPP_* environment variables when set; testcontainers
 when a Docker engine answers; otherwise the local stack (deploy/stack.sh up), whose
 settings are in deploy/local.env. Each test run isolates itself: its own databases
@@ -30,7 +33,6 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
-
 from tpp_plumbing.messaging import acl, topics
 from tpp_plumbing.settings import HttpSettings, KafkaSettings
 from tpp_plumbing.web.auth import Role, dev_headers
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from testcontainers.community.postgres import PostgresContainer
     from testcontainers.core.container import DockerContainer
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "enrollment", "reporting")
 T = TypeVar("T")
 
@@ -562,7 +564,6 @@ async def serving(app: Any, http: HttpSettings | None = None) -> AsyncIterator[s
     """An (already started) app over a real loopback socket, under uvicorn with the edge's
     protocol as ``tpp_plumbing.serve`` runs it (``http``: its limits); yields the base URL."""
     import uvicorn
-
     from tpp_plumbing.web.edge import protocol_class
 
     port = free_port()
