@@ -298,6 +298,7 @@ async def scratch_topics(ctx: Context) -> AsyncIterator[str]:
     """The platform's topics under a fresh prefix (deleted afterwards), which the services'
     own Kafka principals may use as on the stack; yields the prefix."""
     from aiokafka.admin import AIOKafkaAdminClient
+    from tpp_ops import acl as platform_acl
     from tpp_plumbing.messaging import acl
 
     prefix = f"bench-{ctx.run_id}-{uuid.uuid4().hex[:4]}-"
@@ -309,7 +310,11 @@ async def scratch_topics(ctx: Context) -> AsyncIterator[str]:
         cwd=ROOT,
         capture_output=True,
     )
-    bindings = acl.layout(prefix, acl.principal_names(ctx.env)) if ctx.kafka.uses_sasl else []
+    bindings = (
+        platform_acl.layout(prefix, platform_acl.principal_names(ctx.env))
+        if ctx.kafka.uses_sasl
+        else []
+    )
     if bindings:
         await acl.grant(ctx.kafka, bindings)
     try:

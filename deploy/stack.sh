@@ -458,8 +458,8 @@ kafka_credentials() {
   printf '%s\n' "$want" >"$KAFKA_DIR/scram.sha256"
 }
 
-# The platform's ACLs (tpp_plumbing.messaging.acl), created idempotently as the admin.
-kafka_acls() { "${UV_RUN[@]}" python -m tpp_plumbing.messaging.acl | sed 's/^/[stack] Kafka: /'; }
+# The platform's ACLs (tpp_ops.acl), created idempotently as the admin.
+kafka_acls() { "${UV_RUN[@]}" python -m tpp_ops.acl | sed 's/^/[stack] Kafka: /'; }
 
 kafka_start() {
   local n pid dir starting=() running=0

@@ -16,7 +16,9 @@ from tpp_contracts import EVENT_TYPES, TOPIC_EVENTS, encode, wrap
 from tpp_contracts.examples import example
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS, TRAINEES
-from tpp_plumbing.messaging import asyncapi, outbox
+from tpp_ops import asyncapi
+from tpp_plumbing.messaging import outbox
+from tpp_plumbing.messaging.asyncapi import render, subscriber_document
 from tpp_plumbing.settings import KafkaSettings
 
 SPEC = Path(__file__).parent / "asyncapi" / "asyncapi-3.0.0.schema.json"  # see its README
@@ -80,7 +82,7 @@ def test_the_check_fails_on_a_stale_document(tmp_path: Path) -> None:
     assert asyncapi.check(tmp_path) == []
     stale = committed("subscriber")
     del stale["components"]["messages"]["SessionCreatedV1"]["headers"]["properties"]["traceparent"]
-    (tmp_path / "subscriber.json").write_text(asyncapi.render(stale))
+    (tmp_path / "subscriber.json").write_text(render(stale))
     assert [p.split(":")[0] for p in asyncapi.check(tmp_path)] == ["docs/asyncapi/subscriber.json"]
 
 
@@ -102,7 +104,7 @@ def test_a_secured_cluster_is_described_with_its_sasl_scheme() -> None:
         username="subscriber",
         password="pw-never-shown",
     )
-    document = asyncapi.document("subscriber", kafka, environment="production")
+    document = subscriber_document(kafka, environment="production")
     servers = document["servers"]
     assert {s["host"] for s in servers.values()} == {"k1.example:9093", "k2.example:9093"}
     assert {s["protocol"] for s in servers.values()} == {"kafka-secure"}

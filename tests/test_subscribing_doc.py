@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_ops.acl import ROLES
 from tpp_plumbing.messaging import acl
 
 ROOT = Path(__file__).parents[1]
@@ -24,4 +25,4 @@ def test_the_guide_gives_the_local_subscriber_principal() -> None:
     user = LOCAL_ENV["TPP_SUBSCRIBER_KAFKA_USERNAME"]
     assert f"`{user}` / `{LOCAL_ENV['TPP_SUBSCRIBER_KAFKA_PASSWORD']}`" in GUIDE
     assert f"`{acl.subscriber_group_prefix(user)}alumni`" in GUIDE
-    assert "subscriber" in acl.ROLES
+    assert "subscriber" in ROLES

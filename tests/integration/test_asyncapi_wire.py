@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tpp_contracts import decode
 from tpp_contracts.topics import ORGANIZERS
-from tpp_plumbing.messaging import asyncapi
+from tpp_plumbing.messaging.asyncapi import subscriber_document
 from tpp_plumbing.messaging.outbox import partition_of
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import Platform
@@ -60,7 +60,7 @@ async def test_a_published_event_is_what_the_document_says(
 
     record = await find(subscriber, topic, organizer_id)  # as an outside subscriber reads it
 
-    document = asyncapi.document("subscriber", subscriber)
+    document = subscriber_document(subscriber)
     [channel] = [c for c in document["channels"].values() if c["address"] == record.topic]
     assert channel["bindings"]["kafka"]["partitions"] == ORGANIZERS.partitions
     event = decode(record.value)

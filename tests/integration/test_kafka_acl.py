@@ -22,10 +22,13 @@ from aiokafka.errors import (
 )
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ORGANIZERS, SESSIONS, TRAINEES
+from tpp_ops.platform import DECLARATIONS
 from tpp_plumbing.messaging import acl
 from tpp_plumbing.messaging.deadletter import SUFFIX
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import Infrastructure, Platform
+
+DECLARED = {d.service: d for d in DECLARATIONS}
 
 
 @pytest.fixture
@@ -214,7 +217,7 @@ async def test_the_services_run_as_their_own_principals_on_their_own_topics(
         assert runtime.settings.kafka.username == secured.principals[name][0]
         consumed = {topic for runner in runtime.runners for topic in runner.topics}
         # The ACL layout grants a service reading exactly the topics it subscribes to.
-        assert consumed == {prefix + topic for topic in acl.CONSUMES[name]}
+        assert consumed == {prefix + t.name for t in DECLARED[name].consumes}
 
 
 # ------------------------------------------------------------------ outside subscribers

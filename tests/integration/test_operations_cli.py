@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_plumbing import ops
+from tpp_ops import cli as ops
 from tpp_plumbing.messaging.runner import RetryPolicy
 from typer.testing import CliRunner
 

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS
-from tpp_plumbing import ops
+from tpp_ops import cli as ops
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import Infrastructure

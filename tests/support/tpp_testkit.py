@@ -33,6 +33,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from tpp_ops import acl as platform_acl
 from tpp_plumbing.messaging import acl, topics
 from tpp_plumbing.settings import HttpSettings, KafkaSettings
 from tpp_plumbing.web.auth import Role, dev_headers
@@ -219,7 +220,7 @@ class Infrastructure:
     service_urls: dict[str, str]  # SQLAlchemy URLs of each service's own database
     #: Kafka as its admin (a super user where the broker enforces ACLs), without a prefix.
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
-    #: Each role's own Kafka user and password (``acl.ROLES``); empty when Kafka is open.
+    #: Each role's own Kafka user and password (``tpp_ops.acl.ROLES``); empty when Kafka is open.
     principals: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
@@ -257,13 +258,13 @@ class Infrastructure:
         """Let each role use the topics and groups under ``prefix`` as on the stack."""
         if self.acls:
             names = {role: user for role, (user, _) in self.principals.items()}
-            await acl.grant(self.kafka, acl.layout(prefix, names))
+            await acl.grant(self.kafka, platform_acl.layout(prefix, names))
 
     async def revoke(self, prefix: str) -> None:
         """Remove what :meth:`grant` created for ``prefix``."""
         if self.acls:
             names = {role: user for role, (user, _) in self.principals.items()}
-            await acl.revoke(self.kafka, acl.layout(prefix, names))
+            await acl.revoke(self.kafka, platform_acl.layout(prefix, names))
 
 
 def _kafka_from(source: dict[str, str]) -> tuple[KafkaSettings, dict[str, tuple[str, str]]]:
@@ -271,7 +272,7 @@ def _kafka_from(source: dict[str, str]) -> tuple[KafkaSettings, dict[str, tuple[
     kafka = KafkaSettings.from_env(source)
     principals: dict[str, tuple[str, str]] = {}
     if kafka.uses_sasl:
-        for role in acl.ROLES:
+        for role in platform_acl.ROLES:
             user = source.get(f"TPP_{role.upper()}_KAFKA_USERNAME")
             password = source.get(f"TPP_{role.upper()}_KAFKA_PASSWORD")
             if user and password:
@@ -469,7 +470,7 @@ async def topics_under(infrastructure: Infrastructure, prefix: str) -> AsyncIter
 async def kafka(infrastructure: Infrastructure, run_id: str) -> AsyncIterator[KafkaSettings]:
     """Kafka settings (admin) with this run's topic prefix; the topics (and ``.dlq`` twins)
     exist and each role's principal may use them as on the stack (see
-    ``tpp_plumbing.messaging.acl``)."""
+    ``tpp_ops.acl``)."""
     async with topics_under(infrastructure, f"{run_id}.") as settings:
         yield settings
 
@@ -494,7 +495,7 @@ async def subscriber_of(
         yield kafka
         return
     user, password = f"subscriber-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    bindings = acl.layout(kafka.topic_prefix, {"subscriber": user})
+    bindings = platform_acl.layout(kafka.topic_prefix, {"subscriber": user})
     await acl.set_scram_users(infrastructure.kafka, {user: password})
     await acl.grant(infrastructure.kafka, bindings)
     try:

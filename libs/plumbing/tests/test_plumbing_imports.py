@@ -68,3 +68,27 @@ def test_the_import_graph_is_read_from_the_sources() -> None:
 
 def test_no_plumbing_module_imports_itself_through_others() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_the_plumbing_imports_no_service() -> None:
+    services = {"tpp_registry", "tpp_enrollment", "tpp_reporting", "tpp_ops"}
+    importers = {
+        module: sorted(imported)
+        for module, imported in _imports_outside().items()
+        if imported & services
+    }
+    assert importers == {}
+
+
+def _imports_outside() -> dict[str, set[str]]:
+    """Each plumbing module and the top-level packages it imports, anywhere in its body."""
+    found: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        tops: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                tops.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                tops.update(alias.name.split(".")[0] for alias in node.names)
+        found[_module_name(path)] = tops
+    return found

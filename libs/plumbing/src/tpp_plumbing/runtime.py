@@ -19,12 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.db.engine.schema import check_schema
 from tpp_plumbing.db.reads import ReadPool
-from tpp_plumbing.db.schema import check_schema
 from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging import asyncapi
 from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.deadletter import DeadLetterSink
+from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.messaging.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.messaging.outbox import OutboxRelay
 from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy, error_name
@@ -68,12 +69,19 @@ class Runtime:
     """Owns a service's connections and background tasks for the life of its app."""
 
     def __init__(
-        self, settings: ServiceSettings, *, name: str, migrations: Path | None = None
+        self,
+        settings: ServiceSettings,
+        *,
+        name: str,
+        migrations: Path | None = None,
+        messaging: Declaration | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
         #: The service's Alembic folder: start refuses a database behind its head.
         self.migrations = migrations
+        #: What the service publishes and consumes (default: nothing, group named ``name``).
+        self.messaging = messaging or Declaration(name)
         self.metrics = Metrics(name)
         telemetry.configure_tracing(name, settings.trace_sample_ratio)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
@@ -115,13 +123,13 @@ class Runtime:
         (``tpp_plumbing.messaging.asyncapi``: built from the contracts, as the relay and runners
         use them)."""
         return asyncapi.document(
-            self.name, self.settings.kafka, environment="this cluster", layout=TopicSettings()
+            self.messaging, self.settings.kafka, environment="this cluster", layout=TopicSettings()
         )
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
-        """Register the service's consumers (group id = topic prefix + service name)."""
+        """Register the service's consumers (group id = topic prefix + declared group)."""
         s = self.settings
-        group = s.kafka.topic(self.name)
+        group = s.kafka.topic(self.messaging.group)
         retry = RetryPolicy(s.consumer_max_attempts, s.consumer_backoff_s, s.consumer_backoff_max_s)
         worker = os.environ.get(WORKER_ENV, "0")
         for n, sub in enumerate(subscriptions, start=len(self.runners)):

@@ -21,7 +21,7 @@ _TABLES = ("enrollment", "session_view", "outbox_message", "audit_log")
 
 
 def upgrade() -> None:
-    for statement in gentle_autovacuum(*_TABLES):
+    for statement in gentle_autovacuum(*_TABLES, analyze_scale_factor={"enrollment": 0.5}):
         op.execute(statement)
 
 

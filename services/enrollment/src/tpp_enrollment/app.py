@@ -21,6 +21,7 @@ from tpp_enrollment import tables
 from tpp_enrollment.config import Settings
 from tpp_enrollment.consumers import subscriptions
 from tpp_enrollment.http import Services, routers
+from tpp_enrollment.messaging import MESSAGING
 from tpp_enrollment.service import (
     EnrollmentService,
     FeedbackService,
@@ -38,7 +39,7 @@ NAME = "enrollment"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the enrollment app (uvicorn: ``tpp_enrollment.app:create_app --factory``)."""
     settings = settings or Settings()
-    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS)
+    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS, messaging=MESSAGING)
     outbox = Outbox(tables.outbox, source=f"/{NAME}")
     runtime.subscribe(subscriptions(runtime.sessions, outbox))
     personal = settings.personal_data()

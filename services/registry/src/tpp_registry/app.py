@@ -17,6 +17,7 @@ from tpp_plumbing.web.routing import add_routes
 
 from tpp_registry.api import organizers, plans, sessions
 from tpp_registry.config import Settings
+from tpp_registry.messaging import MESSAGING
 from tpp_registry.service import Services
 from tpp_registry.store import tables
 
@@ -28,7 +29,7 @@ NAME = "registry"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the registry app (uvicorn: ``tpp_registry.app:create_app --factory``)."""
     settings = settings or Settings()  # database_url from env
-    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS)
+    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS, messaging=MESSAGING)
     app = FastAPI(
         title="Training Program Platform — registry",
         summary="Organizers, annual plans, training sessions and the public catalogue.",

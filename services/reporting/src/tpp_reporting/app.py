@@ -23,6 +23,7 @@ from tpp_reporting.config import Settings
 from tpp_reporting.consumers import raw_connection, subscriptions, topics
 from tpp_reporting.freshness import LagMonitor, Positions
 from tpp_reporting.http import commitments, router
+from tpp_reporting.messaging import MESSAGING
 from tpp_reporting.pages import STATIC
 from tpp_reporting.pages import router as pages
 from tpp_reporting.service import ReportingService
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     tune_gc(settings.gc_gen0_threshold)
     regions.preload()
     gc.freeze()  # what is loaded by now lives as long as the process: never scan it again
-    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS)
+    runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS, messaging=MESSAGING)
     runtime.subscribe(
         subscriptions(
             runtime.sessions,

@@ -1,29 +1,25 @@
-"""Kafka ACLs of the platform: who may write and read which topics and groups.
+"""Kafka ACLs: who may write and read which topics and groups, built from declarations.
 
 The broker denies what no ACL allows (``allow.everyone.if.no.acl.found=false``). Each service
-has its own principal: it writes only its own topics (``<service>.*``), reads only the topics
-it consumes, commits offsets only in its own group and parks poison only on the dead-letter
-twins of what it consumes. The operators' tool (``tpp-ops``) reads everything and may write
-everything (redrive); the admin (topics, ACLs) is a super user and needs no ACL. Outside
-subscribers (``subscriber``, docs/subscribing.md) read the event topics and commit offsets in
-groups named ``<their user name>.*``; they write nothing and see no dead letters.
+has its own principal (its ``Declaration``): it writes only its own topics (``<service>.*``),
+reads only the topics it consumes, commits offsets only in its own group and parks poison only
+on the dead-letter twins of what it consumes. The operators' tool (role ``ops``) reads
+everything and may write everything (redrive); the admin (topics, ACLs) is a super user and
+needs no ACL. Outside subscribers (role ``subscriber``, docs/subscribing.md) read the event
+topics and commit offsets in groups named ``<their user name>.*``; they write nothing and see
+no dead letters.
 
 Every binding is scoped to a topic prefix: the local stack uses none, a test run or a
-benchmark grants its own prefix at start and revokes it at the end.
-
-    python -m tpp_plumbing.messaging.acl [--prefix P] [--revoke] [--list]
-
-runs as ``TPP_KAFKA_USERNAME`` (a super user); the principals' names come from
-``TPP_<ROLE>_KAFKA_USERNAME`` (default: the role's name). aiokafka has no ACL API yet: the
-requests are sent with its protocol classes (CreateAcls / DeleteAcls / DescribeAcls v1).
+benchmark grants its own prefix at start and revokes it at the end. The platform's layout
+(its services' declarations) and its command line are in ``tpp_ops.acl``. aiokafka has no ACL
+API yet: the requests are sent with its protocol classes (CreateAcls / DeleteAcls /
+DescribeAcls v1).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
-import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,22 +40,13 @@ from aiokafka.protocol.types import (
     TaggedFields,
 )
 from tpp_contracts.topics import ALL as ALL_TOPICS
-from tpp_contracts.topics import SESSIONS
 
 from tpp_plumbing.messaging.deadletter import SUFFIX
+from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.settings import KafkaSettings
 
-#: The principals the platform runs as (besides the admin), by role; ``subscriber`` is the
-#: read-only role of outside services.
-ROLES = ("registry", "enrollment", "reporting", "ops", "subscriber")
-#: The unprefixed topics each service consumes (checked against the services' subscriptions).
-CONSUMES: Mapping[str, tuple[str, ...]] = {
-    "registry": (),
-    "enrollment": (SESSIONS.name,),
-    "reporting": tuple(t.name for t in ALL_TOPICS),
-}
-#: The services that publish: each owns the topics named after it.
-PUBLISHES = tuple(s for s in CONSUMES if any(t.name.startswith(f"{s}.") for t in ALL_TOPICS))
+#: The roles besides the services': the operators' tool and outside subscribers.
+OPS, SUBSCRIBER = "ops", "subscriber"
 
 
 class Resource(IntEnum):
@@ -125,18 +112,15 @@ def subscriber_group_prefix(name: str, prefix: str = "") -> str:
     return f"{prefix}{name}."
 
 
-def principal_names(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Each role's user name: ``TPP_<ROLE>_KAFKA_USERNAME``, or the role's name."""
-    source = os.environ if env is None else env
-    return {role: source.get(f"TPP_{role.upper()}_KAFKA_USERNAME") or role for role in ROLES}
+def layout(
+    declarations: Sequence[Declaration], prefix: str, names: Mapping[str, str]
+) -> list[Binding]:
+    """Every binding the services ``declarations`` describe, the operators' tool and outside
+    subscribers need under a topic prefix (``""`` for the stack's own).
 
-
-def layout(prefix: str = "", names: Mapping[str, str] | None = None) -> list[Binding]:
-    """Every binding the platform needs under a topic prefix (``""`` for the stack's own).
-
-    ``names`` maps roles to user names; a role left out gets no binding.
+    ``names`` maps roles (each service's principal, ``ops``, ``subscriber``) to user names; a
+    role left out gets no binding.
     """
-    names = names or principal_names()
     users = {role: f"User:{name}" for role, name in names.items()}
     out: list[Binding] = []
 
@@ -146,31 +130,33 @@ def layout(prefix: str = "", names: Mapping[str, str] | None = None) -> list[Bin
 
     read, write, describe = Operation.READ, Operation.WRITE, Operation.DESCRIBE
     topic, group = Resource.TOPIC, Resource.GROUP
-    for service, consumed in CONSUMES.items():
-        if service in PUBLISHES:
+    for declared in declarations:
+        role, service = declared.principal, declared.service
+        if declared.publishes:
             # Its own topics, present and future: registry.*; (an idempotent producer needs no
             # cluster-level IDEMPOTENT_WRITE since Kafka 3.0: WRITE on a topic implies it).
-            allow(service, topic, f"{prefix}{service}.", Pattern.PREFIXED, write, describe)
-        for name in consumed:
-            allow(service, topic, f"{prefix}{name}", Pattern.LITERAL, read, describe)
-            allow(service, topic, f"{prefix}{name}{SUFFIX}", Pattern.LITERAL, write, describe)
-        if consumed:
-            # Its consumer group(s): `<prefix><service>` and any `<prefix><service>...`.
-            allow(service, group, f"{prefix}{service}", Pattern.PREFIXED, read, describe)
+            allow(role, topic, f"{prefix}{service}.", Pattern.PREFIXED, write, describe)
+        for consumed in declared.consumes:
+            name = consumed.name
+            allow(role, topic, f"{prefix}{name}", Pattern.LITERAL, read, describe)
+            allow(role, topic, f"{prefix}{name}{SUFFIX}", Pattern.LITERAL, write, describe)
+        if declared.consumes:
+            # Its consumer group(s): `<prefix><group>` and any `<prefix><group>...`.
+            allow(role, group, f"{prefix}{declared.group}", Pattern.PREFIXED, read, describe)
     # Outside subscribers: read the event topics (each by name: not their dead letters, not a
     # future topic before it is published here) and use their own groups; no WRITE anywhere.
-    if "subscriber" in names:
+    if SUBSCRIBER in names:
         for t in ALL_TOPICS:
-            allow("subscriber", topic, f"{prefix}{t.name}", Pattern.LITERAL, read, describe)
-        own_groups = subscriber_group_prefix(names["subscriber"], prefix)
-        allow("subscriber", group, own_groups, Pattern.PREFIXED, read, describe)
+            allow(SUBSCRIBER, topic, f"{prefix}{t.name}", Pattern.LITERAL, read, describe)
+        own_groups = subscriber_group_prefix(names[SUBSCRIBER], prefix)
+        allow(SUBSCRIBER, group, own_groups, Pattern.PREFIXED, read, describe)
     # Operators: read every topic and group, redrive (write) into any topic, move offsets.
     if prefix:
-        allow("ops", topic, prefix, Pattern.PREFIXED, read, write, describe)
-        allow("ops", group, prefix, Pattern.PREFIXED, read, describe, Operation.DELETE)
+        allow(OPS, topic, prefix, Pattern.PREFIXED, read, write, describe)
+        allow(OPS, group, prefix, Pattern.PREFIXED, read, describe, Operation.DELETE)
     else:
-        allow("ops", topic, "*", Pattern.LITERAL, read, write, describe)
-        allow("ops", group, "*", Pattern.LITERAL, read, describe, Operation.DELETE)
+        allow(OPS, topic, "*", Pattern.LITERAL, read, write, describe)
+        allow(OPS, group, "*", Pattern.LITERAL, read, describe, Operation.DELETE)
     return out
 
 
@@ -325,34 +311,3 @@ async def set_scram_users(
     finally:
         await admin.close()
     _check([(code, message) for _user, code, message, _tags in response.results], "AlterScram")
-
-
-async def _main(args: argparse.Namespace) -> None:
-    kafka = KafkaSettings()
-    wanted = layout(args.prefix)
-    if args.list:
-        for binding in await existing(kafka):
-            print(binding)
-        return
-    if args.revoke:
-        removed = await revoke(kafka, wanted)
-        print(f"removed {removed} ACL(s) under prefix {args.prefix!r}")
-        return
-    have = set(await existing(kafka))
-    await grant(kafka, wanted)
-    new = [b for b in wanted if b not in have]
-    principals = len({b.principal for b in wanted})
-    print(f"{len(wanted)} ACLs for {principals} principals ({len(new)} new)")
-
-
-def main() -> None:
-    """Grant (default), revoke or list the platform's ACLs."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prefix", default="", help="topic prefix the bindings cover")
-    parser.add_argument("--revoke", action="store_true", help="delete the bindings instead")
-    parser.add_argument("--list", action="store_true", help="print the cluster's ACLs")
-    asyncio.run(_main(parser.parse_args()))
-
-
-if __name__ == "__main__":
-    main()

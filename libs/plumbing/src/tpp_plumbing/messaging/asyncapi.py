@@ -1,20 +1,15 @@
 """AsyncAPI 3.0 documents of the platform's topics, built from the contracts: the bytes on the
 wire (CloudEvents structured envelope, headers, keys, partitions, dead letters).
 
-One document per service (what it sends and receives) and one for outside subscribers; the
-committed copies under ``docs/asyncapi/`` are rendered with the local stack's settings
-(``deploy/local.env``), a service's ``/asyncapi.json`` with its own.
-
-    python -m tpp_plumbing.messaging.asyncapi write|check
+One document per service (what it sends and receives, from its ``Declaration``) and one for
+outside subscribers; a service serves its own at ``/asyncapi.json``, and the committed copies
+under ``docs/asyncapi/`` are written and checked by ``tpp_ops.asyncapi``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import tpp_contracts
@@ -25,15 +20,10 @@ from tpp_contracts.topics import Topic
 
 from tpp_plumbing.messaging import acl
 from tpp_plumbing.messaging.deadletter import DEAD_LETTER_HEADERS, SUFFIX
+from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.messaging.topics import TopicSettings, TopicSpec, plan
 from tpp_plumbing.settings import KafkaSettings
 
-ROOT = Path(__file__).resolve().parents[5]
-DIRECTORY = ROOT / "docs" / "asyncapi"
-LOCAL_ENV = ROOT / "deploy" / "local.env"
-WRITE_COMMAND = "uv run python -m tpp_plumbing.messaging.asyncapi write"
-#: The documents: each service's, and the outside subscribers' (``acl`` role ``subscriber``).
-DOCUMENTS = (*acl.CONSUMES, "subscriber")
 _BINDING = "0.5.0"  # the AsyncAPI Kafka bindings version used throughout
 #: W3C trace context (``tpp_plumbing.observability.telemetry``): present when the writer's
 #: request was traced.
@@ -197,26 +187,53 @@ def _channel(topic: Topic, spec: TopicSpec) -> dict[str, Any]:
 
 
 def document(
-    name: str,
+    declaration: Declaration,
+    kafka: KafkaSettings,
+    *,
+    environment: str = "local",
+    layout: TopicSettings | None = None,
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the service ``declaration`` describes on ``kafka``'s
+    cluster, topic prefix included; partitions and replicas as ``layout`` says (default: the
+    contracts' layout, without ``TPP_TOPIC_*``)."""
+    return _document(declaration, kafka, environment=environment, layout=layout)
+
+
+def subscriber_document(
     kafka: KafkaSettings,
     *,
     environment: str = "local",
     subscriber_group: str | None = None,
     layout: TopicSettings | None = None,
 ) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of ``name`` (a service of ``acl.CONSUMES``, or
-    ``subscriber``) on ``kafka``'s cluster, topic prefix included; partitions and replicas
-    as ``layout`` says (default: the contracts' layout, without ``TPP_TOPIC_*``)."""
+    """The AsyncAPI 3.0 document of outside subscribers (role ``subscriber``): every event
+    topic, read in their own groups (``subscriber_group``, default from ``kafka``'s user)."""
+    return _document(
+        None, kafka, environment=environment, subscriber_group=subscriber_group, layout=layout
+    )
+
+
+def _document(
+    declaration: Declaration | None,
+    kafka: KafkaSettings,
+    *,
+    environment: str,
+    subscriber_group: str | None = None,
+    layout: TopicSettings | None = None,
+) -> dict[str, Any]:
     specs = {
         spec.name: spec
         for spec in plan(layout or TopicSettings.model_construct(), kafka.topic_prefix)
     }
-    publishes = [t for t in ALL_TOPICS if name in acl.PUBLISHES and t.name.startswith(f"{name}.")]
-    consumes = [t for t in ALL_TOPICS if t.name in acl.CONSUMES.get(name, ())]
-    if name == "subscriber":
+    name = declaration.service if declaration is not None else acl.SUBSCRIBER
+    sent = {t.name for t in declaration.publishes} if declaration is not None else set()
+    read = {t.name for t in declaration.consumes} if declaration is not None else set()
+    publishes = [t for t in ALL_TOPICS if t.name in sent]
+    consumes = [t for t in ALL_TOPICS if t.name in read]
+    if declaration is None:
         consumes = list(ALL_TOPICS)
         group = subscriber_group or acl.subscriber_group_prefix(
-            kafka.username if kafka.username and kafka.uses_sasl else "subscriber",
+            kafka.username if kafka.username and kafka.uses_sasl else acl.SUBSCRIBER,
             kafka.topic_prefix,
         )
         group_doc: dict[str, Any] = {
@@ -225,7 +242,7 @@ def document(
             "description": "Your own consumer groups: the only ones your principal may use.",
         }
     else:
-        group_doc = {"type": "string", "const": kafka.topic(name)}
+        group_doc = {"type": "string", "const": kafka.topic(declaration.group)}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     for topic in publishes + [t for t in consumes if t not in publishes]:
@@ -249,7 +266,7 @@ def document(
                 "messages": refs,
                 "bindings": {"kafka": {"groupId": group_doc, "bindingVersion": _BINDING}},
             }
-    if name != "subscriber":
+    if declaration is not None:
         for topic in consumes:
             dlq = topic.name + SUFFIX
             channels[dlq] = {
@@ -267,10 +284,10 @@ def document(
             }
     used = {m for t in publishes + consumes for m in TOPIC_EVENTS[t.name]}
     messages = {m.__name__: _message(m) for m in sorted(used, key=lambda m: m.__name__)}
-    if name != "subscriber" and consumes:
+    if declaration is not None and consumes:
         messages["DeadLetter"] = DEAD_LETTER
     servers, schemes = _servers(kafka, environment)
-    who = "outside subscribers" if name == "subscriber" else f"the {name} service"
+    who = "outside subscribers" if declaration is None else f"the {name} service"
     doc: dict[str, Any] = {
         "asyncapi": "3.0.0",
         "info": {
@@ -298,52 +315,3 @@ def document(
 def render(doc: Mapping[str, Any]) -> str:
     """The text of a committed document."""
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-
-
-def local_kafka(env_file: Path = LOCAL_ENV) -> KafkaSettings:
-    """The local stack's Kafka settings (``deploy/local.env``), as a subscriber sees them."""
-    values: dict[str, str] = {}
-    for line in env_file.read_text().splitlines():
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key] = value
-    return KafkaSettings.from_env(
-        {k: v for k, v in values.items() if k.startswith("TPP_KAFKA_")}
-        | {"TPP_KAFKA_USERNAME": values.get("TPP_SUBSCRIBER_KAFKA_USERNAME", "subscriber")}
-    )
-
-
-def committed(directory: Path = DIRECTORY) -> dict[str, str]:
-    """The documents as they should be committed, by file name."""
-    kafka = local_kafka()
-    return {f"{name}.json": render(document(name, kafka)) for name in DOCUMENTS}
-
-
-def check(directory: Path = DIRECTORY) -> list[str]:
-    """Every committed document that differs from what the contracts give; empty when in sync."""
-    problems = []
-    for file, text in committed(directory).items():
-        path = directory / file
-        if not path.is_file() or path.read_text() != text:
-            problems.append(f"docs/asyncapi/{file}: out of date: run `{WRITE_COMMAND}`")
-    return problems
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Write or check the committed documents."""
-    parser = argparse.ArgumentParser(prog="python -m tpp_plumbing.messaging.asyncapi")
-    parser.add_argument("command", choices=("write", "check"))
-    args = parser.parse_args(argv)
-    if args.command == "check":
-        problems = check()
-        print("\n".join(problems) or "AsyncAPI documents are up to date")
-        return 1 if problems else 0
-    DIRECTORY.mkdir(parents=True, exist_ok=True)
-    for file, text in committed().items():
-        (DIRECTORY / file).write_text(text)
-        print(f"wrote docs/asyncapi/{file}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,7 +14,7 @@ def test_issuing_a_development_token_imports_no_kafka_database_or_web_client() -
     script = (
         "import json, sys\n"
         "from typer.testing import CliRunner\n"
-        "from tpp_plumbing import ops\n"
+        "from tpp_ops import cli as ops\n"
         "result = CliRunner().invoke(ops.app, ['token', '--role', 'viewer'])\n"
         "loaded = sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:]))\n"
         "print(json.dumps([result.exit_code, result.output.strip(), loaded]))\n"

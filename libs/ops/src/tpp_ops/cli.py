@@ -32,20 +32,18 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from tpp_plumbing.web.tokens import Role, dev_token
+
+from tpp_ops.platform import CONSUMER_GROUPS, SERVICES
 
 # The Kafka, PostgreSQL and HTTP clients are imported by the commands that use them: a
 # development token (tpp-ops token) needs none of them, and importing them all took seconds.
 if TYPE_CHECKING:
     from aiokafka import TopicPartition
     from rich.console import Console
-
     from tpp_plumbing.messaging import deadletter
     from tpp_plumbing.settings import KafkaSettings
 
-SERVICES = ("registry", "enrollment", "reporting")
-CONSUMER_GROUPS = ("enrollment", "reporting")
 #: The group whose committed offsets on a ``.dlq`` topic mark what ``--pending`` redrove.
 REDRIVE_GROUP = "tpp-ops.redrive"
 
@@ -137,7 +135,6 @@ async def _status() -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
     from rich.table import Table
     from tpp_contracts.topics import ALL as ALL_TOPICS
-
     from tpp_plumbing.messaging import deadletter
 
     table = Table("part", "state", "detail")
@@ -208,7 +205,6 @@ def outbox() -> None:
 async def _outbox() -> None:
     import asyncpg
     from rich.table import Table
-
     from tpp_plumbing.db.engine import asyncpg_dsn
 
     table = Table("service", "unsent", "oldest unsent", "published (1 h)", "last published")
@@ -314,7 +310,6 @@ async def _lag(groups: list[str]) -> None:
 
 def _dlq_topics(topic: str | None) -> list[str]:
     from tpp_contracts.topics import ALL as ALL_TOPICS
-
     from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
@@ -337,7 +332,6 @@ def dlq_list(
 
 async def _dlq_list(topic: str | None) -> None:
     from rich.table import Table
-
     from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
@@ -454,7 +448,6 @@ def dlq_redrive(
 
 async def _redrive(name: str, refs: list[str], pending: bool) -> deadletter.Redriven:
     from aiokafka import TopicPartition
-
     from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
@@ -514,7 +507,6 @@ async def _replay(group: str, when: datetime, topics: list[str] | None, dry_run:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
     from rich.table import Table
-
     from tpp_plumbing.messaging import deadletter
 
     kafka = _kafka()
