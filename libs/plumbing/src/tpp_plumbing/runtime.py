@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.db.engine.schema import check_schema
 from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.schema import check_schema
 from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging import asyncapi
 from tpp_plumbing.messaging.consumer import EventConsumer

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from tpp_plumbing.db.engine.schema import SchemaBehindError, shipped_head
+from tpp_plumbing.db.schema import SchemaBehindError, shipped_head
 from tpp_registry.app import MIGRATIONS, create_app
 from tpp_registry.config import Settings
 from tpp_testkit import run_alembic
