@@ -8,14 +8,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from tpp_plumbing.messaging.outbox import Outbox
-from tpp_plumbing.observability import telemetry
 from tpp_plumbing.runtime import Runtime
-from tpp_plumbing.web.audit import AuditMiddleware, audit_router
-from tpp_plumbing.web.idempotency import IdempotencyMiddleware
-from tpp_plumbing.web.limits import Limits, install_limits
-from tpp_plumbing.web.openapi import install_openapi
-from tpp_plumbing.web.problems import install_problem_handlers
-from tpp_plumbing.web.routing import add_routes
+from tpp_plumbing.web.app import build_app
+from tpp_plumbing.web.limits import Limits
 
 from tpp_enrollment import tables
 from tpp_enrollment.config import Settings
@@ -60,27 +55,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 await services.imports.wait()
 
-    app = FastAPI(
+    app = build_app(
+        runtime,
         title="Training Program Platform — enrollment",
         summary="Trainees, enrollments, waitlists, attendance, completion and follow-up.",
+        limits=Limits(
+            max_body_bytes=settings.max_body_bytes,
+            max_page_size=settings.max_page_size,
+            csv_max_bytes=settings.csv_max_bytes,
+            csv_max_rows=settings.csv_max_rows,
+            upload_paths=frozenset({"/imports"}),
+        ),
+        idempotency=tables.idempotency,
+        audit=tables.audit,
+        routers=routers,
         lifespan=lifespan,
-        telemetry=telemetry.FASTAPI_TELEMETRY_OFF,
     )
-    app.state.runtime = runtime
     app.state.services = services
-    install_problem_handlers(app)
-    install_openapi(app)
-    app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
-    # Inside the tracing middleware (added next), so a record carries the request's trace id.
-    app.add_middleware(AuditMiddleware, commands=runtime.commands, table=tables.audit)
-    limits = Limits(
-        max_body_bytes=settings.max_body_bytes,
-        max_page_size=settings.max_page_size,
-        csv_max_bytes=settings.csv_max_bytes,
-        csv_max_rows=settings.csv_max_rows,
-        upload_paths=frozenset({"/imports"}),
-    )
-    install_limits(app, limits)  # outside the idempotency middleware, which reads bodies
-    runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
-    add_routes(app, *routers, audit_router(runtime.engine, tables.audit))
     return app

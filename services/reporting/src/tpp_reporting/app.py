@@ -9,14 +9,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from tpp_plumbing.observability import telemetry
 from tpp_plumbing.runtime import Runtime
-from tpp_plumbing.web.audit import AuditMiddleware, audit_router
-from tpp_plumbing.web.idempotency import IdempotencyMiddleware
-from tpp_plumbing.web.limits import Limits, install_limits
-from tpp_plumbing.web.openapi import install_openapi
-from tpp_plumbing.web.problems import install_problem_handlers
-from tpp_plumbing.web.routing import add_routes
+from tpp_plumbing.web.app import build_app
+from tpp_plumbing.web.limits import Limits
 
 from tpp_reporting import queries, regions, tables
 from tpp_reporting.config import Settings
@@ -73,24 +68,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             finally:
                 await lag.close()
 
-    app = FastAPI(
+    app = build_app(
+        runtime,
         title="Training Program Platform — reporting",
         summary="Projections of the registry and enrollment events: reports, exports,"
         " the dashboard and the annual review.",
+        limits=Limits(settings.max_body_bytes, settings.max_page_size),
+        idempotency=tables.idempotency,
+        audit=tables.audit,
+        routers=[router, commitments, pages],
         lifespan=lifespan,
-        telemetry=telemetry.FASTAPI_TELEMETRY_OFF,
     )
-    app.state.runtime = runtime
     app.state.lag = lag
     app.state.service = ReportingService(runtime.sessions, reads=runtime.reads, lag=lag)
-    install_problem_handlers(app)
-    install_openapi(app)
-    app.add_middleware(IdempotencyMiddleware, sessions=runtime.sessions, table=tables.idempotency)
-    # Inside the tracing middleware (added next), so a record carries the request's trace id.
-    app.add_middleware(AuditMiddleware, commands=runtime.commands, table=tables.audit)
-    # Outside the idempotency middleware, which reads bodies.
-    install_limits(app, Limits(settings.max_body_bytes, settings.max_page_size))
-    runtime.instrument(app)  # health, /metrics, HTTP metrics and tracing
-    add_routes(app, router, commitments, pages, audit_router(runtime.engine, tables.audit))
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app
