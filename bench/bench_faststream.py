@@ -64,17 +64,24 @@ async def _timed(url: str, total: int, seconds: float = 600) -> float:
     return (done - start_n) / (time.perf_counter() - start_at)
 
 
-def _consumers(url: str) -> tuple[Any, list[Any]]:
-    from tpp_plumbing.db.engine import create_engine, session_factory
+def _consumers(url: str) -> tuple[Any, Any, list[Any]]:
+    from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+    from tpp_plumbing.db.writes import CommandPool
     from tpp_reporting.consumers import ProjectionConsumer
 
     engine = create_engine(url)
     sessions = session_factory(engine)
+    commands = CommandPool(asyncpg_dsn(url), max_size=len(TOPICS))
     consumers = [
-        ProjectionConsumer(sessions=sessions, max_message_bytes=MAX_MESSAGE_BYTES, name=f"p-{i}")
+        ProjectionConsumer(
+            sessions=sessions,
+            commands=commands,
+            max_message_bytes=MAX_MESSAGE_BYTES,
+            name=f"p-{i}",
+        )
         for i in range(len(TOPICS))
     ]
-    return engine, consumers
+    return engine, commands, consumers
 
 
 async def with_runner(ctx: Context, url: str, prefix: str, total: int, label: str) -> float:
@@ -82,7 +89,7 @@ async def with_runner(ctx: Context, url: str, prefix: str, total: int, label: st
     from tpp_plumbing.messaging.deadletter import DeadLetterSink
     from tpp_plumbing.messaging.runner import ConsumerRunner
 
-    engine, consumers = _consumers(url)
+    engine, commands, consumers = _consumers(url)
     sink = DeadLetterSink(ctx.kafka)
     group = f"{prefix}{label}"
     runners = []
@@ -109,6 +116,7 @@ async def with_runner(ctx: Context, url: str, prefix: str, total: int, label: st
             await runner.stop()
         await sink.close()
         await engine.dispose()
+        await commands.close()
 
 
 async def with_faststream(ctx: Context, url: str, prefix: str, total: int, label: str) -> float:
@@ -118,7 +126,7 @@ async def with_faststream(ctx: Context, url: str, prefix: str, total: int, label
     from faststream.kafka.annotations import KafkaMessage
     from tpp_plumbing.runtime import faststream_security
 
-    engine, consumers = _consumers(url)
+    engine, commands, consumers = _consumers(url)
     broker = KafkaBroker(ctx.kafka.bootstrap, logger=None, security=faststream_security(ctx.kafka))
     for consumer, topic in zip(consumers, TOPICS, strict=True):
 
@@ -150,6 +158,7 @@ async def with_faststream(ctx: Context, url: str, prefix: str, total: int, label
     finally:
         await broker.stop()
         await engine.dispose()
+        await commands.close()
 
 
 async def run(ctx: Context, events: int | None = None, rounds: int | None = None) -> list[Figure]:

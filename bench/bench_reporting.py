@@ -501,13 +501,17 @@ async def one_per_transaction(ctx: Context, prefix: str, seconds: float) -> floa
     from faststream import AckPolicy
     from faststream.kafka import KafkaBroker
     from faststream.kafka.annotations import KafkaMessage
-    from tpp_plumbing.db.engine import create_engine, session_factory
+    from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+    from tpp_plumbing.db.writes import CommandPool
     from tpp_plumbing.runtime import faststream_security
     from tpp_reporting.consumers import ProjectionConsumer
 
     async with scratch_database(ctx, "reporting", "_one") as url:
         engine = create_engine(url)
-        consumer = ProjectionConsumer(sessions=session_factory(engine), max_message_bytes=1 << 20)
+        commands = CommandPool(asyncpg_dsn(url), max_size=2)
+        consumer = ProjectionConsumer(
+            sessions=session_factory(engine), commands=commands, max_message_bytes=1 << 20
+        )
         broker = KafkaBroker(
             ctx.kafka.bootstrap, logger=None, security=faststream_security(ctx.kafka)
         )
@@ -535,6 +539,7 @@ async def one_per_transaction(ctx: Context, prefix: str, seconds: float) -> floa
         finally:
             await broker.stop()
             await engine.dispose()
+            await commands.close()
 
 
 def rebuild(ctx: Context, url: str, prefix: str) -> tuple[float, int]:

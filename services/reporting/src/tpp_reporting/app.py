@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.subscribe(
         subscriptions(
             runtime.sessions,
+            runtime.commands,
             batch_size=settings.batch_size,
             max_message_bytes=settings.consumer_max_message_bytes,
         )

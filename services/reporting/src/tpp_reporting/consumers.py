@@ -14,12 +14,13 @@ from typing import Any, cast
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.topics import ALL as ALL_TOPICS
+from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging.consumer import Applied, EventConsumer, Poison
 from tpp_plumbing.messaging.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
 
 from tpp_reporting import events, tables
-from tpp_reporting.projection import LIVE, Connection, Item, project, save_positions
+from tpp_reporting.projection import Connection, Item, project_live
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +33,11 @@ async def raw_connection(session: AsyncSession) -> Connection:
 
     Not in a transaction: SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first
     statement *it* runs, so every statement sent straight to this connection commits on its
-    own. Several writes that must commit together use ``raw_transaction``.
+    own.
     """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     return cast(Connection, raw.driver_connection)
-
-
-async def raw_transaction(session: AsyncSession, first: str) -> Connection:
-    """The asyncpg connection under a SQLAlchemy session, inside the session's transaction.
-
-    ``first`` (a statement without parameters) runs through SQLAlchemy, which opens the
-    transaction (BEGIN) on the connection; what runs on the returned connection afterwards
-    commits or rolls back with the session's transaction, as one.
-    """
-    connection = await session.connection()
-    await connection.exec_driver_sql(first)
-    raw = (await connection.get_raw_connection()).driver_connection
-    if raw is None or not raw.is_in_transaction():  # never autocommit what must be one
-        raise RuntimeError("the session's transaction did not start on the asyncpg connection")
-    return cast(Connection, raw)
 
 
 def decode_records(
@@ -97,9 +83,11 @@ class ProjectionConsumer(EventConsumer):
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        commands: CommandPool,
         max_message_bytes: int,
         name: str = "projections",
     ) -> None:
+        self._commands = commands
         super().__init__(
             name=name,
             sessions=sessions,
@@ -114,15 +102,14 @@ class ProjectionConsumer(EventConsumer):
             return Applied()
         items, ignored, poison = decode_records(records, max_message_bytes=self.max_message_bytes)
         positions = {(r.topic, r.partition): r.offset + 1 for r in records}
-        async with self._sessions() as session, session.begin():
-            # The inbox claim, the projections and the positions commit together or not at
-            # all. The lock waits while a rebuild swaps the tables in, so this batch lands in
-            # the new ones (held to the end of the transaction).
-            conn = await raw_transaction(
-                session, f"SELECT pg_advisory_xact_lock_shared({int(SWAP_LOCK)})"
-            )
-            applied = await project(conn, LIVE, items)
-            await save_positions(conn, positions)
+        # The inbox claim, the projections and the positions commit together or not at all:
+        # three round trips (BEGIN with the lock, one statement, COMMIT). The lock waits
+        # while a rebuild swaps the tables in, so this batch lands in the new ones (held to
+        # the end of the transaction).
+        async with self._commands.transaction(
+            first=f"SELECT pg_advisory_xact_lock_shared({int(SWAP_LOCK)})"
+        ) as tx:
+            applied = await project_live(cast(Connection, tx.conn), items, positions)
         duplicates = len(items) - applied
         self.applied += applied
         self.duplicates += duplicates
@@ -141,7 +128,11 @@ def topics() -> list[str]:
 
 
 def subscriptions(
-    sessions: async_sessionmaker[AsyncSession], *, batch_size: int, max_message_bytes: int
+    sessions: async_sessionmaker[AsyncSession],
+    commands: CommandPool,
+    *,
+    batch_size: int,
+    max_message_bytes: int,
 ) -> list[Subscription]:
     """What reporting consumes: every topic, each with its own batched consumer.
 
@@ -155,6 +146,7 @@ def subscriptions(
         Subscription(
             ProjectionConsumer(
                 sessions=sessions,
+                commands=commands,
                 max_message_bytes=max_message_bytes,
                 name=f"projections-{topic.split('.')[1]}",  # e.g. projections-sessions
             ),

@@ -9,6 +9,7 @@ same rows. Every value written comes from the events; nothing reads the clock.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -222,123 +223,138 @@ async def record_inbox(conn: Connection, schema: str, items: Sequence[Item]) -> 
 
 async def write(conn: Connection, schema: str, batch: Batch) -> None:
     """Write a batch's net effect: at most one or two statements per table."""
+    for sql, args in statements(schema, batch):
+        await conn.execute(sql, *args)
+
+
+def statements(schema: str, batch: Batch, *, guard: str = "") -> list[tuple[str, list[Any]]]:
+    """A batch's net effect as statements in the order they run, each numbering its
+    parameters from ``$1``; ``guard``: a condition each of them also requires."""
     s = schema
+    where = f" WHERE {guard}" if guard else ""  # after an INSERT's SELECT ... FROM ...
+    also = f" AND {guard}" if guard else ""  # after an UPDATE's own WHERE
+    out: list[tuple[str, list[Any]]] = []
     if batch.organizers:
-        ids = list(batch.organizers)
-        names, kinds, countries, provinces = _columns(batch.organizers.values(), 4)
-        await conn.execute(
-            f"INSERT INTO {s}.organizer_dim AS o (organizer_id, name, kind, country, province)"
-            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])"
-            " ON CONFLICT (organizer_id) DO UPDATE SET name = excluded.name,"
-            " kind = excluded.kind, country = excluded.country, province = excluded.province",
-            ids,
-            names,
-            kinds,
-            countries,
-            provinces,
+        out.append(
+            (
+                f"INSERT INTO {s}.organizer_dim AS o (organizer_id, name, kind, country,"
+                " province) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[],"
+                f" $4::text[], $5::text[]){where}"
+                " ON CONFLICT (organizer_id) DO UPDATE SET name = excluded.name,"
+                " kind = excluded.kind, country = excluded.country, province = excluded.province",
+                [list(batch.organizers), *_columns(batch.organizers.values(), 4)],
+            )
         )
     if batch.plans:
-        years = list(batch.plans)
-        planned, overseas, budgets, currencies, revisions = _columns(batch.plans.values(), 5)
-        await conn.execute(
-            f"INSERT INTO {s}.plan_fact AS p (year, planned_sessions, planned_overseas_sessions,"
-            " budget, currency, revision) SELECT * FROM unnest($1::int[], $2::int[], $3::int[],"
-            " $4::numeric[], $5::text[], $6::int[]) ON CONFLICT (year) DO UPDATE SET"
-            " planned_sessions = excluded.planned_sessions,"
-            " planned_overseas_sessions = excluded.planned_overseas_sessions,"
-            " budget = excluded.budget, currency = excluded.currency,"
-            " revision = excluded.revision WHERE p.revision < excluded.revision",
-            years,
-            planned,
-            overseas,
-            budgets,
-            currencies,
-            revisions,
+        out.append(
+            (
+                f"INSERT INTO {s}.plan_fact AS p (year, planned_sessions,"
+                " planned_overseas_sessions, budget, currency, revision) SELECT * FROM"
+                " unnest($1::int[], $2::int[], $3::int[], $4::numeric[], $5::text[], $6::int[])"
+                f"{where} ON CONFLICT (year) DO UPDATE SET"
+                " planned_sessions = excluded.planned_sessions,"
+                " planned_overseas_sessions = excluded.planned_overseas_sessions,"
+                " budget = excluded.budget, currency = excluded.currency,"
+                " revision = excluded.revision WHERE p.revision < excluded.revision",
+                [list(batch.plans), *_columns(batch.plans.values(), 5)],
+            )
         )
     if batch.sessions:
-        await conn.execute(
-            f"INSERT INTO {s}.session_fact AS f (session_id, organizer_id, year, field,"
-            " venue_country, overseas, capacity, status, version, title)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[],"
-            " $6::bool[], $7::int[], $8::text[], $9::int[], $10::text[])"
-            " ON CONFLICT (session_id) DO UPDATE SET organizer_id = excluded.organizer_id,"
-            " year = excluded.year, field = excluded.field,"
-            " venue_country = excluded.venue_country, overseas = excluded.overseas,"
-            " capacity = excluded.capacity, status = excluded.status,"
-            " version = excluded.version, title = excluded.title"
-            " WHERE f.version < excluded.version",
-            list(batch.sessions),
-            *_columns(batch.sessions.values(), 9),
+        out.append(
+            (
+                f"INSERT INTO {s}.session_fact AS f (session_id, organizer_id, year, field,"
+                " venue_country, overseas, capacity, status, version, title)"
+                " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[],"
+                f" $5::text[], $6::bool[], $7::int[], $8::text[], $9::int[], $10::text[]){where}"
+                " ON CONFLICT (session_id) DO UPDATE SET organizer_id = excluded.organizer_id,"
+                " year = excluded.year, field = excluded.field,"
+                " venue_country = excluded.venue_country, overseas = excluded.overseas,"
+                " capacity = excluded.capacity, status = excluded.status,"
+                " version = excluded.version, title = excluded.title"
+                " WHERE f.version < excluded.version",
+                [list(batch.sessions), *_columns(batch.sessions.values(), 9)],
+            )
         )
     if batch.session_changes:
-        await conn.execute(
-            f"UPDATE {s}.session_fact f SET status = u.status, version = u.version,"
-            " year = coalesce(u.year, f.year), capacity = coalesce(u.capacity, f.capacity),"
-            " venue_country = coalesce(u.venue_country, f.venue_country),"
-            " overseas = coalesce(u.overseas, f.overseas)"
-            " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[], $6::text[],"
-            " $7::bool[]) AS u(session_id, status, version, year, capacity, venue_country,"
-            " overseas) WHERE f.session_id = u.session_id AND f.version < u.version",
-            list(batch.session_changes),
-            *_columns(batch.session_changes.values(), 6),
+        out.append(
+            (
+                f"UPDATE {s}.session_fact f SET status = u.status, version = u.version,"
+                " year = coalesce(u.year, f.year), capacity = coalesce(u.capacity, f.capacity),"
+                " venue_country = coalesce(u.venue_country, f.venue_country),"
+                " overseas = coalesce(u.overseas, f.overseas)"
+                " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::int[],"
+                " $6::text[], $7::bool[]) AS u(session_id, status, version, year, capacity,"
+                " venue_country, overseas) WHERE f.session_id = u.session_id"
+                f" AND f.version < u.version{also}",
+                [list(batch.session_changes), *_columns(batch.session_changes.values(), 6)],
+            )
         )
     if batch.enrollments:
         # A trainee erased earlier (maybe in another partition) is never linked again: the
         # enrollment gets the erased trainee's surrogate, as the erasure gives the others.
-        await conn.execute(
-            f"INSERT INTO {s}.enrollment_fact AS f (enrollment_id, session_id, trainee_id,"
-            " country, gender, profession, status, updated_at)"
-            " SELECT u.enrollment_id, u.session_id,"
-            f" CASE WHEN t.trainee_id IS NULL THEN u.trainee_id ELSE {_surrogate('u.trainee_id')}"
-            " END,"
-            " u.country, u.gender, u.profession, u.status, u.updated_at"
-            " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],"
-            " $6::text[], $7::text[], $8::timestamptz[]) AS u(enrollment_id, session_id,"
-            " trainee_id, country, gender, profession, status, updated_at)"
-            f" LEFT JOIN {s}.trainee_erased t ON t.trainee_id = u.trainee_id"
-            " ON CONFLICT (enrollment_id) DO UPDATE SET country = excluded.country,"
-            " gender = excluded.gender, profession = excluded.profession,"
-            " status = excluded.status, updated_at = excluded.updated_at",
-            list(batch.enrollments),
-            *_columns(batch.enrollments.values(), 7),
+        out.append(
+            (
+                f"INSERT INTO {s}.enrollment_fact AS f (enrollment_id, session_id, trainee_id,"
+                " country, gender, profession, status, updated_at)"
+                " SELECT u.enrollment_id, u.session_id, CASE WHEN t.trainee_id IS NULL"
+                f" THEN u.trainee_id ELSE {_surrogate('u.trainee_id')} END,"
+                " u.country, u.gender, u.profession, u.status, u.updated_at"
+                " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],"
+                " $6::text[], $7::text[], $8::timestamptz[]) AS u(enrollment_id, session_id,"
+                " trainee_id, country, gender, profession, status, updated_at)"
+                f" LEFT JOIN {s}.trainee_erased t ON t.trainee_id = u.trainee_id{where}"
+                " ON CONFLICT (enrollment_id) DO UPDATE SET country = excluded.country,"
+                " gender = excluded.gender, profession = excluded.profession,"
+                " status = excluded.status, updated_at = excluded.updated_at",
+                [list(batch.enrollments), *_columns(batch.enrollments.values(), 7)],
+            )
         )
     if batch.evaluations:
-        await conn.execute(
-            f"INSERT INTO {s}.evaluation_fact (evaluation_id, enrollment_id, session_id, score)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::smallint[])"
-            " ON CONFLICT (evaluation_id) DO NOTHING",
-            list(batch.evaluations),
-            *_columns(batch.evaluations.values(), 3),
+        out.append(
+            (
+                f"INSERT INTO {s}.evaluation_fact (evaluation_id, enrollment_id, session_id,"
+                " score) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[],"
+                f" $4::smallint[]){where} ON CONFLICT (evaluation_id) DO NOTHING",
+                [list(batch.evaluations), *_columns(batch.evaluations.values(), 3)],
+            )
         )
     if batch.follow_ups:
-        await conn.execute(
-            f"INSERT INTO {s}.follow_up_fact (follow_up_id, enrollment_id, session_id,"
-            " followed_up_on, channel, outcome) SELECT * FROM unnest($1::uuid[], $2::uuid[],"
-            " $3::uuid[], $4::date[], $5::text[], $6::text[])"
-            " ON CONFLICT (follow_up_id) DO NOTHING",
-            list(batch.follow_ups),
-            *_columns(batch.follow_ups.values(), 5),
+        out.append(
+            (
+                f"INSERT INTO {s}.follow_up_fact (follow_up_id, enrollment_id, session_id,"
+                " followed_up_on, channel, outcome) SELECT * FROM unnest($1::uuid[],"
+                f" $2::uuid[], $3::uuid[], $4::date[], $5::text[], $6::text[]){where}"
+                " ON CONFLICT (follow_up_id) DO NOTHING",
+                [list(batch.follow_ups), *_columns(batch.follow_ups.values(), 5)],
+            )
         )
     if batch.erased:
         erased = list(batch.erased)
-        await conn.execute(
-            f"INSERT INTO {s}.trainee_erased (trainee_id) SELECT unnest($1::uuid[])"
-            " ON CONFLICT DO NOTHING",
-            erased,
+        out.append(
+            (
+                f"INSERT INTO {s}.trainee_erased (trainee_id) SELECT unnest($1::uuid[]){where}"
+                " ON CONFLICT DO NOTHING",
+                [erased],
+            )
         )
-        await conn.execute(
-            f"UPDATE {s}.enrollment_fact SET trainee_id = {_surrogate('trainee_id')}"
-            " WHERE trainee_id = ANY($1::uuid[])",
-            erased,
+        # Reads the enrollments written above: never in one statement with them (fused).
+        out.append(
+            (
+                f"UPDATE {s}.enrollment_fact SET trainee_id = {_surrogate('trainee_id')}"
+                f" WHERE trainee_id = ANY($1::uuid[]){also}",
+                [erased],
+            )
         )
     if batch.count:
-        await conn.execute(
-            f"UPDATE {s}.projection_state SET version = version + 1,"
-            " events_applied = events_applied + $1,"
-            " last_event_at = greatest(last_event_at, $2) WHERE id = 1",
-            batch.count,
-            batch.last_event_at,
+        out.append(
+            (
+                f"UPDATE {s}.projection_state SET version = version + 1,"
+                " events_applied = events_applied + $1,"
+                f" last_event_at = greatest(last_event_at, $2) WHERE id = 1{also}",
+                [batch.count, batch.last_event_at],
+            )
         )
+    return out
 
 
 def _surrogate(trainee_id: str) -> str:
@@ -363,10 +379,13 @@ async def project(conn: Connection, schema: str, items: Sequence[Item]) -> int:
 
 async def save_positions(conn: Connection, positions: dict[tuple[str, int], int]) -> None:
     """Record the next offset to read per partition (in the batch's transaction)."""
-    if not positions:
-        return
+    if positions:
+        await conn.execute(*_positions(positions))
+
+
+def _positions(positions: dict[tuple[str, int], int]) -> tuple[Any, ...]:
     topics, partitions, offsets = _columns(((t, p, o) for (t, p), o in positions.items()), 3)
-    await conn.execute(
+    return (
         "INSERT INTO consumer_position AS c (topic, partition, next_offset)"
         " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
         " ON CONFLICT (topic, partition) DO UPDATE SET"
@@ -375,3 +394,63 @@ async def save_positions(conn: Connection, positions: dict[tuple[str, int], int]
         partitions,
         offsets,
     )
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
+async def project_live(
+    conn: Connection, items: Sequence[Item], positions: dict[tuple[str, int], int]
+) -> int:
+    """Apply items (in log order) once each and record the next offsets, in one statement
+    when none of them was applied before (the usual case): the inbox claim, the batch's net
+    effect, the projections' version and the positions, each a part of one ``WITH``, the
+    writes guarded by "every event was new". Otherwise only the claim and the positions
+    took effect, and the new events' net effect is written after it, as ``project`` does.
+
+    A batch with an erasure is written statement by statement: the erasure rewrites the
+    enrollments the same batch wrote, which one statement's parts could not see.
+    """
+    first: dict[uuid.UUID, Item] = {}
+    for item in items:
+        first.setdefault(item.event.id, item)
+    batch = Batch()
+    for item in first.values():
+        batch.add(item.event)
+    if not first or batch.erased:
+        applied = await project(conn, LIVE, items)
+        await save_positions(conn, positions)
+        return applied
+    parts: list[str] = []
+    args: list[Any] = []
+
+    def part(name: str, sql: str, values: Sequence[Any]) -> None:
+        shift = len(args)
+        parts.append(f"{name} AS ({_PARAMETER.sub(lambda m: f'${int(m[1]) + shift}', sql)})")
+        args.extend(values)
+
+    part(
+        "claimed",
+        f'INSERT INTO {LIVE}.inbox_message (event_id, event_type, topic, partition, "offset")'
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[])"
+        " ON CONFLICT DO NOTHING RETURNING event_id",
+        _columns(
+            ((i.event.id, i.event.type, i.topic, i.partition, i.offset) for i in first.values()), 5
+        ),
+    )
+    part("all_new", "SELECT count(*) = $1::bigint AS yes FROM claimed", [len(first)])
+    for n, (sql, values) in enumerate(statements(LIVE, batch, guard="(SELECT yes FROM all_new)")):
+        part(f"w{n}", sql, values)
+    if positions:
+        sql, *values = _positions(positions)
+        part("positions", sql, values)
+    rows = await conn.fetch(f"WITH {', '.join(parts)} SELECT event_id FROM claimed", *args)
+    if len(rows) == len(first):
+        return batch.count
+    new = {row[0] for row in rows}
+    batch = Batch()
+    for item in first.values():
+        if item.event.id in new:
+            batch.add(item.event)
+    await write(conn, LIVE, batch)
+    return batch.count

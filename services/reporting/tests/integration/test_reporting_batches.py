@@ -12,8 +12,10 @@ from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.db.writes import CommandPool
 from tpp_reporting import consumers
 from tpp_reporting.consumers import ProjectionConsumer
+from tpp_reporting.projection import project_live
 
 pytestmark = pytest.mark.integration
 
@@ -61,21 +63,25 @@ async def test_a_batch_that_fails_part_way_leaves_nothing_and_its_retry_applies_
 ) -> None:
     url = await databases.create("reporting", "_batch_atomic")
     engine = create_engine(url)
-    consumer = ProjectionConsumer(sessions=session_factory(engine), max_message_bytes=1_000_000)
+    commands = CommandPool(asyncpg_dsn(url), max_size=2)
+    consumer = ProjectionConsumer(
+        sessions=session_factory(engine), commands=commands, max_message_bytes=1_000_000
+    )
     session_id = uuid.uuid4()
     records = [
         record(encode(wrap(accepted(session_id), source="/tests")), offset, session_id)
         for offset in range(20)
     ]
 
-    async def connection_lost(*_: Any) -> None:
-        # After the inbox claim and the projections, before the batch commits: what a
-        # PostgreSQL restart or a kill does to a batch in flight.
+    async def connection_lost(*args: Any) -> int:
+        # After the inbox claim, the projections and the positions, before the batch
+        # commits: what a PostgreSQL restart or a kill does to a batch in flight.
+        await project_live(*args)
         raise ConnectionResetError("connection lost")
 
     try:
         with monkeypatch.context() as patch:
-            patch.setattr(consumers, "save_positions", connection_lost)
+            patch.setattr(consumers, "project_live", connection_lost)
             with pytest.raises(ConnectionResetError):
                 await consumer.apply(records)
         assert await counts(url) == (0, 0)  # neither claimed nor counted
@@ -87,3 +93,40 @@ async def test_a_batch_that_fails_part_way_leaves_nothing_and_its_retry_applies_
         assert await counts(url) == (20, 20)
     finally:
         await engine.dispose()
+        await commands.close()
+
+
+async def test_a_batch_with_events_applied_before_counts_only_the_new_ones(
+    databases: Any,
+) -> None:
+    url = await databases.create("reporting", "_batch_mixed")
+    engine = create_engine(url)
+    commands = CommandPool(asyncpg_dsn(url), max_size=2)
+    consumer = ProjectionConsumer(
+        sessions=session_factory(engine), commands=commands, max_message_bytes=1_000_000
+    )
+    session_id = uuid.uuid4()
+    records = [
+        record(encode(wrap(accepted(session_id), source="/tests")), offset, session_id)
+        for offset in range(20)
+    ]
+    try:
+        first = await consumer.apply(records[:8])
+        assert (first.applied, first.duplicates) == (8, 0)
+        # Redelivered from offset 4 on (a rebalance), with twelve new events behind them.
+        mixed = await consumer.apply(records[4:])
+        assert (mixed.applied, mixed.duplicates) == (12, 4)
+        assert await counts(url) == (20, 20)
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            state = await conn.fetchrow("SELECT version, events_applied FROM projection_state")
+            position = await conn.fetchval("SELECT next_offset FROM consumer_position")
+        finally:
+            await conn.close()
+        assert state is not None
+        assert state["events_applied"] == 20  # none counted twice
+        assert state["version"] == 2
+        assert position == 20
+    finally:
+        await engine.dispose()
+        await commands.close()

@@ -51,7 +51,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     transaction: the writers' ceiling, ``bench`` ``ceiling.pg.row_outbox*.c32``, 4,902 ->
     4,169 tx/s). It was on while the fault-injection suite (``make chaos``) saw reporting lose
     applied events after a PostgreSQL restart; the cause was reporting's batches autocommitting
-    statement by statement (fixed: ``tpp_reporting.consumers.raw_transaction``), and
+    statement by statement (fixed: each batch is one transaction), and
     ``make chaos`` passes without it. After a restart, the first statement on a dead pooled
     connection fails: SQLAlchemy sees the disconnect and invalidates the whole pool, and that
     request is answered 503 + Retry-After (``problems``); consumers retry it.

@@ -122,13 +122,14 @@ class CommandPool:
         self._attributes = {"db.system": "postgresql", "db.name": database}
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[RawTransaction]:
+    async def transaction(self, *, first: str = "") -> AsyncIterator[RawTransaction]:
         """A transaction committed when the block ends, rolled back if it raises.
 
-        A database outage raises asyncpg's (or the socket's) own error, which
+        ``first``: a statement without parameters (a lock, say) sent in one round trip with
+        the BEGIN. A database outage raises asyncpg's (or the socket's) own error, which
         ``db.is_database_outage`` recognizes: the services answer 503 with Retry-After.
         """
-        async with self._connection(begin=True) as tx:
+        async with self._connection(begin=True, first=first) as tx:
             yield tx
 
     @contextlib.asynccontextmanager
@@ -143,7 +144,7 @@ class CommandPool:
             yield tx
 
     @contextlib.asynccontextmanager
-    async def _connection(self, *, begin: bool) -> AsyncIterator[RawTransaction]:
+    async def _connection(self, *, begin: bool, first: str = "") -> AsyncIterator[RawTransaction]:
         pool = await self._pool.get()
         async with pool.acquire() as conn:
             span = None
@@ -156,7 +157,14 @@ class CommandPool:
             tx = RawTransaction(conn, span)
             outcome = "ROLLBACK"
             try:
-                if begin:
+                if begin and first:
+                    # One simple-protocol query; a transaction left open by a failure is
+                    # rolled back when the pool takes the connection back.
+                    await conn.execute(f"BEGIN; {first}")
+                    yield tx
+                    if await conn.execute("COMMIT") != "COMMIT":  # it was aborted
+                        raise RuntimeError("the transaction was rolled back")
+                elif begin:
                     async with conn.transaction():
                         yield tx
                 else:
