@@ -176,3 +176,45 @@ async def test_rows_the_broker_refused_stay_unsent_and_go_out_later_in_order(
     assert relay.published == 12
     seen = await read_event_ids(forbidden.admin, forbidden.topic, 12)
     assert seen == written  # each key's events once, in the order they were committed
+
+
+async def test_a_backlog_goes_out_once_in_order_and_is_marked_sent(
+    databases: ThrowawayDatabases, infrastructure: Infrastructure, run_id: str
+) -> None:
+    # Rounds that follow one another at once mark the round before in the statement that
+    # reads theirs: that round's rows must not be read (and sent) again.
+    dsn = asyncpg_dsn(await databases.create("registry", f"_relay{uuid.uuid4().hex[:6]}"))
+    kafka = infrastructure.kafka.with_prefix(f"{run_id}.backlog{uuid.uuid4().hex[:6]}.")
+    topic = kafka.topic(ORGANIZERS.name)
+    admin = AIOKafkaAdminClient(**infrastructure.kafka.client_options())
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 3, 1)])
+    outbox = Outbox(OUTBOX, source="/tests")
+    organizers = [uuid.uuid4() for _ in range(4)]
+    written: dict[bytes, list[uuid.UUID]] = {str(o).encode(): [] for o in organizers}
+    pool = CommandPool(dsn, max_size=2)
+    try:
+        for _ in range(12):  # 48 rows: ten rounds of five
+            async with pool.transaction() as tx:
+                events = [example(OrganizerCreatedV1, organizer_id=o) for o in organizers]
+                ids = await outbox.add(tx, events)
+            for organizer, event_id in zip(organizers, ids, strict=True):
+                written[str(organizer).encode()].append(event_id)
+        relay = OutboxRelay(dsn=dsn, kafka=kafka, batch_size=5, poll_interval_s=0.2)
+        task = asyncio.create_task(relay.run())
+        try:
+
+            async def all_sent() -> bool:
+                return not await unsent_ids(dsn)
+
+            await until(all_sent, "every row marked sent")
+        finally:
+            await relay.stop(grace_s=5)
+            await task
+        assert relay.published == 48
+        seen = await read_event_ids(infrastructure.kafka, topic, 48)
+        assert seen == written  # each key's events once, in the order they were committed
+    finally:
+        await pool.close()
+        await admin.delete_topics([topic])
+        await admin.close()

@@ -9,9 +9,10 @@ own connection, outside any writer's transaction (coalesced: at most one NOTIFY 
 The leader also polls (``poll_interval_s``), for writers elsewhere.
 
 The relay publishes rows in id order with an idempotent producer (acks=all) and then marks
-them published; a crash between the two republishes the rows, which the consumers' inbox
-absorbs. So does a PostgreSQL crash that loses the last marks: the relay's own commits do
-not wait for the disk (``synchronous_commit = off`` on its connection; the writers' do).
+them published (in the statement that reads the next round, when one follows at once); a
+crash between the two republishes the rows, which the consumers' inbox absorbs. So does a
+PostgreSQL crash that loses the last marks: the relay's own commits do not wait for the disk
+(``synchronous_commit = off`` on its connection; the writers' do).
 Only the holder of a PostgreSQL advisory lock publishes, so a service has one active relay
 however many replicas run. The lock is a session lock on the relay's own connection, so it
 lasts exactly as long as that session: a killed leader's session ends with its socket, and a
@@ -82,6 +83,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "tpp_outbox"
 _INSERT_PARAMS = ("event_id", "event_type", "topic", "key", "payload", "headers")
+_READ = "id, event_id, event_type, topic, key, payload, headers"
 TABLE_NAME = "outbox_message"
 # One lock per database (each service owns its database), so a constant key is enough.
 RELAY_LOCK_KEY = zlib.crc32(b"tpp-outbox-relay")
@@ -421,11 +423,18 @@ class OutboxRelay:
     async def _publish_loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         loop = asyncio.get_running_loop()
         last_purge = 0.0
+        acked: list[asyncpg.Record] = []
         while True:
             self._wake.clear()
-            count = await self.publish_batch(conn, producer)
+            rows = await self._publish(conn, producer, mark=acked)
+            count = len(rows)
             self.last_round_at = loop.time()
             self._beat()
+            acked = rows
+            if (count < self._batch_size and not self._wake.is_set()) or self._stopping.is_set():
+                # Nothing known to follow: marked now, not with the next round's read.
+                await self._mark(conn, acked)
+                acked = []
             if self._stopping.is_set():
                 deadline = self._flush_deadline or loop.time()
                 if count < self._batch_size or loop.time() >= deadline:
@@ -459,19 +468,44 @@ class OutboxRelay:
         """Publish the oldest unsent rows and mark them sent; returns how many.
 
         Raises ``LeadLostError`` when the lock session cannot be proved alive before a send."""
+        rows = await self._publish(conn, producer, mark=[])
+        await self._mark(conn, rows)
+        return len(rows)
+
+    async def _publish(
+        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, *, mark: list[asyncpg.Record]
+    ) -> list[asyncpg.Record]:
+        """Publish the oldest unsent rows; returns them once Kafka acknowledged them, not yet
+        marked sent. ``mark``: rows of the round before, acknowledged, marked sent by the
+        statement that reads these (one round trip less a round under load)."""
         asked_at = asyncio.get_running_loop().time()
         try:
-            rows = await conn.fetch(
-                f"SELECT id, event_id, event_type, topic, key, payload, headers FROM {TABLE_NAME}"
-                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
-                self._batch_size,
-                timeout=self._lease_s,
-            )
+            if mark:
+                # The read sees the table as it was before the update: the rows being
+                # marked are still unsent there, hence left out by id.
+                rows = await conn.fetch(
+                    f"WITH marked AS (UPDATE {TABLE_NAME} SET published_at = now()"
+                    " WHERE id = ANY($2::bigint[]))"
+                    f" SELECT {_READ} FROM {TABLE_NAME} WHERE published_at IS NULL"
+                    " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+                    self._batch_size,
+                    [row["id"] for row in mark],
+                    timeout=self._lease_s,
+                )
+            else:
+                rows = await conn.fetch(
+                    f"SELECT {_READ} FROM {TABLE_NAME} WHERE published_at IS NULL"
+                    " ORDER BY id LIMIT $1",
+                    self._batch_size,
+                    timeout=self._lease_s,
+                )
         except (asyncpg.InterfaceError, OSError, TimeoutError) as error:
             raise LeadLostError from error  # the session (and so the lock) is gone or unproved
         self._proved_at = asked_at
+        if mark:
+            self._count(mark)
         if not rows:
-            return 0
+            return []
         if self._before_publish is not None:
             await self._before_publish([row["id"] for row in rows])
         spans: list[Span] = []
@@ -507,12 +541,15 @@ class OutboxRelay:
                 if batch is None or batch.append(**message) is None:
                     if batch is not None:  # full: submitted, and a new one started
                         await self._proved(conn)
+                        batch.close()
                         sent.append(await producer.send_batch(batch, topic, partition=partition))
                     batch = batches[topic, partition] = producer.create_batch()
                     if batch.append(**message) is None:  # a new batch takes its first record
                         raise RuntimeError(f"outbox row {row['id']}: not added to a new batch")
             for (topic, partition), batch in batches.items():
                 await self._proved(conn)
+                # Closed, it goes out at once: the round is whole, nothing to linger for.
+                batch.close()
                 sent.append(await producer.send_batch(batch, topic, partition=partition))
             await self._acked(conn, asyncio.gather(*sent))
         except BaseException as error:
@@ -523,21 +560,28 @@ class OutboxRelay:
             raise
         for span in spans:
             span.end()
-        ids = [row["id"] for row in rows]
         if self._after_publish is not None:
-            await self._after_publish(ids)
-        # On the lock's own session: a deposed leader's mark fails with its session.
+            await self._after_publish([row["id"] for row in rows])
+        return rows
+
+    async def _mark(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        """Mark acknowledged rows sent, on the lock's own session: a deposed leader's mark
+        fails with its session."""
+        if not rows:
+            return
         await conn.execute(
             f"UPDATE {TABLE_NAME} SET published_at = now() WHERE id = ANY($1::bigint[])",
-            ids,
+            [row["id"] for row in rows],
             timeout=self._lease_s,
         )
-        self.published += len(ids)
+        self._count(rows)
+
+    def _count(self, rows: Sequence[asyncpg.Record]) -> None:
+        self.published += len(rows)
         if self._metrics is not None:
             published = collections.Counter((row["topic"], row["event_type"]) for row in rows)
             for (topic, event_type), n in published.items():
                 self._metrics.events_published.labels(topic, event_type).inc(n)
-        return len(ids)
 
     async def _acked(self, conn: asyncpg.Connection, acks: asyncio.Future[Any]) -> None:
         """Wait for the broker's acks, keeping the lock session from its idle timeout (a
