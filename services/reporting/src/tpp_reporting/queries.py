@@ -28,18 +28,39 @@ def _dicts(rows: list[Any]) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-async def state(conn: Connection) -> dict[str, Any]:
+async def state(conn: Connection, *, with_positions: bool = False) -> dict[str, Any]:
     """The projection's version, events applied, the time of the newest event, and a token
-    that changes with the commitments (row count and newest row version)."""
+    that changes with the commitments (row count and newest row version); with
+    ``with_positions``, also ``positions`` (what ``positions`` returns) in the same statement."""
     rows = await conn.fetch(
         "SELECT p.version, p.events_applied, p.last_event_at,"
         " (SELECT count(*)::text || '.' || coalesce(max(xmin::text::bigint), 0)::text"
         "  FROM commitment) AS settings"
-        " FROM projection_state p WHERE p.id = 1"
+        + (", c.topics, c.partitions, c.offsets" if with_positions else "")
+        + " FROM projection_state p"
+        + (
+            ", LATERAL (SELECT array_agg(topic) AS topics, array_agg(partition) AS partitions,"
+            " array_agg(next_offset) AS offsets FROM consumer_position) c"
+            if with_positions
+            else ""
+        )
+        + " WHERE p.id = 1"
     )
     if not rows:
-        return {"version": 0, "events_applied": 0, "last_event_at": None, "settings": ""}
-    return dict(rows[0])
+        found: dict[str, Any] = {
+            "version": 0,
+            "events_applied": 0,
+            "last_event_at": None,
+            "settings": "",
+        }
+        if with_positions:
+            found["positions"] = await positions(conn)
+        return found
+    found = dict(rows[0])
+    if with_positions:
+        columns: list[list[Any]] = [found.pop(k) or [] for k in ("topics", "partitions", "offsets")]
+        found["positions"] = {(t, p): o for t, p, o in zip(*columns, strict=True)}
+    return found
 
 
 async def positions(conn: Connection) -> dict[tuple[str, int], int]:

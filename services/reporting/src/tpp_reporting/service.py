@@ -242,8 +242,7 @@ class ReportingService:
         """A read-only snapshot of the projections, and their state in it."""
         async with self._reads.snapshot() as raw:
             conn = cast(Connection, raw)
-            state = await queries.state(conn)
-            state["positions"] = await queries.positions(conn)
+            state = await queries.state(conn, with_positions=True)
             yield conn, state
 
     async def _compute(
