@@ -16,6 +16,11 @@ between the two shapes, three pairs each, and every ratio is the median of the p
   replicas of the same service on one database with 32 clients each; and
   ``cluster.cpu_per_command.ratio`` (two over one).
 
+- ``cluster.freshness.{one_broker,three_brokers}.*``: end-to-end freshness
+  (``bench_freshness``: idle, and p50/p99 at 500 commands/s), enrollment and reporting served
+  on one broker, then on the cluster.
+
+``TPP_BENCH_CLUSTER_PARTS`` (``relay,enroll,freshness`` by default) runs some parts only.
 On a shared machine the ratios are steadier than the rates.
 
     set -a; . deploy/local.env; set +a
@@ -38,6 +43,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from bench_enrollment import enroll_requests, seed
+from bench_freshness import measure as freshness
 from bench_relay import relay_rate
 from harness import (
     ROOT,
@@ -54,7 +60,8 @@ from harness import (
 from loadgen import RequestFactory, closed_loop
 
 NAME = "cluster"
-TIME_BUDGET_S = 900
+TIME_BUDGET_S = 1500
+PARTS = os.environ.get("TPP_BENCH_CLUSTER_PARTS", "relay,enroll,freshness").split(",")
 REPEATS = 3
 NODES = 3
 SESSIONS = 400
@@ -175,15 +182,21 @@ async def run(ctx: Context) -> list[Figure]:
     relay: dict[str, list[float]] = {"one": [], "three": []}
     enroll: dict[str, list[float]] = {"one": [], "three": []}
     cpu: dict[str, list[float]] = {"one": [], "two": []}
+    fresh: list[Figure] = []
     with cluster(ctx) as cluster_env:
         three = Context(quick=ctx.quick, env=cluster_env, run_id=ctx.run_id)
+        if "freshness" in PARTS:
+            fresh += await freshness(ctx, "cluster.freshness.one_broker")
+            fresh += await freshness(three, "cluster.freshness.three_brokers")
+        if not {"relay", "enroll"} & set(PARTS):
+            return fresh
         async with (
             scratch_topics(ctx) as prefix_one,
             scratch_topics(three) as prefix_three,
             scratch_database(ctx, "enrollment", "_cl1") as url_one,
             scratch_database(ctx, "enrollment", "_cl3") as url_three,
         ):
-            for _ in range(REPEATS):
+            for _ in range(REPEATS if "relay" in PARTS else 0):
                 relay["one"].append(await relay_rate(libpq(url_one), ctx.kafka, prefix_one, count))
                 relay["three"].append(
                     await relay_rate(libpq(url_three), three.kafka, prefix_three, count)
@@ -193,6 +206,8 @@ async def run(ctx: Context) -> list[Figure]:
                     f" three brokers {relay['three'][-1]:.0f}/s",
                     flush=True,
                 )
+            if "enroll" not in PARTS:
+                return fresh + _relay_figures(relay, count)
             sessions_one, trainees_one = await seed(url_one, SESSIONS, CAPACITY, trainees)
             sessions_three, trainees_three = await seed(url_three, SESSIONS, CAPACITY, trainees)
             make_one = enroll_requests(sessions_one, trainees_one, itertools.count())
@@ -225,21 +240,9 @@ async def run(ctx: Context) -> list[Figure]:
                         flush=True,
                     )
 
-    def ratios(a: list[float], b: list[float]) -> list[float]:
-        return sorted(x / y for x, y in zip(a, b, strict=True))
-
     return [
-        median_figure("cluster.relay.one_broker", relay["one"], "events/s"),
-        median_figure(
-            "cluster.relay.three_brokers",
-            relay["three"],
-            "events/s",
-            ceiling="cluster.relay.one_broker",
-            note=f"replication 3, min.insync 2; backlog of {count} rows",
-        ),
-        median_figure(
-            "cluster.relay.ratio", ratios(relay["three"], relay["one"]), "ratio", target=">= 0.7"
-        ),
+        *fresh,
+        *_relay_figures(relay, count),
         median_figure("cluster.enroll.one_broker", enroll["one"], "commands/s"),
         median_figure(
             "cluster.enroll.three_brokers",
@@ -264,5 +267,27 @@ async def run(ctx: Context) -> list[Figure]:
             ratios(cpu["two"], cpu["one"]),
             "ratio",
             target="<= 1.1",
+        ),
+    ]
+
+
+def ratios(a: list[float], b: list[float]) -> list[float]:
+    return sorted(x / y for x, y in zip(a, b, strict=True))
+
+
+def _relay_figures(relay: dict[str, list[float]], count: int) -> list[Figure]:
+    if not relay["one"]:
+        return []
+    return [
+        median_figure("cluster.relay.one_broker", relay["one"], "events/s"),
+        median_figure(
+            "cluster.relay.three_brokers",
+            relay["three"],
+            "events/s",
+            ceiling="cluster.relay.one_broker",
+            note=f"replication 3, min.insync 2; backlog of {count} rows",
+        ),
+        median_figure(
+            "cluster.relay.ratio", ratios(relay["three"], relay["one"]), "ratio", target=">= 0.7"
         ),
     ]

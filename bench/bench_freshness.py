@@ -42,6 +42,7 @@ from harness import (
     service_env,
 )
 from loadgen import _connect, now, open_loop, request
+from tpp_contracts.topics import ENROLLMENTS
 
 NAME = "freshness"
 TIME_BUDGET_S = 420
@@ -118,14 +119,47 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+async def sent_times(ctx: Context, topic: str, keys: set[str]) -> dict[str, float]:
+    """When the relay put each key's record into a Kafka batch (its CreateTime, seconds)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**ctx.kafka.client_options())
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    consumer = AIOKafkaConsumer(**ctx.kafka.client_options(), group_id=None)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        found: dict[str, float] = {}
+        deadline = now() + 30
+        while now() < deadline and [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                for r in records:
+                    key = r.key.decode() if r.key else ""
+                    if key in keys:
+                        found.setdefault(key, r.timestamp / 1000)
+        return found
+    finally:
+        await consumer.stop()
+
+
 async def breakdown(
-    enrollment_url: str, reporting_url: str, found: list[Probe]
+    ctx: Context, topic: str, enrollment_url: str, reporting_url: str, found: list[Probe]
 ) -> dict[str, list[float]]:
-    """Each probe's times from its 2xx, in ms (the databases' timestamps, one machine's
-    clock): the relay marked its event published (after Kafka acked the relay's whole
-    round), the reporting batch that applied it began, and a report showed it."""
+    """Each probe's times from its 2xx, in ms (the databases' and Kafka's timestamps, one
+    machine's clock): the relay put its event in a Kafka batch (the record's CreateTime), the
+    relay marked it published (after Kafka acked the relay's whole round), the reporting
+    batch that applied it began, and a report showed it."""
     seen = [p for p in found if p.seen_after is not None]
     keys = [str(p.session_id) for p in seen]
+    sent = await sent_times(ctx, topic, set(keys))
     enrollment = await asyncpg.connect(libpq(enrollment_url))
     reporting = await asyncpg.connect(libpq(reporting_url))
     try:
@@ -147,11 +181,18 @@ async def breakdown(
     finally:
         await enrollment.close()
         await reporting.close()
-    parts: dict[str, list[float]] = {"published": [], "batch began": [], "shown": []}
+    parts: dict[str, list[float]] = {
+        "sent": [],
+        "published": [],
+        "batch began": [],
+        "shown": [],
+    }
     for p in seen:
         event = published.get(str(p.session_id))
         if event is None or event[0] not in applied or p.seen_after is None:
             continue
+        if str(p.session_id) in sent:
+            parts["sent"].append(1000 * (sent[str(p.session_id)] - p.acked_at))
         parts["published"].append(1000 * (event[1] - p.acked_at))
         parts["batch began"].append(1000 * (applied[event[0]] - p.acked_at))
         parts["shown"].append(1000 * p.seen_after)
@@ -168,6 +209,12 @@ def describe(parts: dict[str, list[float]]) -> str:
 
 async def run(ctx: Context) -> list[Figure]:
     """Serve enrollment and reporting on scratch topics; probe freshness idle and at 500/s."""
+    return await measure(ctx, "freshness")
+
+
+async def measure(ctx: Context, name: str) -> list[Figure]:
+    """The figures ``<name>.idle.p50``, ``<name>.p50@500`` and ``<name>.p99@500`` on the
+    Kafka that ``ctx.env`` names (``bench_cluster`` passes its three-node cluster's)."""
     seconds = 4.0 if ctx.quick else 10.0
     repeats = 1 if ctx.quick else REPEATS
     per_run = int(PROBES_PER_S * seconds)
@@ -188,6 +235,7 @@ async def run(ctx: Context) -> list[Figure]:
         enrollment_env["TPP_KAFKA_TOPIC_PREFIX"] = prefix
         reporting_env = service_env("reporting", reporting_url)
         reporting_env["TPP_KAFKA_TOPIC_PREFIX"] = prefix
+        topic = prefix + ENROLLMENTS.name
         async with (
             serve(ctx, "tpp_enrollment.app:create_app", enrollment_env, label="fresh-enr") as enr,
             serve(ctx, "tpp_reporting.app:create_app", reporting_env, label="fresh-rep") as rep,
@@ -203,15 +251,15 @@ async def run(ctx: Context) -> list[Figure]:
             await probes(enr.port, rep.port, *take(5), rate=1, one_at_a_time=True)
             idle = await probes(enr.port, rep.port, *take(15), rate=1, one_at_a_time=True)
             idle_ms = [1000 * p.seen_after for p in idle if p.seen_after is not None]
-            idle_parts = await breakdown(enrollment_url, reporting_url, idle)
+            idle_parts = await breakdown(ctx, topic, enrollment_url, reporting_url, idle)
             print(
-                f"[freshness] idle, one at a time: p50 {statistics.median(idle_ms):.0f} ms,"
+                f"[{name}] idle, one at a time: p50 {statistics.median(idle_ms):.0f} ms,"
                 f" max {max(idle_ms):.0f} ({len(idle_ms)}/{len(idle)}); {describe(idle_parts)}",
                 flush=True,
             )
             figures.append(
                 Figure(
-                    "freshness.idle.p50",
+                    f"{name}.idle.p50",
                     statistics.median(idle_ms),
                     "ms",
                     runs=sorted(idle_ms),
@@ -230,7 +278,7 @@ async def run(ctx: Context) -> list[Figure]:
                     )
                 ms = [1000 * p.seen_after for p in found if p.seen_after is not None]
                 missing = len(found) - len(ms)
-                parts = await breakdown(enrollment_url, reporting_url, found)
+                parts = await breakdown(ctx, topic, enrollment_url, reporting_url, found)
                 p50s.append(percentile(ms, 0.5))
                 # A probe never shown within 10 s counts as 10 s (it is not left out).
                 p99s.append(percentile(ms + [10_000.0] * missing, 0.99))
@@ -245,7 +293,7 @@ async def run(ctx: Context) -> list[Figure]:
                     f" {max(0.0, enr_cpu.cores['other'] - rep_cpu.cores['server']):.2f}"
                 )
                 print(
-                    f"[freshness] at {RATE}/s: p50 {p50s[-1]:.0f} ms, p99 {p99s[-1]:.0f} ms;"
+                    f"[{name}] at {RATE}/s: p50 {p50s[-1]:.0f} ms, p99 {p99s[-1]:.0f} ms;"
                     f" {notes[-1]}",
                     flush=True,
                 )
@@ -255,9 +303,9 @@ async def run(ctx: Context) -> list[Figure]:
                 f" {len(enr.pids())}/{len(rep.pids())} processes, report polled every"
                 f" {POLL_S * 1000:.0f} ms; the run of the median p99: {notes[middle]}"
             )
-            figures.append(median_figure(f"freshness.p50@{RATE}", p50s, "ms", target="<= 100"))
+            figures.append(median_figure(f"{name}.p50@{RATE}", p50s, "ms", target="<= 100"))
             figures.append(
-                median_figure(f"freshness.p99@{RATE}", p99s, "ms", target="<= 250", note=context)
+                median_figure(f"{name}.p99@{RATE}", p99s, "ms", target="<= 250", note=context)
             )
     return figures
 
