@@ -22,7 +22,7 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 CODE = re.compile(r"`[^`\n]*`")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
-SERVICES = "plumbing|contracts|registry|enrollment|reporting"
+SERVICES = "plumbing|contracts|ops|testkit|registry|enrollment|reporting"
 DOTTED = re.compile(rf"\btpp_(?:{SERVICES})(?:\.[A-Za-z_]\w*)+")
 
 
