@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 # Extra arguments for pytest (make test ARGS="-k outbox -x") or the benchmark.
 ARGS ?=
 
-.PHONY: help install stack-up stack-down stack-reset stack-status up down test chaos lint bench ops
+.PHONY: help install stack-up stack-down stack-reset stack-status up down test chaos lint bench ops deploy-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ test: ## install, stack up, pytest $(ARGS), stack down if the run started it
 chaos: ## fault-injection suite on its own stack (.chaos/, other ports): short form; ARGS=--long for 100,000 commands, ARGS=--cluster for 3 brokers and 2 replicas of each service
 	make --no-print-directory install
 	uv run --no-sync python -m tests.chaos $(ARGS)
+
+deploy-check: ## the Helm chart offline: lint, render, every object against its schema, promtool (tools into .tools/, ~11 min the first time)
+	make --no-print-directory install
+	deploy/tools.sh
+	uv run --no-sync python deploy/helm/check.py
 
 lint: ## ruff lint and format check, mypy strict
 	uv run ruff check .
