@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]  # the package has no type hints
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,8 +168,8 @@ def validate(
 
 def misspelt(document: dict[str, Any], path: list[str], field: str) -> dict[str, Any]:
     """A copy of ``document`` with ``field`` added where ``path`` leads (a typo's effect)."""
-    copy = yaml.safe_load(yaml.safe_dump(document))
-    target = copy
+    copy: dict[str, Any] = yaml.safe_load(yaml.safe_dump(document))
+    target: Any = copy
     for step in path:
         target = target[step] if not isinstance(target, list) else target[int(step)]
     target[field] = 1

@@ -7,7 +7,8 @@
   ``.dlq`` twin, laid out as ``tpp_plumbing.messaging.topics.plan`` lays them out for a
   cluster (replication factor 3, ``min.insync.replicas`` 2: docs of the chart);
 - ``templates/strimzi/kafka-users.yaml``: a SCRAM-SHA-512 ``KafkaUser`` for every role of
-  ``tpp_plumbing.messaging.acl`` with its ACLs (``acl.layout``), one user per role name;
+  ``tpp_ops.acl`` with its ACLs (``tpp_ops.acl.layout``, from the services' declarations),
+  one user per role name;
 - ``files/``: copies of deploy/observability/alerts.yml and the Grafana dashboard, which the
   chart ships (Helm reads no file outside the chart's folder).
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from tpp_ops import acl as platform_acl
 from tpp_plumbing.messaging import acl
 from tpp_plumbing.messaging.topics import TopicSettings, plan
 
@@ -106,18 +108,18 @@ def topics() -> str:
 
 def users() -> str:
     """A KafkaUser per role with the ACLs the platform's layout gives it."""
-    names = {role: role for role in acl.ROLES}
+    names = {role: role for role in platform_acl.ROLES}
     rules: dict[str, dict[tuple[str, str, str], list[str]]] = defaultdict(dict)
-    for binding in acl.layout("", names):
+    for binding in platform_acl.layout("", names):
         user = binding.principal.removeprefix("User:")
         key = (RESOURCE[binding.resource], binding.name, PATTERN[binding.pattern])
         operation = binding.operation.name.capitalize()
         rules[user].setdefault(key, [])
         if operation not in rules[user][key]:
             rules[user][key].append(operation)
-    out = [HEADER.format(source="tpp_plumbing.messaging.acl")]
+    out = [HEADER.format(source="tpp_ops.acl")]
     out.append('{{- if eq .Values.kafka.mode "strimzi" }}\n')
-    for role in acl.ROLES:
+    for role in platform_acl.ROLES:
         acls = [
             {
                 "type": "allow",

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 from tpp_contracts.topics import ALL
-from tpp_plumbing.messaging import acl
+from tpp_ops import acl
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "tpp"
