@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from tpp_plumbing.db.engine import create_engine
 from tpp_plumbing.observability import telemetry
+from tpp_plumbing.observability.sql_tracing import instrument_engine
 
 from .operations_support import enroll_journey
 
@@ -193,7 +194,7 @@ async def test_a_database_transaction_is_one_span_with_its_statements_and_never_
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry.instrument_engine(engine, provider)
+    instrument_engine(engine, provider)
     tracer = provider.get_tracer("test")
     canary = f"canary-{uuid.uuid4().hex}"
     try:

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProces
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from tpp_plumbing.observability import logs, telemetry
+from tpp_plumbing.observability.http_tracing import instrument_app
 from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.observability.otlp import JsonSpanExporter
 
@@ -302,7 +303,7 @@ async def test_each_request_has_one_server_span_named_after_its_route() -> None:
     async def live() -> dict[str, str]:
         return {"status": "ok"}
 
-    telemetry.instrument_app(app, "plumbing-tests")
+    instrument_app(app, "plumbing-tests")
     exporter = InMemorySpanExporter()
     processor = telemetry.export_to(exporter)
     assert processor is not None

@@ -31,7 +31,9 @@ from tpp_plumbing.messaging.outbox import OutboxRelay
 from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy, error_name
 from tpp_plumbing.messaging.topics import TopicSettings
 from tpp_plumbing.observability import logs, telemetry
+from tpp_plumbing.observability.http_tracing import instrument_app
 from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics
+from tpp_plumbing.observability.sql_tracing import instrument_engine
 from tpp_plumbing.settings import KafkaSettings, ServiceSettings
 from tpp_plumbing.web.auth import install_auth
 from tpp_plumbing.web.problems import problem
@@ -85,7 +87,7 @@ class Runtime:
         self.metrics = Metrics(name)
         telemetry.configure_tracing(name, settings.trace_sample_ratio)
         self.engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        telemetry.instrument_engine(self.engine)
+        instrument_engine(self.engine)
         #: Raw connections for hot one-statement reads (lists, catalogue) and LISTEN.
         self.reads = ReadPool(
             asyncpg_dsn(settings.database_url), max_size=settings.database_pool_size
@@ -286,7 +288,7 @@ class Runtime:
             upload_paths=limits.upload_paths if limits is not None else (),
         )
         app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics, access_log=http.access_log)
-        telemetry.instrument_app(app, self.name)
+        instrument_app(app, self.name)
 
     async def _kafka_check(self) -> str:
         try:

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tpp_plumbing.db.reads import LazyPool
 from tpp_plumbing.observability import telemetry
+from tpp_plumbing.observability.sql_tracing import sql_operation
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class RawTransaction:
         assert self._span is not None
         self._statements += 1
         self._span.add_event(
-            telemetry.sql_operation(query),
+            sql_operation(query),
             {"db.statement": query, "db.duration_ms": (time.time_ns() - started) / 1e6},
             timestamp=started,
         )
@@ -90,7 +91,7 @@ class RawTransaction:
         assert self._span is not None
         self._statements += 1
         self._span.add_event(
-            f"{telemetry.sql_operation(query)} failed",
+            f"{sql_operation(query)} failed",
             {"db.statement": query, "exception.type": type(error).__name__},
             timestamp=started,
         )
