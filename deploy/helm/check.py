@@ -9,14 +9,16 @@ For the default values and deploy/helm/values-production.yaml (and the external-
   generator from its API types by deploy/tools.sh;
 - schemas written from the documented APIs for CloudNativePG and the Prometheus operator
   (deploy/helm/schemas/own-crd-schemas.yaml: not the operators' own, said there);
-and the alert rules (deploy/observability/alerts.yml and the rendered PrometheusRule) with
-``promtool check rules``. The generated parts must match deploy/helm/generate.py.
+the alert rules (deploy/observability/alerts.yml and the rendered PrometheusRule) with
+``promtool check rules``; and docker-compose.yml against the Compose specification's schema.
+The generated parts must match deploy/helm/generate.py.
 
 A missing tool fails the check and says how to install it. Exit 0 only when all passed.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -51,13 +53,14 @@ class CheckError(Exception):
     """A check failed; the message says which and why."""
 
 
-def tools() -> tuple[Path, Path, Path]:
-    """helm, promtool and the Strimzi CRD folder, as deploy/tools.sh installs them."""
+def tools() -> tuple[Path, Path, Path, Path]:
+    """helm, promtool, the Strimzi CRD folder and the Compose schema, as deploy/tools.sh
+    installs them."""
     printed = subprocess.run(  # noqa: S603 - our own script, fixed arguments
         [str(ROOT / "deploy" / "tools.sh"), "--print"], check=True, capture_output=True, text=True
     ).stdout.split()
-    helm, promtool, crds = (Path(p) for p in printed)
-    missing = [str(p) for p in (helm, promtool) if not p.is_file()]
+    helm, promtool, crds, compose = (Path(p) for p in printed)
+    missing = [str(p) for p in (helm, promtool, compose) if not p.is_file()]
     missing += [str(crds / f"{n}.yaml") for n in STRIMZI_CRDS]
     missing = [p for p in missing if not Path(p).is_file()]
     if missing:
@@ -65,7 +68,7 @@ def tools() -> tuple[Path, Path, Path]:
             f"missing: {', '.join(missing)}; install them with deploy/tools.sh"
             " (needs Go, Maven and uv; builds helm and promtool, ~11 min)"
         )
-    return helm, promtool, crds
+    return helm, promtool, crds, compose
 
 
 def run(*command: str) -> str:
@@ -219,11 +222,25 @@ def check_rules(promtool: Path, groups: dict[str, Any], label: str) -> None:
     print(f"  promtool check rules ({label}): {out.strip().splitlines()[-1]}")
 
 
+def check_compose(schema_file: Path) -> None:
+    """docker-compose.yml against the Compose specification's schema (compose-go's); a
+    misspelt key must be refused too."""
+    validator = jsonschema_rs.validator_for(json.loads(schema_file.read_text()))
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    errors = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(document)]
+    if errors:
+        raise CheckError("docker-compose.yml: " + "; ".join(errors[:5]))
+    if validator.is_valid(misspelt(document, ["services", "registry"], "healthchek")):
+        raise CheckError("the Compose schema accepted services.registry.healthchek")
+    print(f"docker-compose.yml valid ({schema_file.parent.name}/{schema_file.name})")
+
+
 def main() -> int:
     """Run every check; print what was validated and how."""
     started = time.monotonic()
     try:
-        helm, promtool, crds = tools()
+        helm, promtool, crds, compose = tools()
+        check_compose(compose)
         run(sys.executable, "deploy/helm/generate.py", "--check")
         print("generated parts match deploy/helm/generate.py")
         print(f"tools: {helm.parent.name}, {promtool.parent.name}, {crds.name}")
