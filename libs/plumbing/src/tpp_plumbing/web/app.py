@@ -17,7 +17,8 @@ from sqlalchemy import Table
 
 from tpp_plumbing.observability import telemetry
 from tpp_plumbing.runtime import Runtime
-from tpp_plumbing.web.audit import AuditMiddleware, audit_router
+from tpp_plumbing.web.audit import AuditMiddleware
+from tpp_plumbing.web.audit_api import audit_router
 from tpp_plumbing.web.idempotency import IdempotencyMiddleware
 from tpp_plumbing.web.limits import Limits, install_limits
 from tpp_plumbing.web.openapi import install_openapi
