@@ -8,7 +8,7 @@ On scratch topics and a scratch database of the local stack:
 2. ``ceiling.reporting.kafka_bare``: a bare aiokafka consumer reads every record of the five
    topics (no decoding, nothing written) — the raw-client ceiling, in the same run; and
    ``ceiling.reporting.kafka_decode``: the same consumer decoding each record with the
-   reporting service's reader (``tpp_reporting.events.decode``), nothing written; and
+   reporting service's reader (``tpp_reporting.readers.decode``), nothing written; and
    ``ceiling.reporting.kafka_inbox``: the decoding consumer also claiming each batch's event
    ids in the inbox table (one statement and transaction a batch), nothing else written;
    each with the CPU a record cost (consumer, PostgreSQL, broker);
@@ -50,7 +50,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tpp_plumbing.settings import KafkaSettings
-from tpp_reporting.events import decode
+from tpp_reporting.readers import decode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -351,7 +351,7 @@ async def bare_consumer(
 ) -> float:
     """Records/s a bare aiokafka consumer reads from the topics (nothing written; nothing
     decoded, or with ``decoding`` each record decoded and checked by the reporting service's
-    own reader, ``tpp_reporting.events.decode``, as its consumer must before applying it).
+    own reader, ``tpp_reporting.readers.decode``, as its consumer must before applying it).
 
     With ``inbox_dsn`` too, each batch's event ids are then claimed in the inbox as the
     service claims them (one ``INSERT … unnest … ON CONFLICT DO NOTHING`` a batch, in its own

@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from tpp_contracts import TOPIC_EVENTS
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS
-from tpp_reporting.events import KNOWN_TYPES
+from tpp_reporting.readers import KNOWN_TYPES
 
 from tests.chaos.load import Load
 from tests.chaos.stack import MAX_MESSAGE_BYTES, SERVICES, ChaosStack, log

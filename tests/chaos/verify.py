@@ -24,7 +24,7 @@ from tpp_contracts.topics import ENROLLMENTS
 from tpp_ops.cli import committed_offsets
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.settings import KafkaSettings
-from tpp_reporting import events as reporting_events
+from tpp_reporting import readers as reporting_events
 
 from tests.chaos.faults import CONSUMERS, FaultLog
 from tests.chaos.load import Load, operator_token

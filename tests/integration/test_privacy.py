@@ -26,7 +26,7 @@ from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.observability import logs, telemetry
 from tpp_plumbing.settings import KafkaSettings
-from tpp_reporting.events import KNOWN_TYPES
+from tpp_reporting.readers import KNOWN_TYPES
 from tpp_testkit import fresh_year
 
 from .operations_support import accepted, produce

@@ -13,25 +13,22 @@ from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.web.app import build_app
 from tpp_plumbing.web.limits import Limits
 
-from tpp_reporting import queries, regions, tables
-from tpp_reporting.config import Settings
-from tpp_reporting.consumers import raw_connection, subscriptions, topics
+from tpp_reporting import regions
+from tpp_reporting.api.pages import STATIC
+from tpp_reporting.api.pages import router as pages
+from tpp_reporting.api.reports import commitments, router
+from tpp_reporting.config import Settings, tune_gc
+from tpp_reporting.consumers import subscriptions, topics
 from tpp_reporting.freshness import LagMonitor, Positions
-from tpp_reporting.http import commitments, router
 from tpp_reporting.messaging import MESSAGING
-from tpp_reporting.pages import STATIC
-from tpp_reporting.pages import router as pages
 from tpp_reporting.service import ReportingService
+from tpp_reporting.store import reports as report_store
+from tpp_reporting.store import tables
+from tpp_reporting.store.connection import raw_connection
 
 #: The migrations this version ships (services/<name>/alembic).
 MIGRATIONS = Path(__file__).resolve().parents[2] / "alembic"
 NAME = "reporting"
-
-
-def tune_gc(gen0: int) -> None:
-    """Collect the young generation less often (see ``Settings.gc_gen0_threshold``)."""
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, 700), gen1, gen2)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def positions() -> Positions:
         async with runtime.sessions() as session:
-            return await queries.positions(await raw_connection(session))
+            return await report_store.positions(await raw_connection(session))
 
     lag = LagMonitor(
         kafka=settings.kafka,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from tpp_plumbing.settings import ServiceSettings
@@ -27,3 +29,9 @@ class Settings(ServiceSettings):
     lag_interval_s: float = Field(
         2.0, description="Consumer lag is measured at most this often (on demand)."
     )
+
+
+def tune_gc(gen0: int) -> None:
+    """Collect the young generation less often (see ``Settings.gc_gen0_threshold``)."""
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, 700), gen1, gen2)

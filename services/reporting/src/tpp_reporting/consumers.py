@@ -19,25 +19,14 @@ from tpp_plumbing.messaging.consumer import Applied, EventConsumer, Poison
 from tpp_plumbing.messaging.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
 
-from tpp_reporting import events, tables
-from tpp_reporting.projection import Connection, Item, project_live
+from tpp_reporting import readers
+from tpp_reporting.store import tables
+from tpp_reporting.store.projection import Connection, Item, project_live
 
 log = logging.getLogger(__name__)
 
 #: Held shared by every live batch, exclusively by a rebuild while it swaps tables in.
 SWAP_LOCK = 7_470_705_172
-
-
-async def raw_connection(session: AsyncSession) -> Connection:
-    """The asyncpg connection under a SQLAlchemy session, for reads.
-
-    Not in a transaction: SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first
-    statement *it* runs, so every statement sent straight to this connection commits on its
-    own.
-    """
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return cast(Connection, raw.driver_connection)
 
 
 def decode_records(
@@ -55,9 +44,9 @@ def decode_records(
         size = len(record.value) if record.value is not None else 0
         try:
             if size > max_message_bytes:
-                raise events.PoisonError(f"oversized: {size} bytes > {max_message_bytes}")
-            event = events.decode(record.value)
-        except events.PoisonError as error:
+                raise readers.PoisonError(f"oversized: {size} bytes > {max_message_bytes}")
+            event = readers.decode(record.value)
+        except readers.PoisonError as error:
             poison.append(Poison(record, str(error)))
             log.warning(
                 "poison message",

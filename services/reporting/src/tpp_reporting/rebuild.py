@@ -30,11 +30,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tpp_plumbing.db.engine import NAMING_CONVENTION, asyncpg_dsn
 from tpp_plumbing.settings import KafkaSettings
 
-from tpp_reporting import tables
-from tpp_reporting.app import tune_gc
-from tpp_reporting.config import Settings
+from tpp_reporting.config import Settings, tune_gc
 from tpp_reporting.consumers import SWAP_LOCK, decode_records, topics
-from tpp_reporting.projection import (
+from tpp_reporting.store import tables
+from tpp_reporting.store.projection import (
     LIVE,
     Batch,
     Item,

@@ -15,7 +15,7 @@ from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.db.writes import CommandPool
 from tpp_reporting import consumers
 from tpp_reporting.consumers import ProjectionConsumer
-from tpp_reporting.projection import project_live
+from tpp_reporting.store.projection import project_live
 
 pytestmark = pytest.mark.integration
 

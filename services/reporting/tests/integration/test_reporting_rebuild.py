@@ -13,9 +13,9 @@ from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import TRAINEES
 from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.settings import KafkaSettings
-from tpp_reporting import tables
 from tpp_reporting.config import Settings
 from tpp_reporting.rebuild import rebuild
+from tpp_reporting.store import tables
 
 from .reporting_support import Program, fresh_year, ok
 

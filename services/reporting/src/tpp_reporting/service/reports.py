@@ -27,10 +27,8 @@ from tpp_contracts.envelope import new_id
 from tpp_plumbing.db.reads import ReadPool
 from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
-from tpp_reporting import figures, queries, regions
-from tpp_reporting.consumers import raw_connection
-from tpp_reporting.freshness import Freshness, LagMonitor, Positions
-from tpp_reporting.models import (
+from tpp_reporting import domain, regions
+from tpp_reporting.api.models import (
     AnnualReview,
     BreakdownReport,
     BreakdownRow,
@@ -51,7 +49,10 @@ from tpp_reporting.models import (
     YearReport,
     YearsReport,
 )
-from tpp_reporting.projection import Connection
+from tpp_reporting.freshness import Freshness, LagMonitor, Positions
+from tpp_reporting.store import reports as report_store
+from tpp_reporting.store.connection import raw_connection
+from tpp_reporting.store.projection import Connection
 
 T = TypeVar("T", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def covers(have: Version, want: Version) -> bool:
 
 
 def version_of(state: dict[str, Any]) -> Version:
-    """The version of the projections' state (``queries.state``)."""
+    """The version of the projections' state (``report_store.state``)."""
     return int(state["version"]), str(state["settings"])
 
 
@@ -232,7 +233,7 @@ class ReportingService:
         self._misses: tuple[Version | None, int] = (None, 0)
         self._indexing: asyncio.Task[None] | None = None
         statements = _Statements(reads)
-        self._probe = StateProbe(lambda: queries.state(statements))
+        self._probe = StateProbe(lambda: report_store.state(statements))
         self._today = today or (lambda: datetime.now(UTC).date())
 
     # --- plumbing of every report ----------------------------------------------------------
@@ -242,7 +243,7 @@ class ReportingService:
         """A read-only snapshot of the projections, and their state in it."""
         async with self._reads.snapshot() as raw:
             conn = cast(Connection, raw)
-            state = await queries.state(conn, with_positions=True)
+            state = await report_store.state(conn, with_positions=True)
             yield conn, state
 
     async def _compute(
@@ -313,7 +314,7 @@ class ReportingService:
             base = None
             if previous is not None:
                 base = previous.get(metric)
-            growth[metric] = figures.growth(values[metric], base)
+            growth[metric] = domain.growth(values[metric], base)
         return YearFigures(year=row["year"], growth=growth, **values)
 
     @staticmethod
@@ -333,7 +334,7 @@ class ReportingService:
         }
 
     async def _years(self, conn: Connection, wanted: list[int]) -> list[YearFigures]:
-        rows = await queries.years(conn, sorted({y for w in wanted for y in (w - 1, w)}))
+        rows = await report_store.years(conn, sorted({y for w in wanted for y in (w - 1, w)}))
         return [self._year_figures(rows[y], self._previous_values(rows[y - 1])) for y in wanted]
 
     async def year_report(self, year: int) -> YearReport:
@@ -351,7 +352,7 @@ class ReportingService:
         when given), for the trend: a year with neither is left out, not listed with zeros."""
 
         async def build(conn: Connection) -> YearsReport:
-            known = await queries.known_years(conn)
+            known = await report_store.known_years(conn)
             wanted = [
                 y for y in known if (first is None or y >= first) and (last is None or y <= last)
             ]
@@ -366,12 +367,12 @@ class ReportingService:
         """A year's figures by country, region, field, organizer, profession or gender."""
 
         async def build(conn: Connection) -> BreakdownReport:
-            rows = await queries.breakdown(conn, year, by)
+            rows = await report_store.breakdown(conn, year, by)
             if by == "region":
                 rows = _fold_regions(rows)
             labels: dict[str, str] = {}
             if by == "organizer":
-                labels = await queries.organizer_names(conn, [r["key"] for r in rows])
+                labels = await report_store.organizer_names(conn, [r["key"] for r in rows])
             elif by == "country":
                 labels = {r["key"]: regions.country_name(r["key"]) for r in rows}
             out = [
@@ -412,7 +413,7 @@ class ReportingService:
         key = ("sessions", year, field, organizer_id, status, limit, offset)
 
         async def build(conn: Connection) -> SessionsReport:
-            rows = await queries.sessions(
+            rows = await report_store.sessions(
                 conn,
                 year=year,
                 field=field,
@@ -446,10 +447,10 @@ class ReportingService:
             self._count_session_miss(version)
 
         async def build(conn: Connection) -> SessionReport:
-            row = await queries.session(conn, session_id)
+            row = await report_store.session(conn, session_id)
             if row is not None:
                 return SessionReport(**_session_figures(row).model_dump())
-            counts = await queries.enrollment_counts(conn, session_id)
+            counts = await report_store.enrollment_counts(conn, session_id)
             return SessionReport(
                 session_id=session_id,
                 enrolled=counts["enrolled"],
@@ -479,7 +480,7 @@ class ReportingService:
             log.warning("session index not built", exc_info=True)
 
     async def _session_index(self, conn: Connection) -> SessionIndex:
-        rows = await queries.every_session(conn)
+        rows = await report_store.every_session(conn)
         # Raw rows, made into figures one by one when asked: building ten thousand models at
         # once would hold the event loop for a noticeable while.
         return SessionIndex.model_construct(rows={r["session_id"]: r for r in rows})
@@ -490,7 +491,7 @@ class ReportingService:
         """Follow-up coverage of a year's completed trainees, and the outcomes found."""
 
         async def build(conn: Connection) -> FollowUpReport:
-            return _follow_up_report(year, await queries.follow_ups(conn, year))
+            return _follow_up_report(year, await report_store.follow_ups(conn, year))
 
         report: FollowUpReport = await self._report(("follow-ups", year), build)
         return report
@@ -577,7 +578,7 @@ class ReportingService:
     async def _progress(
         self, conn: Connection, commitment: Commitment, state: dict[str, Any] | None
     ) -> CommitmentProgress:
-        by_year = await queries.commitment_achieved(
+        by_year = await report_store.commitment_achieved(
             conn,
             metric=commitment.metric,
             start_year=commitment.start_year,
@@ -585,7 +586,7 @@ class ReportingService:
             field=commitment.field,
             countries=regions.countries_in(commitment.region) if commitment.region else None,
         )
-        progress = figures.commitment_progress(
+        progress = domain.commitment_progress(
             target=commitment.target,
             achieved=sum(by_year.values()),
             start_year=commitment.start_year,
@@ -613,15 +614,15 @@ class ReportingService:
         """A year as the center presents it at its review meeting."""
 
         async def build(conn: Connection) -> AnnualReview:
-            rows = await queries.years(conn, [year - 1, year, year + 1])
+            rows = await report_store.years(conn, [year - 1, year, year + 1])
             this = self._year_figures(rows[year], self._previous_values(rows[year - 1]))
             nxt = rows[year + 1]
-            countries = await queries.breakdown(conn, year, "country")
-            fields = await queries.breakdown(conn, year, "field")
-            organizers = await queries.breakdown(conn, year, "organizer")
-            names = await queries.organizer_names(conn, [o["key"] for o in organizers])
-            evaluation = await queries.evaluations(conn, year)
-            follow = _follow_up_report(year, await queries.follow_ups(conn, year))
+            countries = await report_store.breakdown(conn, year, "country")
+            fields = await report_store.breakdown(conn, year, "field")
+            organizers = await report_store.breakdown(conn, year, "organizer")
+            names = await report_store.organizer_names(conn, [o["key"] for o in organizers])
+            evaluation = await report_store.evaluations(conn, year)
+            follow = _follow_up_report(year, await report_store.follow_ups(conn, year))
             reached = sorted(
                 (c for c in countries if c["accepted"]), key=lambda c: (-c["accepted"], c["key"])
             )
@@ -660,7 +661,7 @@ class ReportingService:
                     ),
                     key=lambda o: (-o.sessions_held, -o.trainees_completed, o.name),
                 ),
-                evaluation_average=figures.average(
+                evaluation_average=domain.average(
                     evaluation["score_total"], evaluation["evaluations"]
                 ),
                 evaluations=evaluation["evaluations"],
@@ -669,7 +670,7 @@ class ReportingService:
                     year=year + 1,
                     sessions_planned=nxt["planned_sessions"],
                     sessions_planned_overseas=nxt["planned_overseas_sessions"],
-                    growth_vs_held=figures.growth(nxt["planned_sessions"], this.sessions_held),
+                    growth_vs_held=domain.growth(nxt["planned_sessions"], this.sessions_held),
                 ),
             )
 
@@ -716,10 +717,10 @@ def _session_figures(row: dict[str, Any]) -> SessionFigures:
         waitlist_length=row["waitlisted"],
         completed=row["completed"],
         no_show=row["no_show"],
-        fill_rate=figures.rate(admitted, row["capacity"]),
-        completion_rate=figures.rate(row["completed"], admitted),
-        no_show_rate=figures.rate(row["no_show"], admitted),
-        evaluation_average=figures.average(row["score_total"], row["evaluations"]),
+        fill_rate=domain.rate(admitted, row["capacity"]),
+        completion_rate=domain.rate(row["completed"], admitted),
+        no_show_rate=domain.rate(row["no_show"], admitted),
+        evaluation_average=domain.average(row["score_total"], row["evaluations"]),
         evaluations=row["evaluations"],
     )
 
@@ -729,7 +730,7 @@ def _follow_up_report(year: int, data: dict[str, Any]) -> FollowUpReport:
         year=year,
         trainees_completed=data["completed"],
         trainees_followed_up=data["followed_up"],
-        coverage=figures.rate(data["followed_up"], data["completed"]),
+        coverage=domain.rate(data["followed_up"], data["completed"]),
         outcomes=[OutcomeRow(**o) for o in data["outcomes"]],
     )
 

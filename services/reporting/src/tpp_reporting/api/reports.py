@@ -21,8 +21,7 @@ from tpp_plumbing.web.auth import ForbiddenError, Principal, Role, allow, requir
 from tpp_plumbing.web.limits import Offset, page_size
 from tpp_plumbing.web.routing import api_router
 
-from tpp_reporting.freshness import Freshness
-from tpp_reporting.models import (
+from tpp_reporting.api.models import (
     AnnualReview,
     BreakdownReport,
     CommitmentIn,
@@ -35,7 +34,8 @@ from tpp_reporting.models import (
     YearReport,
     YearsReport,
 )
-from tpp_reporting.pages import render_review
+from tpp_reporting.api.pages import render_review
+from tpp_reporting.freshness import Freshness
 from tpp_reporting.service import ReportingService
 
 router = api_router(prefix="/reports", tags=["reports"])

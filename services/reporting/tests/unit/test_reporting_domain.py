@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from tpp_reporting.figures import average, commitment_progress, growth, rate
-from tpp_reporting.pages import share
+from tpp_reporting.api.pages import share
+from tpp_reporting.domain import average, commitment_progress, growth, rate
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from fastapi import Path
 from fastapi.responses import HTMLResponse, RedirectResponse
 from tpp_plumbing.web.routing import api_router
 
-from tpp_reporting.models import AnnualReview
+from tpp_reporting.api.models import AnnualReview
 
 router = api_router(tags=["pages"])
 STATIC = resources.files("tpp_reporting") / "static"

@@ -12,8 +12,8 @@ from tpp_contracts import enrollment as en
 from tpp_contracts import registry as rg
 from tpp_contracts.envelope import EVENT_TYPES, encode, wrap
 from tpp_contracts.examples import example
-from tpp_reporting import events
-from tpp_reporting.projection import Batch
+from tpp_reporting import readers
+from tpp_reporting.store.projection import Batch
 
 
 def raw(event: Any, **envelope: Any) -> bytes:
@@ -24,8 +24,8 @@ def raw(event: Any, **envelope: Any) -> bytes:
 def test_every_contract_example_decodes_or_is_ignored(event_type: str) -> None:
     model = EVENT_TYPES[event_type]
     event = example(model)
-    decoded = events.decode(raw(event))
-    if event_type not in events.KNOWN_TYPES:
+    decoded = readers.decode(raw(event))
+    if event_type not in readers.KNOWN_TYPES:
         assert decoded is None
         return
     assert decoded is not None
@@ -41,21 +41,21 @@ def test_every_contract_example_decodes_or_is_ignored(event_type: str) -> None:
 
 
 def test_every_projected_event_type_is_a_contract_type() -> None:
-    assert set(EVENT_TYPES) >= events.KNOWN_TYPES
-    assert rg.AnnualPlanSetV1.type in events.KNOWN_TYPES
-    assert rg.OrganizerUpdatedV1.type in events.KNOWN_TYPES
-    assert en.TraineeErasedV1.type in events.KNOWN_TYPES
+    assert set(EVENT_TYPES) >= readers.KNOWN_TYPES
+    assert rg.AnnualPlanSetV1.type in readers.KNOWN_TYPES
+    assert rg.OrganizerUpdatedV1.type in readers.KNOWN_TYPES
+    assert en.TraineeErasedV1.type in readers.KNOWN_TYPES
 
 
 def test_unknown_types_and_newer_optional_fields_are_ignored() -> None:
     value = json.loads(raw(example(en.EvaluationSubmittedV1)))
     value["data"]["mood"] = "delighted"  # a field added by a newer producer
     value["brandnewattribute"] = 1
-    decoded = events.decode(json.dumps(value).encode())
+    decoded = readers.decode(json.dumps(value).encode())
     assert decoded is not None
     assert decoded.data.score == example(en.EvaluationSubmittedV1).score
     value["type"] = "tpp.enrollment.something.new.v1"
-    assert events.decode(json.dumps(value).encode()) is None
+    assert readers.decode(json.dumps(value).encode()) is None
 
 
 @pytest.mark.parametrize(
@@ -71,14 +71,14 @@ def test_bad_messages_are_poison_and_the_reason_shows_no_value(mutate: Any, reas
     value = json.loads(raw(example(en.EvaluationSubmittedV1)))
     if "kenya" in str(mutate(value)):  # evaluations are counted without the country
         value = json.loads(raw(example(en.EnrollmentAcceptedV1)))
-    with pytest.raises(events.PoisonError) as caught:
-        events.decode(mutate(value))
+    with pytest.raises(readers.PoisonError) as caught:
+        readers.decode(mutate(value))
     assert reason in str(caught.value)
     assert "kenya" not in str(caught.value)
 
 
-def decoded(event: Any, **envelope: Any) -> events.Event:
-    result = events.decode(raw(event, **envelope))
+def decoded(event: Any, **envelope: Any) -> readers.Event:
+    result = readers.decode(raw(event, **envelope))
     assert result is not None
     return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tpp_reporting.projection import Connection
+from tpp_reporting.store.projection import Connection
 
 ADMITTED = ("accepted", "attended", "completed", "no_show")
 _ADMITTED_SQL = "('accepted', 'attended', 'completed', 'no_show')"

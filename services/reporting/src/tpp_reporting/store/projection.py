@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from tpp_reporting import events as ev
+from tpp_reporting import readers as ev
 
 
 class Connection(Protocol):

@@ -1,0 +1,1 @@
+"""Reporting HTTP API: JSON reports and CSV exports, commitments, the pages a person reads."""

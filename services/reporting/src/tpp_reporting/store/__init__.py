@@ -1,0 +1,1 @@
+"""Reporting storage: the tables, the projections' writes and the reports' queries."""
