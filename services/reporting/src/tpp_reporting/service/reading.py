@@ -1,0 +1,111 @@
+"""What every report shares: a snapshot of the projections, the cache, and the freshness.
+
+A report is never older than what the projections held when its request arrived. Every
+request asks the database for the projections' version (one indexed row, bumped in the same
+transaction as each applied batch, plus a token of the commitments); a computed report is
+served again while it is at least that new, else it is computed now, in one read-only
+snapshot that also gives its freshness (the version, events applied, newest event, and the
+offsets applied, against which its consumer lag is told). Concurrent requests for the same
+report share one computation when it is new enough for each of them. Reads never go
+backwards, whichever worker answers: each one's version comes from the same database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_plumbing.db.reads import ReadPool
+
+from tpp_reporting.api.models import Report
+from tpp_reporting.freshness import Freshness, LagMonitor, Positions
+from tpp_reporting.service.cache import ReportCache, StateProbe, Version, version_of
+from tpp_reporting.store import reports as report_store
+from tpp_reporting.store.projection import Connection
+
+
+class _Statements:
+    """The read pool seen as a connection: each statement is its own snapshot (the probe)."""
+
+    def __init__(self, reads: ReadPool) -> None:
+        self._reads = reads
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        return await self._reads.fetch(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:  # pragma: no cover - reads only
+        raise NotImplementedError("the version probe only reads")
+
+
+class ReportReader:
+    """Reads the reporting projections: each report computed once per version it must show."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        reads: ReadPool,
+        lag: LagMonitor | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._reads = reads
+        self._lag = lag
+        self._cache = ReportCache()
+        statements = _Statements(reads)
+        self._probe = StateProbe(lambda: report_store.state(statements))
+        self._today = today or (lambda: datetime.now(UTC).date())
+
+    @contextlib.asynccontextmanager
+    async def _snapshot(self) -> AsyncIterator[tuple[Connection, dict[str, Any]]]:
+        """A read-only snapshot of the projections, and their state in it."""
+        async with self._reads.snapshot() as raw:
+            conn = cast(Connection, raw)
+            state = await report_store.state(conn, with_positions=True)
+            yield conn, state
+
+    async def _compute(
+        self, build: Callable[[Connection], Awaitable[BaseModel]]
+    ) -> tuple[Version, tuple[BaseModel, dict[str, Any]]]:
+        async with self._snapshot() as (conn, state):
+            report = await build(conn)
+        if isinstance(report, Report) and report.keep_json:
+            report.keep_body()
+        return version_of(state), (report, state)
+
+    async def _report(
+        self,
+        key: Hashable,
+        build: Callable[[Connection], Awaitable[BaseModel]],
+        version: Version | None = None,
+    ) -> Any:
+        if version is None:
+            version = version_of(await self._probe())
+        value = self._cache.valid(key, version)
+        if value is None:
+            value = await self._cache.compute(key, version, lambda: self._compute(build))
+        report, state = value
+        return report.model_copy(update={"freshness": self._freshness(state)})
+
+    def _freshness(self, state: dict[str, Any]) -> Freshness:
+        positions: Positions | None = state.get("positions")
+        lag = None
+        if self._lag is not None:
+            lag = self._lag.current() if positions is None else self._lag.of(positions)
+        return Freshness(
+            version=state["version"],
+            data_as_of=state["last_event_at"],
+            events_applied=state["events_applied"],
+            consumer_lag=lag.total if lag else None,
+            lag_measured_at=lag.measured_at if lag else None,
+            lag_by_partition=lag.partitions if lag else [],
+        )
+
+    async def freshness(self) -> Freshness:
+        """How fresh the projections are right now."""
+        async with self._snapshot() as (_, state):
+            return self._freshness(state)
