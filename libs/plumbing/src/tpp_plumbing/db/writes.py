@@ -1,10 +1,9 @@
 """Hot command paths without the ORM: transactions on raw asyncpg connections.
 
 A command through an ORM session pays, besides its statements, for the session, the
-greenlet bridge and the statement compilation: measured on an enrollment (four statements
-and its outbox row), about 650-750 µs of CPU against 240 µs for the same statements on a raw
-connection. The busiest commands (an enrollment, a new session) run here; the rest stay on
-the ORM, where they are easier to read.
+greenlet bridge and the statement compilation: on an enrollment, more than its statements
+cost (docs/decisions/0003-raw-asyncpg-hot-path.md). The busiest commands (an enrollment, a
+new session) run here; the rest stay on the ORM, where they are easier to read.
 
 A ``RawTransaction`` is what ``Outbox.add`` and ``idempotency.mark_committed`` accept besides
 an ``AsyncSession``: the events are written in the command's transaction and the relay is
