@@ -1,12 +1,12 @@
 """What reporting reads from the event log: a tolerant, fast reader of the contract events.
 
 The contracts (``tpp_contracts``) are the pydantic source of truth; reporting reads only the
-fields it projects, with msgspec (several times faster than full model validation, which
-matters at tens of thousands of events a second). Unknown event types decode to ``None``;
-unknown and newer optional fields are ignored; a message that is not a CloudEvents envelope,
-or whose fields reporting reads are missing or of the wrong type, is poison. A unit test
-checks every contract event against its mirror here: the same values, every
-field read or listed in ``UNREAD``.
+fields it projects, with msgspec, because decoding is on the path of tens of thousands of
+events a second (docs/decisions/0006-msgspec-readers-in-reporting.md). Unknown event types
+decode to ``None``; unknown and newer optional fields are ignored; a message that is not a
+CloudEvents envelope, or whose fields reporting reads are missing or of the wrong type, is
+poison. A unit test checks every contract event against its mirror here: the same values,
+every field read or listed in ``UNREAD``.
 """
 
 from __future__ import annotations
