@@ -1,4 +1,4 @@
-"""outbox: event ids without their unique index, which no query uses (tpp_plumbing.db.migrations.UNUSED_INDEXES)
+"""outbox: event ids without their unique index, which no query uses (tpp_plumbing.db.shared_migrations)
 
 Revision ID: 0706_outbox_event_id
 Revises: 0705_certificate_partial
@@ -7,8 +7,7 @@ Create Date: 2026-11-28 20:50:00
 
 from collections.abc import Sequence
 
-from alembic import op
-from tpp_plumbing.db.migrations import UNUSED_INDEXES
+from tpp_plumbing.db.shared_migrations import outbox_table_v2, outbox_table_v2_down
 
 revision: str = "0706_outbox_event_id"
 down_revision: str | None = "0705_certificate_partial"
@@ -17,8 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute(UNUSED_INDEXES["outbox_event_id"][0])
+    outbox_table_v2()
 
 
 def downgrade() -> None:
-    op.execute(UNUSED_INDEXES["outbox_event_id"][1])
+    outbox_table_v2_down()

@@ -6,9 +6,7 @@ Revises: 0101
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import postgresql
+from tpp_plumbing.db.shared_migrations import idempotency_table_v2, idempotency_table_v2_down
 
 revision: str = "0003"
 down_revision: str | None = "0101"
@@ -17,10 +15,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "idempotency_key", sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()))
-    )
+    idempotency_table_v2()
 
 
 def downgrade() -> None:
-    op.drop_column("idempotency_key", "headers")
+    idempotency_table_v2_down()

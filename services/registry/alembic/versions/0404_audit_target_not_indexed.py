@@ -1,4 +1,4 @@
-"""audit log: no index on target, which no query uses (tpp_plumbing.db.migrations.UNUSED_INDEXES)
+"""audit log: no index on target, which no query uses (tpp_plumbing.db.shared_migrations)
 
 Revision ID: 0404_audit_target
 Revises: 0403_outbox_event_id
@@ -7,8 +7,7 @@ Create Date: 2026-11-28 21:20:00
 
 from collections.abc import Sequence
 
-from alembic import op
-from tpp_plumbing.db.migrations import UNUSED_INDEXES
+from tpp_plumbing.db.shared_migrations import audit_table_v2, audit_table_v2_down
 
 revision: str = "0404_audit_target"
 down_revision: str | None = "0403_outbox_event_id"
@@ -17,8 +16,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute(UNUSED_INDEXES["audit_target"][0])
+    audit_table_v2()
 
 
 def downgrade() -> None:
-    op.execute(UNUSED_INDEXES["audit_target"][1])
+    audit_table_v2_down()

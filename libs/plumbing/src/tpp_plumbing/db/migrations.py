@@ -90,26 +90,3 @@ def default_autovacuum(*tables: str) -> list[str]:
             for column in NO_STATISTICS.get(table, ())
         ]
     return statements
-
-
-# --- indexes of the shared tables that no query uses -----------------------------------------
-#
-# Every service's outbox and audit log are written by every command, and each index on them
-# is an entry per row. Two served no query:
-# - outbox_message.event_id (unique): the outbox makes each id itself (a UUIDv7), and no
-#   query looks a row up by it; the entry was written twice, on insert and when the relay
-#   marks the row published (an update that cannot be HOT);
-# - audit_log.target: ``GET /audit`` finds a target by containment (an id anywhere in it),
-#   which a B-tree cannot answer; the entry went to a random place, on every command.
-
-#: (drop, create again) for each such index: for a service's migration and its downgrade.
-UNUSED_INDEXES = {
-    "outbox_event_id": (
-        "ALTER TABLE outbox_message DROP CONSTRAINT uq_outbox_message_event_id",
-        "ALTER TABLE outbox_message ADD CONSTRAINT uq_outbox_message_event_id UNIQUE (event_id)",
-    ),
-    "audit_target": (
-        "DROP INDEX ix_audit_log_target",
-        "CREATE INDEX ix_audit_log_target ON audit_log (target)",
-    ),
-}

@@ -114,7 +114,7 @@ def outbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("id", BigInteger, Identity(always=True), primary_key=True),
         # Not indexed: the outbox makes each id itself (``new_event_id``), and no query looks
-        # a row up by it (``tpp_plumbing.db.migrations.UNUSED_INDEXES``).
+        # a row up by it (``tpp_plumbing.db.shared_migrations.outbox_table_v2``).
         Column("event_id", UUID(as_uuid=True), nullable=False),
         Column("event_type", Text, nullable=False),
         Column("topic", Text, nullable=False),

@@ -54,33 +54,12 @@ TABLE_NAME = "audit_log"
 REQUEST_ID = b"x-request-id"
 AUDITED_ROLES = (Role.OPERATOR, Role.ORGANIZER)
 
-#: The migration's DDL making the table append-only (a trigger, so it binds the owner too).
-APPEND_ONLY_SQL = (
-    f"""
-CREATE FUNCTION {TABLE_NAME}_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit log is append-only (% refused)', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END $$
-""",
-    f"""
-CREATE TRIGGER {TABLE_NAME}_no_update_or_delete BEFORE UPDATE OR DELETE ON {TABLE_NAME}
-    FOR EACH ROW EXECUTE FUNCTION {TABLE_NAME}_append_only()
-""",
-    f"""
-CREATE TRIGGER {TABLE_NAME}_no_truncate BEFORE TRUNCATE ON {TABLE_NAME}
-    FOR EACH STATEMENT EXECUTE FUNCTION {TABLE_NAME}_append_only()
-""",
-)
-DROP_APPEND_ONLY_SQL = (
-    f"DROP TRIGGER IF EXISTS {TABLE_NAME}_no_truncate ON {TABLE_NAME}",
-    f"DROP TRIGGER IF EXISTS {TABLE_NAME}_no_update_or_delete ON {TABLE_NAME}",
-    f"DROP FUNCTION IF EXISTS {TABLE_NAME}_append_only()",
-)
-
 
 def audit_table(metadata: MetaData) -> Table:
-    """The audit log, in a service's own metadata (its migration 0401 creates it)."""
+    """The audit log, in a service's own metadata.
+
+    Created, append-only by its triggers, by ``db.shared_migrations.audit_table_v1``.
+    """
     return Table(
         TABLE_NAME,
         metadata,
@@ -97,7 +76,7 @@ def audit_table(metadata: MetaData) -> Table:
         Index(f"ix_{TABLE_NAME}_at", "at"),
         Index(f"ix_{TABLE_NAME}_subject", "subject"),
         # No index on target: ``GET /audit`` matches it by containment, which a B-tree
-        # cannot answer (``tpp_plumbing.db.migrations.UNUSED_INDEXES``).
+        # cannot answer (``tpp_plumbing.db.shared_migrations.audit_table_v2``).
     )
 
 
