@@ -485,9 +485,10 @@ class OutboxRelay:
                 # marked are still unsent there, hence left out by id.
                 rows = await conn.fetch(
                     f"WITH marked AS (UPDATE {TABLE_NAME} SET published_at = now()"
-                    " WHERE id = ANY($2::bigint[]))"
+                    " WHERE id = ANY($2::bigint[]) RETURNING id)"
                     f" SELECT {_READ} FROM {TABLE_NAME} WHERE published_at IS NULL"
-                    " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+                    # A hashed lookup: `<> ALL($2)` compares each row with every id.
+                    " AND id NOT IN (SELECT id FROM marked) ORDER BY id LIMIT $1",
                     self._batch_size,
                     [row["id"] for row in mark],
                     timeout=self._lease_s,
