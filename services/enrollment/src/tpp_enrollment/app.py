@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.web.app import build_app
@@ -36,14 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = Runtime(settings, name=NAME, migrations=MIGRATIONS, messaging=MESSAGING)
     outbox = Outbox(tables.outbox, source=f"/{NAME}")
-    runtime.subscribe(subscriptions(runtime.sessions, outbox))
+    units = UnitsOfWork(runtime.sessions, outbox, runtime.commands)
+    runtime.subscribe(subscriptions(runtime.sessions, units))
     personal = settings.personal_data()
     services = Services(
-        trainees=TraineeService(runtime.sessions, outbox, personal),
-        enrollments=EnrollmentService(runtime.sessions, outbox, runtime.commands),
-        feedback=FeedbackService(runtime.sessions, outbox),
+        trainees=TraineeService(units, personal),
+        enrollments=EnrollmentService(units, runtime.sessions),
+        feedback=FeedbackService(units),
         queries=QueryService(runtime.sessions, personal),
-        imports=ImportService(runtime.sessions, outbox, personal),
+        imports=ImportService(units, runtime.sessions, personal),
         access=AccessService(runtime.sessions),
     )
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 from sqlalchemy import RowMapping, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
+from tpp_plumbing.db.uow import Fused
 from tpp_plumbing.db.writes import RawTransaction
-from tpp_plumbing.messaging.outbox import Outbox, OutboxRows
-from tpp_plumbing.web import audit, idempotency
 
 from tpp_enrollment import tables
 from tpp_enrollment.domain import OCCUPYING, Places
@@ -66,43 +64,9 @@ async def add_accepted(db: AsyncSession, session_id: uuid.UUID, delta: int) -> N
         )
 
 
-# --- enroll: on a raw transaction (tpp_plumbing.db.writes, the hottest command) ---------------
-# Two statements: the lock and what is read under it, then every write.
-
-_LOCK_FOR_ENROLL = (
-    "WITH v AS (UPDATE session_view SET places_version = places_version + 1"
-    " WHERE session_id = $1"
-    " RETURNING status, capacity, accepted, review_required, country_limit)"
-    " SELECT v.*, t.id AS trainee_id, t.country, t.gender, t.profession, t.erased_at"
-    " FROM v LEFT JOIN trainee t ON t.id = $2"
-)
-# Runs under the session view's lock, so every other writer of this session's places and
-# waitlist has committed: the waitlist position counts the entries ahead of the new one.
-# $1 id, $2 session, $3 trainee, $4 status, $5 country.
-_ADD_ENROLLMENT = (
-    "WITH seq AS (SELECT CASE WHEN $4::text = 'waitlisted'"
-    " THEN nextval('enrollment_waitlist_seq') END AS n),"
-    " added AS (INSERT INTO enrollment (id, session_id, trainee_id, status, waitlist_seq,"
-    " country) SELECT $1, $2, $3, $4, n, $5 FROM seq"
-    " ON CONFLICT ON CONSTRAINT uq_enrollment_session_trainee DO NOTHING"
-    " RETURNING waitlist_seq),"
-    " counted AS (UPDATE session_view SET accepted = accepted + 1"
-    " WHERE session_id = $2 AND $4::text = 'accepted'"
-    " AND EXISTS (SELECT FROM added) RETURNING accepted)"
-    " SELECT added.waitlist_seq, CASE WHEN added.waitlist_seq IS NOT NULL THEN 1 + ("
-    "  SELECT count(*) FROM enrollment e WHERE e.session_id = $2"
-    "  AND e.status = 'waitlisted' AND e.waitlist_seq < added.waitlist_seq) END AS position,"
-    " (SELECT count(*) FROM counted) AS counted"
-    " FROM added"
-)
-_IN_COUNTRY = (
-    "SELECT count(*) FROM enrollment"
-    " WHERE session_id = $1 AND country = $3 AND status = ANY($2::text[])"
-)
-
-
-# --- enroll, optimistic: an unlocked read, then one statement that writes only if nothing
-# about the session's places moved since (its places_version; every locker moves it).
+# --- enroll: on a fast unit of work (tpp_plumbing.db.uow), the hottest command ---------------
+# Decided on an unlocked read, written by one statement only if the session's places did not
+# move since (its places_version: every locker moves it).
 
 # $1 session, $2 trainee, $3 the occupying statuses. The counts are taken only when the
 # decision needs them: places per country under a limit; the waitlist when it may grow.
@@ -120,40 +84,60 @@ _READ_FOR_ENROLL = (
     "  AND e.status = 'waitlisted') END AS waitlisted"
     " FROM session_view v LEFT JOIN trainee t ON t.id = $2 WHERE v.session_id = $1"
 )
+_LOCK_FOR_ENROLL = (
+    "UPDATE session_view SET places_version = places_version + 1 WHERE session_id = $1"
+)
+# $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read, $6 country. The
+# session row's UPDATE takes its lock and re-reads it (READ COMMITTED): a locker that
+# committed meanwhile moved the version, and nothing is written. The rest runs only with the
+# row, so after the lock: the waitlist number (and the outbox ids the unit of work appends)
+# follow every earlier decision about the session.
+_NEW_ENROLLMENT = (
+    "moved AS (UPDATE session_view SET places_version = places_version + 1,"
+    " accepted = accepted + CASE WHEN $4::text = 'accepted' THEN 1 ELSE 0 END"
+    " WHERE session_id = $2 AND places_version = $5 RETURNING session_id),"
+    " added AS (INSERT INTO enrollment"
+    " (id, session_id, trainee_id, status, waitlist_seq, country)"
+    " SELECT $1, $2, $3, $4, CASE WHEN $4::text = 'waitlisted'"
+    " THEN nextval('enrollment_waitlist_seq') END, $6 FROM moved RETURNING waitlist_seq)"
+)
+
+
+class PlacesMovedError(Exception):
+    """The session's places moved since they were read: decide again, under the lock."""
+
+
+class AlreadyEnrolledError(Exception):
+    """The trainee has an enrollment in the session (one a session, whatever its status)."""
 
 
 async def read_for_enroll(
     tx: RawTransaction, session_id: uuid.UUID, trainee_id: uuid.UUID
 ) -> asyncpg.Record | None:
-    """What deciding an enrollment needs, unlocked: the session view row with its
-    ``places_version``, the trainee's profile (None values when unknown), whether the trainee
-    is enrolled there already, the places their country holds (``in_country``, under a
-    limit) and the waitlist's length (``waitlisted``, when it may grow). None: no session."""
+    """What deciding an enrollment needs: the session view row with its ``places_version``,
+    the trainee's profile (None values when unknown), whether the trainee is enrolled there
+    already, the places their country holds (``in_country``, under a limit) and the
+    waitlist's length (``waitlisted``, when it may grow). None: no session."""
     return await tx.fetchrow(_READ_FOR_ENROLL, session_id, trainee_id, OCCUPYING_VALUES)
 
 
-@functools.cache
-def _enroll_if_unmoved(insert_events: str, mark: str | None, audit_row: str | None) -> str:
-    # $1 id, $2 session, $3 trainee, $4 status, $5 the places_version read, $6 country; the
-    # events from $7 (insert_events), then the Idempotency-Key's mark, then the audit row's
-    # parameters (tpp_plumbing.web.audit.row_in_statement), each written only with the
-    # enrollment. The session row's UPDATE takes its lock and re-reads it (READ COMMITTED):
-    # a locker that committed meanwhile moved the version, and nothing is written. The rest
-    # runs only with the row, so after the lock: the waitlist number and the outbox ids
-    # follow every earlier decision about the session.
-    marked = f", marked AS ({mark} AND EXISTS (SELECT FROM added))" if mark else ""
-    if audit_row:
-        marked += f", audited AS ({audit_row} WHERE EXISTS (SELECT FROM added))"
-    return (
-        "WITH moved AS (UPDATE session_view SET places_version = places_version + 1,"
-        " accepted = accepted + CASE WHEN $4::text = 'accepted' THEN 1 ELSE 0 END"
-        " WHERE session_id = $2 AND places_version = $5 RETURNING session_id),"
-        " added AS (INSERT INTO enrollment"
-        " (id, session_id, trainee_id, status, waitlist_seq, country)"
-        " SELECT $1, $2, $3, $4, CASE WHEN $4::text = 'waitlisted'"
-        " THEN nextval('enrollment_waitlist_seq') END, $6 FROM moved RETURNING waitlist_seq),"
-        f" sent AS ({insert_events}){marked}"
-        " SELECT waitlist_seq FROM added"
+async def lock_for_enroll(tx: RawTransaction, session_id: uuid.UUID) -> None:
+    """Lock the session view row (until the transaction ends): what ``read_for_enroll``
+    reads after it cannot move. It moves ``places_version``, as every locker does."""
+    await tx.execute(_LOCK_FOR_ENROLL, session_id)
+
+
+def new_enrollment(row: Mapping[str, Any], places_version: int) -> Fused:
+    """Insert a new enrollment (taking a place if accepted) if the session's
+    ``places_version`` is still the one read; returns its ``waitlist_seq`` (None unless
+    waitlisted), or no row when the places moved."""
+    args = (row["id"], row["session_id"], row["trainee_id"], row["status"], places_version)
+    return Fused(
+        _NEW_ENROLLMENT,
+        (*args, row["country"]),
+        wrote="added",
+        returning="SELECT waitlist_seq FROM added",
+        conflicts={"uq_enrollment_session_trainee": AlreadyEnrolledError},
     )
 
 
@@ -166,90 +150,6 @@ async def existing_enrollment(
         session_id,
         trainee_id,
     )
-
-
-class PlacesMovedError(Exception):
-    """The session's places moved since they were read: decide again, under the lock."""
-
-
-async def enroll_if_unmoved(
-    tx: RawTransaction,
-    row: dict[str, Any],
-    places_version: int,
-    outbox: Outbox,
-    events: OutboxRows,
-) -> int | None:
-    """Insert a new enrollment (taking a place if accepted) and its events, in one statement
-    that commits on its own, if the session's ``places_version`` is still the one read. The
-    request's Idempotency-Key mark and audit row, if any, are written with them.
-
-    Returns the waitlist number (None unless waitlisted). Raises PlacesMovedError when the
-    places moved (nothing written), asyncpg's UniqueViolationError when the trainee was
-    enrolled there meanwhile, and AuditUnavailableError when the audit row could not be
-    written (nothing written either).
-    """
-    mark = idempotency.committed_mark(13)
-    audit_row = audit.row_in_statement(14 if mark else 13)
-    query = _enroll_if_unmoved(
-        outbox.insert_sql(7, where="EXISTS (SELECT FROM added)"),
-        mark[0] if mark else None,
-        audit_row[0] if audit_row else None,
-    )
-    args = [row["id"], row["session_id"], row["trainee_id"], row["status"], places_version]
-    args += [row["country"], *events.params]
-    if mark:
-        args.append(mark[1])
-    if audit_row:
-        args += audit_row[1]
-    try:
-        found = await tx.fetchrow(query, *args)
-    except asyncpg.PostgresError as error:
-        if audit_row and audit.AuditUnavailableError.caused(error):
-            raise audit.AuditUnavailableError from None  # nothing was written
-        raise
-    if found is None:
-        raise PlacesMovedError
-    tx.wrote_outbox = True  # committed: the relay is woken
-    if audit_row:
-        audit_row[2]()  # committed with the enrollment: the response waits for no other
-    return found["waitlist_seq"]  # type: ignore[no-any-return]
-
-
-async def lock_for_enroll(
-    tx: RawTransaction, session_id: uuid.UUID, trainee_id: uuid.UUID
-) -> asyncpg.Record | None:
-    """The session view row, locked, with the trainee's profile (None values when unknown).
-
-    None when the session is unknown.
-    """
-    return await tx.fetchrow(_LOCK_FOR_ENROLL, session_id, trainee_id)
-
-
-async def occupying_in_country(tx: RawTransaction, session_id: uuid.UUID, country: str) -> int:
-    """How many places one country holds in a session (``accepted_in_country``, raw)."""
-    found = await tx.fetchrow(_IN_COUNTRY, session_id, OCCUPYING_VALUES, country)
-    return int(found[0]) if found is not None else 0
-
-
-async def add_enrollment(
-    tx: RawTransaction, row: dict[str, Any]
-) -> tuple[int | None, int | None] | None:
-    """Insert a new enrollment (taking a place if accepted); None if the trainee has one.
-
-    Returns its waitlist number and position (both None unless waitlisted). The caller holds
-    the session view's lock.
-    """
-    found = await tx.fetchrow(
-        _ADD_ENROLLMENT,
-        row["id"],
-        row["session_id"],
-        row["trainee_id"],
-        row["status"],
-        row["country"],
-    )
-    if found is None:
-        return None
-    return found["waitlist_seq"], found["position"]
 
 
 async def get_trainee(db: AsyncSession, trainee_id: uuid.UUID) -> RowMapping | None:

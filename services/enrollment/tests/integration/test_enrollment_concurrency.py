@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from tpp_contracts.envelope import decode
 from tpp_enrollment import store
+from tpp_plumbing.db.uow import UnitOfWork
 from tpp_plumbing.web import idempotency
 
 from .enrollment_support import enrollment_app, register
@@ -147,18 +148,18 @@ async def test_an_enrollment_written_in_one_statement_marks_its_idempotency_key_
         session_id = await app.open_session(capacity=3)
         trainee = await register(app)
         key = str(uuid.uuid4())
-        write = store.enroll_if_unmoved
+        write = UnitOfWork.commit
         seen: list[Any] = []
 
-        async def write_then_look(*args: Any) -> int | None:
-            seq = await write(*args)
+        async def write_then_look(*args: Any) -> Any:
+            written = await write(*args)
             rows = await app.fetch(
                 "SELECT status FROM idempotency_key WHERE key LIKE '%' || $1", key
             )
             seen.extend(r["status"] for r in rows)
-            return seq
+            return written
 
-        monkeypatch.setattr(store, "enroll_if_unmoved", write_then_look)
+        monkeypatch.setattr(UnitOfWork, "commit", write_then_look)
         response = await app.http.post(
             f"/sessions/{session_id}/enrollments",
             json={"trainee_id": trainee},

@@ -16,6 +16,7 @@ from tpp_contracts.topics import SESSIONS
 from tpp_enrollment import consumers, tables
 from tpp_enrollment.service import SessionProjector
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.messaging.consumer import Applied
 from tpp_plumbing.messaging.outbox import Outbox
 
@@ -54,8 +55,9 @@ async def test_a_registry_event_delivered_again_is_not_handed_to_the_projector(
 
         monkeypatch.setattr(SessionProjector, name, counted)
     engine = create_engine(url)
+    sessions = session_factory(engine)
     outbox = Outbox(tables.outbox, source="/enrollment")
-    [subscription] = consumers.subscriptions(session_factory(engine), outbox)
+    [subscription] = consumers.subscriptions(sessions, UnitsOfWork(sessions, outbox))
     consumer = subscription.consumer
     session_id = uuid.uuid4()
     opened = example(SessionPublishedV1, session_id=session_id, version=1, capacity=2)

@@ -144,6 +144,7 @@ class Outbox:
 
     def __init__(self, table: Table, *, source: str) -> None:
         self._source = source
+        self.table_name = table.name
         self._into = f"INSERT INTO {table.name} ({', '.join(_INSERT_PARAMS)})"
         # The same statement for a raw transaction ($n parameters) and for a session.
         self._raw_insert = self.insert_sql(1)

@@ -22,8 +22,8 @@ from tpp_contracts.enrollment import (
 )
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus, RejectionReason
-from tpp_plumbing.db.writes import CommandPool, RawTransaction
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitsOfWork
+from tpp_plumbing.db.writes import RawTransaction
 from tpp_plumbing.web.problems import ConflictError, NotFoundError
 
 from tpp_enrollment import store
@@ -53,103 +53,80 @@ S = EnrollmentStatus
 class EnrollmentService:
     """Gives and takes a session's places; every decision holds the session's row lock."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
-        commands: CommandPool,
-    ) -> None:
+    def __init__(self, units: UnitsOfWork, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._uow = units
         self._sessions = sessions
-        self._outbox = outbox
-        self._commands = commands
 
     async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
         """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
-        # The hottest command, on raw connections (tpp_plumbing.db.writes). First optimistic:
-        # decided on an unlocked read, written by one statement if the session's places did
-        # not move meanwhile (two round trips, no transaction held open across them). When
-        # they moved, decided again under the session's lock.
+        # Decided on an unlocked read and written only if the session's places did not move
+        # meanwhile (two statements, no transaction held open across them); when they did,
+        # decided again under the session's lock.
         try:
-            async with self._commands.statements() as db:
-                return await self._enroll_unlocked(db, session_id, data)
+            return await self._enroll(session_id, data, locked=False)
         except store.PlacesMovedError:
-            pass
-        async with self._commands.transaction() as db:
-            view = await store.lock_for_enroll(db, session_id, data.trainee_id)
-            in_country = 0
-            if view is not None and view["country_limit"] is not None:
-                in_country = await store.occupying_in_country(db, session_id, view["country"])
-            status = _decided(view, session_id, data, in_country)
-            assert view is not None  # _decided raised otherwise
-            row = _new_row(session_id, data, status, view)
-            added = await store.add_enrollment(db, row)
-            if added is None:
-                raise await _already_enrolled(db, session_id, data.trainee_id)
-            row["waitlist_seq"], position = added
-            full = row | {k: view[k] for k in ("gender", "profession")}
-            await self._outbox.add(db, [created_event(status, full, position)])
-        return Enrollment.model_validate(row | {"waitlist_position": position})
+            return await self._enroll(session_id, data, locked=True)
 
-    async def _enroll_unlocked(
-        self, db: RawTransaction, session_id: uuid.UUID, data: EnrollmentIn
+    async def _enroll(
+        self, session_id: uuid.UUID, data: EnrollmentIn, *, locked: bool
     ) -> Enrollment:
-        view = await store.read_for_enroll(db, session_id, data.trainee_id)
-        in_country = (view["in_country"] or 0) if view is not None else 0
-        status = _decided(view, session_id, data, in_country)
-        assert view is not None  # _decided raised otherwise
-        if view["enrolled"]:  # refused as the locked path refuses it: after the decision
-            raise await _already_enrolled(db, session_id, data.trainee_id)
-        position = None
-        if status is S.WAITLISTED:
-            if view["waitlisted"] is None:  # not counted: never when the waitlist may grow
+        async with self._uow.fast(transaction=locked) as uow:
+            if locked:
+                await store.lock_for_enroll(uow.db, session_id)
+            seen = await store.read_for_enroll(uow.db, session_id, data.trainee_id)
+            status = _decided(seen, session_id, data)
+            assert seen is not None  # _decided raised otherwise
+            if seen["enrolled"]:  # refused after the decision, whatever the places say
+                raise await _already_enrolled(uow.db, session_id, data.trainee_id)
+            position = None
+            if status is S.WAITLISTED:
+                if seen["waitlisted"] is None:  # not counted: never when the waitlist may grow
+                    raise store.PlacesMovedError
+                position = seen["waitlisted"] + 1  # entries ahead: every one (nothing moved)
+            row = _new_row(session_id, data, status, seen)
+            uow.emit(created_event(status, row | _profile(seen), position))
+            try:
+                written = await uow.commit(store.new_enrollment(row, seen["places_version"]))
+            except store.AlreadyEnrolledError:
+                raise await _already_enrolled(uow.db, session_id, data.trainee_id) from None
+            if written is None:
                 raise store.PlacesMovedError
-            position = view["waitlisted"] + 1  # entries ahead: every one (nothing moved)
-        row = _new_row(session_id, data, status, view)
-        full = row | {k: view[k] for k in ("gender", "profession")}
-        events = self._outbox.rows([created_event(status, full, position)])
-        try:
-            row["waitlist_seq"] = await store.enroll_if_unmoved(
-                db, row, view["places_version"], self._outbox, events
-            )
-        except asyncpg.UniqueViolationError as error:
-            if error.constraint_name != "uq_enrollment_session_trainee":
-                raise
-            raise await _already_enrolled(db, session_id, data.trainee_id) from None
+        row["waitlist_seq"] = written["waitlist_seq"]
         return Enrollment.model_validate(row | {"waitlist_position": position})
 
     async def accept(self, enrollment_id: uuid.UUID) -> Enrollment:
         """An operator gives a place to a submitted or waitlisted trainee, if one is free."""
-        async with self._sessions() as db, db.begin():
-            row, view = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, view = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.ACCEPT)
-            in_country = await store.accepted_in_country(db, row["session_id"], row["country"])
+            in_country = await store.accepted_in_country(uow.db, row["session_id"], row["country"])
             try:
                 accept(store.places(view), in_country)
             except (NoPlaceError, EnrollmentRefusedError) as error:
                 raise conflict(error, enrollment_id=str(enrollment_id)) from None
-            await store.set_status(db, [enrollment_id], S.ACCEPTED, waitlist_seq=None)
-            await store.add_accepted(db, row["session_id"], 1)
+            await store.set_status(uow.db, [enrollment_id], S.ACCEPTED, waitlist_seq=None)
+            await store.add_accepted(uow.db, row["session_id"], 1)
             event = enrollment_event(
                 EnrollmentAcceptedV1,
                 row,
                 previous_status=row["status"],
                 promoted_from_waitlist=row["status"] == S.WAITLISTED,
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return await self._read(enrollment_id)
 
     async def waitlist(self, enrollment_id: uuid.UUID) -> Enrollment:
         """An operator puts a submitted application on the waitlist (at its end)."""
-        async with self._sessions() as db, db.begin():
-            row, _ = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, _ = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.WAITLIST)
-            seq = await store.next_waitlist_seq(db)
-            await store.set_status(db, [enrollment_id], S.WAITLISTED, waitlist_seq=seq)
-            position = await store.waitlist_position(db, row["session_id"], seq)
+            seq = await store.next_waitlist_seq(uow.db)
+            await store.set_status(uow.db, [enrollment_id], S.WAITLISTED, waitlist_seq=seq)
+            position = await store.waitlist_position(uow.db, row["session_id"], seq)
             event = enrollment_event(
                 EnrollmentWaitlistedV1, row, previous_status=row["status"], position=position
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return await self._read(enrollment_id)
 
     async def reject(
@@ -157,63 +134,68 @@ class EnrollmentService:
     ) -> Enrollment:
         """An operator turns a submitted application down, with a reason (its category goes
         in the event; the note stays here)."""
-        async with self._sessions() as db, db.begin():
-            row, _ = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, _ = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.REJECT)
-            await store.set_status(db, [enrollment_id], S.REJECTED, reason=reason, note=note)
+            await store.set_status(uow.db, [enrollment_id], S.REJECTED, reason=reason, note=note)
             event = enrollment_event(
                 EnrollmentRejectedV1, row, previous_status=row["status"], reason=reason
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return await self._read(enrollment_id)
 
     async def withdraw(self, enrollment_id: uuid.UUID, data: WithdrawIn) -> Enrollment:
         """The trainee gives up; a freed place goes to the first waitlisted trainee."""
         reason = data.reason
-        async with self._sessions() as db, db.begin():
-            row, _ = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, _ = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.WITHDRAW)
             await store.set_status(
-                db, [enrollment_id], S.WITHDRAWN, reason=reason, note=data.note, waitlist_seq=None
+                uow.db,
+                [enrollment_id],
+                S.WITHDRAWN,
+                reason=reason,
+                note=data.note,
+                waitlist_seq=None,
             )
             event = enrollment_event(
                 EnrollmentWithdrawnV1, row, previous_status=row["status"], reason=reason
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
             if S(row["status"]) in OCCUPYING:
-                await store.add_accepted(db, row["session_id"], -1)
-                await promote(db, self._outbox, row["session_id"])
+                await store.add_accepted(uow.db, row["session_id"], -1)
+                await promote(uow, row["session_id"])
         return await self._read(enrollment_id)
 
     async def check_in(self, enrollment_id: uuid.UUID) -> Enrollment:
         """An accepted trainee arrived at the session."""
-        async with self._sessions() as db, db.begin():
-            row, view = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, view = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.CHECK_IN)
             started(view, Action.CHECK_IN)
             now = datetime.now(UTC)
-            await store.set_status(db, [enrollment_id], S.ATTENDED, checked_in_at=now)
+            await store.set_status(uow.db, [enrollment_id], S.ATTENDED, checked_in_at=now)
             event = enrollment_event(
                 TraineeAttendedV1, row, previous_status=row["status"], checked_in_at=now
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return await self._read(enrollment_id)
 
     async def mark_no_show(self, enrollment_id: uuid.UUID) -> Enrollment:
         """An accepted trainee did not come."""
-        async with self._sessions() as db, db.begin():
-            row, view = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, view = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.NO_SHOW)
             started(view, Action.NO_SHOW)
-            await store.set_status(db, [enrollment_id], S.NO_SHOW)
+            await store.set_status(uow.db, [enrollment_id], S.NO_SHOW)
             event = enrollment_event(TraineeNoShowV1, row, previous_status=row["status"])
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return await self._read(enrollment_id)
 
     async def complete(self, enrollment_id: uuid.UUID, completed_on: date | None) -> Enrollment:
         """A trainee who attended completed the session: a unique certificate number."""
-        async with self._sessions() as db, db.begin():
-            row, view = await locked_enrollment(db, enrollment_id)
+        async with self._uow() as uow:
+            row, view = await locked_enrollment(uow.db, enrollment_id)
             checked(row, Action.COMPLETE)
             day = completed_on or date.today()
             if view["start_date"] is not None and day < view["start_date"]:
@@ -222,9 +204,9 @@ class EnrollmentService:
                     f" ({day} given{'' if completed_on else ': today, by default'})",
                     field="completed_on",
                 )
-            number = certificate_number(view["year"], await store.next_certificate_serial(db))
+            number = certificate_number(view["year"], await store.next_certificate_serial(uow.db))
             await store.set_status(
-                db, [enrollment_id], S.COMPLETED, completed_on=day, certificate_number=number
+                uow.db, [enrollment_id], S.COMPLETED, completed_on=day, certificate_number=number
             )
             event = enrollment_event(
                 EnrollmentCompletedV1,
@@ -233,7 +215,7 @@ class EnrollmentService:
                 certificate_number=number,
                 completed_on=day,
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return await self._read(enrollment_id)
 
     async def _read(self, enrollment_id: uuid.UUID) -> Enrollment:
@@ -264,10 +246,7 @@ def created_event(status: EnrollmentStatus, row: Mapping[Any, Any], position: in
 
 
 def _decided(
-    view: asyncpg.Record | None,
-    session_id: uuid.UUID,
-    data: EnrollmentIn,
-    in_country: int,
+    view: asyncpg.Record | None, session_id: uuid.UUID, data: EnrollmentIn
 ) -> EnrollmentStatus:
     """The new enrollment's status from the session view and trainee read together."""
     if view is None:
@@ -281,9 +260,14 @@ def _decided(
         )
     places = store.places(view)
     try:
-        return decide(places, in_country)
+        return decide(places, view["in_country"] or 0)
     except EnrollmentRefusedError as error:
         raise conflict(error, session_status=places.status.value) from None
+
+
+def _profile(seen: asyncpg.Record) -> dict[str, Any]:
+    """The trainee attributes the enrollment's events carry."""
+    return {"gender": seen["gender"], "profession": seen["profession"]}
 
 
 def _new_row(

@@ -6,11 +6,10 @@ import uuid
 
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import EvaluationSubmittedV1, FollowUpRecordedV1
 from tpp_contracts.envelope import new_id
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import ConflictError, ProblemError
 
 from tpp_enrollment import tables
@@ -25,14 +24,14 @@ EVALUATORS = frozenset({S.ATTENDED, S.COMPLETED})
 class FeedbackService:
     """Records evaluations (by trainees who attended) and follow-ups (after completion)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
-        self._sessions = sessions
-        self._outbox = outbox
+    def __init__(self, units: UnitsOfWork) -> None:
+        self._uow = units
 
     async def evaluate(self, enrollment_id: uuid.UUID, data: EvaluationIn) -> Evaluation:
         """The trainee's one evaluation of the session: score 1-5 and an optional comment."""
         evaluation = Evaluation(id=new_id(), enrollment_id=enrollment_id, **data.model_dump())
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
+            db = uow.db
             row, _ = await locked_enrollment(db, enrollment_id)
             if S(row["status"]) not in EVALUATORS:
                 raise ConflictError(
@@ -54,13 +53,14 @@ class FeedbackService:
                 score=data.score,
                 has_comment=bool(data.comment),
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return evaluation
 
     async def record_follow_up(self, enrollment_id: uuid.UUID, data: FollowUpIn) -> FollowUp:
         """A follow-up with a trainee who completed the session."""
         follow_up = FollowUp(id=new_id(), enrollment_id=enrollment_id, **data.model_dump())
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
+            db = uow.db
             row, _ = await locked_enrollment(db, enrollment_id)
             if row["status"] != S.COMPLETED:
                 raise ConflictError(
@@ -82,5 +82,5 @@ class FeedbackService:
                 channel=data.channel,
                 outcome=data.outcome,
             )
-            await self._outbox.add(db, [event])
+            uow.emit(event)
         return follow_up

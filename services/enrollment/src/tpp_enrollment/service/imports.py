@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitOfWork, UnitsOfWork
 from tpp_plumbing.observability.memory import release_free_memory
 from tpp_plumbing.web.limits import check_rows
 from tpp_plumbing.web.problems import NotFoundError, ProblemError
@@ -103,11 +103,6 @@ _REMEMBER = text(
 )
 _VIEWS = text("SELECT * FROM session_view WHERE session_id = ANY(CAST(:ids AS uuid[]))")
 _FORGET_TRAINEES = text("DELETE FROM trainee WHERE id = ANY(CAST(:ids AS uuid[]))")
-# The events of this transaction: unpublished, so found through the relay's partial index.
-_FORGET_EVENTS = text(
-    f"DELETE FROM {tables.outbox.name}"
-    " WHERE published_at IS NULL AND event_id = ANY(CAST(:ids AS uuid[]))"
-)
 # Set-based over every session of a chunk: a constant number of round trips per chunk.
 # Locked in order (no deadlock between chunks), and their places_version moved (store).
 _LOCK_VIEWS = text(
@@ -191,10 +186,13 @@ class ImportService:
     """Imports nominations; each chunk of rows is one transaction, its events included."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, personal: PersonalData
+        self,
+        units: UnitsOfWork,
+        sessions: async_sessionmaker[AsyncSession],
+        personal: PersonalData,
     ) -> None:
+        self._uow = units
         self._sessions = sessions
-        self._outbox = outbox
         self._personal = personal
         self._tasks: set[asyncio.Task[None]] = set()
         self._abandoned_after = timedelta(seconds=ABANDONED_AFTER_S)
@@ -332,10 +330,13 @@ class ImportService:
     async def _transaction(self, chunk: _Chunk, progress: _Progress) -> None:
         """One chunk in one transaction, committed after the chunk before it (if that one
         failed, this one rolls back: ``_chunk``)."""
-        async with self._sessions() as db, db.begin():
-            await self._chunk(db, chunk, progress)
+        async with self._uow() as uow:
+            await self._chunk(uow, chunk, progress)
 
-    async def _chunk(self, db: AsyncSession, chunk: _Chunk, progress: _Progress) -> None:
+    async def _chunk(
+        self, uow: UnitOfWork[AsyncSession], chunk: _Chunk, progress: _Progress
+    ) -> None:
+        db = uow.db
         people, previous, locked = chunk.people, chunk.previous, chunk.locked
         errors = [item for item in chunk.items if isinstance(item, RowError)]
         valid: list[_Nominee] = []
@@ -352,7 +353,7 @@ class ImportService:
         open_rows = _open(valid, {r["session_id"]: r for r in seen.mappings()}, errors)
         # People are registered before the sessions are locked: this overlaps the chunk
         # before, which holds them.
-        registered, fresh = await self._register(db, open_rows, people)
+        registered, fresh = await self._register(uow, open_rows, people)
         # One statement locks every session of the chunk, in a fixed order (no deadlock
         # between jobs), once the chunk before holds its own locks.
         locked_views = await db.execute(_LOCK_VIEWS, {"ids": session_ids})
@@ -363,7 +364,7 @@ class ImportService:
         if len(still_open) < len(open_rows):
             # A session stopped taking nominations since the first read: its rows change
             # nothing, so the people registered only for them are not registered after all.
-            fresh = await self._unregister(db, still_open, registered, fresh)
+            fresh = await self._unregister(uow, still_open, registered, fresh)
         await self._remember(db, progress.job_id, valid, people, registered, before - set(fresh))
         by_session: dict[uuid.UUID, list[_Nominee]] = defaultdict(list)
         for item in still_open:
@@ -372,7 +373,8 @@ class ImportService:
             db, views, by_session, registered, set(fresh), progress
         )
         errors.extend(refused)
-        await self._outbox.add(db, enrolled)
+        uow.emit(*enrolled)
+        await uow.flush()  # now, not after the chunk before committed
         if errors:
             await db.execute(
                 insert(tables.import_error),
@@ -400,7 +402,7 @@ class ImportService:
 
     async def _register(
         self,
-        db: AsyncSession,
+        uow: UnitOfWork[AsyncSession],
         valid: Sequence[_Nominee],
         prepared: dict[tuple[str, str], tuple[Any, ...]],
     ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
@@ -411,11 +413,13 @@ class ImportService:
             return {}, {}
         values = [prepared[person] for person in unique]
         columns = dict(zip(_TRAINEE_COLUMNS, map(list, zip(*values, strict=True)), strict=True))
+        db = uow.db
         new = (await db.execute(_NEW_TRAINEES, columns)).all()
         by_hash = {r.passport_hash: _profile(r) for r in new}
         events = [trainee_registered(person) for person in by_hash.values()]
         # Written now, before the sessions' locks: that much less to do while holding them.
-        event_ids = await self._outbox.add(db, events)
+        uow.emit(*events)
+        event_ids = await uow.flush()
         fresh = {e.trainee_id: event_id for e, event_id in zip(events, event_ids, strict=True)}
         # People registered before (by an earlier file or the API): read them (only them).
         known = [h for h in columns["passport_hash"] if h not in by_hash]
@@ -450,7 +454,7 @@ class ImportService:
 
     async def _unregister(
         self,
-        db: AsyncSession,
+        uow: UnitOfWork[AsyncSession],
         kept: Sequence[_Nominee],
         people: dict[tuple[str, str], dict[str, Any]],
         fresh: dict[uuid.UUID, uuid.UUID],
@@ -460,8 +464,8 @@ class ImportService:
         needed = {people[item.person]["id"] for item in kept}
         dropped = [trainee_id for trainee_id in fresh if trainee_id not in needed]
         if dropped:
-            await db.execute(_FORGET_TRAINEES, {"ids": dropped})
-            await db.execute(_FORGET_EVENTS, {"ids": [fresh[t] for t in dropped]})
+            await uow.db.execute(_FORGET_TRAINEES, {"ids": dropped})
+            await uow.retract([fresh[t] for t in dropped])
         return {t: event_id for t, event_id in fresh.items() if t in needed}
 
     async def _prepared(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import Envelope
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitOfWork
 from tpp_plumbing.web.problems import ConflictError, NotFoundError, ProblemError
 
 from tpp_enrollment import store
@@ -90,41 +90,33 @@ async def locked_enrollment(
     return row, view
 
 
-def caused_by(cause: Envelope | None) -> dict[str, Any]:
-    """Outbox arguments tying new events to the consumed event that caused them."""
-    if cause is None:
-        return {}
-    return {"correlation_id": cause.correlationid, "causation_id": cause.id}
-
-
 async def promote(
-    db: AsyncSession, outbox: Outbox, session_id: uuid.UUID, *, cause: Envelope | None = None
+    uow: UnitOfWork[AsyncSession], session_id: uuid.UUID, *, cause: Envelope | None = None
 ) -> int:
     """Admit from the waitlist (FIFO, within the country limit) while places are free.
 
     The caller holds the session view lock. Returns how many came off the waitlist.
     """
-    view = await store.get_session(db, session_id)
+    view = await store.get_session(uow.db, session_id)
     if view is None:
         return 0
     waiting = await store.session_enrollments(
-        db, session_id, [EnrollmentStatus.WAITLISTED], lock=True
+        uow.db, session_id, [EnrollmentStatus.WAITLISTED], lock=True
     )
     if not waiting:
         return 0
     chosen = promotions(
         store.places(view),
-        await store.accepted_by_country(db, session_id),
+        await store.accepted_by_country(uow.db, session_id),
         [(row["id"], row["country"]) for row in waiting],
     )
     if not chosen:
         return 0
-    await store.set_status(db, chosen, EnrollmentStatus.ACCEPTED, waitlist_seq=None)
-    await store.add_accepted(db, session_id, len(chosen))
+    await store.set_status(uow.db, chosen, EnrollmentStatus.ACCEPTED, waitlist_seq=None)
+    await store.add_accepted(uow.db, session_id, len(chosen))
     by_id = {row["id"]: row for row in waiting}
-    await outbox.add(
-        db,
-        [
+    uow.emit(
+        *(
             enrollment_event(
                 EnrollmentAcceptedV1,
                 by_id[enrollment_id],
@@ -132,8 +124,8 @@ async def promote(
                 promoted_from_waitlist=True,
             )
             for enrollment_id in chosen
-        ],
-        **caused_by(cause),
+        ),
+        cause=cause,
     )
     return len(chosen)
 
@@ -141,7 +133,6 @@ async def promote(
 __all__ = [
     "EnrollmentRefusedError",
     "NoPlaceError",
-    "caused_by",
     "checked",
     "conflict",
     "locked_enrollment",

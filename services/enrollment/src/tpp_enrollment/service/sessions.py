@@ -22,13 +22,13 @@ from tpp_contracts.registry import (
     SessionVenueChangedV1,
 )
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.messaging.consumer import Handler
-from tpp_plumbing.messaging.outbox import Outbox
 
 from tpp_enrollment import store, tables
 from tpp_enrollment.domain import CANCELLABLE, OCCUPYING
 from tpp_enrollment.events import enrollment_event
-from tpp_enrollment.service.places import caused_by, promote
+from tpp_enrollment.service.places import promote
 
 V = tables.session_view
 SessionDetailsEvent = SessionCreatedV1 | SessionDraftUpdatedV1 | SessionPublishedV1
@@ -40,8 +40,8 @@ class SessionProjector:
     Older versions than the view's are ignored, so replays and reordering change nothing.
     """
 
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
+    def __init__(self, units: UnitsOfWork) -> None:
+        self._uow = units
 
     def handlers(self) -> dict[type[Event], Handler]:
         """The consumer's handler table."""
@@ -120,25 +120,33 @@ class SessionProjector:
 
     async def _admit(self, db: AsyncSession, event: Any, envelope: Envelope) -> None:
         # A raised capacity (or a published session with waiters) admits from the waitlist.
-        await promote(db, self._outbox, event.session_id, cause=envelope)
+        async with self._uow.joining(db) as uow:
+            await promote(uow, event.session_id, cause=envelope)
 
     async def _cancel_all(
         self, db: AsyncSession, event: SessionCancelledV1, envelope: Envelope
     ) -> None:
-        rows = await store.session_enrollments(db, event.session_id, list(CANCELLABLE), lock=True)
-        if not rows:
-            return
-        ids = [row["id"] for row in rows]
-        await store.set_status(db, ids, EnrollmentStatus.CANCELLED, reason="session_cancelled")
-        freed = sum(1 for row in rows if EnrollmentStatus(row["status"]) in OCCUPYING)
-        await store.add_accepted(db, event.session_id, -freed)
-        events = [
-            enrollment_event(
-                EnrollmentCancelledV1,
-                row,
-                previous_status=row["status"],
-                reason="session_cancelled",
+        async with self._uow.joining(db) as uow:
+            rows = await store.session_enrollments(
+                uow.db, event.session_id, list(CANCELLABLE), lock=True
             )
-            for row in rows
-        ]
-        await self._outbox.add(db, events, **caused_by(envelope))
+            if not rows:
+                return
+            ids = [row["id"] for row in rows]
+            await store.set_status(
+                uow.db, ids, EnrollmentStatus.CANCELLED, reason="session_cancelled"
+            )
+            freed = sum(1 for row in rows if EnrollmentStatus(row["status"]) in OCCUPYING)
+            await store.add_accepted(uow.db, event.session_id, -freed)
+            uow.emit(
+                *(
+                    enrollment_event(
+                        EnrollmentCancelledV1,
+                        row,
+                        previous_status=row["status"],
+                        reason="session_cancelled",
+                    )
+                    for row in rows
+                ),
+                cause=envelope,
+            )

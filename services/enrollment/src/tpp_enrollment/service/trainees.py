@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import TraineeErasedV1
 from tpp_contracts.envelope import new_id
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_enrollment import tables
@@ -60,11 +60,8 @@ _ERASE_REPLAYS = text(
 class TraineeService:
     """Registers and erases trainees; their personal data never leaves this service."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, personal: PersonalData
-    ) -> None:
-        self._sessions = sessions
-        self._outbox = outbox
+    def __init__(self, units: UnitsOfWork, personal: PersonalData) -> None:
+        self._uow = units
         self._personal = personal
 
     async def register_trainee(
@@ -89,7 +86,8 @@ class TraineeService:
             "profession": data.profession.value,
             "organization": data.organization,
         }
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
+            db = uow.db
             created = await db.scalar(
                 insert(T)
                 .values(**row, **sealed)
@@ -107,7 +105,7 @@ class TraineeService:
                 ):
                     trainee = trainee.without_personal_data()
                 return trainee, False
-            await self._outbox.add(db, [trainee_registered(row)])
+            uow.emit(trainee_registered(row))
             if organizer_id is not None:
                 await self._link(db, trainee_id, organizer_id, personal=True)
         plain = data.model_dump() | {"passport_number": data.passport_number.upper()}
@@ -130,7 +128,8 @@ class TraineeService:
 
     async def share(self, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:
         """Let an organizer nominate the trainee by id and see its personal data (operators)."""
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
+            db = uow.db
             if await db.scalar(select(T.c.id).where(T.c.id == trainee_id)) is None:
                 raise NotFoundError(f"no trainee {trainee_id}")
             await db.execute(
@@ -144,7 +143,8 @@ class TraineeService:
     async def unshare(self, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:
         """Withdraw what :meth:`share` (or the organizer's own registration) gave; a trainee
         enrolled in the organizer's sessions stays its to see, without personal data."""
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
+            db = uow.db
             if await db.scalar(select(T.c.id).where(T.c.id == trainee_id)) is None:
                 raise NotFoundError(f"no trainee {trainee_id}")
             await db.execute(
@@ -161,7 +161,8 @@ class TraineeService:
         never matched again: registering the same passport later creates a new trainee.
         Erasing again changes nothing and publishes nothing.
         """
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
+            db = uow.db
             current = await db.execute(select(T).where(T.c.id == trainee_id).with_for_update())
             row = current.mappings().first()
             if row is None:
@@ -180,5 +181,5 @@ class TraineeService:
             await db.execute(_ERASE_REPLAYS, {"id": str(trainee_id)})
             await db.execute(_NEUTRALIZE_IMPORTS, {"id": trainee_id})
             await db.execute(_FORGET_IMPORTS, {"id": trainee_id})
-            await self._outbox.add(db, [TraineeErasedV1(trainee_id=trainee_id)])
+            uow.emit(TraineeErasedV1(trainee_id=trainee_id))
         return Trainee.model_validate(result)
