@@ -38,7 +38,7 @@ from harness import Context, Figure, libpq, median_figure, scratch_database, scr
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_enrollment import tables
+from tpp_enrollment.store import tables
 from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay
 from tpp_plumbing.observability import telemetry

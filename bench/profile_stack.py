@@ -34,8 +34,8 @@ ROUNDS = 5
 def build_app() -> Any:
     """The enrollment app, its enroll use case and ownership check answering at once."""
     from tpp_contracts.vocab import EnrollmentStatus
+    from tpp_enrollment.api.models import Enrollment, EnrollmentIn
     from tpp_enrollment.app import create_app
-    from tpp_enrollment.schemas import Enrollment, EnrollmentIn
     from tpp_plumbing.web import audit
 
     app = create_app()

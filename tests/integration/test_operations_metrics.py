@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import SESSIONS
-from tpp_enrollment import tables as enrollment_tables
+from tpp_enrollment.store import tables as enrollment_tables
 from tpp_plumbing.db.engine import create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime, Subscription

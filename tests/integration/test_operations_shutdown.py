@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_enrollment import tables as enrollment_tables
+from tpp_enrollment.store import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime

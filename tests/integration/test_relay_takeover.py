@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import decode
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_enrollment import tables as enrollment_tables
+from tpp_enrollment.store import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.settings import KafkaSettings

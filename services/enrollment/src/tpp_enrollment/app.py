@@ -13,10 +13,10 @@ from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.web.app import build_app
 from tpp_plumbing.web.limits import Limits
 
-from tpp_enrollment import tables
+from tpp_enrollment.api import enrollments, feedback, imports, trainees
+from tpp_enrollment.api.deps import Services
 from tpp_enrollment.config import Settings
 from tpp_enrollment.consumers import subscriptions
-from tpp_enrollment.http import Services, routers
 from tpp_enrollment.messaging import MESSAGING
 from tpp_enrollment.service import (
     EnrollmentService,
@@ -26,6 +26,7 @@ from tpp_enrollment.service import (
 )
 from tpp_enrollment.service.access import AccessService
 from tpp_enrollment.service.imports import ImportService
+from tpp_enrollment.store import tables
 
 #: The migrations this version ships (services/<name>/alembic).
 MIGRATIONS = Path(__file__).resolve().parents[2] / "alembic"
@@ -70,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         idempotency=tables.idempotency,
         audit=tables.audit,
-        routers=routers,
+        # Each area's routes, the busiest first (a request is matched against them in order).
+        routers=tuple(module.router for module in (enrollments, trainees, feedback, imports)),
         lifespan=lifespan,
     )
     app.state.services = services

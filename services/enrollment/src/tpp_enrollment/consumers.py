@@ -9,8 +9,8 @@ from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.inbox import Inbox
 from tpp_plumbing.runtime import Subscription
 
-from tpp_enrollment import tables
 from tpp_enrollment.service import SessionProjector
+from tpp_enrollment.store import tables
 
 
 def subscriptions(

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 from tpp_contracts.envelope import decode
-from tpp_enrollment import store
+from tpp_enrollment.store import enrollments as store
 from tpp_plumbing.db.uow import UnitOfWork
 from tpp_plumbing.web import idempotency
 

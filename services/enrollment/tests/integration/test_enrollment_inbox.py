@@ -13,8 +13,9 @@ from tpp_contracts.envelope import Event, encode, wrap
 from tpp_contracts.examples import example
 from tpp_contracts.registry import SessionCapacityChangedV1, SessionPublishedV1
 from tpp_contracts.topics import SESSIONS
-from tpp_enrollment import consumers, tables
+from tpp_enrollment import consumers
 from tpp_enrollment.service import SessionProjector
+from tpp_enrollment.store import tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.messaging.consumer import Applied

@@ -15,7 +15,7 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from pydantic import ValidationError
 from tpp_contracts.vocab import Gender, ProfessionCategory
 
-from tpp_enrollment.schemas import TraineeIn
+from tpp_enrollment.api.models import TraineeIn
 
 TRAINEE_COLUMNS = (
     "full_name",

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.web.auth import Principal, require_owner
 from tpp_plumbing.web.problems import NotFoundError
 
-from tpp_enrollment import tables
+from tpp_enrollment.store import tables
 
 V = tables.session_view
 E = tables.enrollment

@@ -26,7 +26,7 @@ from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.db.writes import RawTransaction
 from tpp_plumbing.web.problems import ConflictError, NotFoundError
 
-from tpp_enrollment import store
+from tpp_enrollment.api.models import Enrollment, EnrollmentIn, WithdrawIn
 from tpp_enrollment.domain import (
     OCCUPYING,
     Action,
@@ -37,7 +37,6 @@ from tpp_enrollment.domain import (
     decide,
 )
 from tpp_enrollment.events import enrollment_event
-from tpp_enrollment.schemas import Enrollment, EnrollmentIn, WithdrawIn
 from tpp_enrollment.service.places import (
     CompletionBeforeStartError,
     checked,
@@ -46,6 +45,7 @@ from tpp_enrollment.service.places import (
     promote,
     started,
 )
+from tpp_enrollment.store import enrollments as store
 
 S = EnrollmentStatus
 

@@ -12,10 +12,10 @@ from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import ConflictError, ProblemError
 
-from tpp_enrollment import tables
+from tpp_enrollment.api.models import Evaluation, EvaluationIn, FollowUp, FollowUpIn
 from tpp_enrollment.events import enrollment_event
-from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpIn
 from tpp_enrollment.service.places import locked_enrollment
+from tpp_enrollment.store import tables
 
 S = EnrollmentStatus
 EVALUATORS = frozenset({S.ATTENDED, S.COMPLETED})

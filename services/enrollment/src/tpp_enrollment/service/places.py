@@ -15,7 +15,6 @@ from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
 from tpp_plumbing.db.uow import UnitOfWork
 from tpp_plumbing.web.problems import ConflictError, NotFoundError, ProblemError
 
-from tpp_enrollment import store
 from tpp_enrollment.domain import (
     Action,
     EnrollmentRefusedError,
@@ -27,6 +26,7 @@ from tpp_enrollment.domain import (
     transition,
 )
 from tpp_enrollment.events import enrollment_event
+from tpp_enrollment.store import enrollments as store
 
 
 def conflict(error: Exception, **extensions: Any) -> ConflictError:

@@ -10,10 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.web.problems import NotFoundError
 
-from tpp_enrollment import store, tables
-from tpp_enrollment.domain import add_months, follow_up_due
-from tpp_enrollment.personal import PersonalData
-from tpp_enrollment.schemas import (
+from tpp_enrollment.api.models import (
     Enrollment,
     FollowUp,
     FollowUpDue,
@@ -21,7 +18,11 @@ from tpp_enrollment.schemas import (
     Trainee,
     TraineePage,
 )
+from tpp_enrollment.domain import add_months, follow_up_due
+from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.service.enrollments import to_enrollment
+from tpp_enrollment.store import enrollments as store
+from tpp_enrollment.store import tables
 
 E = tables.enrollment
 T = tables.trainee

@@ -25,10 +25,11 @@ from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.messaging.consumer import Handler
 
-from tpp_enrollment import store, tables
 from tpp_enrollment.domain import CANCELLABLE, OCCUPYING
 from tpp_enrollment.events import enrollment_event
 from tpp_enrollment.service.places import promote
+from tpp_enrollment.store import enrollments as store
+from tpp_enrollment.store import tables
 
 V = tables.session_view
 SessionDetailsEvent = SessionCreatedV1 | SessionDraftUpdatedV1 | SessionPublishedV1

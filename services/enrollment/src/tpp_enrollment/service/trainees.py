@@ -13,10 +13,10 @@ from tpp_contracts.envelope import new_id
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError
 
-from tpp_enrollment import tables
+from tpp_enrollment.api.models import Trainee, TraineeIn
 from tpp_enrollment.events import trainee_registered
 from tpp_enrollment.personal import PersonalData
-from tpp_enrollment.schemas import Trainee, TraineeIn
+from tpp_enrollment.store import tables
 
 T = tables.trainee
 E = tables.enrollment

@@ -11,8 +11,8 @@ from tpp_plumbing.web.auth import Operator, OperatorOrOrganizer
 from tpp_plumbing.web.limits import Offset, page_size
 from tpp_plumbing.web.routing import api_router
 
-from tpp_enrollment.http.deps import EnrollmentSvc, SessionSvc, Svc
-from tpp_enrollment.schemas import (
+from tpp_enrollment.api.deps import EnrollmentSvc, SessionSvc, Svc
+from tpp_enrollment.api.models import (
     CompleteIn,
     Enrollment,
     EnrollmentIn,

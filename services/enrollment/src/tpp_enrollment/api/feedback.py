@@ -11,8 +11,8 @@ from tpp_plumbing.web.auth import Operator
 from tpp_plumbing.web.limits import IsoDate, page_size
 from tpp_plumbing.web.routing import api_router
 
-from tpp_enrollment.http.deps import EnrollmentSvc, Svc
-from tpp_enrollment.schemas import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
+from tpp_enrollment.api.deps import EnrollmentSvc, Svc
+from tpp_enrollment.api.models import Evaluation, EvaluationIn, FollowUp, FollowUpDue, FollowUpIn
 
 router = api_router(tags=["feedback"])
 

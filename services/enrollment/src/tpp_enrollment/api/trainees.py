@@ -10,8 +10,8 @@ from tpp_plumbing.web.auth import Operator, OperatorOrOrganizer
 from tpp_plumbing.web.limits import Offset, Text, page_size
 from tpp_plumbing.web.routing import api_router
 
-from tpp_enrollment.http.deps import Svc, TraineeSvc
-from tpp_enrollment.schemas import Enrollment, Trainee, TraineeIn, TraineePage
+from tpp_enrollment.api.deps import Svc, TraineeSvc
+from tpp_enrollment.api.models import Enrollment, Trainee, TraineeIn, TraineePage
 
 router = api_router(tags=["trainees"])
 

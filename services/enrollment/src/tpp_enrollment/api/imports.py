@@ -10,9 +10,9 @@ from tpp_plumbing.web.auth import Role, allow
 from tpp_plumbing.web.limits import limits_of, read_upload
 from tpp_plumbing.web.routing import api_router
 
-from tpp_enrollment.http.deps import Svc
+from tpp_enrollment.api.deps import Svc
+from tpp_enrollment.api.models import ImportJob
 from tpp_enrollment.imports import rows
-from tpp_enrollment.schemas import ImportJob
 
 # Nominations arrive for any session, from country S&T departments: operators' work.
 router = api_router(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))])

@@ -13,8 +13,8 @@ from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
 from tpp_plumbing.db.uow import Fused
 from tpp_plumbing.db.writes import RawTransaction
 
-from tpp_enrollment import tables
 from tpp_enrollment.domain import OCCUPYING, Places
+from tpp_enrollment.store import tables
 
 E = tables.enrollment
 T = tables.trainee

@@ -1,0 +1,1 @@
+"""Enrollment HTTP API: routes per area (enrollments, trainees, feedback, imports) and models."""

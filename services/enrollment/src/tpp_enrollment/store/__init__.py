@@ -1,0 +1,1 @@
+"""Enrollment storage: the tables and the queries of each aggregate; never commits."""
