@@ -36,8 +36,8 @@ from tpp_enrollment.store import imports as import_store
 
 log = logging.getLogger(__name__)
 # Rows per transaction. Three chunks are in memory (two in flight, one prepared), their rows
-# without personal data once sealed: at 3,000 the worker's RSS after three 30,000-row imports
-# was 142 MiB, and in process 4,000 gave ~5% more rows/s than 2,000.
+# without personal data once sealed: larger chunks gain little speed for the memory they hold
+# (bench/RESULTS.md, "Figures behind the code").
 CHUNK = 3000
 MAX_ERRORS_SHOWN = 1000
 #: A running job whose chunks stopped committing this long ago was abandoned (its process
