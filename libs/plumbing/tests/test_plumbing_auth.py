@@ -195,7 +195,7 @@ async def test_http_401_with_challenge_and_403_as_problem_documents() -> None:
 
 
 def test_measure_verify_cost() -> None:
-    """Per-request cost of a cached and an uncached verification (printed for the README)."""
+    """Per-request cost of a cached and an uncached verification, printed (see bench/RESULTS.md)."""
     verifier = TokenVerifier(SETTINGS)
     issued = token()
     verifier.verify_sync(issued)
