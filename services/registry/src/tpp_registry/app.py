@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.web.app import build_app
@@ -40,11 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit=tables.audit,
         routers=[sessions.router, organizers.router, plans.router],  # the busiest first
     )
+    units = UnitsOfWork(
+        runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}"), runtime.commands
+    )
     app.state.services = Services.build(
-        runtime.sessions,
-        Outbox(tables.outbox, source=f"/{NAME}"),
-        settings.home_country,
-        runtime.reads,
-        runtime.commands,
+        units, runtime.sessions, settings.home_country, runtime.reads
     )
     return app

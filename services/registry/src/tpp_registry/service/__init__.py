@@ -1,4 +1,4 @@
-"""Registry use cases: each method owns its transaction and writes its events to the outbox."""
+"""Registry use cases: each command is one unit of work that emits its events."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.db.reads import ReadPool
-from tpp_plumbing.db.writes import CommandPool
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitsOfWork
 
 from tpp_registry.domain import SessionFilter
 from tpp_registry.service.catalogue import CatalogueCache
@@ -44,18 +43,18 @@ class Services:
     @classmethod
     def build(
         cls,
+        units: UnitsOfWork,
         sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
         home_country: str,
         reads: ReadPool,
-        commands: CommandPool,
     ) -> Services:
-        """Wire the services to a database, its raw read and command pools and an outbox."""
+        """Wire the services to their units of work, a database's sessions for reads and
+        its raw read pool."""
         catalogue = CatalogueCache(reads)
         return cls(
             catalogue=catalogue,
-            organizers=OrganizerService(sessions, outbox, catalogue),
-            sessions=SessionService(sessions, outbox, home_country, reads, catalogue, commands),
-            plans=PlanService(sessions, outbox),
-            imports=ImportService(sessions, outbox, home_country),
+            organizers=OrganizerService(units, sessions, catalogue),
+            sessions=SessionService(units, sessions, home_country, reads, catalogue),
+            plans=PlanService(units, sessions),
+            imports=ImportService(units, home_country),
         )

@@ -11,15 +11,13 @@ import csv
 import hashlib
 import io
 import uuid
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.envelope import Event
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitOfWork, UnitsOfWork
 from tpp_plumbing.web.limits import check_rows
 from tpp_plumbing.web.problems import ProblemError
 
@@ -27,11 +25,10 @@ from tpp_registry import domain
 from tpp_registry.api.models import ImportReport, ImportRow, RowOutcome, SessionIn
 from tpp_registry.domain import InvalidSessionError, SessionState
 from tpp_registry.service.sessions import details
+from tpp_registry.store import imports as store
 from tpp_registry.store import sessions as session_store
-from tpp_registry.store import tables
 
 REQUIRED = ("title", "field", "start_date", "end_date", "venue_city", "venue_country", "capacity")
-_LOCK = zlib.crc32(b"tpp-registry-session-import")
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
 
@@ -47,20 +44,17 @@ class _Valid:
 class ImportService:
     """Creates sessions from CSV uploads; rows already imported create nothing."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox, home_country: str
-    ) -> None:
-        self._sessions = sessions
-        self._outbox = outbox
+    def __init__(self, units: UnitsOfWork, home_country: str) -> None:
+        self._uow = units
         self._home = home_country
 
     async def import_csv(self, content: bytes, year: int | None, max_rows: int) -> ImportReport:
         """Validate every row, create the new ones, report each row's outcome."""
         rows = _read(content, max_rows)
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
             # Imports are rare and short: one at a time keeps duplicate detection simple.
-            await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-            organizers = await _organizers(db)
+            await store.lock(uow.db)
+            organizers = await store.organizers(uow.db)
             outcomes: list[ImportRow] = []
             valid: list[_Valid] = []
             for line, raw in rows:
@@ -69,7 +63,7 @@ class ImportService:
                     outcomes.append(checked)
                 else:
                     valid.append(checked)
-            outcomes += await self._create(db, valid)
+            outcomes += await self._create(uow, valid)
         outcomes.sort(key=lambda o: o.row)
         count = {o: sum(1 for r in outcomes if r.outcome is o) for o in RowOutcome}
         return ImportReport(
@@ -116,13 +110,8 @@ class ImportService:
         key = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
         return _Valid(line, key, decision.state, decision.events)
 
-    async def _create(self, db: AsyncSession, valid: list[_Valid]) -> list[ImportRow]:
-        imp = tables.session_import_row
-        keys = [v.key for v in valid]
-        query = select(imp.c.row_key, imp.c.session_id).where(imp.c.row_key.in_(keys))
-        known: dict[str, uuid.UUID] = {}
-        if keys:
-            known = {key: sid for key, sid in await db.execute(query)}
+    async def _create(self, uow: UnitOfWork[AsyncSession], valid: list[_Valid]) -> list[ImportRow]:
+        known = await store.imported(uow.db, [v.key for v in valid])
         outcomes: list[ImportRow] = []
         new: list[_Valid] = []
         for item in valid:
@@ -139,24 +128,10 @@ class ImportService:
                     ImportRow(row=item.row, outcome=RowOutcome.CREATED, session_id=item.state.id)
                 )
         if new:
-            states = [item.state for item in new]
-            await session_store.add_sessions(db, states)
-            await db.execute(
-                insert(imp), [{"row_key": i.key, "session_id": i.state.id} for i in new]
-            )
-            await self._outbox.add(db, [e for item in new for e in item.events])
+            await session_store.add_sessions(uow.db, [item.state for item in new])
+            await store.add_rows(uow.db, {item.key: item.state.id for item in new})
+            uow.emit(*(e for item in new for e in item.events))
         return outcomes
-
-
-async def _organizers(db: AsyncSession) -> dict[str, uuid.UUID]:
-    # Rows name an organizer by id or by name (any case).
-    org = tables.organizer
-    rows = await db.execute(select(org.c.id, func.lower(org.c.name)))
-    found: dict[str, uuid.UUID] = {}
-    for organizer_id, name in rows:
-        found[name] = organizer_id
-        found[str(organizer_id)] = organizer_id
-    return found
 
 
 def _read(content: bytes, max_rows: int) -> list[tuple[int, dict[str, str]]]:

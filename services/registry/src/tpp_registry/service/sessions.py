@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.vocab import SessionStatus
 from tpp_plumbing.db.reads import ReadPool
-from tpp_plumbing.db.writes import CommandPool
-from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError
 
 from tpp_registry import domain
@@ -65,16 +64,14 @@ class SessionService:
 
     def __init__(
         self,
+        units: UnitsOfWork,
         sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
         home_country: str,
         reads: ReadPool,
         catalogue: CatalogueCache,
-        commands: CommandPool,
     ) -> None:
-        self._commands = commands
+        self._uow = units
         self._sessions = sessions
-        self._outbox = outbox
         self._home = home_country
         self._reads = reads
         self._catalogue = catalogue
@@ -86,10 +83,10 @@ class SessionService:
         except InvalidSessionError as error:
             raise domain_problem(error) from None
         # The busiest command: a raw transaction (tpp_plumbing.db.writes).
-        async with self._commands.transaction() as tx:
-            if not await session_store.add_session_of_known_organizer(tx, decision.state):
+        async with self._uow.fast(transaction=True) as uow:
+            if not await session_store.add_session_of_known_organizer(uow.db, decision.state):
                 raise invalid_field("organizer_id", "names no organizer")
-            await self._outbox.add(tx, decision.events)
+            uow.emit(*decision.events)
         return session(decision.state)
 
     async def revise(
@@ -155,9 +152,9 @@ class SessionService:
     async def _decide(
         self, session_id: uuid.UUID, command: Command, expected: int | None
     ) -> Session:
-        async with self._sessions() as db, db.begin():
+        async with self._uow() as uow:
             # The row lock orders every change of one session, and so its events in the outbox.
-            current = await session_store.get_session(db, session_id, lock=True)
+            current = await session_store.get_session(uow.db, session_id, lock=True)
             if current is None:
                 raise NotFoundError(f"no session {session_id}")
             check_version(expected, current.version)
@@ -166,8 +163,8 @@ class SessionService:
             except (InvalidTransitionError, InvalidSessionError, DetailNotRevisableError) as e:
                 raise domain_problem(e) from None
             if decision.events:
-                await session_store.save_session(db, decision.state)
-                await self._outbox.add(db, decision.events)
+                await session_store.save_session(uow.db, decision.state)
+                uow.emit(*decision.events)
         if PUBLISHED in (current.status, decision.state.status):
             # This worker's next read sees it at once; the others on the trigger's NOTIFY.
             self._catalogue.invalidate()
