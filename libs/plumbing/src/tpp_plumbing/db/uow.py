@@ -67,7 +67,7 @@ class _Batch:
 class UnitOfWork(Generic[DB]):
     """One use case's transaction: ``db`` for the stores' queries, ``emit`` for its events."""
 
-    def __init__(self, db: DB, outbox: Outbox) -> None:
+    def __init__(self, db: DB, outbox: Outbox | None) -> None:
         #: The transaction's connection, for the stores.
         self.db: DB = db
         self._outbox = outbox
@@ -80,6 +80,8 @@ class UnitOfWork(Generic[DB]):
         order emitted. One call's events share a correlation id: the first one's id, or
         ``cause``'s, the consumed event that caused them (its id is their causation id)."""
         if events:
+            if self._outbox is None:
+                raise RuntimeError("this service has no outbox: its units of work emit nothing")
             self._batches.append(_Batch(events, cause))
 
     async def flush(self) -> list[uuid.UUID]:
@@ -88,12 +90,13 @@ class UnitOfWork(Generic[DB]):
         ids: list[uuid.UUID] = []
         batches, self._batches = self._batches, []
         for batch in batches:
+            assert self._outbox is not None  # emit takes no events without one
             ids += await self._outbox.add(self.db, batch.events, **_caused_by(batch.cause))
         return ids
 
     async def retract(self, event_ids: Sequence[uuid.UUID]) -> None:
         """Take back events this work flushed (they are not published)."""
-        if not event_ids:
+        if not event_ids or self._outbox is None:
             return
         # Unpublished rows: found through the relay's partial index.
         query = (
@@ -122,6 +125,7 @@ class UnitOfWork(Generic[DB]):
         guard = f"EXISTS (SELECT FROM {write.wrote})"
         inserts = []
         for batch in batches:
+            assert self._outbox is not None  # emit takes no events without one
             rows = self._outbox.rows(batch.events, **_caused_by(batch.cause))
             inserts.append(self._outbox.insert_sql(len(args) + 1, where=guard))
             args += rows.params
@@ -192,12 +196,13 @@ def _caused_by(cause: Envelope | None) -> dict[str, Any]:
 
 
 class UnitsOfWork:
-    """Opens a service's units of work (its sessions, raw connections and outbox)."""
+    """Opens a service's units of work (its sessions, raw connections and outbox; a service
+    that publishes nothing has no outbox, and its units of work emit nothing)."""
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        outbox: Outbox,
+        outbox: Outbox | None,
         commands: CommandPool | None = None,
     ) -> None:
         self._sessions = sessions

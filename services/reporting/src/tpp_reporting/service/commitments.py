@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
+from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import Commitment, CommitmentIn, CommitmentList, CommitmentProgress
+from tpp_reporting.freshness import LagMonitor
 from tpp_reporting.service.reading import ReportReader
 from tpp_reporting.store import commitments as commitment_store
 from tpp_reporting.store import reports as report_store
@@ -31,12 +37,24 @@ class InvalidCommitmentError(ProblemError):
 class CommitmentService(ReportReader):
     """Manages the commitments and reports their progress."""
 
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        reads: ReadPool,
+        lag: LagMonitor | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        super().__init__(sessions, reads=reads, lag=lag, today=today)
+        # Reporting publishes nothing: its units of work have no outbox and emit nothing.
+        self._uow = UnitsOfWork(sessions, outbox=None)
+
     async def create_commitment(self, body: CommitmentIn) -> CommitmentProgress:
         """Configure a new multi-year commitment."""
         _check_commitment(body)
         commitment_id = new_id()
-        async with self._sessions() as session, session.begin():
-            await commitment_store.add(await raw_connection(session), commitment_id, dict(body))
+        async with self._uow() as uow:
+            await commitment_store.add(await raw_connection(uow.db), commitment_id, dict(body))
         return await self.commitment(commitment_id)
 
     async def update_commitment(
@@ -44,9 +62,9 @@ class CommitmentService(ReportReader):
     ) -> CommitmentProgress:
         """Replace a commitment's definition."""
         _check_commitment(body)
-        async with self._sessions() as session, session.begin():
+        async with self._uow() as uow:
             found = await commitment_store.replace(
-                await raw_connection(session), commitment_id, dict(body)
+                await raw_connection(uow.db), commitment_id, dict(body)
             )
         if not found:
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
@@ -54,8 +72,8 @@ class CommitmentService(ReportReader):
 
     async def delete_commitment(self, commitment_id: uuid.UUID) -> None:
         """Stop tracking a commitment."""
-        async with self._sessions() as session, session.begin():
-            found = await commitment_store.remove(await raw_connection(session), commitment_id)
+        async with self._uow() as uow:
+            found = await commitment_store.remove(await raw_connection(uow.db), commitment_id)
         if not found:
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
 
