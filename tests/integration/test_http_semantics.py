@@ -120,7 +120,7 @@ async def test_a_command_that_committed_is_never_run_again_for_a_retry(platform:
         nonlocal runs
         runs += 1
         async with sessions() as db, db.begin():
-            await mark_committed(db)  # what Outbox.add does in every command's transaction
+            await mark_committed(db)  # what a unit of work does when it writes events
         raise RuntimeError("the process dies after the commit, before answering")
 
     app = IdempotencyMiddleware(command, sessions=sessions, table=registry_tables.idempotency)
@@ -149,7 +149,7 @@ async def test_a_command_that_committed_is_never_run_again_for_a_retry(platform:
 async def test_a_command_marks_its_key_committed_in_its_own_transaction(
     platform: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Outbox.add marks the request's key: the mark commits with the command's change."""
+    """The unit of work marks the request's key: the mark commits with the command's change."""
     marked: list[Any] = []
     original = idempotency.mark_committed
     key = str(uuid.uuid4())
@@ -163,7 +163,7 @@ async def test_a_command_marks_its_key_committed_in_its_own_transaction(
             )
         )
 
-    monkeypatch.setattr(idempotency, "mark_committed", spy)  # Outbox.add calls it
+    monkeypatch.setattr(idempotency, "mark_committed", spy)  # the unit of work calls it
     created = await platform.registry.http.post(
         "/organizers", json=organizer(), headers={"Idempotency-Key": key}
     )

@@ -74,6 +74,7 @@ class UnitOfWork(Generic[DB]):
         self._batches: list[_Batch] = []
         self._after_commit: list[Callable[[], None]] = []
         self._fused = False
+        self._marked = False  # the Idempotency-Key's mark is written (once is enough)
 
     def emit(self, *events: Event, cause: Envelope | None = None) -> None:
         """Events to publish if the work commits (outbox rows, in the same commit), in the
@@ -92,6 +93,11 @@ class UnitOfWork(Generic[DB]):
         for batch in batches:
             assert self._outbox is not None  # emit takes no events without one
             ids += await self._outbox.add(self.db, batch.events, **_caused_by(batch.cause))
+        if ids and not self._marked:
+            # A retried command must not run again once this work commits (its answer may
+            # be lost with a killed process): its Idempotency-Key says so, in the same commit.
+            self._marked = True
+            await idempotency.mark_committed(self.db)
         return ids
 
     async def retract(self, event_ids: Sequence[uuid.UUID]) -> None:
@@ -129,7 +135,7 @@ class UnitOfWork(Generic[DB]):
             rows = self._outbox.rows(batch.events, **_caused_by(batch.cause))
             inserts.append(self._outbox.insert_sql(len(args) + 1, where=guard))
             args += rows.params
-        mark = idempotency.committed_mark(len(args) + 1)
+        mark = None if self._marked else idempotency.committed_mark(len(args) + 1)
         if mark:
             args.append(mark[1])
         audit_row = audit.row_in_statement(len(args) + 1)
@@ -155,6 +161,7 @@ class UnitOfWork(Generic[DB]):
                 raise audit.AuditUnavailableError from None  # nothing was written
             raise
         if found is not None:
+            self._marked = self._marked or mark is not None
             if batches:
                 self.db.wrote_outbox = True  # the relay is woken after the commit
             if audit_row:

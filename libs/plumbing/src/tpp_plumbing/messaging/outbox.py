@@ -77,7 +77,6 @@ from tpp_plumbing.db.writes import RawTransaction
 from tpp_plumbing.observability import telemetry
 from tpp_plumbing.observability.metrics import Metrics
 from tpp_plumbing.settings import KafkaSettings
-from tpp_plumbing.web import idempotency
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +229,6 @@ class Outbox:
             params = dict(zip(_INSERT_PARAMS, rows.params, strict=True))
             await session.execute(self._insert, params)
             session.info[_WROTE] = True  # the relay is woken after the commit (docstring)
-        # A retried command must not run again once this transaction commits (its answer
-        # may be lost with a killed process): its Idempotency-Key says so.
-        await idempotency.mark_committed(session)
         return rows.ids
 
 

@@ -11,7 +11,8 @@ A first request that never finished (its process was killed, or PostgreSQL went 
 its claim could be released) would leave its key "in progress" for ever; a retry of the same
 request finding such a claim older than ``stale_after_s`` takes it over and runs the request
 again. Unless the first one had committed: a command's transaction marks its key
-``COMMITTED`` (``mark_committed``, called by ``Outbox.add``), and a retry of a command that
+``COMMITTED`` (``mark_committed``, called by the unit of work, ``tpp_plumbing.db.uow``, when
+it writes events), and a retry of a command that
 committed but whose answer was lost is never run again: once the claim is stale it gets 409
 "Request applied, answer lost" (read the resource to see the result).
 
