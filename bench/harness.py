@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from tpp_plumbing.db.throwaway import create_throwaway, drop_abandoned
 from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-from tpp_testkit import create_throwaway, drop_abandoned  # noqa: E402 - tests/support first
 
 UPGRADE = ("upgrade", "head")
 

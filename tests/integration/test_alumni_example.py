@@ -14,14 +14,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+from tpp_plumbing.db.throwaway import create_throwaway
 from tpp_plumbing.settings import KafkaSettings
-from tpp_testkit import (
-    ROOT,
-    Infrastructure,
-    create_throwaway,
-    subscriber_of,
-    topics_under,
-)
+from tpp_testkit import ROOT, Infrastructure, subscriber_of, topics_under
 
 pytestmark = pytest.mark.integration
 EXAMPLE = ROOT / "examples" / "alumni"

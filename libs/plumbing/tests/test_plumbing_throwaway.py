@@ -10,7 +10,8 @@ import uuid
 import asyncpg
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
-from tpp_testkit import Infrastructure, create_throwaway, drop_abandoned
+from tpp_plumbing.db.throwaway import create_throwaway, drop_abandoned
+from tpp_testkit import Infrastructure
 
 pytestmark = pytest.mark.integration
 
