@@ -40,7 +40,8 @@ from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_enrollment.store import tables
 from tpp_plumbing.db.writes import CommandPool
-from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.messaging.relay import OutboxRelay
 from tpp_plumbing.observability import telemetry
 from tpp_plumbing.settings import KafkaSettings
 

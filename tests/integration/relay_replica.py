@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tpp_plumbing.messaging.outbox import OutboxRelay
+from tpp_plumbing.messaging.relay import OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
 
 

@@ -19,7 +19,8 @@ from tpp_contracts.registry import SessionCreatedV1
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS
 from tpp_enrollment.store import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.messaging.relay import OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import (
     Infrastructure,

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_enrollment.store import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
-from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay
+from tpp_plumbing.messaging.outbox import Outbox
+from tpp_plumbing.messaging.relay import OutboxRelay
 from tpp_plumbing.web.problems import install_problem_handlers
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,8 @@ from tpp_contracts.topics import ORGANIZERS
 from tpp_plumbing.db.engine import asyncpg_dsn, new_metadata
 from tpp_plumbing.db.writes import CommandPool
 from tpp_plumbing.messaging import acl
-from tpp_plumbing.messaging.outbox import Outbox, OutboxRelay, outbox_table
+from tpp_plumbing.messaging.outbox import Outbox, outbox_table
+from tpp_plumbing.messaging.relay import OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import Infrastructure, ThrowawayDatabases
 
@@ -141,7 +142,7 @@ async def test_rows_the_broker_refused_stay_unsent_and_go_out_later_in_order(
     all_rows = await unsent_ids(dsn)
     assert len(all_rows) == 12
 
-    caplog.set_level(logging.WARNING, logger="tpp_plumbing.messaging.outbox")
+    caplog.set_level(logging.WARNING, logger="tpp_plumbing.messaging.relay")
     relay = OutboxRelay(dsn=dsn, kafka=forbidden.relay_kafka, batch_size=5, poll_interval_s=0.2)
     task = asyncio.create_task(relay.run())
     try:
@@ -150,7 +151,7 @@ async def test_rows_the_broker_refused_stay_unsent_and_go_out_later_in_order(
             return sum(
                 1
                 for r in caplog.records
-                if r.name == "tpp_plumbing.messaging.outbox"
+                if r.name == "tpp_plumbing.messaging.relay"
                 and "TopicAuthorizationFailed" in str(getattr(r, "error_type", ""))
             )
 
