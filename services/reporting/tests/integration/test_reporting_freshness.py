@@ -5,6 +5,8 @@ its own commitments at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,9 +14,10 @@ import asyncpg
 import httpx
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
+from tpp_plumbing.db.reads import ReadPool
 from tpp_reporting.app import create_app
 from tpp_reporting.config import Settings
-from tpp_reporting.service import INDEX_AFTER, SESSION_INDEX
+from tpp_reporting.service import ReportingService
 from tpp_testkit import service_client
 
 from .reporting_support import Program, fresh_year, ok
@@ -159,42 +162,57 @@ async def test_a_callers_commitment_writes_show_at_once_on_either_instance(
         assert gone.status_code == 404, gone.text
 
 
-async def test_the_index_of_every_session_is_never_served_older_than_the_request(
+class CountingReads(ReadPool):
+    """The read pool, noting each statement sent on its own and each snapshot lent."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn, max_size=2)
+        self.calls: list[str] = []
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        self.calls.append("statement")
+        return await super().fetch(query, *args)
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Any]:
+        self.calls.append("snapshot")
+        async with super().snapshot() as conn:
+            yield conn
+
+
+async def test_a_session_report_is_one_statement_after_every_change(
     platform: Any, db: asyncpg.Connection, eventually: Any
 ) -> None:
+    # A poll after each applied batch must not pay a probe and a snapshot's round trips.
     program = Program(platform.registry.http, platform.enrollment.http)
     year = fresh_year()
     organizer = await program.organizer("Mongolian University of Science and Technology")
     session_id = await program.session(organizer, year)
-    reporting = platform.reporting.http
-    path = f"/reports/sessions/{session_id}"
+    reads = CountingReads(asyncpg_dsn(platform.urls["reporting"]))
+    service = ReportingService(platform.reporting.app.state.runtime.sessions, reads=reads)
+    try:
+        for enrolled in (0, 1):
 
-    async def projected() -> bool:
-        found = await db.fetchval(
-            "SELECT count(*) FROM session_fact WHERE session_id = $1", session_id
-        )
-        return bool(found)
+            async def applied(enrolled: int = enrolled) -> tuple[int, int] | None:
+                count = await db.fetchval(
+                    "SELECT count(*) FROM session_fact s JOIN enrollment_fact e USING (session_id)"
+                    " WHERE s.session_id = $1",
+                    session_id,
+                )
+                known = await db.fetchval(
+                    "SELECT count(*) FROM session_fact WHERE session_id = $1", session_id
+                )
+                return await projections(db) if known and count == enrolled else None
 
-    await eventually(projected, what="the session applied to the projections")
-
-    async def indexed() -> bool | None:
-        # Sessions asked one by one at one version: the index of all of them gets built.
-        for _ in range(INDEX_AFTER + 1):
-            assert fresh(await reporting.get(path))["enrolled"] == 0
-        cache = platform.reporting.app.state.service._cache
-        return SESSION_INDEX in cache._entries or None
-
-    await eventually(indexed, what="the index of every session built")
-    trainee = await program.trainee("MN", "male", "scholar")
-    await program.enroll(session_id, trainee)
-
-    async def applied() -> tuple[int, int] | None:
-        count = await db.fetchval(
-            "SELECT count(*) FROM enrollment_fact WHERE session_id = $1", session_id
-        )
-        return await projections(db) if count else None
-
-    version, _ = await eventually(applied, what="the enrollment applied to the projections")
-    report = fresh(await reporting.get(path))
-    assert report["enrolled"] == 1
-    assert report["freshness"]["version"] >= version
+            version, events = await eventually(applied, what=f"{enrolled} enrollments applied")
+            reads.calls.clear()
+            report = await service.session_report(uuid.UUID(session_id))
+            assert reads.calls == ["statement"]
+            assert report.enrolled == enrolled
+            assert report.freshness is not None
+            assert report.freshness.version >= version
+            assert report.freshness.events_applied >= events
+            if not enrolled:
+                await program.enroll(session_id, await program.trainee("MN", "male", "scholar"))
+    finally:
+        await reads.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from tpp_contracts.vocab import TechnicalField
@@ -68,9 +68,6 @@ class Report(BaseModel):
         copy = self.model_copy(update=update)
         copy._body = None
         return copy
-
-    #: Whether the computed report's JSON is kept (not for internal indexes).
-    keep_json: ClassVar[bool] = True
 
     def keep_body(self) -> None:
         """Serialize the report (without freshness) once, for ``serialized``."""
@@ -169,13 +166,6 @@ class SessionFigures(BaseModel):
 
 class SessionReport(SessionFigures, Report):
     """One session's figures."""
-
-
-class SessionIndex(Report):
-    """Every session's figures by id (internal: answers one-session requests)."""
-
-    keep_json: ClassVar[bool] = False
-    rows: dict[uuid.UUID, dict[str, Any]]
 
 
 class SessionsReport(Report):

@@ -8,6 +8,8 @@ snapshot that also gives its freshness (the version, events applied, newest even
 offsets applied, against which its consumer lag is told). Concurrent requests for the same
 report share one computation when it is new enough for each of them. Reads never go
 backwards, whichever worker answers: each one's version comes from the same database.
+A session report, cheap to read and polled after every change, skips the cache: it is read
+with its state in one statement (``ReportingService.session_report``).
 """
 
 from __future__ import annotations
@@ -28,19 +30,6 @@ from tpp_reporting.store import reports as report_store
 from tpp_reporting.store.projection import Connection
 
 
-class _Statements:
-    """The read pool seen as a connection: each statement is its own snapshot (the probe)."""
-
-    def __init__(self, reads: ReadPool) -> None:
-        self._reads = reads
-
-    async def fetch(self, query: str, *args: Any) -> list[Any]:
-        return await self._reads.fetch(query, *args)
-
-    async def execute(self, query: str, *args: Any) -> str:  # pragma: no cover - reads only
-        raise NotImplementedError("the version probe only reads")
-
-
 class ReportReader:
     """Reads the reporting projections: each report computed once per version it must show."""
 
@@ -56,8 +45,7 @@ class ReportReader:
         self._reads = reads
         self._lag = lag
         self._cache = ReportCache()
-        statements = _Statements(reads)
-        self._probe = StateProbe(lambda: report_store.state(statements))
+        self._probe = StateProbe(lambda: report_store.state(reads))
         self._today = today or (lambda: datetime.now(UTC).date())
 
     @contextlib.asynccontextmanager
@@ -73,7 +61,7 @@ class ReportReader:
     ) -> tuple[Version, tuple[BaseModel, dict[str, Any]]]:
         async with self._snapshot() as (conn, state):
             report = await build(conn)
-        if isinstance(report, Report) and report.keep_json:
+        if isinstance(report, Report):
             report.keep_body()
         return version_of(state), (report, state)
 

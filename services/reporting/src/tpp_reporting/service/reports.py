@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
-from collections.abc import Callable
-from datetime import date
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tpp_plumbing.db.reads import ReadPool
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import (
@@ -19,15 +13,13 @@ from tpp_reporting.api.models import (
     FollowUpReport,
     NextYearPlan,
     OrganizerFigures,
-    SessionIndex,
+    SessionFigures,
     SessionReport,
     SessionsReport,
     YearFigures,
     YearReport,
     YearsReport,
 )
-from tpp_reporting.freshness import LagMonitor
-from tpp_reporting.service.cache import Version, version_of
 from tpp_reporting.service.commitments import CommitmentService
 from tpp_reporting.service.figures import (
     fold_regions,
@@ -41,25 +33,9 @@ from tpp_reporting.store.projection import Connection
 
 log = logging.getLogger(__name__)
 
-SESSION_INDEX = ("session-index",)
-#: Session reports computed one by one at a version before the index of all is built.
-INDEX_AFTER = 32
-
 
 class ReportingService(CommitmentService):
     """Reads the reporting projections; manages the commitments operators configure."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        reads: ReadPool,
-        lag: LagMonitor | None = None,
-        today: Callable[[], date] | None = None,
-    ) -> None:
-        super().__init__(sessions, reads=reads, lag=lag, today=today)
-        self._misses: tuple[Version | None, int] = (None, 0)
-        self._indexing: asyncio.Task[None] | None = None
 
     # --- years -----------------------------------------------------------------------------
 
@@ -158,62 +134,23 @@ class ReportingService(CommitmentService):
         return report
 
     async def session_report(self, session_id: uuid.UUID) -> SessionReport:
-        """One session's figures (zero until its events arrive).
-
-        Answered from an index of every session's figures when one is as new as the request
-        needs; else computed for the session alone. The index (one grouped pass over all the
-        facts) is built in the background once INDEX_AFTER sessions were asked at one
-        version: while events keep arriving it would be outdated before it is used.
-        """
-        version = version_of(await self._probe())
-        index = self._cache.valid(SESSION_INDEX, version)
-        if index is not None:
-            rows, state = index
-            known = rows.rows.get(session_id)
-            if known is not None:
-                figures_ = session_figures(known)
-                return SessionReport(**figures_.model_dump(), freshness=self._freshness(state))
+        """One session's figures (zero until its events arrive), read afresh for every request
+        in one statement with the state it was read at (one snapshot, one round trip): a
+        poll after each applied batch costs one indexed read, not a recomputation."""
+        row = await report_store.session_report(self._reads, session_id)
+        if row["known"]:
+            figures = session_figures(row)
         else:
-            self._count_session_miss(version)
-
-        async def build(conn: Connection) -> SessionReport:
-            row = await report_store.session(conn, session_id)
-            if row is not None:
-                return SessionReport(**session_figures(row).model_dump())
-            counts = await report_store.enrollment_counts(conn, session_id)
-            return SessionReport(
+            figures = SessionFigures(
                 session_id=session_id,
-                enrolled=counts["enrolled"],
-                accepted=counts["accepted"],
-                waitlisted=counts["waitlisted"],
-                completed=counts["completed"],
-                no_show=counts["no_show"],
-                waitlist_length=counts["waitlisted"],
+                enrolled=row["enrolled"],
+                accepted=row["accepted"],
+                waitlisted=row["waitlisted"],
+                completed=row["completed"],
+                no_show=row["no_show"],
+                waitlist_length=row["waitlisted"],
             )
-
-        report: SessionReport = await self._report(("session", session_id), build, version)
-        return report
-
-    def _count_session_miss(self, version: Version) -> None:
-        if self._misses[0] != version:
-            self._misses = (version, 0)
-        self._misses = (version, self._misses[1] + 1)
-        if self._misses[1] == INDEX_AFTER and (self._indexing is None or self._indexing.done()):
-            self._indexing = asyncio.get_running_loop().create_task(self._build_index(version))
-
-    async def _build_index(self, version: Version) -> None:
-        try:
-            await self._cache.compute(
-                SESSION_INDEX, version, lambda: self._compute(self._session_index)
-            )
-        except Exception:  # the requests were answered one by one; a later one tries again
-            log.warning("session index not built", exc_info=True)
-
-    async def _session_index(self, conn: Connection) -> SessionIndex:
-        rows = await report_store.every_session(conn)
-        # Raw rows, made into figures one by one when asked: building ten thousand models at
-        # once would hold the event loop for a noticeable while.
-        return SessionIndex.model_construct(rows={r["session_id"]: r for r in rows})
+        return SessionReport(**figures.model_dump(), freshness=self._freshness(row))
 
     # --- follow-ups ------------------------------------------------------------------------
 

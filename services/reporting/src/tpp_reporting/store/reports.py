@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from tpp_reporting.store.projection import Connection
+
+class Rows(Protocol):
+    """Where the reports' statements run: a connection (in a snapshot) or the read pool (each
+    statement its own snapshot)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
 
 ADMITTED = ("accepted", "attended", "completed", "no_show")
 _ADMITTED_SQL = "('accepted', 'attended', 'completed', 'no_show')"
@@ -28,48 +34,46 @@ def _dicts(rows: list[Any]) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-async def state(conn: Connection, *, with_positions: bool = False) -> dict[str, Any]:
+#: The projections' version, events applied and newest event, as columns of ``p``.
+_STATE = (
+    "coalesce(p.version, 0) AS version, coalesce(p.events_applied, 0) AS events_applied,"
+    " p.last_event_at"
+)
+#: The offsets applied, as three arrays of ``c`` (``_positions`` makes them a mapping).
+_POSITIONS = (
+    "LATERAL (SELECT array_agg(topic) AS topics, array_agg(partition) AS partitions,"
+    " array_agg(next_offset) AS offsets FROM consumer_position) c"
+)
+
+
+def _positions(row: dict[str, Any]) -> dict[str, Any]:
+    columns: list[list[Any]] = [row.pop(k) or [] for k in ("topics", "partitions", "offsets")]
+    row["positions"] = {(t, p): o for t, p, o in zip(*columns, strict=True)}
+    return row
+
+
+async def state(conn: Rows, *, with_positions: bool = False) -> dict[str, Any]:
     """The projection's version, events applied, the time of the newest event, and a token
     that changes with the commitments (row count and newest row version); with
     ``with_positions``, also ``positions`` (what ``positions`` returns) in the same statement."""
     rows = await conn.fetch(
-        "SELECT p.version, p.events_applied, p.last_event_at,"
-        " (SELECT count(*)::text || '.' || coalesce(max(xmin::text::bigint), 0)::text"
-        "  FROM commitment) AS settings"
+        f"SELECT {_STATE}, (SELECT count(*)::text || '.'"
+        " || coalesce(max(xmin::text::bigint), 0)::text FROM commitment) AS settings"
         + (", c.topics, c.partitions, c.offsets" if with_positions else "")
-        + " FROM projection_state p"
-        + (
-            ", LATERAL (SELECT array_agg(topic) AS topics, array_agg(partition) AS partitions,"
-            " array_agg(next_offset) AS offsets FROM consumer_position) c"
-            if with_positions
-            else ""
-        )
-        + " WHERE p.id = 1"
+        + " FROM (SELECT 1) one LEFT JOIN projection_state p ON p.id = 1"
+        + (f", {_POSITIONS}" if with_positions else "")
     )
-    if not rows:
-        found: dict[str, Any] = {
-            "version": 0,
-            "events_applied": 0,
-            "last_event_at": None,
-            "settings": "",
-        }
-        if with_positions:
-            found["positions"] = await positions(conn)
-        return found
     found = dict(rows[0])
-    if with_positions:
-        columns: list[list[Any]] = [found.pop(k) or [] for k in ("topics", "partitions", "offsets")]
-        found["positions"] = {(t, p): o for t, p, o in zip(*columns, strict=True)}
-    return found
+    return _positions(found) if with_positions else found
 
 
-async def positions(conn: Connection) -> dict[tuple[str, int], int]:
+async def positions(conn: Rows) -> dict[tuple[str, int], int]:
     """The next offset the live consumer will apply, per (topic, partition)."""
     rows = await conn.fetch("SELECT topic, partition, next_offset FROM consumer_position")
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
-async def known_years(conn: Connection) -> list[int]:
+async def known_years(conn: Rows) -> list[int]:
     """Every year some session or plan is in."""
     rows = await conn.fetch(
         "SELECT DISTINCT year FROM session_fact UNION SELECT year FROM plan_fact ORDER BY 1"
@@ -77,7 +81,7 @@ async def known_years(conn: Connection) -> list[int]:
     return [r["year"] for r in rows]
 
 
-async def years(conn: Connection, wanted: list[int]) -> dict[int, dict[str, Any]]:
+async def years(conn: Rows, wanted: list[int]) -> dict[int, dict[str, Any]]:
     """The per-year figures of each wanted year (zeros for a year without data)."""
     rows = await conn.fetch(
         f"""
@@ -119,7 +123,7 @@ async def years(conn: Connection, wanted: list[int]) -> dict[int, dict[str, Any]
     return {r["year"]: dict(r) for r in rows}
 
 
-async def breakdown(conn: Connection, year: int, by: str) -> list[dict[str, Any]]:
+async def breakdown(conn: Rows, year: int, by: str) -> list[dict[str, Any]]:
     """Enrollment figures of a year grouped by a dimension (and sessions, for session ones)."""
     expression, per_session = DIMENSIONS[by]
     rows = _dicts(
@@ -157,7 +161,7 @@ async def breakdown(conn: Connection, year: int, by: str) -> list[dict[str, Any]
     return list(by_key.values())
 
 
-async def organizer_names(conn: Connection, ids: list[str]) -> dict[str, str]:
+async def organizer_names(conn: Rows, ids: list[str]) -> dict[str, str]:
     """Organizer names by id (from the registry's organizer events)."""
     rows = await conn.fetch(
         "SELECT organizer_id::text AS id, name FROM organizer_dim"
@@ -165,6 +169,23 @@ async def organizer_names(conn: Connection, ids: list[str]) -> dict[str, str]:
         ids,
     )
     return {r["id"]: r["name"] for r in rows}
+
+
+def _counts_of(session_id: str) -> str:
+    """LATERAL subqueries ``e`` and ``v``: the enrollment counts and evaluations of the session
+    whose id is the expression ``session_id``."""
+    return f"""
+        LATERAL (
+            SELECT count(*) AS enrolled,
+                   count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
+                   count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
+                   count(*) FILTER (WHERE status = 'completed') AS completed,
+                   count(*) FILTER (WHERE status = 'no_show') AS no_show
+            FROM enrollment_fact WHERE session_id = {session_id}) e
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS evaluations, sum(score) AS score_total
+            FROM evaluation_fact WHERE session_id = {session_id}) v
+    """
 
 
 _SESSION_FIGURES = f"""
@@ -176,21 +197,12 @@ _SESSION_FIGURES = f"""
            coalesce(v.evaluations, 0) AS evaluations, v.score_total
     FROM session_fact s
     LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS enrolled,
-               count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
-               count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
-               count(*) FILTER (WHERE status = 'completed') AS completed,
-               count(*) FILTER (WHERE status = 'no_show') AS no_show
-        FROM enrollment_fact WHERE session_id = s.session_id) e ON true
-    LEFT JOIN LATERAL (
-        SELECT count(*) AS evaluations, sum(score) AS score_total
-        FROM evaluation_fact WHERE session_id = s.session_id) v ON true
+    CROSS JOIN {_counts_of("s.session_id")}
 """
 
 
 async def sessions(
-    conn: Connection,
+    conn: Rows,
     *,
     year: int | None,
     field: str | None,
@@ -219,59 +231,30 @@ async def sessions(
     )
 
 
-async def every_session(conn: Connection) -> list[dict[str, Any]]:
-    """Every session's figures, in one pass over the facts (grouped, not one by one)."""
-    return _dicts(
-        await conn.fetch(
-            f"""
-            WITH e AS (
-                SELECT session_id, count(*) AS enrolled,
-                       count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
-                       count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
-                       count(*) FILTER (WHERE status = 'completed') AS completed,
-                       count(*) FILTER (WHERE status = 'no_show') AS no_show
-                FROM enrollment_fact GROUP BY session_id),
-            v AS (
-                SELECT session_id, count(*) AS evaluations, sum(score) AS score_total
-                FROM evaluation_fact GROUP BY session_id)
-            SELECT s.session_id, s.title, s.year, s.field, s.organizer_id, o.name AS organizer,
-                   s.venue_country, s.overseas, s.capacity, s.status,
-                   coalesce(e.enrolled, 0) AS enrolled, coalesce(e.accepted, 0) AS accepted,
-                   coalesce(e.waitlisted, 0) AS waitlisted,
-                   coalesce(e.completed, 0) AS completed, coalesce(e.no_show, 0) AS no_show,
-                   coalesce(v.evaluations, 0) AS evaluations, v.score_total
-            FROM session_fact s
-            LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
-            LEFT JOIN e ON e.session_id = s.session_id
-            LEFT JOIN v ON v.session_id = s.session_id
-            """
-        )
-    )
-
-
-async def session(conn: Connection, session_id: uuid.UUID) -> dict[str, Any] | None:
-    """One session's figures, or None when no event about it has arrived."""
-    rows = await conn.fetch(_SESSION_FIGURES + " WHERE s.session_id = $1", session_id)
-    return dict(rows[0]) if rows else None
-
-
-async def enrollment_counts(conn: Connection, session_id: uuid.UUID) -> dict[str, Any]:
-    """Enrollment counts of a session even before its own events arrive."""
+async def session_report(conn: Rows, session_id: uuid.UUID) -> dict[str, Any]:
+    """One session's figures with the projections' state and positions, in one statement (one
+    snapshot, one round trip); ``known`` is false until an event about the session arrived
+    (its enrollment counts are there even before)."""
     rows = await conn.fetch(
         f"""
-        SELECT count(*) AS enrolled,
-               count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
-               count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
-               count(*) FILTER (WHERE status = 'completed') AS completed,
-               count(*) FILTER (WHERE status = 'no_show') AS no_show
-        FROM enrollment_fact WHERE session_id = $1
+        SELECT {_STATE}, c.topics, c.partitions, c.offsets,
+               s.session_id IS NOT NULL AS known, q.session_id, s.title, s.year, s.field,
+               s.organizer_id, o.name AS organizer, s.venue_country, s.overseas, s.capacity,
+               s.status, e.enrolled, e.accepted, e.waitlisted, e.completed, e.no_show,
+               v.evaluations, v.score_total
+        FROM (SELECT $1::uuid AS session_id) q
+        LEFT JOIN projection_state p ON p.id = 1
+        LEFT JOIN session_fact s ON s.session_id = q.session_id
+        LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
+        CROSS JOIN {_counts_of("q.session_id")}
+        CROSS JOIN {_POSITIONS}
         """,
         session_id,
     )
-    return dict(rows[0])
+    return _positions(dict(rows[0]))
 
 
-async def evaluations(conn: Connection, year: int) -> dict[str, Any]:
+async def evaluations(conn: Rows, year: int) -> dict[str, Any]:
     """A year's evaluation count and score total."""
     rows = await conn.fetch(
         "SELECT count(*) AS evaluations, sum(v.score) AS score_total FROM evaluation_fact v"
@@ -281,7 +264,7 @@ async def evaluations(conn: Connection, year: int) -> dict[str, Any]:
     return dict(rows[0])
 
 
-async def follow_ups(conn: Connection, year: int) -> dict[str, Any]:
+async def follow_ups(conn: Rows, year: int) -> dict[str, Any]:
     """Completed enrollments of a year, how many have a follow-up, and follow-up outcomes."""
     coverage = await conn.fetch(
         """
@@ -304,7 +287,7 @@ async def follow_ups(conn: Connection, year: int) -> dict[str, Any]:
 
 
 async def commitment_achieved(
-    conn: Connection,
+    conn: Rows,
     *,
     metric: str,
     start_year: int,
