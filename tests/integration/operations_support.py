@@ -21,7 +21,8 @@ from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, new_metadata, ses
 from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.deadletter import SUFFIX, DeadLetterSink
 from tpp_plumbing.messaging.inbox import Inbox, inbox_table
-from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy
+from tpp_plumbing.messaging.retry import RetryPolicy
+from tpp_plumbing.messaging.runner import ConsumerRunner
 from tpp_plumbing.observability.metrics import Metrics
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import Infrastructure

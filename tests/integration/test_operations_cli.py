@@ -11,7 +11,7 @@ import pytest
 from tpp_contracts.envelope import encode, wrap
 from tpp_contracts.topics import ENROLLMENTS
 from tpp_ops import cli as ops
-from tpp_plumbing.messaging.runner import RetryPolicy
+from tpp_plumbing.messaging.retry import RetryPolicy
 from typer.testing import CliRunner
 
 from .operations_support import accepted, own_topics, produce, running, sample, scratch

@@ -14,7 +14,7 @@ from tpp_contracts.registry import AnnualPlanSetV1, OrganizerCreatedV1
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, ORGANIZERS, PLANS, SESSIONS, TRAINEES
 from tpp_plumbing.messaging import deadletter
-from tpp_plumbing.messaging.runner import RetryPolicy
+from tpp_plumbing.messaging.retry import RetryPolicy
 from tpp_plumbing.settings import KafkaSettings
 
 from .operations_support import (

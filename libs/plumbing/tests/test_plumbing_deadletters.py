@@ -15,7 +15,7 @@ from tpp_plumbing.db.engine import new_metadata
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.inbox import Inbox, inbox_table
-from tpp_plumbing.messaging.runner import RetryPolicy, error_name, is_infrastructure_error
+from tpp_plumbing.messaging.retry import RetryPolicy, error_name, is_infrastructure_error
 
 
 def record(

@@ -28,7 +28,8 @@ from tpp_plumbing.messaging.deadletter import DeadLetterSink
 from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.messaging.outbox import TABLE_NAME as OUTBOX_TABLE
 from tpp_plumbing.messaging.relay import OutboxRelay
-from tpp_plumbing.messaging.runner import ConsumerRunner, RetryPolicy, error_name
+from tpp_plumbing.messaging.retry import RetryPolicy, error_name
+from tpp_plumbing.messaging.runner import ConsumerRunner
 from tpp_plumbing.messaging.topics import TopicSettings
 from tpp_plumbing.observability import logs, telemetry
 from tpp_plumbing.observability.http_tracing import instrument_app

@@ -3,11 +3,11 @@
 ``EventConsumer.apply`` takes records (in order), applies the events it has handlers for in
 one transaction together with their inbox rows, and reports what it could not apply:
 poison messages (not JSON, not an envelope, schema-invalid, oversized) come back to the
-caller (``tpp_plumbing.messaging.runner``), which parks them on the dead-letter topic. Unknown event
-types are ignored. A handler's exception rolls the transaction back and propagates: the
-runner retries with backoff.
+caller (``tpp_plumbing.messaging.apply``), which parks them on the dead-letter topic. Unknown
+event types are ignored. A handler's exception rolls the transaction back and propagates: the
+caller retries with backoff.
 
-Tracing happens around ``apply`` in the runner (``tpp_plumbing.messaging.runner``), so that
+Tracing happens around ``apply`` in the caller (``tpp_plumbing.messaging.tracing``), so that
 consumers which override ``apply`` (set-based batches) are traced the same way.
 """
 
