@@ -23,7 +23,7 @@ STACK=${TPP_STACK_DIR:-$ROOT/.stack}
 RUN="$STACK/services"
 SERVICES=(registry enrollment reporting)
 REPLICAS=${TPP_REPLICAS:-1}
-PORT_STEP=10  # tpp_ops.cli.REPLICA_PORT_STEP
+PORT_STEP=10  # tpp_ops.settings.REPLICA_PORT_STEP
 
 set -a
 # shellcheck source=deploy/local.env

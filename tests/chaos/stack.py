@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from tpp_ops.cli import REPLICA_PORT_STEP
+from tpp_ops.settings import REPLICA_PORT_STEP
 from tpp_plumbing.settings import KafkaSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_ops.cli import committed_offsets
+from tpp_ops.offsets import committed_offsets
 from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.settings import KafkaSettings
 from tpp_reporting import readers as reporting_events

@@ -1,6 +1,6 @@
 """tpp-ops finds each service's replicas by URL, not by one fixed local port."""
 
-from tpp_ops.cli import service_urls
+from tpp_ops.settings import service_urls
 
 
 def test_urls_from_the_environment_win_over_local_ports() -> None:
