@@ -1,5 +1,5 @@
 """Wait for Kafka, then reconcile the platform's topics (and their dead-letter twins) with the
-layout of the contracts and the TPP_TOPIC_* settings: see tpp_plumbing.messaging.topics.
+layout of the contracts and the TPP_TOPIC_* settings: see tpp_plumbing.messaging.topic_reconcile.
 
     uv run python deploy/topics.py                      # wait up to 60 s, reconcile, report
     uv run python deploy/topics.py --list               # print the topics that exist
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from tpp_plumbing.messaging.topics import main
+from tpp_plumbing.messaging.topic_reconcile import main
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))

@@ -34,7 +34,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from tpp_ops import acl as platform_acl
 from tpp_plumbing.db.throwaway import create_throwaway, drop_abandoned
-from tpp_plumbing.messaging import acl, topics
+from tpp_plumbing.messaging import acl, topic_reconcile, topics
 from tpp_plumbing.settings import HttpSettings, KafkaSettings
 from tpp_plumbing.web.auth import Role, dev_headers
 
@@ -417,7 +417,7 @@ async def topics_under(infrastructure: Infrastructure, prefix: str) -> AsyncIter
     specs = topics.plan(topics.TopicSettings(), settings.topic_prefix)
     names = [spec.name for spec in specs]
     try:
-        await topics.reconcile(admin, specs)
+        await topic_reconcile.reconcile(admin, specs)
         await infrastructure.grant(settings.topic_prefix)
         yield settings
     finally:

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS
-from tpp_plumbing.messaging.topics import Report, TopicSettings, TopicSpec, plan
+from tpp_plumbing.messaging.topic_reconcile import Report
+from tpp_plumbing.messaging.topics import TopicSettings, TopicSpec, plan
 
 
 def by_name(specs: list[TopicSpec]) -> dict[str, TopicSpec]:
