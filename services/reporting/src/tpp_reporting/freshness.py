@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -171,3 +172,20 @@ class LagMonitor:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await self._task
+
+
+def freshness_of(state: Mapping[str, Any], lag: LagMonitor | None) -> Freshness:
+    """The freshness of a report read at ``state`` (``store.reports.state``): its lag is told
+    against the offsets applied in it when they were read with it, else the latest ones."""
+    positions: Positions | None = state.get("positions")
+    measured = None
+    if lag is not None:
+        measured = lag.current() if positions is None else lag.of(positions)
+    return Freshness(
+        version=state["version"],
+        data_as_of=state["last_event_at"],
+        events_applied=state["events_applied"],
+        consumer_lag=measured.total if measured else None,
+        lag_measured_at=measured.measured_at if measured else None,
+        lag_by_partition=measured.partitions if measured else [],
+    )

@@ -180,7 +180,7 @@ class CountingReads(ReadPool):
             yield conn
 
 
-async def test_a_session_report_is_one_statement_after_every_change(
+async def test_a_session_report_and_the_freshness_are_one_statement_after_every_change(
     platform: Any, db: asyncpg.Connection, eventually: Any
 ) -> None:
     # A poll after each applied batch must not pay a probe and a snapshot's round trips.
@@ -214,5 +214,8 @@ async def test_a_session_report_is_one_statement_after_every_change(
             assert report.freshness.events_applied >= events
             if not enrolled:
                 await program.enroll(session_id, await program.trainee("MN", "male", "scholar"))
+        reads.calls.clear()  # GET /reports/freshness: one statement too
+        assert (await service.freshness()).version >= version
+        assert reads.calls == ["statement"]
     finally:
         await reads.close()

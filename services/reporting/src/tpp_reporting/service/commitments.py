@@ -15,7 +15,7 @@ from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import Commitment, CommitmentIn, CommitmentList, CommitmentProgress
-from tpp_reporting.freshness import LagMonitor
+from tpp_reporting.freshness import LagMonitor, freshness_of
 from tpp_reporting.service.reading import ReportReader
 from tpp_reporting.store import commitments as commitment_store
 from tpp_reporting.store import reports as report_store
@@ -129,7 +129,7 @@ class CommitmentService(ReportReader):
             by_year={
                 y: by_year.get(y, 0) for y in range(commitment.start_year, commitment.end_year + 1)
             },
-            freshness=self._freshness(state) if state is not None else None,
+            freshness=freshness_of(state, self._lag) if state is not None else None,
         )
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.db.reads import ReadPool
 
 from tpp_reporting.api.models import Report
-from tpp_reporting.freshness import Freshness, LagMonitor, Positions
+from tpp_reporting.freshness import Freshness, LagMonitor, freshness_of
 from tpp_reporting.service.cache import ReportCache, StateProbe, Version, version_of
 from tpp_reporting.store import reports as report_store
 from tpp_reporting.store.projection import Connection
@@ -77,23 +77,8 @@ class ReportReader:
         if value is None:
             value = await self._cache.compute(key, version, lambda: self._compute(build))
         report, state = value
-        return report.model_copy(update={"freshness": self._freshness(state)})
-
-    def _freshness(self, state: dict[str, Any]) -> Freshness:
-        positions: Positions | None = state.get("positions")
-        lag = None
-        if self._lag is not None:
-            lag = self._lag.current() if positions is None else self._lag.of(positions)
-        return Freshness(
-            version=state["version"],
-            data_as_of=state["last_event_at"],
-            events_applied=state["events_applied"],
-            consumer_lag=lag.total if lag else None,
-            lag_measured_at=lag.measured_at if lag else None,
-            lag_by_partition=lag.partitions if lag else [],
-        )
+        return report.model_copy(update={"freshness": freshness_of(state, self._lag)})
 
     async def freshness(self) -> Freshness:
-        """How fresh the projections are right now."""
-        async with self._snapshot() as (_, state):
-            return self._freshness(state)
+        """How fresh the projections are right now (one statement: its own snapshot)."""
+        return freshness_of(await report_store.state(self._reads, with_positions=True), self._lag)

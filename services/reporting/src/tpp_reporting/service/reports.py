@@ -20,6 +20,7 @@ from tpp_reporting.api.models import (
     YearReport,
     YearsReport,
 )
+from tpp_reporting.freshness import freshness_of
 from tpp_reporting.service.commitments import CommitmentService
 from tpp_reporting.service.figures import (
     fold_regions,
@@ -150,7 +151,7 @@ class ReportingService(CommitmentService):
                 no_show=row["no_show"],
                 waitlist_length=row["waitlisted"],
             )
-        return SessionReport(**figures.model_dump(), freshness=self._freshness(row))
+        return SessionReport(**figures.model_dump(), freshness=freshness_of(row, self._lag))
 
     # --- follow-ups ------------------------------------------------------------------------
 

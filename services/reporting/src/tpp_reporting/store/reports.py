@@ -231,26 +231,26 @@ async def sessions(
     )
 
 
+_SESSION_REPORT = f"""
+    SELECT {_STATE}, c.topics, c.partitions, c.offsets,
+           s.session_id IS NOT NULL AS known, q.session_id, s.title, s.year, s.field,
+           s.organizer_id, o.name AS organizer, s.venue_country, s.overseas, s.capacity,
+           s.status, e.enrolled, e.accepted, e.waitlisted, e.completed, e.no_show,
+           v.evaluations, v.score_total
+    FROM (SELECT $1::uuid AS session_id) q
+    LEFT JOIN projection_state p ON p.id = 1
+    LEFT JOIN session_fact s ON s.session_id = q.session_id
+    LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
+    CROSS JOIN {_counts_of("q.session_id")}
+    CROSS JOIN {_POSITIONS}
+"""
+
+
 async def session_report(conn: Rows, session_id: uuid.UUID) -> dict[str, Any]:
     """One session's figures with the projections' state and positions, in one statement (one
     snapshot, one round trip); ``known`` is false until an event about the session arrived
     (its enrollment counts are there even before)."""
-    rows = await conn.fetch(
-        f"""
-        SELECT {_STATE}, c.topics, c.partitions, c.offsets,
-               s.session_id IS NOT NULL AS known, q.session_id, s.title, s.year, s.field,
-               s.organizer_id, o.name AS organizer, s.venue_country, s.overseas, s.capacity,
-               s.status, e.enrolled, e.accepted, e.waitlisted, e.completed, e.no_show,
-               v.evaluations, v.score_total
-        FROM (SELECT $1::uuid AS session_id) q
-        LEFT JOIN projection_state p ON p.id = 1
-        LEFT JOIN session_fact s ON s.session_id = q.session_id
-        LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
-        CROSS JOIN {_counts_of("q.session_id")}
-        CROSS JOIN {_POSITIONS}
-        """,
-        session_id,
-    )
+    rows = await conn.fetch(_SESSION_REPORT, session_id)
     return _positions(dict(rows[0]))
 
 
