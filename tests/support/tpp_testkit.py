@@ -34,7 +34,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from tpp_ops import acl as platform_acl
 from tpp_plumbing.db.throwaway import create_throwaway, drop_abandoned
-from tpp_plumbing.messaging import acl, topic_reconcile, topics
+from tpp_plumbing.messaging import acl, kafka_admin, topic_reconcile, topics
 from tpp_plumbing.settings import HttpSettings, KafkaSettings
 from tpp_plumbing.web.auth import Role, dev_headers
 
@@ -456,14 +456,15 @@ async def subscriber_of(
         return
     user, password = f"subscriber-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     bindings = platform_acl.layout(kafka.topic_prefix, {"subscriber": user})
-    await acl.set_scram_users(infrastructure.kafka, {user: password})
+    await kafka_admin.set_scram_users(infrastructure.kafka, {user: password})
     await acl.grant(infrastructure.kafka, bindings)
     try:
         yield kafka.as_principal(user, password)
     finally:
         await bounded_teardown(acl.revoke(infrastructure.kafka, bindings), "subscriber ACLs")
         await bounded_teardown(
-            acl.set_scram_users(infrastructure.kafka, {user: ""}, delete=True), "subscriber user"
+            kafka_admin.set_scram_users(infrastructure.kafka, {user: ""}, delete=True),
+            "subscriber user",
         )
 
 

@@ -12,37 +12,24 @@ no dead letters.
 Every binding is scoped to a topic prefix: the local stack uses none, a test run or a
 benchmark grants its own prefix at start and revokes it at the end. The platform's layout
 (its services' declarations) and its command line are in ``tpp_ops.acl``. aiokafka has no ACL
-API yet: the requests are sent with its protocol classes (CreateAcls / DeleteAcls /
-DescribeAcls v1).
+API yet: the requests are built with its protocol classes (CreateAcls / DeleteAcls /
+DescribeAcls v1) and sent by ``tpp_plumbing.messaging.kafka_admin.send``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
-from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import (
-    CompactArray,
-    CompactBytes,
-    CompactString,
-    Int8,
-    Int16,
-    Int32,
-    Schema,
-    TaggedFields,
-)
 from tpp_contracts.topics import ALL as ALL_TOPICS
 
 from tpp_plumbing.messaging.deadletter import SUFFIX
 from tpp_plumbing.messaging.declaration import Declaration
+from tpp_plumbing.messaging.kafka_admin import send
 from tpp_plumbing.settings import KafkaSettings
 
 #: The roles besides the services': the operators' tool and outside subscribers.
@@ -160,13 +147,6 @@ def layout(
     return out
 
 
-async def _send(admin: AIOKafkaAdminClient, request: Any) -> Any:
-    # aiokafka's admin client has no ACL methods; its own request path does the version
-    # negotiation and SASL. A private attribute, pinned by uv.lock and covered by the tests.
-    client = admin._client
-    return await client.send(client.get_random_node(), request)
-
-
 def _check(errors: Sequence[tuple[int, str | None]], what: str) -> None:
     failed = [(code, message) for code, message in errors if code]
     if failed:
@@ -179,7 +159,7 @@ async def grant(kafka: KafkaSettings, bindings: Sequence[Binding]) -> None:
     await admin.start()
     try:
         responses = await asyncio.gather(
-            *(_send(admin, CreateAclsRequest(*b.fields())) for b in bindings)
+            *(send(admin, CreateAclsRequest(*b.fields())) for b in bindings)
         )
     finally:
         await admin.close()
@@ -192,7 +172,7 @@ async def revoke(kafka: KafkaSettings, bindings: Sequence[Binding]) -> int:
     await admin.start()
     try:
         responses = await asyncio.gather(
-            *(_send(admin, DeleteAclsRequest(*b.fields())) for b in bindings)
+            *(send(admin, DeleteAclsRequest(*b.fields())) for b in bindings)
         )
     finally:
         await admin.close()
@@ -206,7 +186,7 @@ async def existing(kafka: KafkaSettings) -> list[Binding]:
     admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
     await admin.start()
     try:
-        response = await _send(
+        response = await send(
             admin,
             DescribeAclsRequest(
                 Resource.ANY, None, Pattern.ANY, None, None, Operation.ANY, ANY_PERMISSION
@@ -221,93 +201,3 @@ async def existing(kafka: KafkaSettings) -> list[Binding]:
         for principal, _host, op, permission in acls
         if permission == ALLOW and rtype in _RESOURCES and op in _OPERATIONS
     )
-
-
-class _AlterUserScramCredentialsResponse(Response):  # type: ignore[misc]  # aiokafka untyped here
-    API_KEY = 51
-    API_VERSION = 0
-    SCHEMA = Schema(
-        ("throttle_time_ms", Int32),
-        (
-            "results",
-            CompactArray(
-                ("user", CompactString("utf-8")),
-                ("error_code", Int16),
-                ("error_message", CompactString("utf-8")),
-                ("tags", TaggedFields),
-            ),
-        ),
-        ("tags", TaggedFields),
-    )
-
-
-class _AlterUserScramCredentialsStruct(RequestStruct):  # type: ignore[misc]  # as above
-    # KIP-554, AlterUserScramCredentials v0: flexible encoding (compact fields, tagged fields).
-    FLEXIBLE_VERSION = True
-    API_KEY = 51
-    API_VERSION = 0
-    RESPONSE_TYPE = _AlterUserScramCredentialsResponse
-    SCHEMA = Schema(
-        (
-            "deletions",
-            CompactArray(
-                ("name", CompactString("utf-8")), ("mechanism", Int8), ("tags", TaggedFields)
-            ),
-        ),
-        (
-            "upsertions",
-            CompactArray(
-                ("name", CompactString("utf-8")),
-                ("mechanism", Int8),
-                ("iterations", Int32),
-                ("salt", CompactBytes),
-                ("salted_password", CompactBytes),
-                ("tags", TaggedFields),
-            ),
-        ),
-        ("tags", TaggedFields),
-    )
-
-
-class _AlterUserScramCredentials(Request[_AlterUserScramCredentialsStruct]):  # type: ignore[misc]  # as above
-    API_KEY = 51
-
-    def __init__(self, deletions: list[Any], upsertions: list[Any]) -> None:
-        self._deletions = deletions
-        self._upsertions = upsertions
-
-    def build(
-        self, request_struct_class: type[_AlterUserScramCredentialsStruct]
-    ) -> _AlterUserScramCredentialsStruct:
-        return request_struct_class(self._deletions, self._upsertions, {})
-
-
-_SCRAM_SHA_512 = 2  # org.apache.kafka.clients.admin.ScramMechanism
-_SCRAM_ITERATIONS = 4096
-
-
-async def set_scram_users(
-    kafka: KafkaSettings, users: Mapping[str, str], *, delete: bool = False
-) -> None:
-    """Create (or set the password of) SCRAM-SHA-512 users on a running broker; with
-    ``delete``, remove them (the passwords are then ignored). ``kafka`` is an admin.
-
-    What ``kafka-configs --alter --entity-type users --add-config SCRAM-SHA-512=[...]`` does,
-    without a JVM: for test runs and tools that add a principal to a broker already up.
-    """
-    deletions: list[tuple[Any, ...]] = []
-    upsertions: list[tuple[Any, ...]] = []
-    for name, password in users.items():
-        if delete:
-            deletions.append((name, _SCRAM_SHA_512, {}))
-            continue
-        salt = secrets.token_bytes(32)
-        salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _SCRAM_ITERATIONS)
-        upsertions.append((name, _SCRAM_SHA_512, _SCRAM_ITERATIONS, salt, salted, {}))
-    admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        response = await _send(admin, _AlterUserScramCredentials(deletions, upsertions))
-    finally:
-        await admin.close()
-    _check([(code, message) for _user, code, message, _tags in response.results], "AlterScram")
