@@ -1,4 +1,5 @@
 """One replica's outbox relay, as its own process: the relay takeover tests run several.
+As in a service (``tpp_plumbing.runtime``), the relay runs on its own thread and loop.
 
 python tests/integration/relay_replica.py <asyncpg DSN> [<trap file>]
 
@@ -15,17 +16,21 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tpp_plumbing.messaging.relay import OutboxRelay
+from tpp_plumbing.messaging.relay import OutboxRelay, RelayThread
 from tpp_plumbing.settings import KafkaSettings
+
+_SAYING = threading.Lock()  # the relay's hooks speak from its thread
 
 
 def say(event: str, **fields: Any) -> None:
-    print(json.dumps({"event": event, "at": time.time(), **fields}), flush=True)
+    with _SAYING:
+        print(json.dumps({"event": event, "at": time.time(), **fields}), flush=True)
 
 
 def sprung(trap: Path | None, ids: Sequence[int]) -> bool:
@@ -37,10 +42,17 @@ def sprung(trap: Path | None, ids: Sequence[int]) -> bool:
 
 
 async def main(dsn: str, trap: Path | None) -> None:
+    resumed = threading.Event()
+    signal.signal(signal.SIGCONT, lambda *_: resumed.set())
+
     async def before_publish(ids: Sequence[int]) -> None:
         if sprung(trap, ids):
             say("pausing", ids=list(ids))
+            resumed.clear()
             os.kill(os.getpid(), signal.SIGSTOP)
+            # The process stops, but the thread that sent the signal may run on for a while
+            # first: it goes no further until the process is resumed.
+            resumed.wait()
 
     async def after_publish(ids: Sequence[int]) -> None:
         say("published", ids=list(ids))
@@ -52,15 +64,15 @@ async def main(dsn: str, trap: Path | None) -> None:
         before_publish=before_publish,
         after_publish=after_publish,
     )
-    task = asyncio.create_task(relay.run())
+    thread = RelayThread(relay, name="relay")
+    thread.start()
     role = None
-    while not task.done():
+    while thread.is_alive():
         now = "leader" if relay.is_leader else "standby" if relay.heartbeat_at else None
         if now is not None and now != role:
             role = now
             say(role)
         await asyncio.sleep(0.02)
-    await task
 
 
 if __name__ == "__main__":

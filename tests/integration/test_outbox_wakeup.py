@@ -1,9 +1,12 @@
-"""Commits wake the relay (writers do not NOTIFY); a connection lost mid-request: 503."""
+"""Commits wake the relay (writers do not NOTIFY), even while the service's loop is busy;
+a connection lost mid-request: 503."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import asyncpg
@@ -16,6 +19,8 @@ from tpp_enrollment.store import tables as enrollment_tables
 from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.messaging.outbox import Outbox
 from tpp_plumbing.messaging.relay import OutboxRelay
+from tpp_plumbing.runtime import Runtime
+from tpp_plumbing.settings import ServiceSettings
 from tpp_plumbing.web.problems import install_problem_handlers
 
 pytestmark = pytest.mark.integration
@@ -96,6 +101,55 @@ async def test_commits_wake_the_leader_in_process_and_through_a_standby_relay(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+BUSY_S = 3.0
+
+
+async def test_a_service_busy_with_requests_does_not_hold_its_relay_back(
+    kafka: Any, databases: Any, eventually: Any
+) -> None:
+    url = await databases.create("enrollment", "_busy")
+    outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
+    runtime = Runtime(
+        ServiceSettings(database_url=url, kafka=kafka, relay_poll_interval_s=POLL_S),
+        name="enrollment",
+    )
+    await runtime.start()
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+
+    async def sent_after(event_id: uuid.UUID) -> float | None:
+        """Seconds from the writer's transaction to the relay's mark (Kafka acknowledged)."""
+        lag = await conn.fetchval(
+            "SELECT extract(epoch FROM published_at - created_at) FROM outbox_message"
+            " WHERE event_id = $1",
+            event_id,
+        )
+        return None if lag is None else float(lag)
+
+    try:
+        # The relay leads and its producer is connected: the first event goes out.
+        async with runtime.sessions() as db, db.begin():
+            [first] = await outbox.add(db, [accepted()])
+        await eventually(
+            lambda: _not_none(sent_after(first)), within=15, what="the first event published"
+        )
+        async with runtime.sessions() as db, db.begin():
+            [event_id] = await outbox.add(db, [accepted()])
+        # The service's loop then runs handlers' CPU work without yielding to other tasks.
+        until = time.monotonic() + BUSY_S
+        while time.monotonic() < until:
+            pass
+        lag = await sent_after(event_id)
+        assert lag is not None, "the event waited for the service's loop"
+        assert lag < BUSY_S / 3
+    finally:
+        await conn.close()
+        await runtime.stop()
+
+
+async def _not_none(value: Awaitable[float | None]) -> bool:
+    return await value is not None
 
 
 async def test_a_connection_dropped_during_a_request_gives_503_once(

@@ -27,7 +27,7 @@ from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.deadletter import DeadLetterSink
 from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.messaging.outbox import TABLE_NAME as OUTBOX_TABLE
-from tpp_plumbing.messaging.relay import OutboxRelay
+from tpp_plumbing.messaging.relay import OutboxRelay, RelayThread
 from tpp_plumbing.messaging.retry import RetryPolicy, error_name
 from tpp_plumbing.messaging.runner import ConsumerRunner
 from tpp_plumbing.messaging.topics import TopicSettings
@@ -115,7 +115,7 @@ class Runtime:
         )
         self.dead_letters = DeadLetterSink(settings.kafka)
         self.runners: list[ConsumerRunner] = []
-        self._relay_task: asyncio.Task[None] | None = None
+        self._relay_thread: RelayThread | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._has_outbox: bool | None = None
@@ -174,7 +174,9 @@ class Runtime:
         if self.migrations is not None:
             await check_schema(self.engine, self.migrations, self.name)
         if self.settings.relay_enabled:
-            self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
+            # Its own thread and loop: its rounds do not queue behind HTTP handlers.
+            self._relay_thread = RelayThread(self.relay, name=f"{self.name}-relay")
+            self._relay_thread.start()
         if self.settings.consumers_enabled:
             for runner in self.runners:
                 await runner.start()
@@ -192,14 +194,12 @@ class Runtime:
         if self._started:
             log.info("shutting down", extra={"service": self.name})
         await asyncio.gather(*(r.stop(grace_s=deadline - loop.time()) for r in self.runners))
-        if self._relay_task is not None:
-            await self.relay.stop(grace_s=max(deadline - loop.time() - 1.0, 0.0))
-            done, _ = await asyncio.wait({self._relay_task}, timeout=max(deadline - loop.time(), 1))
-            if not done:
-                self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._relay_task
-            self._relay_task = None
+        if self._relay_thread is not None:
+            await self._relay_thread.stop(
+                grace_s=max(deadline - loop.time() - 1.0, 0.0),
+                timeout_s=max(deadline - loop.time(), 1),
+            )
+            self._relay_thread = None
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -320,9 +320,9 @@ class Runtime:
             checks["postgresql"] = f"failed: {type(error).__name__}"
         checks["kafka"] = await self._kafka_check()
         if s.relay_enabled:
-            task_alive = self._relay_task is not None and not self._relay_task.done()
+            running = self._relay_thread is not None and self._relay_thread.is_alive()
             beating = self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s))
-            checks["relay"] = "ok" if task_alive and beating else "failed: not running"
+            checks["relay"] = "ok" if running and beating else "failed: not running"
         if s.consumers_enabled and self.runners:
             dead = [r.group_id for r in self.runners if not r.alive]
             checks["consumers"] = "failed: not running" if dead else "ok"

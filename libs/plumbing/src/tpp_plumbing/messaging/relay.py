@@ -18,7 +18,7 @@ TCP keepalives, tcp_user_timeout); a standby then takes the lock. Fencing: rows 
 the lock's own session, so a deposed leader cannot mark; and a leader sends a batch only
 within ``lease_s / 5`` of a query that proved its session alive (re-proving it if the batch
 took longer), while a new leader waits 1.5 times that before its first batch, so the two
-never publish at the same time (docs/decisions/0012-relay-takeover.md).
+never publish at the same time (docs/decisions/0002-own-outbox-relay.md).
 
 Tracing: the relay publishes each row in a PRODUCER span, child of the trace context stored
 with the row, whose own context goes into the Kafka headers. ``stop`` publishes what is left
@@ -33,6 +33,8 @@ import contextlib
 import functools
 import json
 import logging
+import threading
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -107,6 +109,9 @@ class OutboxRelay:
         self._tell_leader = asyncio.Event()
         self._stopping = asyncio.Event()
         self._flush_deadline: float | None = None
+        # The loop ``run`` runs on; other threads signal it through call_soon_threadsafe.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._signalled: set[asyncio.Event] = set()
         self.is_leader = False
         self.published = 0
         self.last_round_at: float | None = None
@@ -116,10 +121,19 @@ class OutboxRelay:
         """The relay made a round (or checked the lock) in the last ``within_s`` seconds."""
         if self.heartbeat_at is None:
             return False
-        return asyncio.get_running_loop().time() - self.heartbeat_at <= within_s
+        return time.monotonic() - self.heartbeat_at <= within_s
 
     async def run(self) -> None:
-        """Relay until stopped, reconnecting after any failure of PostgreSQL or Kafka."""
+        """Relay until stopped, reconnecting after any failure of PostgreSQL or Kafka.
+
+        ``committed``, ``wake`` and ``stop`` may be called from any thread meanwhile."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._relay()
+        finally:
+            self._loop = None
+
+    async def _relay(self) -> None:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
@@ -141,10 +155,25 @@ class OutboxRelay:
 
     async def stop(self, grace_s: float) -> None:
         """Ask ``run`` to publish what is left (for up to ``grace_s`` seconds) and return."""
-        self._flush_deadline = asyncio.get_running_loop().time() + grace_s
-        self._stopping.set()
-        self._wake.set()
-        self._tell_leader.set()
+        self._flush_deadline = time.monotonic() + grace_s
+        for event in (self._stopping, self._wake, self._tell_leader):
+            self._signal(event)
+
+    def _signal(self, event: asyncio.Event) -> None:
+        """Set ``event`` from whatever thread calls: on the relay's loop, or scheduled there
+        (at most once until it runs: a commit that finds it scheduled is seen by the read
+        that follows it)."""
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            event.set()
+        elif not event.is_set() and event not in self._signalled:
+            self._signalled.add(event)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nothing waits any more
+                loop.call_soon_threadsafe(self._set, event)
+
+    def _set(self, event: asyncio.Event) -> None:
+        self._signalled.discard(event)
+        event.set()
 
     def _set_leader(self, leader: bool) -> None:
         self.is_leader = leader
@@ -152,7 +181,7 @@ class OutboxRelay:
             self._metrics.relay_leader.set(1 if leader else 0)
 
     def _beat(self) -> None:
-        self.heartbeat_at = asyncio.get_running_loop().time()
+        self.heartbeat_at = time.monotonic()
 
     async def _lead(self) -> None:
         # The relay's own commits (rows marked sent, the purge, a stand-by's NOTIFY) do not
@@ -260,8 +289,8 @@ class OutboxRelay:
                 await self._mark(conn, acked)
                 acked = []
             if self._stopping.is_set():
-                deadline = self._flush_deadline or loop.time()
-                if count < self._batch_size or loop.time() >= deadline:
+                deadline = self._flush_deadline or time.monotonic()
+                if count < self._batch_size or time.monotonic() >= deadline:
                     return  # flushed (or out of time: the rest goes out after the restart)
                 continue
             if loop.time() - last_purge > 60:
@@ -440,17 +469,80 @@ class OutboxRelay:
 
     def wake(self) -> None:
         """Make the relay look for rows now (if it leads)."""
-        self._wake.set()
+        self._signal(self._wake)
 
     def committed(self) -> None:
         """Outbox rows were committed in this process: publish them now.
 
         The leader wakes; a standby relay NOTIFYs the leader (coalesced, own connection).
         """
-        if self.is_leader:
-            self._wake.set()
-        else:
-            self._tell_leader.set()
+        self._signal(self._wake if self.is_leader else self._tell_leader)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (as uvicorn's HTTP loop is), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class RelayThread:
+    """Runs an ``OutboxRelay`` on an event loop of its own, in a thread of its own.
+
+    On the HTTP server's loop, every step of the relay's round (the wake-up, the read, the
+    broker's ack) waits behind all the handlers ready before it; on its own loop it waits
+    at most for the interpreter's switch interval (docs/decisions/0007-relay-thread.md).
+    The relay keeps its own connection and producer there, so its lock, keepalives and
+    fencing are the same as on any loop.
+    """
+
+    def __init__(self, relay: OutboxRelay, *, name: str) -> None:
+        self.relay = relay
+        self._name = name
+        self._thread: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Start the thread; the relay runs until ``stop``."""
+        # A daemon: a relay that outlives its stop's deadline does not hold the process.
+        self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _main(self) -> None:
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            runner.run(self._run())
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        await self.relay.run()
+
+    async def stop(self, *, grace_s: float, timeout_s: float) -> None:
+        """Have the relay publish what is left for up to ``grace_s``; after ``timeout_s``
+        (or at once if it ignores that), cancel it. Waits without blocking the caller's loop."""
+        if self._thread is None:
+            return
+        await self.relay.stop(grace_s)
+        thread = self._thread
+        await asyncio.to_thread(thread.join, timeout_s)
+        if thread.is_alive() and self._loop is not None and self._task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._task.cancel)
+            await asyncio.to_thread(thread.join, 1.0)
+        self._thread = None
 
 
 def _stored_headers(stored: Any) -> dict[str, str]:
