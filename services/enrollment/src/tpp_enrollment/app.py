@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         enrollments=EnrollmentService(units, runtime.sessions),
         feedback=FeedbackService(units),
         queries=QueryService(runtime.sessions, personal),
-        imports=ImportService(units, runtime.sessions, personal),
+        imports=ImportService(units, personal),
         access=AccessService(runtime.sessions),
     )
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import EmailStr, TypeAdapter, ValidationError
-from tpp_enrollment.imports.rows import simple_email, validate
+from tpp_enrollment.service.import_rows import simple_email, validate
 
 EMAIL = TypeAdapter(EmailStr)
 

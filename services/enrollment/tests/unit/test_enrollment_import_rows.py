@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tpp_enrollment.imports.rows import BadFileError, chunks, read
+from tpp_enrollment.service.import_rows import BadFileError, chunks, read
 
 HEADER = "full_name,country,gender,profession,passport_number,session_id\r\n"
 

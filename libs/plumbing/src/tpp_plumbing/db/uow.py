@@ -6,6 +6,9 @@
         uow.emit(event)                         # an outbox row, in the same commit
     # committed: the events, and the request's Idempotency-Key marked COMMITTED with them
 
+    async with units.read() as db:              # a use case that only reads
+        row = await store.get(db, some_id)
+
 The request's audit row is written by the audit middleware once the answer is known,
 except on the fast path below, where it joins the command's own statement.
 
@@ -224,6 +227,18 @@ class UnitsOfWork:
             uow = UnitOfWork(db, self._outbox)
             yield uow
             await uow._finish()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for a use case that only reads, for the stores' queries.
+
+        No transaction: each statement sees the data as it is when it starts, as it would in
+        a READ COMMITTED transaction, without that transaction's BEGIN and ROLLBACK round
+        trips. Nothing is written and nothing is emitted.
+        """
+        async with self._sessions() as db:
+            await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield db
 
     @contextlib.asynccontextmanager
     async def fast(self, *, transaction: bool = False) -> AsyncIterator[UnitOfWork[RawTransaction]]:

@@ -12,7 +12,7 @@ from tpp_plumbing.web.routing import api_router
 
 from tpp_enrollment.api.deps import Svc
 from tpp_enrollment.api.models import ImportJob
-from tpp_enrollment.imports import rows
+from tpp_enrollment.service import import_rows
 
 # Nominations arrive for any session, from country S&T departments: operators' work.
 router = api_router(tags=["imports"], dependencies=[Depends(allow(Role.OPERATOR))])
@@ -25,7 +25,7 @@ order, then one nomination per row. Unknown columns are ignored; a row with an i
 is reported in the job's ``errors`` with the reason, the others are imported. Example:
 ``GET /imports/nominations/example.csv``.
 
-{rows.columns_table()}
+{import_rows.columns_table()}
 """
 
 
@@ -69,7 +69,7 @@ async def nominations_example(
     """An example nominations file: every column, fictional trainees; it imports cleanly
     into an open session given as ``session_id``."""
     return Response(
-        rows.example(session_id or uuid.UUID(int=0)),
+        import_rows.example(session_id or uuid.UUID(int=0)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="nominations-example.csv"'},
     )

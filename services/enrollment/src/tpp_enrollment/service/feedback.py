@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from tpp_contracts.enrollment import EvaluationSubmittedV1, FollowUpRecordedV1
 from tpp_contracts.envelope import new_id
 from tpp_contracts.vocab import EnrollmentStatus
@@ -15,7 +13,7 @@ from tpp_plumbing.web.problems import ConflictError, ProblemError
 from tpp_enrollment.api.models import Evaluation, EvaluationIn, FollowUp, FollowUpIn
 from tpp_enrollment.events import enrollment_event
 from tpp_enrollment.service.places import locked_enrollment
-from tpp_enrollment.store import tables
+from tpp_enrollment.store import feedback as store
 
 S = EnrollmentStatus
 EVALUATORS = frozenset({S.ATTENDED, S.COMPLETED})
@@ -31,20 +29,13 @@ class FeedbackService:
         """The trainee's one evaluation of the session: score 1-5 and an optional comment."""
         evaluation = Evaluation(id=new_id(), enrollment_id=enrollment_id, **data.model_dump())
         async with self._uow() as uow:
-            db = uow.db
-            row, _ = await locked_enrollment(db, enrollment_id)
+            row, _ = await locked_enrollment(uow.db, enrollment_id)
             if S(row["status"]) not in EVALUATORS:
                 raise ConflictError(
                     f"only a trainee who attended can evaluate; the enrollment is {row['status']}",
                     current_status=row["status"],
                 )
-            stored = await db.scalar(
-                pg_insert(tables.evaluation)
-                .values(**evaluation.model_dump())
-                .on_conflict_do_nothing(index_elements=["enrollment_id"])
-                .returning(tables.evaluation.c.id)
-            )
-            if stored is None:
+            if not await store.add_evaluation(uow.db, evaluation.model_dump()):
                 raise ConflictError("this enrollment has been evaluated already")
             event = enrollment_event(
                 EvaluationSubmittedV1,
@@ -60,8 +51,7 @@ class FeedbackService:
         """A follow-up with a trainee who completed the session."""
         follow_up = FollowUp(id=new_id(), enrollment_id=enrollment_id, **data.model_dump())
         async with self._uow() as uow:
-            db = uow.db
-            row, _ = await locked_enrollment(db, enrollment_id)
+            row, _ = await locked_enrollment(uow.db, enrollment_id)
             if row["status"] != S.COMPLETED:
                 raise ConflictError(
                     f"follow-ups come after completion; the enrollment is {row['status']}",
@@ -73,7 +63,7 @@ class FeedbackService:
                     status=422,
                     field="followed_up_on",
                 )
-            await db.execute(insert(tables.follow_up).values(**follow_up.model_dump(mode="python")))
+            await store.add_follow_up(uow.db, follow_up.model_dump(mode="python"))
             event = enrollment_event(
                 FollowUpRecordedV1,
                 row,

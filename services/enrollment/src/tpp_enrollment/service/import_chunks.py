@@ -19,8 +19,8 @@ from tpp_plumbing.db.uow import UnitOfWork
 
 from tpp_enrollment.domain import EnrollmentRefusedError, decide
 from tpp_enrollment.events import trainee_registered
-from tpp_enrollment.imports.rows import RowError
 from tpp_enrollment.service.enrollments import created_event
+from tpp_enrollment.service.import_rows import RowError
 from tpp_enrollment.store import enrollments as store
 from tpp_enrollment.store import imports as import_store
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.observability.memory import release_free_memory
@@ -23,7 +22,6 @@ from tpp_plumbing.web.limits import check_rows
 from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_enrollment.api.models import ImportJob, ImportRowError
-from tpp_enrollment.imports.rows import BadFileError, RowError, chunks, read, validate
 from tpp_enrollment.personal import PersonalData
 from tpp_enrollment.service.import_chunks import (
     Chunk,
@@ -32,6 +30,7 @@ from tpp_enrollment.service.import_chunks import (
     Progress,
     write_chunk,
 )
+from tpp_enrollment.service.import_rows import BadFileError, RowError, chunks, read, validate
 from tpp_enrollment.store import imports as import_store
 
 log = logging.getLogger(__name__)
@@ -50,14 +49,8 @@ ABANDONED_AFTER_S = 120.0
 class ImportService:
     """Imports nominations; each chunk of rows is one transaction, its events included."""
 
-    def __init__(
-        self,
-        units: UnitsOfWork,
-        sessions: async_sessionmaker[AsyncSession],
-        personal: PersonalData,
-    ) -> None:
+    def __init__(self, units: UnitsOfWork, personal: PersonalData) -> None:
         self._uow = units
-        self._sessions = sessions
         self._personal = personal
         self._tasks: set[asyncio.Task[None]] = set()
         self._abandoned_after = timedelta(seconds=ABANDONED_AFTER_S)
@@ -104,7 +97,7 @@ class ImportService:
 
     async def get_import(self, job_id: uuid.UUID, max_errors: int = MAX_ERRORS_SHOWN) -> ImportJob:
         """An import job with its progress and (the first) row errors."""
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             job = await import_store.get_job(db, job_id)
             if job is None:
                 raise NotFoundError(f"no import {job_id}")

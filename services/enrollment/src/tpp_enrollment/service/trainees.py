@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import TraineeErasedV1
 from tpp_contracts.envelope import new_id
 from tpp_plumbing.db.uow import UnitsOfWork
@@ -16,45 +12,7 @@ from tpp_plumbing.web.problems import NotFoundError
 from tpp_enrollment.api.models import Trainee, TraineeIn
 from tpp_enrollment.events import trainee_registered
 from tpp_enrollment.personal import PersonalData
-from tpp_enrollment.store import tables
-
-T = tables.trainee
-E = tables.enrollment
-TO = tables.trainee_organizer
-
-#: What erasure empties: every personal column of the trainee.
-ERASED_VALUES: dict[str, Any] = {
-    "full_name": None,
-    "organization": None,
-    "passport_hash": None,
-    "passport_number_sealed": None,
-    "email_sealed": None,
-    "birth_date_sealed": None,
-}
-# Free texts written about the trainee's enrollments may name them: emptied too.
-_ERASE_COMMENTS = text(
-    "UPDATE evaluation SET comment = NULL WHERE comment IS NOT NULL"
-    " AND enrollment_id IN (SELECT id FROM enrollment WHERE trainee_id = :id)"
-)
-_ERASE_NOTES = text(
-    "UPDATE follow_up SET note = NULL WHERE note IS NOT NULL"
-    " AND enrollment_id IN (SELECT id FROM enrollment WHERE trainee_id = :id)"
-)
-_ERASE_DECISION_NOTES = text(
-    "UPDATE enrollment SET note = NULL WHERE note IS NOT NULL AND trainee_id = :id"
-)
-# The import jobs whose files held the trainee: the file's name and hash describe the file's
-# people; the counts stay. A neutralized job no longer matches a new upload of the same file.
-_NEUTRALIZE_IMPORTS = text(
-    "UPDATE import_job SET filename = NULL, sha256 = 'erased:' || id::text"
-    " WHERE id IN (SELECT job_id FROM import_trainee WHERE trainee_id = :id)"
-)
-_FORGET_IMPORTS = text("DELETE FROM import_trainee WHERE trainee_id = :id")
-# Stored responses of earlier requests (Idempotency-Key) that show the trainee.
-_ERASE_REPLAYS = text(
-    "DELETE FROM idempotency_key WHERE body IS NOT NULL"
-    " AND position(convert_to(:id, 'UTF8') IN body) > 0"
-)
+from tpp_enrollment.store import trainees as store
 
 
 class TraineeService:
@@ -87,69 +45,34 @@ class TraineeService:
             "organization": data.organization,
         }
         async with self._uow() as uow:
-            db = uow.db
-            created = await db.scalar(
-                insert(T)
-                .values(**row, **sealed)
-                .on_conflict_do_nothing(index_elements=[T.c.passport_hash])
-                .returning(T.c.id)
-            )
-            if created is None:
-                existing = await db.execute(
-                    select(T).where(T.c.passport_hash == sealed["passport_hash"])
-                )
-                found = dict(existing.mappings().one())
-                trainee = Trainee.model_validate(self._personal.open_trainee(found))
-                if organizer_id is not None and not await self._link(
-                    db, trainee.id, organizer_id, personal=False
+            if not await store.add(uow.db, row | sealed):
+                found = await store.by_passport_hash(uow.db, sealed["passport_hash"])
+                trainee = Trainee.model_validate(self._personal.open_trainee(dict(found)))
+                if organizer_id is not None and not await store.link(
+                    uow.db, trainee.id, organizer_id, personal=False
                 ):
                     trainee = trainee.without_personal_data()
                 return trainee, False
             uow.emit(trainee_registered(row))
             if organizer_id is not None:
-                await self._link(db, trainee_id, organizer_id, personal=True)
+                await store.link(uow.db, trainee_id, organizer_id, personal=True)
         plain = data.model_dump() | {"passport_number": data.passport_number.upper()}
         return Trainee.model_validate(plain | {"id": trainee_id}), True
-
-    async def _link(
-        self, db: AsyncSession, trainee_id: uuid.UUID, organizer_id: uuid.UUID, *, personal: bool
-    ) -> bool:
-        """Make the trainee the organizer's (an existing link stays as it is); whether the
-        organizer may see the trainee's personal data."""
-        await db.execute(
-            insert(TO)
-            .values(trainee_id=trainee_id, organizer_id=organizer_id, personal=personal)
-            .on_conflict_do_nothing(index_elements=[TO.c.trainee_id, TO.c.organizer_id])
-        )
-        link = select(TO.c.personal).where(
-            TO.c.trainee_id == trainee_id, TO.c.organizer_id == organizer_id
-        )
-        return bool(await db.scalar(link))
 
     async def share(self, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:
         """Let an organizer nominate the trainee by id and see its personal data (operators)."""
         async with self._uow() as uow:
-            db = uow.db
-            if await db.scalar(select(T.c.id).where(T.c.id == trainee_id)) is None:
+            if not await store.exists(uow.db, trainee_id):
                 raise NotFoundError(f"no trainee {trainee_id}")
-            await db.execute(
-                insert(TO)
-                .values(trainee_id=trainee_id, organizer_id=organizer_id, personal=True)
-                .on_conflict_do_update(
-                    index_elements=[TO.c.trainee_id, TO.c.organizer_id], set_={"personal": True}
-                )
-            )
+            await store.share(uow.db, trainee_id, organizer_id)
 
     async def unshare(self, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:
         """Withdraw what :meth:`share` (or the organizer's own registration) gave; a trainee
         enrolled in the organizer's sessions stays its to see, without personal data."""
         async with self._uow() as uow:
-            db = uow.db
-            if await db.scalar(select(T.c.id).where(T.c.id == trainee_id)) is None:
+            if not await store.exists(uow.db, trainee_id):
                 raise NotFoundError(f"no trainee {trainee_id}")
-            await db.execute(
-                delete(TO).where(TO.c.trainee_id == trainee_id, TO.c.organizer_id == organizer_id)
-            )
+            await store.unshare(uow.db, trainee_id, organizer_id)
 
     async def erase(self, trainee_id: uuid.UUID) -> Trainee:
         """Erase a trainee's personal data; the enrollments and the figures stay.
@@ -162,24 +85,11 @@ class TraineeService:
         Erasing again changes nothing and publishes nothing.
         """
         async with self._uow() as uow:
-            db = uow.db
-            current = await db.execute(select(T).where(T.c.id == trainee_id).with_for_update())
-            row = current.mappings().first()
+            row = await store.lock(uow.db, trainee_id)
             if row is None:
                 raise NotFoundError(f"no trainee {trainee_id}")
             if row["erased_at"] is not None:
                 return Trainee.model_validate(dict(row))
-            erased = await db.execute(
-                update(T)
-                .where(T.c.id == trainee_id)
-                .values(**ERASED_VALUES, erased_at=func.now())
-                .returning(*T.c)
-            )
-            result = dict(erased.mappings().one())
-            for statement in (_ERASE_COMMENTS, _ERASE_NOTES, _ERASE_DECISION_NOTES):
-                await db.execute(statement, {"id": trainee_id})
-            await db.execute(_ERASE_REPLAYS, {"id": str(trainee_id)})
-            await db.execute(_NEUTRALIZE_IMPORTS, {"id": trainee_id})
-            await db.execute(_FORGET_IMPORTS, {"id": trainee_id})
+            erased = await store.erase(uow.db, trainee_id)
             uow.emit(TraineeErasedV1(trainee_id=trainee_id))
-        return Trainee.model_validate(result)
+        return Trainee.model_validate(dict(erased))

@@ -1,1 +1,0 @@
-"""Bulk nominations from CSV: parsing and validation (pure), and batched writes."""
