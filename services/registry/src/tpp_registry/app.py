@@ -44,7 +44,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     units = UnitsOfWork(
         runtime.sessions, Outbox(tables.outbox, source=f"/{NAME}"), runtime.commands
     )
-    app.state.services = Services.build(
-        units, runtime.sessions, settings.home_country, runtime.reads
-    )
+    app.state.services = Services.build(units, settings.home_country, runtime.reads)
     return app

@@ -9,6 +9,7 @@ lifecycle commands check it when given.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, File, Query, Request, Response, UploadFile
@@ -44,7 +45,7 @@ from tpp_registry.api.models import (
     SessionPatch,
 )
 from tpp_registry.api.models import Country as CountryCode
-from tpp_registry.service import Services, SessionFilter
+from tpp_registry.service import Services, SessionFilter, SessionService
 
 router = api_router()
 
@@ -66,6 +67,9 @@ async def _own_session(
 SessionSvc = Annotated[Services, Depends(_own_session)]
 #: Anyone may store a catalogue page, but must revalidate it (If-None-Match) before use.
 CATALOGUE_CACHE_CONTROL = "public, no-cache"
+
+#: A lifecycle use case: the session, the version If-Match expects (None: any).
+Lifecycle = Callable[[SessionService, uuid.UUID, int | None], Awaitable[Session]]
 
 Cursor = Annotated[
     str | None, Query(max_length=200, description="next_cursor of the previous page.")
@@ -159,50 +163,43 @@ async def revise_session(
     return _tagged(await services.sessions.revise(session_id, body, version))
 
 
-@router.post(
-    "/sessions/{session_id}/publish",
-    tags=["lifecycle"],
-    response_model=Session,
+def _lifecycle(action: str, name: str, use_case: Lifecycle, doc: str) -> None:
+    """Route ``POST /sessions/{session_id}/<action>`` to a lifecycle use case (If-Match is
+    checked when given)."""
+
+    async def route(session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch) -> Response:
+        return _tagged(await use_case(services.sessions, session_id, if_match))
+
+    route.__name__ = route.__qualname__ = name
+    route.__doc__ = doc
+    path = f"/sessions/{{session_id}}/{action}"
+    router.post(path, tags=["lifecycle"], response_model=Session, name=name)(route)
+
+
+_lifecycle(
+    "publish",
+    "publish_session",
+    SessionService.publish,
+    "Publish a draft: it enters the catalogue and enrollment opens.",
 )
-async def publish_session(
-    session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch
-) -> Response:
-    """Publish a draft: it enters the catalogue and enrollment opens."""
-    return _tagged(await services.sessions.publish(session_id, if_match))
-
-
-@router.post(
-    "/sessions/{session_id}/close-enrollment",
-    tags=["lifecycle"],
-    response_model=Session,
+_lifecycle(
+    "close-enrollment",
+    "close_enrollment",
+    SessionService.close_enrollment,
+    "Stop taking enrollments.",
 )
-async def close_enrollment(
-    session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch
-) -> Response:
-    """Stop taking enrollments."""
-    return _tagged(await services.sessions.close_enrollment(session_id, if_match))
-
-
-@router.post(
-    "/sessions/{session_id}/start",
-    tags=["lifecycle"],
-    response_model=Session,
+_lifecycle(
+    "start",
+    "start_session",
+    SessionService.start,
+    "The session begins (enrollment must be closed).",
 )
-async def start_session(session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch) -> Response:
-    """The session begins (enrollment must be closed)."""
-    return _tagged(await services.sessions.start(session_id, if_match))
-
-
-@router.post(
-    "/sessions/{session_id}/complete",
-    tags=["lifecycle"],
-    response_model=Session,
+_lifecycle(
+    "complete",
+    "complete_session",
+    SessionService.complete,
+    "The session ended and counts as held.",
 )
-async def complete_session(
-    session_id: uuid.UUID, services: SessionSvc, if_match: IfMatch
-) -> Response:
-    """The session ended and counts as held."""
-    return _tagged(await services.sessions.complete(session_id, if_match))
 
 
 @router.post(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.db.reads import ReadPool
 from tpp_plumbing.db.uow import UnitsOfWork
 
@@ -41,20 +40,14 @@ class Services:
     catalogue: CatalogueCache
 
     @classmethod
-    def build(
-        cls,
-        units: UnitsOfWork,
-        sessions: async_sessionmaker[AsyncSession],
-        home_country: str,
-        reads: ReadPool,
-    ) -> Services:
-        """Wire the services to their units of work, a database's sessions for reads and
-        its raw read pool."""
+    def build(cls, units: UnitsOfWork, home_country: str, reads: ReadPool) -> Services:
+        """Wire the services to their units of work (their reads too) and the raw read pool
+        (the session lists and the catalogue)."""
         catalogue = CatalogueCache(reads)
         return cls(
             catalogue=catalogue,
-            organizers=OrganizerService(units, sessions, catalogue),
-            sessions=SessionService(units, sessions, home_country, reads, catalogue),
-            plans=PlanService(units, sessions),
+            organizers=OrganizerService(units, catalogue),
+            sessions=SessionService(units, home_country, reads, catalogue),
+            plans=PlanService(units),
             imports=ImportService(units, home_country),
         )

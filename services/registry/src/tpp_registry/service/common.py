@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
 from tpp_plumbing.web.problems import ConflictError, ProblemError
 
 from tpp_registry.domain import (
@@ -55,8 +54,3 @@ def domain_problem(
     return ConflictError(
         str(error), current_status=error.current.value, allowed_transitions=error.allowed
     )
-
-
-def violates(error: IntegrityError, constraint: str) -> bool:
-    """Whether a database error is a violation of the named constraint."""
-    return constraint in str(error.orig)

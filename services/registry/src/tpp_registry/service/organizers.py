@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
 from tpp_contracts.registry import OrganizerCreatedV1, OrganizerUpdatedV1
 from tpp_contracts.vocab import OrganizerKind
@@ -15,9 +13,7 @@ from tpp_plumbing.web.problems import ConflictError, NotFoundError
 
 from tpp_registry.api.models import Organizer, OrganizerIn, OrganizerPage, OrganizerPatch
 from tpp_registry.service.catalogue import CatalogueCache
-from tpp_registry.service.common import violates
 from tpp_registry.store import organizers as store
-from tpp_registry.store.organizers import UNIQUE_NAME
 
 
 def _name_taken(name: str) -> ConflictError:
@@ -27,50 +23,36 @@ def _name_taken(name: str) -> ConflictError:
 class OrganizerService:
     """Registers organizers and keeps their details; each change is an organizer event."""
 
-    def __init__(
-        self,
-        units: UnitsOfWork,
-        sessions: async_sessionmaker[AsyncSession],
-        catalogue: CatalogueCache,
-    ) -> None:
+    def __init__(self, units: UnitsOfWork, catalogue: CatalogueCache) -> None:
         self._uow = units
-        self._sessions = sessions
         self._catalogue = catalogue
 
     async def create(self, data: OrganizerIn) -> Organizer:
         """Register an organizer; 409 when the name (in any case) is taken."""
         organizer = Organizer(id=new_id(), **data.model_dump())
-        try:
-            async with self._uow() as uow:
-                await store.add(uow.db, organizer.model_dump())
-                uow.emit(OrganizerCreatedV1(**_event(organizer)))
-        except IntegrityError as error:
-            if violates(error, UNIQUE_NAME):
-                raise _name_taken(data.name) from None
-            raise
+        async with self._uow() as uow:
+            if not await store.add(uow.db, organizer.model_dump()):
+                raise _name_taken(data.name)
+            uow.emit(OrganizerCreatedV1(**_event(organizer)))
         return organizer
 
     async def update(self, organizer_id: uuid.UUID, patch: OrganizerPatch) -> Organizer:
         """Change an organizer's details; the event carries its full new state."""
-        try:
-            async with self._uow() as uow:
-                current = _found(organizer_id, await store.get(uow.db, organizer_id, lock=True))
-                new = current.model_copy(update=patch.changes())
-                new = Organizer.model_validate(new.model_dump())
-                if new != current:
-                    await store.save(uow.db, organizer_id, new.model_dump(exclude={"id"}))
-                    uow.emit(OrganizerUpdatedV1(**_event(new)))
-        except IntegrityError as error:
-            if violates(error, UNIQUE_NAME):
-                raise _name_taken(patch.name or "") from None
-            raise
+        async with self._uow() as uow:
+            current = _found(organizer_id, await store.get(uow.db, organizer_id, lock=True))
+            new = current.model_copy(update=patch.changes())
+            new = Organizer.model_validate(new.model_dump())
+            if new != current:
+                if not await store.save(uow.db, organizer_id, new.model_dump(exclude={"id"})):
+                    raise _name_taken(patch.name or "")
+                uow.emit(OrganizerUpdatedV1(**_event(new)))
         if new.name != current.name:
             self._catalogue.invalidate()  # catalogue entries carry the organizer's name
         return new
 
     async def get(self, organizer_id: uuid.UUID) -> Organizer:
         """One organizer."""
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             return _found(organizer_id, await store.get(db, organizer_id))
 
     async def list(
@@ -82,7 +64,7 @@ class OrganizerService:
         limit: int,
     ) -> OrganizerPage:
         """Organizers by name (case-insensitive), optionally of a kind or a country."""
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             # One more than asked tells whether a next page exists.
             rows = await store.page(db, kind=kind, country=country, offset=offset, limit=limit + 1)
         items = [Organizer.model_validate(r) for r in rows[:limit]]

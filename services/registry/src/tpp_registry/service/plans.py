@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.registry import AnnualPlanSetV1
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError
@@ -19,9 +18,8 @@ _FIELDS = ("planned_sessions", "planned_overseas_sessions", "budget", "currency"
 class PlanService:
     """Sets and revises annual plans, keeping every revision; each one is a plan event."""
 
-    def __init__(self, units: UnitsOfWork, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, units: UnitsOfWork) -> None:
         self._uow = units
-        self._sessions = sessions
 
     async def set(self, year: int, data: PlanIn, expected: int | None = None) -> Plan:
         """Set a year's plan: a new revision unless it equals the current one.
@@ -42,7 +40,7 @@ class PlanService:
 
     async def get(self, year: int) -> Plan:
         """The current plan of a year."""
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             current = await store.current(db, year)
             if not current:
                 raise NotFoundError(f"no plan for {year}")
@@ -50,7 +48,7 @@ class PlanService:
 
     async def revisions(self, year: int) -> list[Plan]:
         """Every revision of a year's plan, the first first."""
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             plans = [_plan(r) for r in await store.revisions(db, year)]
         if not plans:
             raise NotFoundError(f"no plan for {year}")
@@ -58,7 +56,7 @@ class PlanService:
 
     async def list(self) -> list[Plan]:
         """The current plan of every year, by year."""
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             return [_plan(r) for r in await store.currents(db)]
 
 

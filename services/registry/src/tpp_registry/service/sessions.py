@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.vocab import SessionStatus
 from tpp_plumbing.db.reads import ReadPool
 from tpp_plumbing.db.uow import UnitsOfWork
@@ -65,13 +64,11 @@ class SessionService:
     def __init__(
         self,
         units: UnitsOfWork,
-        sessions: async_sessionmaker[AsyncSession],
         home_country: str,
         reads: ReadPool,
         catalogue: CatalogueCache,
     ) -> None:
         self._uow = units
-        self._sessions = sessions
         self._home = home_country
         self._reads = reads
         self._catalogue = catalogue
@@ -119,8 +116,7 @@ class SessionService:
 
     async def get(self, session_id: uuid.UUID) -> Session:
         """One session, whatever its state."""
-        async with self._sessions() as db:
-            await session_store.read_only(db)
+        async with self._uow.read() as db:
             state = await session_store.get_session(db, session_id)
         if state is None:
             raise NotFoundError(f"no session {session_id}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import OrganizerKind
 
@@ -17,9 +19,15 @@ UNIQUE_NAME = "uq_organizer_lower_name"
 _COLUMNS = [org.c.id, org.c.name, org.c.kind, org.c.province, org.c.country, org.c.contact]
 
 
-async def add(db: AsyncSession, values: dict[str, Any]) -> None:
-    """Insert an organizer (``IntegrityError`` on ``UNIQUE_NAME`` when the name is taken)."""
-    await db.execute(insert(org).values(**values))
+async def add(db: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert an organizer; False (nothing written) when its name, in any case, is taken."""
+    added = await db.scalar(
+        insert(org)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[func.lower(org.c.name)])
+        .returning(org.c.id)
+    )
+    return added is not None
 
 
 async def get(
@@ -33,11 +41,20 @@ async def get(
     return None if row is None else dict(row)
 
 
-async def save(db: AsyncSession, organizer_id: uuid.UUID, values: dict[str, Any]) -> None:
-    """Write an organizer's new details (its row is locked by the caller)."""
-    await db.execute(
-        update(org).where(org.c.id == organizer_id).values(**values, updated_at=func.now())
-    )
+async def save(db: AsyncSession, organizer_id: uuid.UUID, values: dict[str, Any]) -> bool:
+    """Write an organizer's new details (its row is locked by the caller); False (nothing
+    written) when another organizer has the name, in any case."""
+    try:
+        # A savepoint: the caller's transaction stays usable when the name is taken.
+        async with db.begin_nested():
+            await db.execute(
+                update(org).where(org.c.id == organizer_id).values(**values, updated_at=func.now())
+            )
+    except IntegrityError as error:
+        if UNIQUE_NAME in str(error.orig):
+            return False
+        raise
+    return True
 
 
 async def page(

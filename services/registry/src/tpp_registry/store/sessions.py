@@ -47,14 +47,6 @@ def _row(state: SessionState) -> dict[str, Any]:
     }
 
 
-async def read_only(db: AsyncSession) -> None:
-    """Run this session's single-statement reads without BEGIN and ROLLBACK round trips.
-
-    A statement sees one snapshot by itself, so a read of one statement needs no transaction.
-    """
-    await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
 async def get_session(db: AsyncSession, session_id: uuid.UUID, *, lock: bool = False) -> Any:
     """A session's state, or None; ``lock`` takes its row lock (orders its events)."""
     query = select(*_STATE_COLUMNS).where(ts.c.id == session_id)
