@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -236,43 +236,32 @@ def statements(schema: str, batch: Batch, *, guard: str = "") -> list[tuple[str,
     out: list[tuple[str, list[Any]]] = []
     if batch.organizers:
         out.append(
-            (
-                f"INSERT INTO {s}.organizer_dim AS o (organizer_id, name, kind, country,"
-                " province) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[],"
-                f" $4::text[], $5::text[]){where}"
-                " ON CONFLICT (organizer_id) DO UPDATE SET name = excluded.name,"
-                " kind = excluded.kind, country = excluded.country, province = excluded.province",
-                [list(batch.organizers), *_columns(batch.organizers.values(), 4)],
+            _upsert(
+                f"{s}.organizer_dim",
+                ("organizer_id", "uuid"),
+                [("name", "text"), ("kind", "text"), ("country", "text"), ("province", "text")],
+                batch.organizers,
+                where,
             )
         )
     if batch.plans:
+        plan = [("planned_sessions", "int"), ("planned_overseas_sessions", "int")]
+        plan += [("budget", "numeric"), ("currency", "text"), ("revision", "int")]
         out.append(
-            (
-                f"INSERT INTO {s}.plan_fact AS p (year, planned_sessions,"
-                " planned_overseas_sessions, budget, currency, revision) SELECT * FROM"
-                " unnest($1::int[], $2::int[], $3::int[], $4::numeric[], $5::text[], $6::int[])"
-                f"{where} ON CONFLICT (year) DO UPDATE SET"
-                " planned_sessions = excluded.planned_sessions,"
-                " planned_overseas_sessions = excluded.planned_overseas_sessions,"
-                " budget = excluded.budget, currency = excluded.currency,"
-                " revision = excluded.revision WHERE p.revision < excluded.revision",
-                [list(batch.plans), *_columns(batch.plans.values(), 5)],
-            )
+            _upsert(f"{s}.plan_fact", ("year", "int"), plan, batch.plans, where, newer="revision")
         )
     if batch.sessions:
+        session = [("organizer_id", "uuid"), ("year", "int"), ("field", "text")]
+        session += [("venue_country", "text"), ("overseas", "bool"), ("capacity", "int")]
+        session += [("status", "text"), ("version", "int"), ("title", "text")]
         out.append(
-            (
-                f"INSERT INTO {s}.session_fact AS f (session_id, organizer_id, year, field,"
-                " venue_country, overseas, capacity, status, version, title)"
-                " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[],"
-                f" $5::text[], $6::bool[], $7::int[], $8::text[], $9::int[], $10::text[]){where}"
-                " ON CONFLICT (session_id) DO UPDATE SET organizer_id = excluded.organizer_id,"
-                " year = excluded.year, field = excluded.field,"
-                " venue_country = excluded.venue_country, overseas = excluded.overseas,"
-                " capacity = excluded.capacity, status = excluded.status,"
-                " version = excluded.version, title = excluded.title"
-                " WHERE f.version < excluded.version",
-                [list(batch.sessions), *_columns(batch.sessions.values(), 9)],
+            _upsert(
+                f"{s}.session_fact",
+                ("session_id", "uuid"),
+                session,
+                batch.sessions,
+                where,
+                newer="version",
             )
         )
     if batch.session_changes:
@@ -355,6 +344,28 @@ def statements(schema: str, batch: Batch, *, guard: str = "") -> list[tuple[str,
             )
         )
     return out
+
+
+def _upsert(
+    table: str,
+    key: tuple[str, str],
+    columns: Sequence[tuple[str, str]],
+    rows: Mapping[Any, Sequence[Any]],
+    where: str,
+    *,
+    newer: str | None = None,
+) -> tuple[str, list[Any]]:
+    """Insert ``rows`` (key: the other columns' values) or overwrite the rows they update,
+    only with a greater ``newer`` column when given; ``where``: after the SELECT's FROM."""
+    names = ", ".join(name for name, _ in (key, *columns))
+    arrays = ", ".join(f"${n}::{kind}[]" for n, (_, kind) in enumerate((key, *columns), 1))
+    sets = ", ".join(f"{name} = excluded.{name}" for name, _ in columns)
+    only = f" WHERE t.{newer} < excluded.{newer}" if newer else ""
+    sql = (
+        f"INSERT INTO {table} AS t ({names}) SELECT * FROM unnest({arrays}){where}"
+        f" ON CONFLICT ({key[0]}) DO UPDATE SET {sets}{only}"
+    )
+    return sql, [list(rows), *_columns(rows.values(), len(columns))]
 
 
 def _surrogate(trainee_id: str) -> str:
