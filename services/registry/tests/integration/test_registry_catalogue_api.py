@@ -16,12 +16,16 @@ async def test_organizer_names_are_unique_whatever_their_case(
     first = await new_organizer()
     clash = await registry.post("/organizers", json=organizer_body(name=first["name"].upper()))
     assert clash.status_code == 409
+    assert clash.headers["content-type"] == "application/problem+json"
     assert clash.json()["field"] == "name"
     other = await new_organizer()
     renamed = await registry.patch(
         f"/organizers/{other['id']}", json={"name": first["name"].lower()}
     )
     assert renamed.status_code == 409
+    assert renamed.headers["content-type"] == "application/problem+json"
+    assert renamed.json()["field"] == "name"
+    assert (await registry.get(f"/organizers/{other['id']}")).json()["name"] == other["name"]
 
 
 async def test_an_organizer_is_updated_listed_and_read(registry: Any, new_organizer: Any) -> None:
