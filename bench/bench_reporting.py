@@ -591,7 +591,7 @@ async def queries(
     ]
     every += [f"/reports/sessions?year={y}&limit=100" for y in years]
     every += [f"/reports/annual-review/{y}" for y in years] + ["/reports/years", "/commitments"]
-    # A session report is computed for its session alone when first asked (not warmed here).
+    # A session report is read afresh for every request (one statement): nothing to warm.
     every += [f"/reports/sessions/{s}" for s in session_ids[:20]]
 
     def first(i: int) -> tuple[str, bytes]:
