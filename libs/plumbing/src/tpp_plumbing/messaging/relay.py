@@ -59,6 +59,8 @@ CHANNEL = "tpp_outbox"
 _READ = "id, event_id, event_type, topic, key, payload, headers"
 # One lock per database (each service owns its database), so a constant key is enough.
 RELAY_LOCK_KEY = zlib.crc32(b"tpp-outbox-relay")
+#: How long a woken relay waits for more rows before it reads.
+LINGER_S = 0.005
 
 
 AfterPublish = Callable[[Sequence[int]], Awaitable[None]]
@@ -303,6 +305,10 @@ class OutboxRelay:
                 last_purge = loop.time()
             if count < self._batch_size:
                 await self._idle(conn)
+                if not self._stopping.is_set():
+                    # Woken by one commit, wait for the next few: a round per commit costs
+                    # the worker's CPU and slows its HTTP answers (docs/decisions/0007).
+                    await asyncio.sleep(LINGER_S)
 
     async def _idle(self, conn: asyncpg.Connection) -> None:
         """Wait for a wake-up or the poll, proving the lock session alive meanwhile (it would
