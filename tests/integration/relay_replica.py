@@ -1,5 +1,6 @@
 """One replica's outbox relay, as its own process: the relay takeover tests run several.
-As in a service (``tpp_plumbing.runtime``), the relay runs on its own thread and loop.
+As in a service (``tpp_plumbing.runtime``), the relay runs as a task on the process's loop, or
+on a thread and loop of its own with ``RELAY_REPLICA_THREAD=1`` (``relay_thread``).
 
 python tests/integration/relay_replica.py <asyncpg DSN> [<trap file>]
 
@@ -25,7 +26,8 @@ from typing import Any
 from tpp_plumbing.messaging.relay import OutboxRelay, RelayThread
 from tpp_plumbing.settings import KafkaSettings
 
-_SAYING = threading.Lock()  # the relay's hooks speak from its thread
+_SAYING = threading.Lock()  # the relay's hooks may speak from its thread
+ON_THREAD = os.environ.get("RELAY_REPLICA_THREAD") == "1"
 
 
 def say(event: str, **fields: Any) -> None:
@@ -52,7 +54,8 @@ async def main(dsn: str, trap: Path | None) -> None:
             os.kill(os.getpid(), signal.SIGSTOP)
             # The process stops, but the thread that sent the signal may run on for a while
             # first: it goes no further until the process is resumed.
-            resumed.wait()
+            if ON_THREAD:
+                resumed.wait()
 
     async def after_publish(ids: Sequence[int]) -> None:
         say("published", ids=list(ids))
@@ -64,15 +67,19 @@ async def main(dsn: str, trap: Path | None) -> None:
         before_publish=before_publish,
         after_publish=after_publish,
     )
-    thread = RelayThread(relay, name="relay")
-    thread.start()
+    thread = RelayThread(relay, name="relay") if ON_THREAD else None
+    task = None if thread else asyncio.create_task(relay.run())
+    if thread:
+        thread.start()
     role = None
-    while thread.is_alive():
+    while thread.is_alive() if thread else not (task and task.done()):
         now = "leader" if relay.is_leader else "standby" if relay.heartbeat_at else None
         if now is not None and now != role:
             role = now
             say(role)
         await asyncio.sleep(0.02)
+    if task:
+        await task
 
 
 if __name__ == "__main__":

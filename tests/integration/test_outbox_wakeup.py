@@ -106,13 +106,15 @@ async def _true(value: bool) -> bool:
 BUSY_S = 3.0
 
 
-async def test_a_service_busy_with_requests_does_not_hold_its_relay_back(
+async def test_a_relay_on_its_own_thread_is_not_held_back_by_a_busy_service(
     kafka: Any, databases: Any, eventually: Any
 ) -> None:
     url = await databases.create("enrollment", "_busy")
     outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
     runtime = Runtime(
-        ServiceSettings(database_url=url, kafka=kafka, relay_poll_interval_s=POLL_S),
+        ServiceSettings(
+            database_url=url, kafka=kafka, relay_poll_interval_s=POLL_S, relay_thread=True
+        ),
         name="enrollment",
     )
     await runtime.start()

@@ -188,10 +188,12 @@ async def setup(
         yield url, k, infrastructure.kafka_env(k), tmp_path / "trap"
 
 
+@pytest.mark.parametrize("relay_on", ["loop", "thread"])
 async def test_a_paused_leader_is_replaced_and_fenced_when_it_resumes(
-    setup: tuple[str, KafkaSettings, dict[str, str], Path],
+    setup: tuple[str, KafkaSettings, dict[str, str], Path], relay_on: str
 ) -> None:
     url, kafka, env, trap = setup
+    env = env | {"RELAY_REPLICA_THREAD": "1" if relay_on == "thread" else "0"}
     writer = Writer(url)
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:

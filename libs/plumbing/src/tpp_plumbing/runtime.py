@@ -116,6 +116,7 @@ class Runtime:
         self.dead_letters = DeadLetterSink(settings.kafka)
         self.runners: list[ConsumerRunner] = []
         self._relay_thread: RelayThread | None = None
+        self._relay_task: asyncio.Task[None] | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._has_outbox: bool | None = None
@@ -173,10 +174,11 @@ class Runtime:
         settings say."""
         if self.migrations is not None:
             await check_schema(self.engine, self.migrations, self.name)
-        if self.settings.relay_enabled:
-            # Its own thread and loop: its rounds do not queue behind HTTP handlers.
+        if self.settings.relay_enabled and self.settings.relay_thread:
             self._relay_thread = RelayThread(self.relay, name=f"{self.name}-relay")
             self._relay_thread.start()
+        elif self.settings.relay_enabled:
+            self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
         if self.settings.consumers_enabled:
             for runner in self.runners:
                 await runner.start()
@@ -200,6 +202,14 @@ class Runtime:
                 timeout_s=max(deadline - loop.time(), 1),
             )
             self._relay_thread = None
+        if self._relay_task is not None:
+            await self.relay.stop(grace_s=max(deadline - loop.time() - 1.0, 0.0))
+            done, _ = await asyncio.wait({self._relay_task}, timeout=max(deadline - loop.time(), 1))
+            if not done:
+                self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._relay_task
+            self._relay_task = None
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -320,7 +330,9 @@ class Runtime:
             checks["postgresql"] = f"failed: {type(error).__name__}"
         checks["kafka"] = await self._kafka_check()
         if s.relay_enabled:
-            running = self._relay_thread is not None and self._relay_thread.is_alive()
+            running = (self._relay_thread is not None and self._relay_thread.is_alive()) or (
+                self._relay_task is not None and not self._relay_task.done()
+            )
             beating = self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s))
             checks["relay"] = "ok" if running and beating else "failed: not running"
         if s.consumers_enabled and self.runners:

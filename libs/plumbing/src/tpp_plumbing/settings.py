@@ -153,6 +153,12 @@ class ServiceSettings(BaseSettings):
     )
     port: int = Field(8000, description="HTTP port the service listens on.")
     relay_enabled: bool = Field(True, description="Run the outbox relay in this process.")
+    relay_thread: bool = Field(
+        False,
+        description="Run the relay on a thread and event loop of its own instead of the HTTP"
+        " loop: an event leaves sooner under load, but the service answers fewer commands per"
+        " core (docs/decisions/0007-relay-thread.md).",
+    )
     relay_batch_size: int = Field(1000, description="Outbox rows published per relay round.")
     relay_poll_interval_s: float = Field(
         1.0, description="Relay polling period when no NOTIFY arrives (fallback)."
