@@ -11,9 +11,16 @@ layout of the contracts and the TPP_TOPIC_* settings: see tpp_plumbing.messaging
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from tpp_plumbing.messaging.topic_reconcile import main
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    try:
+        sys.exit(asyncio.run(main()))
+    except BrokenPipeError:
+        # The reader left (``--list | head``): stop quietly, as a Unix tool does; stdout goes
+        # to /dev/null so that the interpreter's last flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

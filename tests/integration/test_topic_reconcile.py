@@ -42,10 +42,11 @@ async def prefix(admin: AIOKafkaAdminClient) -> AsyncIterator[str]:
         await admin.delete_topics(names)
 
 
-def topic_command(
+def topic_invocation(
     infrastructure: Infrastructure, prefix: str, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """``deploy/topics.py`` against the test's broker as its admin, with ``env`` added."""
+) -> tuple[list[str], dict[str, str]]:
+    """``deploy/topics.py``'s command line and environment against the test's broker as its
+    admin, with ``env`` added."""
     kafka = infrastructure.kafka
     environ = {k: v for k, v in os.environ.items() if not k.startswith("TPP_TOPIC_")}
     environ |= {"TPP_KAFKA_SECURITY_PROTOCOL": kafka.security_protocol, **env}
@@ -56,8 +57,16 @@ def topic_command(
             "TPP_KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
         }
     command = [sys.executable, "deploy/topics.py", "--bootstrap", kafka.bootstrap]
+    return [*command, "--wait", "30", "--prefix", prefix, *args], environ
+
+
+def topic_command(
+    infrastructure: Infrastructure, prefix: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``deploy/topics.py`` against the test's broker as its admin, with ``env`` added."""
+    command, environ = topic_invocation(infrastructure, prefix, *args, **env)
     return subprocess.run(  # noqa: S603 - our own script, fixed arguments
-        [*command, "--wait", "30", "--prefix", prefix, *args],
+        command,
         env=environ,
         cwd=ROOT,
         capture_output=True,
@@ -65,6 +74,23 @@ def topic_command(
         timeout=120,
         check=False,
     )
+
+
+def test_listing_into_a_reader_that_stops_early_is_quiet(
+    infrastructure: Infrastructure, prefix: str
+) -> None:
+    """``topics.py --list | head``: the reader leaves before the list is written (its end of
+    the pipe is closed at once here); the command says nothing about the broken pipe."""
+    command, environ = topic_invocation(infrastructure, prefix, "--list")
+    with subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+        command, env=environ, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()
+        errors = process.stderr.read()
+        process.wait(timeout=120)
+    assert errors == ""
 
 
 async def partitions(admin: AIOKafkaAdminClient, name: str) -> int:
