@@ -1,6 +1,6 @@
 """FastStream against the platform's consumer runner, for reporting's ingest, in one run.
 
-Loads the program's events (``bench_reporting.Events``) on scratch topics, then applies all of
+Loads the program's events (``reporting_events.Events``) on scratch topics, then applies all of
 them to a fresh reporting database, alternately with:
 
 - ``runner``: ``tpp_plumbing.messaging.runner.ConsumerRunner``, as the reporting service runs
@@ -32,8 +32,8 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_reporting import TOPICS, Events, load
 from harness import Context, CpuMeter, Figure, libpq, scratch_database, scratch_topics
+from reporting_events import TOPICS, Events, load
 
 BATCH = 20_000  # reporting's batch_size default
 MAX_MESSAGE_BYTES = 1 << 20
@@ -41,7 +41,7 @@ MAX_MESSAGE_BYTES = 1 << 20
 
 async def _timed(url: str, total: int, seconds: float = 600) -> float:
     """Records/s from the first applied batch until all ``total`` are (the positions that
-    each batch's transaction saves, as ``bench_reporting.ingest`` polls them)."""
+    each batch's transaction saves, as ``reporting_service.ingest`` polls them)."""
     conn = await asyncpg.connect(libpq(url))
     try:
         deadline = time.monotonic() + seconds
