@@ -7,12 +7,7 @@ with its enrollment id and outcome. A command whose answer was lost (the service
 committing, before answering) is resolved the way a client would: by reading the trainee's
 enrollments (a 2xx read). The checks compare the platform with these records.
 
-With several replicas of a service, the client balances as a load balancer would: each
-request goes to the next replica in turn, and a refused connection (a replica that is down)
-is tried at once on the others; only when every replica refuses is the request a failed try.
-Every try is counted, and those that got no answer (a transport error after the balancer's
-re-routing) or a 5xx are counted as failed, so that a fault's share of failed requests can be
-read off (``Tally.requests`` / ``Tally.failed``).
+The requests go through ``client.StackClient`` (balanced over replicas, retried).
 """
 
 from __future__ import annotations
@@ -22,13 +17,14 @@ import contextlib
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tpp_plumbing.web.auth import dev_token
 
+from tests.chaos.answers import already_enrolled, answer_lost, in_progress
+from tests.chaos.client import StackClient, operator_token
 from tests.chaos.stack import ChaosStack, log
+from tests.chaos.tally import Confirmed, Tally
 
 FIELDS = ("new_energy", "agriculture_forestry", "medical_health", "information_technology")
 COUNTRIES = ("KE", "NG", "ET", "PK", "VN", "BR", "EG", "GH", "TZ", "LA", "KH", "PE")
@@ -36,51 +32,7 @@ GENDERS = ("female", "male")
 PROFESSIONS = ("technical_professional", "expert", "scholar", "st_official")
 
 
-@dataclass(frozen=True)
-class Confirmed:
-    """An enrollment the platform confirmed: its id, session, trainee and first outcome."""
-
-    enrollment_id: uuid.UUID
-    session_id: uuid.UUID
-    trainee_id: uuid.UUID
-    status: str
-    by_read: bool = False  # the command's answer was lost; a 2xx read confirmed it
-
-
-@dataclass
-class Tally:
-    """What the load generator sent and what came back."""
-
-    commands: int = 0
-    attempts: int = 0
-    retries: int = 0
-    replayed: int = 0
-    enroll_commands: int = 0
-    enroll_refused: int = 0
-    enroll_unresolved: int = 0
-    enroll_resolved_absent: int = 0
-    trainees_created: int = 0
-    organizers_created: int = 0
-    sessions_created: int = 0
-    sessions_published: int = 0
-    capacity_changes: int = 0
-    registry_failed: int = 0
-    statuses: dict[str, int] = field(default_factory=dict)
-    #: HTTP requests as the balancer forwards them (after re-routing refused connections).
-    requests: int = 0
-    #: Of those, the ones without an answer (transport error) or answered with a 5xx.
-    failed: int = 0
-    #: Refused connections the balancer sent on to another replica.
-    rerouted: int = 0
-    #: Failed requests by what came back (an exception's name or an HTTP status).
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def fail(self, what: str) -> None:
-        self.failed += 1
-        self.failures[what] = self.failures.get(what, 0) + 1
-
-
-class Load:
+class Load(StackClient):
     """Drives the platform with ``commands`` commands from ``concurrency`` clients."""
 
     def __init__(
@@ -93,13 +45,10 @@ class Load:
         year: int,
         retry_window_s: float = 150.0,
     ) -> None:
-        self.stack = stack
+        super().__init__(stack, rng=rng, retry_window_s=retry_window_s)
         self.total = commands
         self.concurrency = concurrency
-        self.rng = rng
         self.year = year
-        self.retry_window_s = retry_window_s
-        self.tally = Tally()
         self.confirmed: dict[uuid.UUID, Confirmed] = {}
         self.organizers: list[str] = []
         self.sessions: list[str] = []  # published and visible to enrollment
@@ -109,15 +58,10 @@ class Load:
         self.started = 0
         self.done = 0
         self._pending_sessions: list[str] = []
-        self._client: httpx.AsyncClient | None = None
-        self._unexpected = 0
-        self._turn: dict[str, int] = {}
         self.finished = asyncio.Event()
         #: When set by the caller, the run goes on past ``commands`` until this is set too
         #: (steady load through every fault).
         self.keep_going_until: asyncio.Event | None = None
-
-    # ------------------------------------------------------------------ plumbing
 
     @property
     def progress(self) -> float:
@@ -128,99 +72,6 @@ class Load:
         while self.progress < point and not self.finished.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.finished.wait(), 0.2)
-
-    def url(self, service: str, path: str) -> str:
-        return f"{self.stack.services[service].url}{path}"
-
-    def _bases(self, app: str) -> list[str]:
-        """The replicas' base URLs in the order to try them: the next in turn first."""
-        urls = [s.url for s in self.stack.replicas_of(app)]
-        turn = self._turn.get(app, 0)
-        self._turn[app] = turn + 1
-        start = turn % len(urls)
-        return urls[start:] + urls[:start]
-
-    async def send(
-        self,
-        method: str,
-        app: str,
-        path: str,
-        *,
-        json: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        """One request through the balancer: the next replica in turn, the others when it
-        refuses the connection. Counted in ``requests`` and, without an answer or with a 5xx,
-        in ``failed``. Raises the transport error when no replica answered."""
-        self.tally.requests += 1
-        bases = self._bases(app)
-        try:
-            for i, base in enumerate(bases):
-                try:
-                    response = await self.client.request(
-                        method, f"{base}{path}", json=json, headers=headers
-                    )
-                    break
-                except httpx.ConnectError:
-                    if i == len(bases) - 1:
-                        raise
-                    self.tally.rerouted += 1
-        except httpx.TransportError as error:
-            self.tally.fail(type(error).__name__)
-            raise
-        if response.status_code >= 500:
-            self.tally.fail(str(response.status_code))
-        return response
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        assert self._client is not None
-        return self._client
-
-    async def call(
-        self,
-        method: str,
-        service: str,
-        path: str,
-        *,
-        json: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response | None:
-        """One command (or read) with retries; the answer, or None when none came in time.
-
-        POSTs carry one Idempotency-Key for all their tries. Retried: transport errors,
-        5xx, and 409 "Request in progress" (the first try may have died with its process).
-        """
-        sent = dict(headers or {})
-        if method == "POST":
-            sent["Idempotency-Key"] = str(uuid.uuid4())
-        deadline = time.monotonic() + self.retry_window_s
-        delay = 0.1
-        last: httpx.Response | None = None
-        while True:
-            self.tally.attempts += 1
-            try:
-                response = await self.send(method, service, path, json=json, headers=sent)
-            except httpx.TransportError:
-                response = None
-            if response is not None:
-                last = response
-                if response.headers.get("idempotent-replayed") == "true":
-                    self.tally.replayed += 1
-                if response.status_code < 500 and not _in_progress(response):
-                    return response
-            if time.monotonic() > deadline:
-                return last
-            self.tally.retries += 1
-            await asyncio.sleep(delay * self.rng.uniform(0.5, 1.5))
-            delay = min(delay * 2, 2.0)
-
-    def unexpected(self, response: httpx.Response | None) -> None:
-        """Log the first few unexpected answers (a 4xx here is a bug of the generator)."""
-        self._unexpected += 1
-        if self._unexpected <= 5:
-            what = "no answer" if response is None else f"{response.status_code} {response.text}"
-            log(f"unexpected answer: {what[:300]}")
 
     # ------------------------------------------------------------------ setup
 
@@ -353,7 +204,7 @@ class Load:
             "birth_date": "1990-01-01",
         }
         response = await self.call("POST", "enrollment", "/trainees", json=body)
-        if response is not None and _answer_lost(response):
+        if response is not None and answer_lost(response):
             # The person was registered by a try whose answer was lost with its process:
             # registering them again (a new command) answers with that trainee.
             response = await self.call("POST", "enrollment", "/trainees", json=body)
@@ -390,9 +241,9 @@ class Load:
         if (
             response is not None
             and response.status_code < 500
-            and not _in_progress(response)
-            and not _already_enrolled(response)
-            and not _answer_lost(response)
+            and not in_progress(response)
+            and not already_enrolled(response)
+            and not answer_lost(response)
         ):
             self.unexpected(response)
             self.tally.enroll_refused += 1  # a plain refusal: nothing was written
@@ -484,36 +335,3 @@ class Load:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         return time.monotonic() - started
-
-
-def operator_token() -> str:
-    """A bearer token of an operator, signed with the stack's development secret."""
-    return f"Bearer {dev_token('operator', subject='chaos', ttl_s=12 * 3600)}"
-
-
-def _in_progress(response: httpx.Response) -> bool:
-    return response.status_code == 409 and _title(response) == "Request in progress"
-
-
-def _answer_lost(response: httpx.Response) -> bool:
-    return response.status_code == 409 and _title(response) == "Request applied, answer lost"
-
-
-def _already_enrolled(response: httpx.Response) -> bool:
-    """A refusal naming the trainee's enrollment there (or saying so, when it could not)."""
-    if response.status_code != 409:
-        return False
-    body = _body(response)
-    return "enrollment_status" in body or "already enrolled" in str(body.get("detail", ""))
-
-
-def _title(response: httpx.Response) -> str:
-    return str(_body(response).get("title", ""))
-
-
-def _body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

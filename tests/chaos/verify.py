@@ -26,8 +26,9 @@ from tpp_plumbing.messaging import deadletter
 from tpp_plumbing.settings import KafkaSettings
 from tpp_reporting import readers as reporting_events
 
+from tests.chaos.client import operator_token
 from tests.chaos.faults import CONSUMERS, FaultLog
-from tests.chaos.load import Load, operator_token
+from tests.chaos.load import Load
 from tests.chaos.stack import ChaosStack, log
 
 LAG_WITHIN_S = 30.0
