@@ -8,196 +8,28 @@ registry's sessions against both projections of them; outboxes empty; consumer l
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS
-from tpp_ops.offsets import committed_offsets
 from tpp_plumbing.messaging import deadletter
-from tpp_plumbing.settings import KafkaSettings
 from tpp_reporting import readers as reporting_events
 
-from tests.chaos.client import operator_token
+from tests.chaos.convergence import converge
 from tests.chaos.faults import CONSUMERS, FaultLog
 from tests.chaos.load import Load
+from tests.chaos.report_checks import compare_reports
 from tests.chaos.stack import ChaosStack, log
+from tests.chaos.topic_reads import read_topic
+from tests.chaos.verdict import Verdict
 
-LAG_WITHIN_S = 30.0
 #: The largest share of client requests that may fail while every replica is restarted in
 #: turn (a deploy), behind a balancer that re-routes refused connections.
 ROLLING_FAILED_MAX = 0.01
-
-
-@dataclass
-class Verdict:
-    """The counts the suite prints, and every failed check."""
-
-    counts: dict[str, Any] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-    def check(self, ok: bool, message: str) -> None:
-        if not ok:
-            self.failures.append(message)
-            log(f"FAILED: {message}")
-
-
-@dataclass
-class TopicRecord:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes | None
-
-
-#: Seconds without a record after which a topic is taken as read (see ``read_topic``).
-IDLE_S = 15.0
-
-
-async def read_topic(kafka: KafkaSettings, topic: str) -> list[TopicRecord]:
-    """Every record of a topic, from its first offset to its current end.
-
-    A read that returns fewer records than the offsets say the topic holds (a long run once
-    got no partition metadata for a topic after the broker's restart, and so read nothing)
-    is done again with a new consumer, up to three times; then the checks fail on it.
-    """
-    records: list[TopicRecord] = []
-    for attempt in range(1, 4):
-        records, held = await _read_topic_once(kafka, topic)
-        if len(records) >= held:
-            return records
-        log(f"{topic}: read {len(records)} of {held} records (try {attempt} of 3)")
-        await asyncio.sleep(2)
-    return records
-
-
-async def _read_topic_once(kafka: KafkaSettings, topic: str) -> tuple[list[TopicRecord], int]:
-    """The records read, and how many the partitions' offsets say there are."""
-    consumer = AIOKafkaConsumer(
-        **kafka.client_options(),
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    records: list[TopicRecord] = []
-    try:
-        tps: list[TopicPartition] = []
-        for _ in range(30):  # metadata may lag just after a broker restart
-            tps = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            if tps:
-                break
-            await consumer._client.force_metadata_update()  # aiokafka has no public call
-            await asyncio.sleep(1)
-        if not tps:
-            raise RuntimeError(f"no partition of {topic} is known to the broker's metadata")
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        held = sum(ends[tp] - starts[tp] for tp in tps)
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        deadline = time.monotonic() + 180
-        idle_since = time.monotonic()
-        while remaining and time.monotonic() < deadline:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-            for items in batch.values():
-                for r in items:
-                    if r.offset < ends[TopicPartition(r.topic, r.partition)]:
-                        records.append(TopicRecord(r.topic, r.partition, r.offset, r.value))
-            if any(batch.values()):
-                idle_since = time.monotonic()
-            for tp in list(remaining):  # every partition, not only those that returned records
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            if remaining and time.monotonic() - idle_since > IDLE_S:
-                # Nothing more to read, short of the end offsets taken right after a broker
-                # restart: say so and go on; the checks then fail on anything really missing.
-                short = {
-                    f"{tp.partition}": (await consumer.position(tp), ends[tp]) for tp in remaining
-                }
-                log(f"{topic}: nothing more after {IDLE_S:.0f} s; (position, end) {short}")
-                break
-        if remaining and time.monotonic() >= deadline:
-            raise RuntimeError(f"could not read {topic} to its end")
-    finally:
-        await consumer.stop()
-    return records, held
-
-
-async def lag_of(kafka: KafkaSettings, group: str, topics: list[str]) -> int:
-    """Total lag of a group on every partition of ``topics`` (no commit yet = from 0)."""
-    committed = await committed_offsets(kafka, group)
-    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=None)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()  # aiokafka has no public call
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-    finally:
-        await consumer.stop()
-    return sum(max(ends[tp] - committed.get(tp, starts[tp]), 0) for tp in tps)
-
-
-async def unsent_outbox(stack: ChaosStack) -> dict[str, int]:
-    counts = {}
-    for name in ("registry", "enrollment"):
-        conn = await asyncpg.connect(stack.database_url(name), timeout=5)
-        try:
-            counts[name] = int(
-                await conn.fetchval(
-                    "SELECT count(*) FROM outbox_message WHERE published_at IS NULL"
-                )
-            )
-        finally:
-            await conn.close()
-    return counts
-
-
-async def converge(stack: ChaosStack, verdict: Verdict) -> None:
-    """Wait for empty outboxes and zero lag; lag must reach 0 within 30 s."""
-    groups = {
-        group: [t for t, readers in CONSUMERS.items() if group in readers]
-        for group in ("enrollment", "reporting")
-    }
-    started = time.monotonic()
-    state: dict[str, Any] = {}
-    while True:
-        try:
-            outbox = await unsent_outbox(stack)
-            lags = {g: await lag_of(stack.kafka, g, topics) for g, topics in groups.items()}
-            state = {"outbox": outbox, "lag": lags}
-            if not any(outbox.values()) and not any(lags.values()):
-                break
-        except Exception as error:  # a check that cannot run yet: try again
-            state = {"error": type(error).__name__}
-        if time.monotonic() - started > 120:
-            break
-        await asyncio.sleep(0.5)
-    took = time.monotonic() - started
-    verdict.counts["converged_in_s"] = round(took, 1)
-    log(f"outboxes and consumer lag: {state} after {took:.1f} s")
-    verdict.check("error" not in state, f"could not measure lag/outbox: {state}")
-    outbox = state.get("outbox", {})
-    lags = state.get("lag", {})
-    verdict.check(not any(outbox.values()), f"outbox rows left unsent: {outbox}")
-    verdict.check(not any(lags.values()), f"consumer lag not back to 0: {lags}")
-    verdict.check(took <= LAG_WITHIN_S, f"lag took {took:.1f} s to reach 0 (limit 30 s)")
 
 
 async def fetch(stack: ChaosStack, service: str, query: str) -> list[asyncpg.Record]:
@@ -297,7 +129,7 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     # --- reporting: the API, per session and per year (the report cache catches up)
     per_session = Counter(str(c.session_id) for c in confirmed.values())
     trainees = {c.trainee_id for c in confirmed.values()}
-    api_problems = await _compare_reports(stack, load, per_session, len(confirmed), len(trainees))
+    api_problems = await compare_reports(stack, load, per_session, len(confirmed), len(trainees))
     verdict.check(not api_problems, f"reporting API disagrees: {api_problems[:5]}")
 
     # --- registry changes reached both projections
@@ -409,68 +241,6 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     verdict.check(lost == 0, f"{lost} confirmed enrollments lost")
     verdict.check(duplicates_applied <= 0, f"{duplicates_applied} events applied twice")
     return verdict
-
-
-async def _compare_reports(
-    stack: ChaosStack,
-    load: Load,
-    per_session: Counter[str],
-    enrollments: int,
-    trainees: int,
-) -> list[str]:
-    """Reporting's API against the confirmed set (polled: reports are cached briefly), on
-    every replica (any replica answers any report)."""
-    problems: list[str] = []
-    for replica in stack.replicas_of("reporting"):
-        found = await _compare_reports_at(replica.url, load, per_session, enrollments, trainees)
-        problems += [f"{replica.name}: {problem}" for problem in found]
-    return problems
-
-
-async def _compare_reports_at(
-    url: str,
-    load: Load,
-    per_session: Counter[str],
-    enrollments: int,
-    trainees: int,
-) -> list[str]:
-    problems: list[str] = []
-    deadline = time.monotonic() + 30
-    auth = {"Authorization": operator_token()}
-    async with httpx.AsyncClient(timeout=30, headers=auth) as client:
-        while True:
-            problems = []
-            rows: dict[str, int] = {}
-            status = 200
-            for offset in range(0, 1_000_000, 5_000):  # every page (5,000 rows at most each)
-                page = await client.get(
-                    f"{url}/reports/sessions",
-                    params={"year": load.year, "limit": 5_000, "offset": offset},
-                )
-                status = page.status_code
-                if status != 200:
-                    break
-                rows.update({r["session_id"]: r["enrolled"] for r in page.json()["rows"]})
-                if len(page.json()["rows"]) < 5_000:
-                    break
-            year = await client.get(f"{url}/reports/years/{load.year}")
-            if status != 200 or year.status_code != 200:
-                problems.append(f"HTTP {status}/{year.status_code}")
-            else:
-                for session_id in set(rows) | set(per_session):
-                    if rows.get(session_id, 0) != per_session.get(session_id, 0):
-                        problems.append(
-                            f"session {session_id}: reporting {rows.get(session_id, 0)},"
-                            f" confirmed {per_session.get(session_id, 0)}"
-                        )
-                figures = year.json()
-                if figures["enrollments"] != enrollments:
-                    problems.append(f"year enrollments {figures['enrollments']} != {enrollments}")
-                if figures["trainees_enrolled"] != trainees:
-                    problems.append(f"year trainees {figures['trainees_enrolled']} != {trainees}")
-            if not problems or time.monotonic() > deadline:
-                return problems
-            await asyncio.sleep(1)
 
 
 def _json(value: bytes | None) -> dict[str, Any] | None:
