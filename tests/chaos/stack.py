@@ -17,11 +17,8 @@ name as their static group member name (TPP_STATIC_MEMBERSHIP=1 of platform.sh).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +29,9 @@ import httpx
 from tpp_ops.settings import REPLICA_PORT_STEP
 from tpp_plumbing.settings import KafkaSettings
 
+from tests.chaos.env_file import SLOT, derive_env, parse_env
+from tests.chaos.processes import alive, kill_group, port_open, wait_closed
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "enrollment", "reporting")
 #: Workers per service, as deploy/platform.sh serves them by default.
@@ -39,21 +39,6 @@ WORKERS = 2
 #: Kafka nodes of the cluster form.
 CLUSTER_NODES = 3
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-#: Ports of deploy/local.env moved out of the shared stack's way. ``TPP_CHAOS_SLOT=N`` adds
-#: N * 100 to each (a second chaos stack side by side, in ``.chaos-N/``).
-SLOT = int(os.environ.get("TPP_CHAOS_SLOT", "0"))
-PORT_MAP = {
-    local: chaos + 100 * SLOT
-    for local, chaos in {
-        9092: 19092,
-        9093: 19093,
-        55432: 55433,
-        8001: 18001,
-        8002: 18002,
-        8003: 18003,
-    }.items()
-}
 
 #: Settings the suite gives its services: faster lag readings and recovery, no tracing
 #: export, and a small message limit so that an "oversized" poison fits in a Kafka record.
@@ -69,48 +54,6 @@ SERVICE_TUNING = {
 def log(message: str) -> None:
     """One progress line (flushed: CI shows it as it happens)."""
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines of an env file (comments and blank lines skipped)."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip()
-    return values
-
-
-def derive_env(text: str, *, nodes: int = 1) -> str:
-    """deploy/local.env with every known port moved (``PORT_MAP``); all else unchanged. With
-    ``nodes`` > 1, a Kafka cluster: every node in the bootstrap list (node N on the first
-    node's ports + 2 (N-1), as deploy/stack.sh lays it out)."""
-
-    def move(match: re.Match[str]) -> str:
-        port = int(match.group(2))
-        return f"{match.group(1)}{PORT_MAP.get(port, port)}"
-
-    out = []
-    for line in text.splitlines():
-        if line.strip().startswith("#") or "=" not in line:
-            out.append(line)
-            continue
-        key, _, value = line.partition("=")
-        if key.strip().endswith("_PORT") and value.strip().isdigit():
-            value = str(PORT_MAP.get(int(value.strip()), int(value.strip())))
-        else:
-            value = re.sub(r"(:)(\d{2,5})\b", move, value)
-        out.append(f"{key}={value}")
-    controller = PORT_MAP[9093]
-    out.append(f"TPP_KAFKA_CONTROLLER_PORT={controller}")
-    if nodes > 1:
-        first = PORT_MAP[9092]
-        bootstrap = ",".join(f"127.0.0.1:{first + 2 * n}" for n in range(nodes))
-        out = [line for line in out if not line.startswith("TPP_KAFKA_BOOTSTRAP=")]
-        out += [f"TPP_KAFKA_BOOTSTRAP={bootstrap}", f"TPP_KAFKA_BROKERS={nodes}"]
-    return "\n".join(out) + "\n"
 
 
 @dataclass
@@ -258,7 +201,7 @@ class ChaosStack:
         """``kill -9`` one node of the cluster (broker and controller) and wait for its end."""
         pid = self.kafka_pid(node)
         os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
+        while alive(pid):
             time.sleep(0.1)
 
     def start_missing_nodes(self) -> None:
@@ -284,11 +227,11 @@ class ChaosStack:
         pid = self.kafka_pid()
         os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.1)
         self.start_missing_nodes()
 
@@ -311,7 +254,7 @@ class ChaosStack:
         deploy/platform.sh does; two workers unless told otherwise)."""
         service = self.services[name]
         self._stop_leftover(name)
-        if _port_open(service.port):
+        if port_open(service.port):
             raise RuntimeError(f"port {service.port} for {name} is taken by another process")
         env = self.process_env()
         env[f"TPP_{service.app.upper()}_PORT"] = str(service.port)
@@ -358,10 +301,10 @@ class ChaosStack:
             return
         app = self.services[name].app
         if f"tpp_{app}.app:create_app".encode() in cmdline and b"tpp_plumbing.serve" in cmdline:
-            _kill_group(pid)
-            while _alive(pid):
+            kill_group(pid)
+            while alive(pid):
                 time.sleep(0.1)
-            _wait_closed(self.services[name].port)
+            wait_closed(self.services[name].port)
 
     def kill(self, name: str) -> None:
         """``kill -9`` one service: its supervisor and both workers (their process group), HTTP
@@ -369,9 +312,9 @@ class ChaosStack:
         workers gracefully: they get SIGTERM when it dies.)"""
         service = self.services[name]
         assert service.process is not None
-        _kill_group(service.process.pid)
+        kill_group(service.process.pid)
         service.process.wait()
-        _wait_closed(service.port)
+        wait_closed(service.port)
         service.kills += 1
 
     def stop(self, name: str) -> None:
@@ -385,9 +328,9 @@ class ChaosStack:
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
-            _kill_group(process.pid)
+            kill_group(process.pid)
             process.wait()
-        _wait_closed(service.port)
+        wait_closed(service.port)
         service.restarts += 1
 
     def wait_ready(self, name: str, timeout_s: float = 90.0) -> float:
@@ -405,34 +348,3 @@ class ChaosStack:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"{name} not ready after {timeout_s:.0f} s")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL a service's process group (started in its own session: the group is its pid)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _wait_closed(port: int, timeout_s: float = 15.0) -> None:
-    """Wait until nothing listens on ``port`` any more (the killed workers are gone)."""
-    deadline = time.monotonic() + timeout_s
-    while _port_open(port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of nobody here: /proc says so.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
