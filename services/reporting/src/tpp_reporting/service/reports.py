@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import (
@@ -16,7 +17,6 @@ from tpp_reporting.api.models import (
     SessionFigures,
     SessionReport,
     SessionsReport,
-    YearFigures,
     YearReport,
     YearsReport,
 )
@@ -30,7 +30,8 @@ from tpp_reporting.service.figures import (
     year_figures,
 )
 from tpp_reporting.store import reports as report_store
-from tpp_reporting.store.projection import Connection
+
+State = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
@@ -40,32 +41,27 @@ class ReportingService(CommitmentService):
 
     # --- years -----------------------------------------------------------------------------
 
-    async def _years(self, conn: Connection, wanted: list[int]) -> list[YearFigures]:
-        rows = await report_store.years(conn, sorted({y for w in wanted for y in (w - 1, w)}))
-        return [year_figures(rows[y], previous_values(rows[y - 1])) for y in wanted]
-
     async def year_report(self, year: int) -> YearReport:
         """A program year's figures and their growth against the year before."""
 
-        async def build(conn: Connection) -> YearReport:
-            (figures_,) = await self._years(conn, [year])
-            return YearReport(**figures_.model_dump())
+        async def read() -> tuple[YearReport, State]:
+            rows, state = await report_store.year(self._reads, year)
+            figures_ = year_figures(rows[year], previous_values(rows[year - 1]))
+            return YearReport(**figures_.model_dump()), state
 
-        report: YearReport = await self._report(("year", year), build)
+        report: YearReport = await self._report(("year", year), read)
         return report
 
     async def years(self, first: int | None, last: int | None) -> YearsReport:
         """The figures of every year with a plan or a session (of those in ``first``..``last``
         when given), for the trend: a year with neither is left out, not listed with zeros."""
 
-        async def build(conn: Connection) -> YearsReport:
-            known = await report_store.known_years(conn)
-            wanted = [
-                y for y in known if (first is None or y >= first) and (last is None or y <= last)
-            ]
-            return YearsReport(years=await self._years(conn, wanted[:200]))
+        async def read() -> tuple[YearsReport, State]:
+            wanted, rows, state = await report_store.years(self._reads, first, last)
+            figures_ = [year_figures(rows[y], previous_values(rows[y - 1])) for y in wanted]
+            return YearsReport(years=figures_), state
 
-        report: YearsReport = await self._report(("years", first, last), build)
+        report: YearsReport = await self._report(("years", first, last), read)
         return report
 
     # --- breakdowns ------------------------------------------------------------------------
@@ -73,19 +69,14 @@ class ReportingService(CommitmentService):
     async def breakdown(self, year: int, by: str) -> BreakdownReport:
         """A year's figures by country, region, field, organizer, profession or gender."""
 
-        async def build(conn: Connection) -> BreakdownReport:
-            rows = await report_store.breakdown(conn, year, by)
+        async def read() -> tuple[BreakdownReport, State]:
+            rows, state = await report_store.breakdown(self._reads, year, by)
             if by == "region":
                 rows = fold_regions(rows)
-            labels: dict[str, str] = {}
-            if by == "organizer":
-                labels = await report_store.organizer_names(conn, [r["key"] for r in rows])
-            elif by == "country":
-                labels = {r["key"]: regions.country_name(r["key"]) for r in rows}
             out = [
                 BreakdownRow(
                     key=r["key"],
-                    label=labels.get(r["key"], r["key"]),
+                    label=_label(by, r),
                     region=regions.region(r["key"]) if by == "country" else None,
                     sessions=r.get("sessions"),
                     sessions_held=r.get("held"),
@@ -99,9 +90,9 @@ class ReportingService(CommitmentService):
                 for r in rows
             ]
             out.sort(key=lambda r: (-r.trainees_completed, -r.trainees_accepted, r.label))
-            return BreakdownReport(year=year, by=by, rows=out)
+            return BreakdownReport(year=year, by=by, rows=out), state
 
-        report: BreakdownReport = await self._report(("breakdown", year, by), build)
+        report: BreakdownReport = await self._report(("breakdown", year, by), read)
         return report
 
     # --- sessions --------------------------------------------------------------------------
@@ -119,9 +110,9 @@ class ReportingService(CommitmentService):
         """Per-session figures, filtered."""
         key = ("sessions", year, field, organizer_id, status, limit, offset)
 
-        async def build(conn: Connection) -> SessionsReport:
-            rows = await report_store.sessions(
-                conn,
+        async def read() -> tuple[SessionsReport, State]:
+            rows, state = await report_store.sessions(
+                self._reads,
                 year=year,
                 field=field,
                 organizer_id=organizer_id,
@@ -129,9 +120,9 @@ class ReportingService(CommitmentService):
                 limit=limit,
                 offset=offset,
             )
-            return SessionsReport(rows=[session_figures(r) for r in rows])
+            return SessionsReport(rows=[session_figures(r) for r in rows]), state
 
-        report: SessionsReport = await self._report(key, build)
+        report: SessionsReport = await self._report(key, read)
         return report
 
     async def session_report(self, session_id: uuid.UUID) -> SessionReport:
@@ -158,10 +149,11 @@ class ReportingService(CommitmentService):
     async def follow_ups(self, year: int) -> FollowUpReport:
         """Follow-up coverage of a year's completed trainees, and the outcomes found."""
 
-        async def build(conn: Connection) -> FollowUpReport:
-            return follow_up_report(year, await report_store.follow_ups(conn, year))
+        async def read() -> tuple[FollowUpReport, State]:
+            data, state = await report_store.follow_ups(self._reads, year)
+            return follow_up_report(year, data), state
 
-        report: FollowUpReport = await self._report(("follow-ups", year), build)
+        report: FollowUpReport = await self._report(("follow-ups", year), read)
         return report
 
     # --- the annual review -----------------------------------------------------------------
@@ -169,23 +161,21 @@ class ReportingService(CommitmentService):
     async def annual_review(self, year: int) -> AnnualReview:
         """A year as the center presents it at its review meeting."""
 
-        async def build(conn: Connection) -> AnnualReview:
-            rows = await report_store.years(conn, [year - 1, year, year + 1])
+        async def read() -> tuple[AnnualReview, State]:
+            data, state = await report_store.annual_review(self._reads, year)
+            rows = data["years"]
             this = year_figures(rows[year], previous_values(rows[year - 1]))
             nxt = rows[year + 1]
-            countries = await report_store.breakdown(conn, year, "country")
-            fields = await report_store.breakdown(conn, year, "field")
-            organizers = await report_store.breakdown(conn, year, "organizer")
-            names = await report_store.organizer_names(conn, [o["key"] for o in organizers])
-            evaluation = await report_store.evaluations(conn, year)
-            follow = follow_up_report(year, await report_store.follow_ups(conn, year))
+            countries, fields, organizers = data["countries"], data["fields"], data["organizers"]
+            evaluation = data["evaluation"]
+            follow = follow_up_report(year, data["follow_ups"])
             reached = sorted(
                 (c for c in countries if c["accepted"]), key=lambda c: (-c["accepted"], c["key"])
             )
-            listed = await self._commitment_list(conn)
-            return AnnualReview(
+            listed = [self.progress(c) for c in data["commitments"]]
+            review = AnnualReview(
                 year=year,
-                commitments=[c for c in listed.items if c.start_year <= year <= c.end_year],
+                commitments=[c for c in listed if c.start_year <= year <= c.end_year],
                 figures=this,
                 countries=[
                     BreakdownRow(
@@ -206,7 +196,7 @@ class ReportingService(CommitmentService):
                     (
                         OrganizerFigures(
                             organizer_id=o["key"],
-                            name=names.get(o["key"], o["key"]),
+                            name=o["name"] or o["key"],
                             sessions=o.get("sessions", 0),
                             sessions_held=o.get("held", 0),
                             trainees_accepted=o["accepted"],
@@ -229,6 +219,16 @@ class ReportingService(CommitmentService):
                     growth_vs_held=domain.growth(nxt["planned_sessions"], this.sessions_held),
                 ),
             )
+            return review, state
 
-        report: AnnualReview = await self._report(("review", year, self._today()), build)
+        report: AnnualReview = await self._report(("review", year, self._today()), read)
         return report
+
+
+def _label(by: str, row: dict[str, Any]) -> str:
+    """A breakdown row's label: an organizer's name, a country's name, else its key."""
+    if by == "organizer":
+        return str(row.get("name") or row["key"])
+    if by == "country":
+        return regions.country_name(row["key"])
+    return str(row["key"])
