@@ -43,11 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     personal = settings.personal_data()
     services = Services(
         trainees=TraineeService(units, personal),
-        enrollments=EnrollmentService(units, runtime.sessions),
+        enrollments=EnrollmentService(units),
         feedback=FeedbackService(units),
-        queries=QueryService(runtime.sessions, personal),
+        queries=QueryService(units, personal),
         imports=ImportService(units, personal),
-        access=AccessService(runtime.sessions),
+        access=AccessService(units),
     )
 
     @contextlib.asynccontextmanager

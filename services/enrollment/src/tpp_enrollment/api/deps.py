@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from tpp_plumbing.web.auth import OperatorOrOrganizer
+from fastapi import Depends, Path, Request
+from tpp_plumbing.web.auth import OperatorOrOrganizer, Principal
 
 from tpp_enrollment.service import (
     EnrollmentService,
@@ -45,40 +46,39 @@ async def _services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(_services)]
 
 
+#: An ownership check of ``AccessService``: raises unless the caller may act on the id.
+Check = Callable[[AccessService, Principal, uuid.UUID], Awaitable[None]]
+
+
 # Ownership checks are dependencies: they answer 403 before the body is validated, so a
 # caller learns nothing about another organizer's data from validation errors. Each returns
 # the services too: a route then has one dependency besides its parameters (FastAPI resolves
 # each dependency level on every request, and these are the hottest routes).
-async def _own_session(
-    session_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
-) -> Services:
-    found = services_of(request)
-    await found.access.check_session(who, session_id)
-    return found
+def _owner(parameter: str, check: Check) -> Callable[..., Awaitable[Services]]:
+    """The dependency that runs ``check`` on the route's path parameter ``parameter``."""
 
+    # The path parameter as a default: annotations are strings here (PEP 563), which FastAPI
+    # resolves in the module, where ``parameter`` is not.
+    path = Path(alias=parameter)
 
-async def _own_enrollment(
-    enrollment_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
-) -> Services:
-    found = services_of(request)
-    await found.access.check_enrollment(who, enrollment_id)
-    return found
+    async def dependency(
+        request: Request, who: OperatorOrOrganizer, owned: uuid.UUID = path
+    ) -> Services:
+        found = services_of(request)
+        await check(found.access, who, owned)
+        return found
 
-
-async def _own_trainee(
-    trainee_id: uuid.UUID, request: Request, who: OperatorOrOrganizer
-) -> Services:
-    found = services_of(request)
-    await found.access.check_trainee(who, trainee_id)
-    return found
+    return dependency
 
 
 #: The services, for operators and the organizer whose session it is (the route's
 #: ``session_id``).
-SessionSvc = Annotated[Services, Depends(_own_session)]
+SessionSvc = Annotated[Services, Depends(_owner("session_id", AccessService.check_session))]
 #: The services, for operators and the organizer of the enrollment's session
 #: (``enrollment_id``).
-EnrollmentSvc = Annotated[Services, Depends(_own_enrollment)]
+EnrollmentSvc = Annotated[
+    Services, Depends(_owner("enrollment_id", AccessService.check_enrollment))
+]
 #: The services, for operators and organizers with the trainee (``trainee_id``) enrolled in
 #: one of their sessions.
-TraineeSvc = Annotated[Services, Depends(_own_trainee)]
+TraineeSvc = Annotated[Services, Depends(_owner("trainee_id", AccessService.check_trainee))]

@@ -12,32 +12,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.auth import Principal, require_owner
 from tpp_plumbing.web.problems import NotFoundError
 
-from tpp_enrollment.store import tables
-
-V = tables.session_view
-E = tables.enrollment
-TO = tables.trainee_organizer
+from tpp_enrollment.store import sessions as store
+from tpp_enrollment.store import trainees as trainee_store
 
 
 class AccessService:
     """Answers "may this organizer see or change that?" from the session view."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, units: UnitsOfWork) -> None:
+        self._uow = units
 
     async def check_session(self, who: Principal, session_id: uuid.UUID) -> None:
         """403 unless the session is the organizer's (404 if the view does not know it)."""
         if who.is_operator:
             return
-        async with self._sessions() as db:
-            row = (
-                await db.execute(select(V.c.organizer_id).where(V.c.session_id == session_id))
-            ).first()
+        async with self._uow.read() as db:
+            row = await store.organizer_of_session(db, session_id)
         if row is None:
             raise NotFoundError(f"no session {session_id} in the enrollment service's view")
         require_owner(who, row.organizer_id, "session")
@@ -46,13 +40,8 @@ class AccessService:
         """403 unless the enrollment is in one of the organizer's sessions (404 if unknown)."""
         if who.is_operator:
             return
-        query = (
-            select(V.c.organizer_id)
-            .select_from(E.outerjoin(V, V.c.session_id == E.c.session_id))
-            .where(E.c.id == enrollment_id)
-        )
-        async with self._sessions() as db:
-            row = (await db.execute(query)).first()
+        async with self._uow.read() as db:
+            row = await store.organizer_of_enrollment(db, enrollment_id)
         if row is None:
             raise NotFoundError(f"no enrollment {enrollment_id}")
         require_owner(who, row.organizer_id, "enrollment")
@@ -73,19 +62,10 @@ class AccessService:
     async def trainee_access(self, who: Principal, trainee_id: uuid.UUID) -> bool | None:
         """For an organizer: None when the trainee is not theirs, else whether they may see
         its personal data."""
-        personal = (
-            select(TO.c.personal)
-            .where(TO.c.trainee_id == trainee_id, TO.c.organizer_id == who.organizer_id)
-            .scalar_subquery()
-        )
-        enrolled = exists().where(
-            E.c.trainee_id == trainee_id,
-            E.c.session_id == V.c.session_id,
-            V.c.organizer_id == who.organizer_id,
-        )
-        async with self._sessions() as db:
-            row = (await db.execute(select(personal, enrolled))).one()
-        linked, in_own_session = row[0], row[1]
+        async with self._uow.read() as db:
+            linked, in_own_session = await trainee_store.organizer_access(
+                db, trainee_id, who.organizer_id
+            )
         if linked is None:
             return False if in_own_session else None
         return bool(linked)
@@ -97,8 +77,5 @@ class AccessService:
         ids = list(set(session_ids))
         if not ids:
             return set()
-        query = select(V.c.session_id).where(
-            V.c.session_id.in_(ids), V.c.organizer_id == who.organizer_id
-        )
-        async with self._sessions() as db:
-            return set((await db.scalars(query)).all())
+        async with self._uow.read() as db:
+            return await store.organizers_sessions(db, who.organizer_id, ids)

@@ -7,9 +7,6 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-import asyncpg
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.enrollment import (
     EnrollmentAcceptedV1,
     EnrollmentCompletedV1,
@@ -45,6 +42,7 @@ from tpp_enrollment.service.places import (
     promote,
     started,
 )
+from tpp_enrollment.store import Db, RawRow, Row
 from tpp_enrollment.store import enrollments as store
 
 S = EnrollmentStatus
@@ -53,9 +51,8 @@ S = EnrollmentStatus
 class EnrollmentService:
     """Gives and takes a session's places; every decision holds the session's row lock."""
 
-    def __init__(self, units: UnitsOfWork, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, units: UnitsOfWork) -> None:
         self._uow = units
-        self._sessions = sessions
 
     async def enroll(self, session_id: uuid.UUID, data: EnrollmentIn) -> Enrollment:
         """Ask for a place: accepted while one is free, else waitlisted (or submitted)."""
@@ -219,14 +216,14 @@ class EnrollmentService:
         return await self._read(enrollment_id)
 
     async def _read(self, enrollment_id: uuid.UUID) -> Enrollment:
-        async with self._sessions() as db:
+        async with self._uow.read() as db:
             row = await store.get_enrollment(db, enrollment_id)
             if row is None:
                 raise NotFoundError(f"no enrollment {enrollment_id}")
             return await to_enrollment(db, row)
 
 
-async def to_enrollment(db: AsyncSession, row: RowMapping) -> Enrollment:
+async def to_enrollment(db: Db, row: Row) -> Enrollment:
     """The API view of an enrollment row (with its waitlist position)."""
     position = None
     if row["status"] == S.WAITLISTED and row["waitlist_seq"] is not None:
@@ -245,9 +242,7 @@ def created_event(status: EnrollmentStatus, row: Mapping[Any, Any], position: in
     return enrollment_event(EnrollmentSubmittedV1, row)
 
 
-def _decided(
-    view: asyncpg.Record | None, session_id: uuid.UUID, data: EnrollmentIn
-) -> EnrollmentStatus:
+def _decided(view: RawRow | None, session_id: uuid.UUID, data: EnrollmentIn) -> EnrollmentStatus:
     """The new enrollment's status from the session view and trainee read together."""
     if view is None:
         raise NotFoundError(f"no open session {session_id}")
@@ -265,13 +260,13 @@ def _decided(
         raise conflict(error, session_status=places.status.value) from None
 
 
-def _profile(seen: asyncpg.Record) -> dict[str, Any]:
+def _profile(seen: RawRow) -> dict[str, Any]:
     """The trainee attributes the enrollment's events carry."""
     return {"gender": seen["gender"], "profession": seen["profession"]}
 
 
 def _new_row(
-    session_id: uuid.UUID, data: EnrollmentIn, status: EnrollmentStatus, view: asyncpg.Record
+    session_id: uuid.UUID, data: EnrollmentIn, status: EnrollmentStatus, view: RawRow
 ) -> dict[str, Any]:
     """A new enrollment's row (the trainee's country kept with it)."""
     return {

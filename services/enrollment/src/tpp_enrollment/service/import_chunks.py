@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Row, RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.envelope import Event, new_id
 from tpp_contracts.vocab import EnrollmentStatus
 from tpp_plumbing.db.uow import UnitOfWork
@@ -21,6 +19,7 @@ from tpp_enrollment.domain import EnrollmentRefusedError, decide
 from tpp_enrollment.events import trainee_registered
 from tpp_enrollment.service.enrollments import created_event
 from tpp_enrollment.service.import_rows import RowError
+from tpp_enrollment.store import Db, Record, Row
 from tpp_enrollment.store import enrollments as store
 from tpp_enrollment.store import imports as import_store
 
@@ -73,7 +72,7 @@ class Progress:
     counts: dict[uuid.UUID, _Counts] = field(default_factory=dict)
 
 
-async def write_chunk(uow: UnitOfWork[AsyncSession], chunk: Chunk, progress: Progress) -> None:
+async def write_chunk(uow: UnitOfWork[Db], chunk: Chunk, progress: Progress) -> None:
     """The chunk's rows in ``uow``: committed after the chunk before it (if that one failed,
     this one rolls back)."""
     db = uow.db
@@ -131,7 +130,7 @@ async def write_chunk(uow: UnitOfWork[AsyncSession], chunk: Chunk, progress: Pro
 
 
 async def _register(
-    uow: UnitOfWork[AsyncSession],
+    uow: UnitOfWork[Db],
     valid: Sequence[Nominee],
     prepared: dict[tuple[str, str], tuple[Any, ...]],
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
@@ -166,7 +165,7 @@ async def _register(
 
 
 async def _remember(
-    db: AsyncSession,
+    db: Db,
     job_id: uuid.UUID,
     valid: Sequence[Nominee],
     prepared: dict[tuple[str, str], tuple[Any, ...]],
@@ -185,7 +184,7 @@ async def _remember(
 
 
 async def _unregister(
-    uow: UnitOfWork[AsyncSession],
+    uow: UnitOfWork[Db],
     kept: Sequence[Nominee],
     people: dict[tuple[str, str], dict[str, Any]],
     fresh: dict[uuid.UUID, uuid.UUID],
@@ -201,8 +200,8 @@ async def _unregister(
 
 
 async def _enroll(
-    db: AsyncSession,
-    views: dict[uuid.UUID, RowMapping],
+    db: Db,
+    views: dict[uuid.UUID, Row],
     by_session: dict[uuid.UUID, list[Nominee]],
     people: dict[tuple[str, str], dict[str, Any]],
     fresh: set[uuid.UUID],
@@ -266,8 +265,8 @@ async def _enroll(
 
 
 async def _counts(
-    db: AsyncSession,
-    views: dict[uuid.UUID, RowMapping],
+    db: Db,
+    views: dict[uuid.UUID, Row],
     ids: list[uuid.UUID],
     progress: Progress,
 ) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, dict[str, int]]]:
@@ -297,9 +296,7 @@ async def _counts(
     return waiting, by_country
 
 
-async def _insert(
-    db: AsyncSession, rows: list[dict[str, Any]], waiting: dict[uuid.UUID, int]
-) -> list[Event]:
+async def _insert(db: Db, rows: list[dict[str, Any]], waiting: dict[uuid.UUID, int]) -> list[Event]:
     """Insert the new enrollments; their events."""
     if not rows:
         return []
@@ -323,14 +320,14 @@ def _pair_key(item: Nominee) -> bytes:
     return hashlib.blake2b(pair, digest_size=16).digest()
 
 
-def _profile(row: Row[Any]) -> dict[str, Any]:
+def _profile(row: Record) -> dict[str, Any]:
     """A registered person's id and the profile their events carry."""
     id_, country, gender, profession = row.id, row.country, row.gender, row.profession
     return {"id": id_, "country": country, "gender": gender, "profession": profession}
 
 
 def _open(
-    rows: Sequence[Nominee], views: dict[uuid.UUID, RowMapping], errors: list[RowError]
+    rows: Sequence[Nominee], views: dict[uuid.UUID, Row], errors: list[RowError]
 ) -> list[Nominee]:
     """The rows whose session takes nominations; the others added to ``errors``."""
     taken = []
@@ -344,7 +341,7 @@ def _open(
     return taken
 
 
-def _refusal(view: RowMapping | None, session_id: uuid.UUID) -> str | None:
+def _refusal(view: Row | None, session_id: uuid.UUID) -> str | None:
     """Why a session takes no nominations now (None when it does)."""
     if view is None:
         return f"no session {session_id}"

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import EnrollmentAcceptedV1
 from tpp_contracts.envelope import Envelope
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
@@ -26,6 +24,7 @@ from tpp_enrollment.domain import (
     transition,
 )
 from tpp_enrollment.events import enrollment_event
+from tpp_enrollment.store import Db, Row
 from tpp_enrollment.store import enrollments as store
 
 
@@ -76,9 +75,7 @@ def checked(row: Mapping[Any, Any], action: Action) -> EnrollmentStatus:
         raise conflict(error, enrollment_id=str(row["id"])) from None
 
 
-async def locked_enrollment(
-    db: AsyncSession, enrollment_id: uuid.UUID
-) -> tuple[RowMapping, RowMapping]:
+async def locked_enrollment(db: Db, enrollment_id: uuid.UUID) -> tuple[Row, Row]:
     """The enrollment and its session view, locked in that order: session first, then it."""
     found = await store.get_enrollment(db, enrollment_id)
     if found is None:
@@ -91,7 +88,7 @@ async def locked_enrollment(
 
 
 async def promote(
-    uow: UnitOfWork[AsyncSession], session_id: uuid.UUID, *, cause: Envelope | None = None
+    uow: UnitOfWork[Db], session_id: uuid.UUID, *, cause: Envelope | None = None
 ) -> int:
     """Admit from the waitlist (FIFO, within the country limit) while places are free.
 

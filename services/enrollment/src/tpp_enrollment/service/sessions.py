@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.enrollment import EnrollmentCancelledV1
 from tpp_contracts.envelope import Envelope, Event
 from tpp_contracts.registry import (
@@ -28,10 +25,10 @@ from tpp_plumbing.messaging.consumer import Handler
 from tpp_enrollment.domain import CANCELLABLE, OCCUPYING
 from tpp_enrollment.events import enrollment_event
 from tpp_enrollment.service.places import promote
+from tpp_enrollment.store import Db
 from tpp_enrollment.store import enrollments as store
-from tpp_enrollment.store import tables
+from tpp_enrollment.store import sessions as view_store
 
-V = tables.session_view
 SessionDetailsEvent = SessionCreatedV1 | SessionDraftUpdatedV1 | SessionPublishedV1
 
 
@@ -61,7 +58,7 @@ class SessionProjector:
         }
 
     async def on_session_details(
-        self, db: AsyncSession, event: SessionDetailsEvent, envelope: Envelope
+        self, db: Db, event: SessionDetailsEvent, envelope: Envelope
     ) -> None:
         """A session's full details: insert or refresh the view; room may admit waiters."""
         values = {
@@ -77,21 +74,10 @@ class SessionProjector:
             "version": event.version,
             "organizer_id": event.organizer_id,
         }
-        applied = await db.scalar(
-            insert(V)
-            .values(session_id=event.session_id, **values)
-            .on_conflict_do_update(
-                index_elements=[V.c.session_id],
-                # A new capacity, status or limit: enrollments decided before are decided again.
-                set_=values | {"updated_at": func.now(), "places_version": V.c.places_version + 1},
-                where=V.c.version < event.version,
-            )
-            .returning(V.c.session_id)
-        )
-        if applied is not None:
+        if await view_store.apply_details(db, event.session_id, values):
             await self._admit(db, event, envelope)
 
-    async def on_session_change(self, db: AsyncSession, event: Any, envelope: Envelope) -> None:
+    async def on_session_change(self, db: Db, event: Any, envelope: Envelope) -> None:
         """A partial change (dates, venue, capacity, status), applied if newer than the view."""
         fields: dict[str, Any] = {"status": SessionStatus(event.status).value}
         if isinstance(event, SessionRescheduledV1):
@@ -101,32 +87,19 @@ class SessionProjector:
             fields |= {"venue_city": event.venue_city, "venue_country": event.venue_country}
         if isinstance(event, SessionCapacityChangedV1):
             fields["capacity"] = event.capacity
-        applied = await db.scalar(
-            update(V)
-            .where(V.c.session_id == event.session_id, V.c.version < event.version)
-            .values(
-                **fields,
-                version=event.version,
-                updated_at=func.now(),
-                places_version=V.c.places_version + 1,
-            )
-            .returning(V.c.session_id)
-        )
-        if applied is None:
+        if not await view_store.apply_change(db, event.session_id, event.version, fields):
             return
         if isinstance(event, SessionCancelledV1):
             await self._cancel_all(db, event, envelope)
         elif isinstance(event, SessionCapacityChangedV1):
             await self._admit(db, event, envelope)
 
-    async def _admit(self, db: AsyncSession, event: Any, envelope: Envelope) -> None:
+    async def _admit(self, db: Db, event: Any, envelope: Envelope) -> None:
         # A raised capacity (or a published session with waiters) admits from the waitlist.
         async with self._uow.joining(db) as uow:
             await promote(uow, event.session_id, cause=envelope)
 
-    async def _cancel_all(
-        self, db: AsyncSession, event: SessionCancelledV1, envelope: Envelope
-    ) -> None:
+    async def _cancel_all(self, db: Db, event: SessionCancelledV1, envelope: Envelope) -> None:
         async with self._uow.joining(db) as uow:
             rows = await store.session_enrollments(
                 uow.db, event.session_id, list(CANCELLABLE), lock=True

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import RowMapping, func, select, update
+from sqlalchemy import RowMapping, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.vocab import EnrollmentStatus, SessionStatus
 from tpp_plumbing.db.uow import Fused
@@ -181,6 +181,37 @@ async def session_enrollments(
     if lock:
         query = query.with_for_update(of=E)
     return (await db.execute(query)).mappings().all()
+
+
+async def session_page(
+    db: AsyncSession,
+    session_id: uuid.UUID,
+    status: EnrollmentStatus | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """A page of a session's enrollments (in one status, if given): the others first by
+    arrival, then the waitlist in its order, each waiter with its ``waitlist_position``."""
+    waitlisted = E.c.status == EnrollmentStatus.WAITLISTED.value
+    position = case(
+        (
+            waitlisted,
+            func.row_number().over(partition_by=E.c.status, order_by=E.c.waitlist_seq),
+        ),
+        else_=literal(None),
+    ).label("waitlist_position")
+    query = select(E, position).where(E.c.session_id == session_id)
+    if status is not None:
+        query = query.where(E.c.status == status.value)
+    query = query.order_by(E.c.waitlist_seq.nulls_first(), E.c.created_at, E.c.id)
+    rows = await db.execute(query.limit(limit).offset(offset))
+    return [dict(r) for r in rows.mappings()]
+
+
+async def trainee_enrollments(db: AsyncSession, trainee_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every enrollment of a trainee, oldest first."""
+    rows = await db.execute(select(E).where(E.c.trainee_id == trainee_id).order_by(E.c.created_at))
+    return [dict(r) for r in rows.mappings()]
 
 
 async def accepted_by_country(db: AsyncSession, session_id: uuid.UUID) -> dict[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import RowMapping, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,8 @@ from tpp_enrollment.store import tables
 
 T = tables.trainee
 TO = tables.trainee_organizer
+E = tables.enrollment
+V = tables.session_view
 
 #: What erasure empties: every personal column of the trainee.
 ERASED_VALUES: dict[str, Any] = {
@@ -86,6 +89,46 @@ async def link(
         TO.c.trainee_id == trainee_id, TO.c.organizer_id == organizer_id
     )
     return bool(await db.scalar(found))
+
+
+async def organizer_access(
+    db: AsyncSession, trainee_id: uuid.UUID, organizer_id: uuid.UUID | None
+) -> tuple[bool | None, bool]:
+    """What ties the trainee to the organizer: its link's ``personal`` flag (None without a
+    link), and whether the trainee is enrolled in one of the organizer's sessions."""
+    personal = (
+        select(TO.c.personal)
+        .where(TO.c.trainee_id == trainee_id, TO.c.organizer_id == organizer_id)
+        .scalar_subquery()
+    )
+    enrolled = sa.exists().where(
+        E.c.trainee_id == trainee_id,
+        E.c.session_id == V.c.session_id,
+        V.c.organizer_id == organizer_id,
+    )
+    row = (await db.execute(select(personal, enrolled))).one()
+    return row[0], row[1]
+
+
+async def search(
+    db: AsyncSession,
+    name: str | None,
+    country: str | None,
+    organization: str | None,
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Trainees not erased whose name / organization contain the words, in a country; by
+    name."""
+    query = select(T).where(T.c.erased_at.is_(None))
+    if name:
+        query = query.where(T.c.full_name.icontains(name, autoescape=True))
+    if country:
+        query = query.where(T.c.country == country.upper())
+    if organization:
+        query = query.where(T.c.organization.icontains(organization, autoescape=True))
+    rows = await db.execute(query.order_by(T.c.full_name, T.c.id).limit(limit).offset(offset))
+    return [dict(r) for r in rows.mappings()]
 
 
 async def share(db: AsyncSession, trainee_id: uuid.UUID, organizer_id: uuid.UUID) -> None:

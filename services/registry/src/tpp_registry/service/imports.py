@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 from tpp_contracts.envelope import Event
 from tpp_plumbing.db.uow import UnitOfWork, UnitsOfWork
 from tpp_plumbing.web.limits import check_rows
@@ -25,6 +24,7 @@ from tpp_registry import domain
 from tpp_registry.api.models import ImportReport, ImportRow, RowOutcome, SessionIn
 from tpp_registry.domain import InvalidSessionError, SessionState
 from tpp_registry.service.sessions import details
+from tpp_registry.store import Db
 from tpp_registry.store import imports as store
 from tpp_registry.store import sessions as session_store
 
@@ -110,7 +110,7 @@ class ImportService:
         key = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
         return _Valid(line, key, decision.state, decision.events)
 
-    async def _create(self, uow: UnitOfWork[AsyncSession], valid: list[_Valid]) -> list[ImportRow]:
+    async def _create(self, uow: UnitOfWork[Db], valid: list[_Valid]) -> list[ImportRow]:
         known = await store.imported(uow.db, [v.key for v in valid])
         outcomes: list[ImportRow] = []
         new: list[_Valid] = []
