@@ -28,6 +28,7 @@ from tpp_reporting.readers import KNOWN_TYPES
 
 from tests.chaos.load import Load
 from tests.chaos.stack import MAX_MESSAGE_BYTES, SERVICES, ChaosStack, log
+from tests.chaos.topic_reads import record_json
 
 #: Which consumer groups read which topic (reporting reads all, enrollment the sessions).
 CONSUMERS: dict[str, tuple[str, ...]] = {
@@ -301,12 +302,7 @@ def _envelope(event_type: str, data: dict[str, object]) -> bytes:
 
 
 def _event_id(value: bytes | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    if not isinstance(parsed, dict) or parsed.get("source") == "/chaos" or "data" not in parsed:
+    parsed = record_json(value)
+    if parsed is None or parsed.get("source") == "/chaos" or "data" not in parsed:
         return None
     return str(parsed.get("id"))

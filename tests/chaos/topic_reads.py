@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tpp_ops.offsets import committed_offsets
@@ -115,3 +117,14 @@ async def lag_of(kafka: KafkaSettings, group: str, topics: list[str]) -> int:
     finally:
         await consumer.stop()
     return sum(max(ends[tp] - committed.get(tp, starts[tp]), 0) for tp in tps)
+
+
+def record_json(value: bytes | None) -> dict[str, Any] | None:
+    """A record's value as a JSON object; None when it is empty, not JSON or not an object."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

@@ -8,10 +8,8 @@ registry's sessions against both projections of them; outboxes empty; consumer l
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import Counter
-from typing import Any
 
 import asyncpg
 from tpp_contracts.topics import ALL as ALL_TOPICS
@@ -24,7 +22,7 @@ from tests.chaos.faults import CONSUMERS, FaultLog
 from tests.chaos.load import Load
 from tests.chaos.report_checks import compare_reports
 from tests.chaos.stack import ChaosStack, log
-from tests.chaos.topic_reads import read_topic
+from tests.chaos.topic_reads import read_topic, record_json
 from tests.chaos.verdict import Verdict
 
 #: The largest share of client requests that may fail while every replica is restarted in
@@ -70,7 +68,7 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     event_ids: Counter[str] = Counter()
     published: set[uuid.UUID] = set()
     for record in records:
-        envelope = _json(record.value)
+        envelope = record_json(record.value)
         if envelope is None or envelope.get("source") == "/chaos":
             continue
         event_ids[str(envelope.get("id"))] += 1
@@ -241,13 +239,3 @@ async def verify(stack: ChaosStack, load: Load, faults: FaultLog) -> Verdict:
     verdict.check(lost == 0, f"{lost} confirmed enrollments lost")
     verdict.check(duplicates_applied <= 0, f"{duplicates_applied} events applied twice")
     return verdict
-
-
-def _json(value: bytes | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
