@@ -51,8 +51,9 @@ enrollment_fact = Table(
     metadata,
     Column("enrollment_id", UUID(as_uuid=True), primary_key=True),
     Column("session_id", UUID(as_uuid=True), nullable=False, index=True),
-    # Once the trainee is erased, a surrogate id (projection._surrogate), the same for all
-    # their enrollments: figures keep counting the person once, without the link to the id.
+    # Once the trainee is erased, a surrogate id (store/projection/_statements.py), the same
+    # for all their enrollments: figures keep counting the person once, without the link to
+    # the id.
     # None only in rows erased before that (a rebuild from the log gives them the surrogate).
     Column("trainee_id", UUID(as_uuid=True), nullable=True),
     Column("country", Text, nullable=False),
