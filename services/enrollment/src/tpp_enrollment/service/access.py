@@ -10,12 +10,14 @@ personal data only where that link says so. Operators never come here: no lookup
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal
 
 from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.auth import Principal, require_owner
 from tpp_plumbing.web.problems import NotFoundError
 
+from tpp_enrollment.store import Db, Record
 from tpp_enrollment.store import sessions as store
 from tpp_enrollment.store import trainees as trainee_store
 
@@ -28,23 +30,27 @@ class AccessService:
 
     async def check_session(self, who: Principal, session_id: uuid.UUID) -> None:
         """403 unless the session is the organizer's (404 if the view does not know it)."""
-        if who.is_operator:
-            return
-        async with self._uow.read() as db:
-            row = await store.organizer_of_session(db, session_id)
-        if row is None:
-            raise NotFoundError(f"no session {session_id} in the enrollment service's view")
-        require_owner(who, row.organizer_id, "session")
+        if not who.is_operator:
+            await self._check(who, "session", store.organizer_of_session, session_id)
 
     async def check_enrollment(self, who: Principal, enrollment_id: uuid.UUID) -> None:
         """403 unless the enrollment is in one of the organizer's sessions (404 if unknown)."""
-        if who.is_operator:
-            return
+        if not who.is_operator:
+            await self._check(who, "enrollment", store.organizer_of_enrollment, enrollment_id)
+
+    async def _check(
+        self,
+        who: Principal,
+        what: Literal["session", "enrollment"],
+        organizer_of: Callable[[Db, uuid.UUID], Awaitable[Record | None]],
+        id_: uuid.UUID,
+    ) -> None:
         async with self._uow.read() as db:
-            row = await store.organizer_of_enrollment(db, enrollment_id)
+            row = await organizer_of(db, id_)
         if row is None:
-            raise NotFoundError(f"no enrollment {enrollment_id}")
-        require_owner(who, row.organizer_id, "enrollment")
+            where = " in the enrollment service's view" if what == "session" else ""
+            raise NotFoundError(f"no {what} {id_}{where}")
+        require_owner(who, row.organizer_id, what)
 
     async def check_trainee(self, who: Principal, trainee_id: uuid.UUID) -> None:
         """403 unless the trainee is the organizer's (enrolled in one of its sessions, or

@@ -42,7 +42,7 @@ from tpp_enrollment.service.places import (
     promote,
     started,
 )
-from tpp_enrollment.store import Db, RawRow, Row
+from tpp_enrollment.store import RawRow
 from tpp_enrollment.store import enrollments as store
 
 S = EnrollmentStatus
@@ -216,18 +216,18 @@ class EnrollmentService:
         return await self._read(enrollment_id)
 
     async def _read(self, enrollment_id: uuid.UUID) -> Enrollment:
-        async with self._uow.read() as db:
-            row = await store.get_enrollment(db, enrollment_id)
-            if row is None:
-                raise NotFoundError(f"no enrollment {enrollment_id}")
-            return await to_enrollment(db, row)
+        return await read_enrollment(self._uow, enrollment_id)
 
 
-async def to_enrollment(db: Db, row: Row) -> Enrollment:
-    """The API view of an enrollment row (with its waitlist position)."""
-    position = None
-    if row["status"] == S.WAITLISTED and row["waitlist_seq"] is not None:
-        position = await store.waitlist_position(db, row["session_id"], row["waitlist_seq"])
+async def read_enrollment(units: UnitsOfWork, enrollment_id: uuid.UUID) -> Enrollment:
+    """The API view of an enrollment (with its waitlist position), as committed."""
+    async with units.read() as db:
+        row = await store.get_enrollment(db, enrollment_id)
+        if row is None:
+            raise NotFoundError(f"no enrollment {enrollment_id}")
+        position = None
+        if row["status"] == S.WAITLISTED and row["waitlist_seq"] is not None:
+            position = await store.waitlist_position(db, row["session_id"], row["waitlist_seq"])
     return Enrollment.model_validate(dict(row) | {"waitlist_position": position})
 
 

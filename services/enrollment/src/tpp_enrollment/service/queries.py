@@ -19,7 +19,7 @@ from tpp_enrollment.api.models import (
 )
 from tpp_enrollment.domain import add_months, follow_up_due
 from tpp_enrollment.personal import PersonalData
-from tpp_enrollment.service.enrollments import to_enrollment
+from tpp_enrollment.service.enrollments import read_enrollment
 from tpp_enrollment.store import enrollments as store
 from tpp_enrollment.store import feedback as feedback_store
 from tpp_enrollment.store import trainees as trainee_store
@@ -54,11 +54,7 @@ class QueryService:
 
     async def get_enrollment(self, enrollment_id: uuid.UUID) -> Enrollment:
         """One enrollment."""
-        async with self._uow.read() as db:
-            row = await store.get_enrollment(db, enrollment_id)
-            if row is None:
-                raise NotFoundError(f"no enrollment {enrollment_id}")
-            return await to_enrollment(db, row)
+        return await read_enrollment(self._uow, enrollment_id)
 
     async def get_trainee(self, trainee_id: uuid.UUID) -> Trainee:
         """One trainee."""
