@@ -1,6 +1,6 @@
 """One replica's outbox relay, as its own process: the relay takeover tests run several.
 As in a service (``tpp_plumbing.runtime``), the relay runs as a task on the process's loop, or
-on a thread and loop of its own with ``RELAY_REPLICA_THREAD=1`` (``relay_thread``).
+on a thread and loop of its own with ``RELAY_REPLICA_THREAD=1`` (``relay_mode`` "thread").
 
 python tests/integration/relay_replica.py <asyncpg DSN> [<trap file>]
 
@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tpp_plumbing.messaging.relay import OutboxRelay, RelayThread
+from tpp_plumbing.messaging.relay import OutboxRelay
+from tpp_plumbing.messaging.relay_runner import RelayThread
 from tpp_plumbing.settings import KafkaSettings
 
 _SAYING = threading.Lock()  # the relay's hooks may speak from its thread

@@ -113,7 +113,7 @@ async def test_a_relay_on_its_own_thread_is_not_held_back_by_a_busy_service(
     outbox = Outbox(enrollment_tables.outbox, source="/enrollment")
     runtime = Runtime(
         ServiceSettings(
-            database_url=url, kafka=kafka, relay_poll_interval_s=POLL_S, relay_thread=True
+            database_url=url, kafka=kafka, relay_poll_interval_s=POLL_S, relay_mode="thread"
         ),
         name="enrollment",
     )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,8 @@ from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.deadletter import DeadLetterSink
 from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.messaging.outbox import TABLE_NAME as OUTBOX_TABLE
-from tpp_plumbing.messaging.relay import OutboxRelay, RelayThread
+from tpp_plumbing.messaging.relay import LOCK_HELD_SQL, OutboxRelay
+from tpp_plumbing.messaging.relay_runner import RelayRunner, RelayTask, RelayThread
 from tpp_plumbing.messaging.retry import RetryPolicy, error_name
 from tpp_plumbing.messaging.runner import ConsumerRunner
 from tpp_plumbing.messaging.topics import TopicSettings
@@ -93,15 +95,9 @@ class Runtime:
         self.reads = ReadPool(
             asyncpg_dsn(settings.database_url), max_size=settings.database_pool_size
         )
-        self.relay = OutboxRelay(
-            dsn=asyncpg_dsn(settings.database_url),
-            kafka=settings.kafka,
-            batch_size=settings.relay_batch_size,
-            poll_interval_s=settings.relay_poll_interval_s,
-            lease_s=settings.relay_lease_s,
-            metrics=self.metrics,
-            service=name,
-        )
+        #: This process's relay; in ``relay_mode`` "process" a notifier only (``serve_relay``
+        #: runs the one that leads, in a process of its own).
+        self.relay = self._new_relay(leads=settings.relay_mode != "process")
         # A commit that wrote outbox rows wakes the relay (or, standing by, NOTIFYs the leader).
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(
             self.engine, after_outbox_commit=self.relay.committed
@@ -115,12 +111,24 @@ class Runtime:
         )
         self.dead_letters = DeadLetterSink(settings.kafka)
         self.runners: list[ConsumerRunner] = []
-        self._relay_thread: RelayThread | None = None
-        self._relay_task: asyncio.Task[None] | None = None
+        self._relay_runner: RelayRunner | None = None
         self._monitor_task: asyncio.Task[None] | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._has_outbox: bool | None = None
         self._started = False
+
+    def _new_relay(self, *, leads: bool) -> OutboxRelay:
+        s = self.settings
+        return OutboxRelay(
+            dsn=asyncpg_dsn(s.database_url),
+            kafka=s.kafka,
+            batch_size=s.relay_batch_size,
+            poll_interval_s=s.relay_poll_interval_s,
+            lease_s=s.relay_lease_s,
+            metrics=self.metrics,
+            service=self.name,
+            leads=leads,
+        )
 
     def asyncapi(self) -> dict[str, Any]:
         """The AsyncAPI 3.0 document of what this service sends and receives, on its cluster
@@ -174,11 +182,10 @@ class Runtime:
         settings say."""
         if self.migrations is not None:
             await check_schema(self.engine, self.migrations, self.name)
-        if self.settings.relay_enabled and self.settings.relay_thread:
-            self._relay_thread = RelayThread(self.relay, name=f"{self.name}-relay")
-            self._relay_thread.start()
-        elif self.settings.relay_enabled:
-            self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-relay")
+        if self.settings.relay_enabled:
+            where = RelayThread if self.settings.relay_mode == "thread" else RelayTask
+            self._relay_runner = where(self.relay, name=f"{self.name}-relay")
+            self._relay_runner.start()
         if self.settings.consumers_enabled:
             for runner in self.runners:
                 await runner.start()
@@ -196,20 +203,12 @@ class Runtime:
         if self._started:
             log.info("shutting down", extra={"service": self.name})
         await asyncio.gather(*(r.stop(grace_s=deadline - loop.time()) for r in self.runners))
-        if self._relay_thread is not None:
-            await self._relay_thread.stop(
+        if self._relay_runner is not None:
+            await self._relay_runner.stop(
                 grace_s=max(deadline - loop.time() - 1.0, 0.0),
                 timeout_s=max(deadline - loop.time(), 1),
             )
-            self._relay_thread = None
-        if self._relay_task is not None:
-            await self.relay.stop(grace_s=max(deadline - loop.time() - 1.0, 0.0))
-            done, _ = await asyncio.wait({self._relay_task}, timeout=max(deadline - loop.time(), 1))
-            if not done:
-                self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._relay_task
-            self._relay_task = None
+            self._relay_runner = None
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -242,6 +241,39 @@ class Runtime:
                 await self.stop()
 
         return lifespan
+
+    # ------------------------------------------------------------------ relay process
+
+    @property
+    def wants_relay_process(self) -> bool:
+        """The service's relay runs in a process of its own (``relay_mode`` "process"), which
+        ``tpp_plumbing.serve`` starts next to the HTTP workers."""
+        return self.settings.relay_enabled and self.settings.relay_mode == "process"
+
+    async def serve_relay(self) -> None:
+        """The relay process's life: the replica's one relay that tries for the lock, on this
+        process's loop, until SIGTERM; then it publishes what is left within
+        ``shutdown_timeout_s``. Its metrics go to the replica's multiprocess folder and its
+        PRODUCER spans to the same exporter as the workers' (both set up with this runtime)."""
+        s = self.settings
+        if s.log_json:
+            logs.configure_logging(self.name, s.log_level)
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stopping.set)
+        runner = RelayTask(self._new_relay(leads=True), name=f"{self.name}-relay")
+        runner.start()
+        log.info("relay process started", extra={"service": self.name})
+        while not stopping.is_set() and runner.alive():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
+        if not stopping.is_set():
+            raise RuntimeError("the outbox relay ended without being stopped")
+        deadline = loop.time() + s.shutdown_timeout_s
+        await runner.stop(
+            grace_s=max(deadline - loop.time() - 1.0, 0.0), timeout_s=max(deadline - loop.time(), 1)
+        )
+        log.info("relay process stopped", extra={"service": self.name})
 
     # ------------------------------------------------------------------ monitoring
 
@@ -330,15 +362,36 @@ class Runtime:
             checks["postgresql"] = f"failed: {type(error).__name__}"
         checks["kafka"] = await self._kafka_check()
         if s.relay_enabled:
-            running = (self._relay_thread is not None and self._relay_thread.is_alive()) or (
-                self._relay_task is not None and not self._relay_task.done()
-            )
-            beating = self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s))
-            checks["relay"] = "ok" if running and beating else "failed: not running"
+            checks["relay"] = await self._relay_check()
         if s.consumers_enabled and self.runners:
             dead = [r.group_id for r in self.runners if not r.alive]
             checks["consumers"] = "failed: not running" if dead else "ok"
         return checks
+
+    async def _relay_check(self) -> str:
+        """The relay's readiness. In loop and thread modes: this process's relay runs and
+        made a round (or tried for the lock) lately. In process mode the HTTP workers do not
+        publish: their commits reach Kafka through whichever relay holds the lock in this
+        database (this replica's relay process, or another replica's), woken by their
+        notifier. So: the notifier runs and beats, and some session holds the lock. A held
+        lock is an honest sign of a working leader: its session ends, freeing the lock, when
+        the leader dies or is silent for ``relay_lease_s`` (paused, cut off), so readiness
+        lags a stuck leader by at most that long; a leader that cannot reach Kafka keeps it,
+        but then no relay could publish and the backlog metrics say so."""
+        s = self.settings
+        runner = self._relay_runner
+        if runner is None or not runner.alive():
+            return "failed: not running"
+        if not self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s)):
+            return "failed: not running"
+        if s.relay_mode != "process":
+            return "ok"
+        try:
+            async with self.engine.connect() as conn:
+                held = await conn.scalar(text(LOCK_HELD_SQL))
+        except Exception as error:
+            return f"failed: {type(error).__name__}"
+        return "ok" if held else "failed: no relay holds the lock"
 
     def lag(self) -> dict[str, Any]:
         """Consumer lag as last measured, per group and partition: ``behind`` while a

@@ -15,15 +15,26 @@ start (dies within ``STARTUP_S``) is started again after 1, 2, 4 and 8 s
 broker restarting) is waited out; after ``START_ATTEMPTS`` failed starts in a row, as a broken
 build gives, the supervisor stops the service and exits 1.
 
-Metrics: with several workers, the supervisor gives the replica its own, emptied
-``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder unless one is set) so that any worker
-answers a scrape for all of them (``tpp_plumbing.observability.metrics``), and removes a dead
-worker's live gauges.
+The relay process: a service whose ``relay_mode`` is "process" has its outbox relay
+(``tpp_plumbing.messaging.relay``) in a process of its own, next to the workers, with its own
+interpreter lock; the workers' relays only NOTIFY it of their commits. The supervisor starts it
+as one more child, which builds the app (its ``app.state.runtime``: the service's settings,
+metrics and tracing) and runs ``Runtime.serve_relay``; for a service in another mode, or an app
+that is no service, the child exits at once with ``NO_RELAY`` and is not started again. It is
+restarted like a worker, and on SIGTERM stopped after the workers, so that it publishes their
+last commits. With ``--workers 1`` the app is built in this process first: in process mode the
+command goes on as a supervisor (``--supervise``) of one worker and the relay process.
+
+Metrics: under the supervisor, the replica has its own, emptied ``PROMETHEUS_MULTIPROC_DIR``
+(a fresh temporary folder unless one is set) so that any worker answers a scrape for all of
+them and the relay process (``tpp_plumbing.observability.metrics``), and a dead worker's live
+gauges are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -43,7 +54,7 @@ from typing import Any
 
 import uvicorn
 
-from tpp_plumbing.workers import MULTIPROC_DIR, WORKER_ENV, register_worker
+from tpp_plumbing.workers import MULTIPROC_DIR, RELAY_WORKER, WORKER_ENV, register_worker
 
 log = logging.getLogger("tpp.serve")
 BACKLOG = 2048
@@ -55,6 +66,8 @@ PR_SET_PDEATHSIG = 1
 STARTUP_S = 10.0
 #: Failed starts of a worker in a row before the supervisor gives up.
 START_ATTEMPTS = 5
+#: The relay child's exit code when the service has no relay process.
+NO_RELAY = 3
 
 
 def _tcp_socket(host: str) -> socket.socket:
@@ -110,6 +123,45 @@ def _worker(options: dict[str, Any], index: int = 0) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+def _load_app(options: dict[str, Any]) -> Any:
+    """Import the application and build it (the factory called), as uvicorn would."""
+    from uvicorn.importer import import_from_string
+
+    app = import_from_string(options["app"])
+    return app() if options["factory"] else app
+
+
+def _relay_runtime(app: Any) -> Any:
+    """The app's ``Runtime`` if it wants its relay in a process of its own, else None."""
+    from tpp_plumbing.runtime import Runtime
+
+    runtime = getattr(getattr(app, "state", None), "runtime", None)
+    if isinstance(runtime, Runtime) and runtime.wants_relay_process:
+        return runtime
+    return None
+
+
+def _relay(options: dict[str, Any]) -> None:
+    """The relay process: the service's leading relay on uvloop until SIGTERM, then a flush
+    (``Runtime.serve_relay``); exits with ``NO_RELAY`` if the service runs none."""
+    _end_with_parent()
+    # A terminal's Ctrl-C reaches the whole group: the supervisor stops this process with
+    # SIGTERM once the workers made their last commits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[WORKER_ENV] = RELAY_WORKER
+    runtime = _relay_runtime(_load_app(options))
+    if runtime is None:
+        sys.exit(NO_RELAY)
+    directory = os.environ.get(MULTIPROC_DIR)
+    if directory:
+        register_worker(directory, RELAY_WORKER)
+    tune_gc()
+    from tpp_plumbing.messaging.relay_runner import new_loop
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(runtime.serve_relay())
+
+
 def tune_gc() -> None:
     """Keep the cyclic garbage collector off the long-lived heap of a served application.
 
@@ -126,13 +178,16 @@ def tune_gc() -> None:
 
 
 class Supervisor:
-    """Keeps ``workers`` processes serving ``options`` (uvicorn.Config keywords)."""
+    """Keeps ``workers`` processes serving ``options`` (uvicorn.Config keywords), and the
+    relay process if the service has one."""
 
     def __init__(self, options: dict[str, Any], workers: int) -> None:
         self._options = options
         self._workers = workers
         self._context = multiprocessing.get_context("spawn")
-        self._processes: list[SpawnProcess | None] = []  # None: waiting to start again
+        # One per worker, then the relay process's. None: waiting to start again.
+        self._processes: list[SpawnProcess | None] = []
+        self._no_relay = False  # the relay child said the service has no relay process
         self._started_at: dict[int | None, float] = {}
         self._stopping = False
         self._backoff_s = float(os.environ.get("TPP_SERVE_START_BACKOFF_S", "1"))
@@ -161,10 +216,15 @@ class Supervisor:
             multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
     def _start_one(self, index: int) -> SpawnProcess:
-        process = self._context.Process(target=_worker, args=(self._options, index), daemon=False)
+        if index == self._workers:
+            process = self._context.Process(target=_relay, args=(self._options,), daemon=False)
+        else:
+            process = self._context.Process(
+                target=_worker, args=(self._options, index), daemon=False
+            )
         process.start()
         self._started_at[process.pid] = time.monotonic()
-        log.info("started worker %s", process.pid)
+        log.info("started %s %s", "relay" if index == self._workers else "worker", process.pid)
         return process
 
     def run(self) -> int:
@@ -181,14 +241,16 @@ class Supervisor:
                 shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _supervise(self) -> int:
-        self._processes = [self._start_one(i) for i in range(self._workers)]
-        failed_starts = [0] * self._workers
-        start_at = [0.0] * self._workers
+        self._processes = [self._start_one(i) for i in range(self._workers + 1)]
+        failed_starts = [0] * (self._workers + 1)
+        start_at = [0.0] * (self._workers + 1)
         failed = False
         while not self._stopping:
             for i, process in enumerate(self._processes):
                 if self._stopping:
                     break
+                if i == self._workers and self._no_relay:
+                    continue
                 if process is None:
                     if time.monotonic() >= start_at[i]:
                         self._processes[i] = self._start_one(i)
@@ -196,6 +258,10 @@ class Supervisor:
                 if process.is_alive():
                     continue
                 self._worker_ended(process.pid)
+                if i == self._workers and process.exitcode == NO_RELAY:
+                    self._no_relay = True
+                    self._processes[i] = None
+                    continue
                 lived = time.monotonic() - self._started_at.pop(process.pid, 0.0)
                 if lived >= STARTUP_S:
                     failed_starts[i] = 0
@@ -222,16 +288,27 @@ class Supervisor:
                 )
                 self._processes[i], start_at[i] = None, time.monotonic() + wait
             time.sleep(0.2)
-        for each in self._processes:
+        *workers, relay = self._processes
+        for each in workers:
             if each is not None:
                 each.join()
+        # The workers made their last commits: the relay publishes them, then ends.
+        if relay is not None:
+            _signal(relay, signal.SIGTERM)
+            relay.join()
         return 1 if failed else 0
 
     def _stop(self, signum: int, _: Any) -> None:
         self._stopping = True
-        for process in self._processes:
-            if process is not None and process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signum)
+        for process in self._processes[: self._workers]:
+            if process is not None:
+                _signal(process, signum)
+
+
+def _signal(process: SpawnProcess, signum: int) -> None:
+    if process.is_alive() and process.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,6 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=None)
     parser.add_argument("--timeout-keep-alive", type=int, default=5)
     parser.add_argument("--app-dir", default=None, help="a folder to import the app from")
+    parser.add_argument(
+        "--supervise",
+        action="store_true",
+        help="run the supervisor even for one worker (what one worker and a relay process"
+        " need; given by this command itself)",
+    )
     args = parser.parse_args(argv)
     if args.app_dir:  # for this process and, through the environment, its workers
         app_dir = os.path.abspath(args.app_dir)
@@ -273,11 +356,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_keep_alive": args.timeout_keep_alive,
         "loop": "auto",  # uvloop when installed
     }
-    if args.workers <= 1:
+    if args.workers <= 1 and not args.supervise:
         _check_free(args.host, args.port)
-        _worker(options)
-        return 0
-    return Supervisor(options, args.workers).run()
+        os.environ[WORKER_ENV] = "0"
+        app = _load_app(options)
+        if _relay_runtime(app) is None:
+            _worker(options | {"app": app, "factory": False})
+            return 0
+        # A worker and the relay process: a supervisor, in a fresh interpreter (this one holds
+        # an app it would never serve).
+        given = list(sys.argv[1:] if argv is None else argv)
+        command = [sys.executable, "-m", "tpp_plumbing.serve", *given, "--supervise"]
+        os.execv(sys.executable, command)  # noqa: S606 - this interpreter, this module
+    return Supervisor(options, max(args.workers, 1)).run()
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_ENV = "TPP_SERVE_WORKER"
 #: The file, in the metrics folder, where worker N notes its process id.
 WORKER_PID = "worker-{}.pid"
+#: The relay process's name among the workers (``WORKER_ENV``, its process metrics' label).
+RELAY_WORKER = "relay"
 
 
-def register_worker(directory: str | os.PathLike[str], index: int) -> None:
+def register_worker(directory: str | os.PathLike[str], index: int | str) -> None:
     """Note this process as worker ``index`` of the replica (for its process metrics)."""
     (Path(directory) / WORKER_PID.format(index)).write_text(str(os.getpid()))

@@ -3,7 +3,9 @@
 A commit that wrote outbox rows wakes the relay: ``committed`` wakes it if it leads, or else
 has the standby relay NOTIFY the leader from its own connection, outside any writer's
 transaction (coalesced: at most one NOTIFY in flight). The leader also polls
-(``poll_interval_s``), for writers elsewhere.
+(``poll_interval_s``), for writers elsewhere. A relay made with ``leads=False`` is only such a
+notifier: it never tries for the lock (the HTTP workers of a service whose relay runs in a
+process of its own, ``tpp_plumbing.serve``). Where a relay runs: ``relay_runner``.
 
 The relay publishes rows in id order with an idempotent producer (acks=all) and then marks
 them published (in the statement that reads the next round, when one follows at once); a
@@ -33,7 +35,6 @@ import contextlib
 import functools
 import json
 import logging
-import threading
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -61,6 +62,15 @@ _READ = "id, event_id, event_type, topic, key, payload, headers"
 RELAY_LOCK_KEY = zlib.crc32(b"tpp-outbox-relay")
 #: How long a woken relay waits for more rows before it reads.
 LINGER_S = 0.005
+#: Some session of this database holds the relay's lock (a bigint key: its high and low
+#: halves in classid and objid, objsubid 1); pg_locks is readable by any role.
+LOCK_HELD_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    f" AND classid = 0 AND objid = {RELAY_LOCK_KEY} AND objsubid = 1)"
+)
+#: What a lost (or unproved) connection raises: the lock's session is gone.
+_CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
 
 
 AfterPublish = Callable[[Sequence[int]], Awaitable[None]]
@@ -86,8 +96,13 @@ class OutboxRelay:
         metrics: Metrics | None = None,
         service: str = "",
         lease_s: float = 5.0,
+        leads: bool = True,
     ) -> None:
         self._dsn = dsn
+        # False: a notifier, which never tries for the lock and only NOTIFYs the leader of
+        # this process's commits (the HTTP workers of a service whose relay has a process of
+        # its own, ``relay_mode`` "process").
+        self._leads = leads
         self._kafka = kafka
         self._prefix = kafka.topic_prefix
         self._batch_size = batch_size
@@ -137,9 +152,9 @@ class OutboxRelay:
 
     async def _relay(self) -> None:
         backoff = 0.2
-        while not self._stopping.is_set():
+        while True:
             try:
-                await self._lead()
+                finished = await self._lead()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -149,11 +164,19 @@ class OutboxRelay:
                     extra={"error_type": f"{type(error).__module__}.{type(error).__qualname__}"},
                 )
                 self._set_leader(False)
+                finished = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
             else:
                 backoff = 0.2
+            if self._stopping.is_set():
+                # Stopped while it had lost its lock or its connection: it tries again (once
+                # a retry's wait) to flush, within the grace, unless another relay leads.
+                left = (self._flush_deadline or 0.0) - time.monotonic()
+                if finished or left <= 0:
+                    return
+                await asyncio.sleep(min(backoff, left))
 
     async def stop(self, grace_s: float) -> None:
         """Ask ``run`` to publish what is left (for up to ``grace_s`` seconds) and return."""
@@ -185,7 +208,9 @@ class OutboxRelay:
     def _beat(self) -> None:
         self.heartbeat_at = time.monotonic()
 
-    async def _lead(self) -> None:
+    async def _lead(self) -> bool:
+        """Lead (or stand by, or notify) until stopped: True then (flushed, or another relay
+        leads); False when the lock was lost."""
         # The relay's own commits (rows marked sent, the purge, a stand-by's NOTIFY) do not
         # wait for their WAL to reach the disk. A PostgreSQL crash can then forget the last
         # marks, and those rows are published again: a duplicate, as when the relay dies
@@ -197,13 +222,11 @@ class OutboxRelay:
         )
         try:
             # Another relay of this service may publish; stand by to take over.
-            while not await conn.fetchval(
-                "SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY, timeout=self._lease_s
-            ):
+            while not await self._take_lock(conn):
                 self._beat()
                 await self._stand_by(conn)
                 if self._stopping.is_set():
-                    return
+                    return True
             log.info("outbox relay took the lead", extra={"service": self._service})
             await conn.add_listener(CHANNEL, self._on_notify)
             producer = AIOKafkaProducer(
@@ -219,16 +242,30 @@ class OutboxRelay:
             try:
                 # A deposed leader may still send the batch it had proved its lock for.
                 await asyncio.sleep(self._takeover_wait_s)
-                await self._publish_loop(conn, producer)
+                await self._publish_loop(conn, producer)  # until stopped
             finally:
                 self._set_leader(False)
                 await producer.stop()  # waits for in-flight sends
+            return True
         except LeadLostError:
             log.warning("outbox relay lost its lock; standing by", extra={"service": self._service})
             conn.terminate()
+            return False
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.close(), self._lease_s)
+
+    async def _take_lock(self, conn: asyncpg.Connection) -> bool:
+        """Try for the lock; a notifier only asks something, which keeps its session from the
+        idle timeout."""
+        if not self._leads:
+            await conn.fetchval("SELECT 1", timeout=self._lease_s)
+            return False
+        return bool(
+            await conn.fetchval(
+                "SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY, timeout=self._lease_s
+            )
+        )
 
     def _session_settings(self) -> dict[str, str]:
         """The lock connection's session: PostgreSQL ends it (and so frees the lock) after
@@ -251,7 +288,7 @@ class OutboxRelay:
         asked_at = asyncio.get_running_loop().time()
         try:
             await conn.fetchval("SELECT 1", timeout=self._proof_s * 2)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as error:
+        except (asyncpg.PostgresError, *_CONNECTION_LOST) as error:
             raise LeadLostError from error
         self._proved_at = asked_at
 
@@ -359,7 +396,7 @@ class OutboxRelay:
                     self._batch_size,
                     timeout=self._lease_s,
                 )
-        except (asyncpg.InterfaceError, OSError, TimeoutError) as error:
+        except _CONNECTION_LOST as error:
             raise LeadLostError from error  # the session (and so the lock) is gone or unproved
         self._proved_at = asked_at
         if mark:
@@ -490,65 +527,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (as uvicorn's HTTP loop is), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
-class RelayThread:
-    """Runs an ``OutboxRelay`` on an event loop of its own, in a thread of its own.
-
-    On the HTTP server's loop, every step of the relay's round (the wake-up, the read, the
-    broker's ack) waits behind all the handlers ready before it; on its own loop it waits
-    at most for the interpreter's switch interval (docs/decisions/0007-relay-thread.md).
-    The relay keeps its own connection and producer there, so its lock, keepalives and
-    fencing are the same as on any loop.
-    """
-
-    def __init__(self, relay: OutboxRelay, *, name: str) -> None:
-        self.relay = relay
-        self._name = name
-        self._thread: threading.Thread | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def start(self) -> None:
-        """Start the thread; the relay runs until ``stop``."""
-        # A daemon: a relay that outlives its stop's deadline does not hold the process.
-        self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
-        self._thread.start()
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def _main(self) -> None:
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
-            runner.run(self._run())
-
-    async def _run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        await self.relay.run()
-
-    async def stop(self, *, grace_s: float, timeout_s: float) -> None:
-        """Have the relay publish what is left for up to ``grace_s``; after ``timeout_s``
-        (or at once if it ignores that), cancel it. Waits without blocking the caller's loop."""
-        if self._thread is None:
-            return
-        await self.relay.stop(grace_s)
-        thread = self._thread
-        await asyncio.to_thread(thread.join, timeout_s)
-        if thread.is_alive() and self._loop is not None and self._task is not None:
-            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-                self._loop.call_soon_threadsafe(self._task.cancel)
-            await asyncio.to_thread(thread.join, 1.0)
-        self._thread = None
 
 
 def _stored_headers(stored: Any) -> dict[str, str]:
