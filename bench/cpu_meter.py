@@ -75,7 +75,6 @@ class CpuMeter:
     def __enter__(self) -> CpuMeter:
         self._t0 = time.perf_counter()
         self._all0 = cpu_reading()
-        self._server0 = self.server.cpu_s() if self.server else 0.0
         self._pids0 = self.server.cpu_by_pid() if self.server else {}
         self._self0 = time.process_time()
         return self
@@ -83,8 +82,10 @@ class CpuMeter:
     def __exit__(self, *_: object) -> None:
         elapsed = time.perf_counter() - self._t0
         spent = cpu_spent(self._all0, cpu_reading())
-        server = (self.server.cpu_s() - self._server0) if self.server else 0.0
         pids1 = self.server.cpu_by_pid() if self.server else {}
+        # By process: one that ended in the block (the relay child of a service that has no
+        # relay process, once it looked) must not take its earlier CPU off the total.
+        server = sum(pids1[p] - self._pids0.get(p, 0.0) for p in pids1)
         self.by_process = [
             round((pids1[p] - self._pids0.get(p, 0.0)) / elapsed, 2) for p in sorted(pids1)
         ]

@@ -45,7 +45,8 @@ class Server:
     log: Path
 
     def pids(self) -> list[int]:
-        """The server's processes (the supervisor and its workers)."""
+        """The server's processes: the supervisor and its children (the workers and, in
+        relay_mode "process", the relay process, part of the service's cost)."""
         found = [self.process.pid]
         for status in Path("/proc").glob("[0-9]*/status"):
             with contextlib.suppress(OSError):

@@ -73,7 +73,7 @@ async def main(dsn: str, trap: Path | None) -> None:
     if thread:
         thread.start()
     role = None
-    while thread.is_alive() if thread else not (task and task.done()):
+    while thread.alive() if thread else not (task and task.done()):
         now = "leader" if relay.is_leader else "standby" if relay.heartbeat_at else None
         if now is not None and now != role:
             role = now
