@@ -133,8 +133,14 @@ async def trainee_ids_on(kafka: KafkaSettings, wanted: set[str]) -> set[str]:
 
 @pytest.fixture
 async def replica(
-    databases: Any, infrastructure: Any, kafka: KafkaSettings, tmp_path: Path
+    request: pytest.FixtureRequest,
+    databases: Any,
+    infrastructure: Any,
+    kafka: KafkaSettings,
+    tmp_path: Path,
 ) -> AsyncIterator[Replica]:
+    """A replica in relay mode "process": set, or (param None) the default."""
+    mode = getattr(request, "param", "process")
     url = await databases.create("enrollment", f"_relayproc{uuid.uuid4().hex[:6]}")
     prefix = f"{kafka.topic_prefix}{uuid.uuid4().hex[:6]}."
     async with topics_under(infrastructure, prefix) as own:
@@ -143,11 +149,11 @@ async def replica(
         metrics.mkdir()
         log = tmp_path / "replica.log"
         env = (
-            os.environ
+            {k: v for k, v in os.environ.items() if k != "TPP_ENROLLMENT_RELAY_MODE"}
+            | ({"TPP_ENROLLMENT_RELAY_MODE": mode} if mode else {})
             | infrastructure.kafka_env(own)
             | {
                 "TPP_ENROLLMENT_DATABASE_URL": url,
-                "TPP_ENROLLMENT_RELAY_MODE": "process",
                 "TPP_ENROLLMENT_RELAY_POLL_INTERVAL_S": str(POLL_S),
                 "TPP_ENROLLMENT_RELAY_LEASE_S": str(LEASE_S),
                 "TPP_ENROLLMENT_SHUTDOWN_TIMEOUT_S": "10",
@@ -197,6 +203,7 @@ async def replica(
             await asyncio.to_thread(process.wait, 30)
 
 
+@pytest.mark.parametrize("replica", ["process", None], ids=["set", "default"], indirect=True)
 async def test_commits_are_published_promptly_by_the_relay_process(replica: Replica) -> None:
     async with httpx.AsyncClient(base_url=replica.url, timeout=10) as http:
         pid = replica.relay_pid()

@@ -37,7 +37,7 @@ from tpp_plumbing.observability import logs, telemetry
 from tpp_plumbing.observability.http_tracing import instrument_app
 from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.observability.sql_tracing import instrument_engine
-from tpp_plumbing.settings import KafkaSettings, ServiceSettings
+from tpp_plumbing.settings import KafkaSettings, RelayMode, ServiceSettings
 from tpp_plumbing.web.auth import install_auth
 from tpp_plumbing.web.problems import problem
 from tpp_plumbing.web.ratelimit import RateLimitMiddleware
@@ -95,9 +95,17 @@ class Runtime:
         self.reads = ReadPool(
             asyncpg_dsn(settings.database_url), max_size=settings.database_pool_size
         )
-        #: This process's relay; in ``relay_mode`` "process" a notifier only (``serve_relay``
+        #: Where this process's relay runs: ``relay_mode``, except that "process" needs
+        #: ``tpp_plumbing.serve`` to start the relay process (it marks its children with
+        #: ``WORKER_ENV``); an app served otherwise (in-process, plain uvicorn) relays on its loop.
+        self.relay_mode: RelayMode = (
+            "loop"
+            if settings.relay_mode == "process" and WORKER_ENV not in os.environ
+            else settings.relay_mode
+        )
+        #: This process's relay; in relay mode "process" a notifier only (``serve_relay``
         #: runs the one that leads, in a process of its own).
-        self.relay = self._new_relay(leads=settings.relay_mode != "process")
+        self.relay = self._new_relay(leads=self.relay_mode != "process")
         # A commit that wrote outbox rows wakes the relay (or, standing by, NOTIFYs the leader).
         self.sessions: async_sessionmaker[AsyncSession] = session_factory(
             self.engine, after_outbox_commit=self.relay.committed
@@ -183,7 +191,7 @@ class Runtime:
         if self.migrations is not None:
             await check_schema(self.engine, self.migrations, self.name)
         if self.settings.relay_enabled:
-            where = RelayThread if self.settings.relay_mode == "thread" else RelayTask
+            where = RelayThread if self.relay_mode == "thread" else RelayTask
             self._relay_runner = where(self.relay, name=f"{self.name}-relay")
             self._relay_runner.start()
         if self.settings.consumers_enabled:
@@ -248,7 +256,7 @@ class Runtime:
     def wants_relay_process(self) -> bool:
         """The service's relay runs in a process of its own (``relay_mode`` "process"), which
         ``tpp_plumbing.serve`` starts next to the HTTP workers."""
-        return self.settings.relay_enabled and self.settings.relay_mode == "process"
+        return self.settings.relay_enabled and self.relay_mode == "process"
 
     async def serve_relay(self) -> None:
         """The relay process's life: the replica's one relay that tries for the lock, on this
@@ -384,7 +392,7 @@ class Runtime:
             return "failed: not running"
         if not self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s)):
             return "failed: not running"
-        if s.relay_mode != "process":
+        if self.relay_mode != "process":
             return "ok"
         try:
             async with self.engine.connect() as conn:

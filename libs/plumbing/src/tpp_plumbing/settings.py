@@ -155,12 +155,13 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8000, description="HTTP port the service listens on.")
     relay_enabled: bool = Field(True, description="Run the outbox relay in this process.")
     relay_mode: RelayMode = Field(
-        "loop",
-        description="Where the outbox relay runs: `loop`, a task on each HTTP worker's event"
-        " loop; `thread`, a thread and event loop of its own in each worker (an event leaves"
-        " sooner under load, but the service answers fewer commands per core); `process`, a"
-        " process of its own that tpp_plumbing.serve starts next to the workers, which only"
-        " NOTIFY it of their commits (docs/decisions/0007-relay-thread.md).",
+        "process",
+        description="Where the outbox relay runs: `process`, a process of its own that"
+        " tpp_plumbing.serve starts next to the workers, which only NOTIFY it of their commits"
+        " (an app not served by tpp_plumbing.serve runs it as `loop`: nothing would start the"
+        " process); `loop`, a task on each HTTP worker's event loop (an event leaves later"
+        " under load); `thread`, a thread and event loop of its own in each worker (the"
+        " workers answer fewer commands per core) (docs/decisions/0007-relay-thread.md).",
     )
     relay_batch_size: int = Field(1000, description="Outbox rows published per relay round.")
     relay_poll_interval_s: float = Field(
