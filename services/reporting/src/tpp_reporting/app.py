@@ -9,7 +9,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.web.app import build_app
 from tpp_plumbing.web.limits import Limits
@@ -23,7 +22,9 @@ from tpp_reporting.consumers import subscriptions, topics
 from tpp_reporting.freshness import LagMonitor, Positions
 from tpp_reporting.messaging import MESSAGING
 from tpp_reporting.service import ReportingService
-from tpp_reporting.store import sql, tables
+from tpp_reporting.store import reports as report_store
+from tpp_reporting.store import tables
+from tpp_reporting.store.connection import raw_connection
 
 #: The migrations this version ships (services/<name>/alembic).
 MIGRATIONS = Path(__file__).resolve().parents[2] / "alembic"
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     async def positions() -> Positions:
-        return await sql.offsets(runtime.reads)
+        async with runtime.sessions() as session:
+            return await report_store.positions(await raw_connection(session))
 
     lag = LagMonitor(
         kafka=settings.kafka,
@@ -76,8 +78,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lag = lag
-    # Reporting publishes nothing: its units of work have no outbox and emit nothing.
-    units = UnitsOfWork(runtime.sessions, outbox=None)
-    app.state.service = ReportingService(units, reads=runtime.reads, lag=lag)
+    app.state.service = ReportingService(runtime.sessions, reads=runtime.reads, lag=lag)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

@@ -175,7 +175,7 @@ class LagMonitor:
 
 
 def freshness_of(state: Mapping[str, Any], lag: LagMonitor | None) -> Freshness:
-    """The freshness of a report read at ``state`` (``store.sql.state``): its lag is told
+    """The freshness of a report read at ``state`` (``store.reports.state``): its lag is told
     against the offsets applied in it when they were read with it, else the latest ones."""
     positions: Positions | None = state.get("positions")
     measured = None

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -16,7 +15,6 @@ import httpx
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.db.reads import ReadPool
-from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_reporting.app import create_app
 from tpp_reporting.config import Settings
 from tpp_reporting.service import ReportingService
@@ -165,8 +163,7 @@ async def test_a_callers_commitment_writes_show_at_once_on_either_instance(
 
 
 class CountingReads(ReadPool):
-    """The read pool, noting each round trip: a statement sent on its own, and a snapshot's
-    BEGIN, statements and COMMIT."""
+    """The read pool, noting each statement sent on its own and each snapshot lent."""
 
     def __init__(self, dsn: str) -> None:
         super().__init__(dsn, max_size=2)
@@ -178,27 +175,9 @@ class CountingReads(ReadPool):
 
     @contextlib.asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Any]:
-        self.calls.append("BEGIN")
+        self.calls.append("snapshot")
         async with super().snapshot() as conn:
-            yield _Counted(conn, self.calls)
-        self.calls.append("COMMIT")
-
-
-class _Counted:
-    """A snapshot's connection, noting each statement."""
-
-    def __init__(self, conn: Any, calls: list[str]) -> None:
-        self._conn, self._calls = conn, calls
-
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        self._calls.append("statement")
-        result: list[asyncpg.Record] = await self._conn.fetch(query, *args)
-        return result
-
-    async def execute(self, query: str, *args: Any) -> str:
-        self._calls.append("statement")
-        result: str = await self._conn.execute(query, *args)
-        return result
+            yield conn
 
 
 async def test_a_session_report_and_the_freshness_are_one_statement_after_every_change(
@@ -210,8 +189,7 @@ async def test_a_session_report_and_the_freshness_are_one_statement_after_every_
     organizer = await program.organizer("Mongolian University of Science and Technology")
     session_id = await program.session(organizer, year)
     reads = CountingReads(asyncpg_dsn(platform.urls["reporting"]))
-    units = UnitsOfWork(platform.reporting.app.state.runtime.sessions, outbox=None)
-    service = ReportingService(units, reads=reads)
+    service = ReportingService(platform.reporting.app.state.runtime.sessions, reads=reads)
     try:
         for enrolled in (0, 1):
 
@@ -239,70 +217,5 @@ async def test_a_session_report_and_the_freshness_are_one_statement_after_every_
         reads.calls.clear()  # GET /reports/freshness: one statement too
         assert (await service.freshness()).version >= version
         assert reads.calls == ["statement"]
-    finally:
-        await reads.close()
-
-
-async def test_every_report_read_is_one_statement_when_current_and_two_after_a_change(
-    platform: Any, db: asyncpg.Connection, eventually: Any
-) -> None:
-    # A report older than the projections is read again with its state in one statement (one
-    # more asks the projections' version); a current one costs that one question only.
-    program = Program(platform.registry.http, platform.enrollment.http)
-    year = fresh_year()
-    organizer = await program.organizer("Kenya Agricultural and Livestock Research Organization")
-    await program.plan(year, 3)
-    session_id = await program.session(organizer, year)
-    await program.enroll(session_id, await program.trainee("KE", "female", "expert"))
-    body = {
-        "name": "Places",
-        "metric": "places_given",
-        "target": 100,
-        "start_year": year,
-        "end_year": year,
-        "region": "Africa",
-    }
-    commitment = ok(await platform.reporting.http.post("/commitments", json=body), 201)
-
-    async def applied() -> bool:
-        return bool(
-            await db.fetchval(
-                "SELECT count(*) FROM enrollment_fact WHERE session_id = $1", uuid.UUID(session_id)
-            )
-        )
-
-    await eventually(applied, what="the enrollment applied to the projections")
-    reads = CountingReads(asyncpg_dsn(platform.urls["reporting"]))
-    units = UnitsOfWork(platform.reporting.app.state.runtime.sessions, outbox=None)
-    service = ReportingService(units, reads=reads)
-    cached: dict[str, Callable[[], Awaitable[Any]]] = {
-        "years": lambda: service.years(year, year),
-        "year": lambda: service.year_report(year),
-        **{
-            f"breakdown by {by}": functools.partial(service.breakdown, year, by)
-            for by in ("country", "region", "field", "organizer", "profession", "gender")
-        },
-        "sessions": lambda: service.sessions(year=year),
-        "follow-ups": lambda: service.follow_ups(year),
-        "annual review": lambda: service.annual_review(year),
-        "commitments": service.commitments,
-    }
-    try:
-        for name, read in cached.items():
-            reads.calls.clear()
-            report = await read()  # computed once: older than the projections
-            assert reads.calls == ["statement", "statement"], name
-            reads.calls.clear()
-            assert await read() == report, name  # current: served again
-            assert reads.calls == ["statement"], name
-        review = await service.annual_review(year)
-        assert (review.figures.sessions, review.figures.trainees_enrolled) == (1, 1)
-        assert [c.achieved for c in review.commitments] == [1]
-        assert [o.sessions for o in review.organizers] == [1]
-        for _ in range(2):  # a commitment is read afresh every time
-            reads.calls.clear()
-            one = await service.commitment(uuid.UUID(commitment["commitment_id"]))
-            assert reads.calls == ["statement"]
-            assert (one.achieved, one.by_year) == (1, {year: 1})
     finally:
         await reads.close()

@@ -21,7 +21,7 @@ def covers(have: Version, want: Version) -> bool:
 
 
 def version_of(state: dict[str, Any]) -> Version:
-    """The version of the projections' state (``store.sql.state``)."""
+    """The version of the projections' state (``report_store.state``)."""
     return int(state["version"]), str(state["settings"])
 
 

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
+from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import Commitment, CommitmentIn, CommitmentList, CommitmentProgress
-from tpp_reporting.freshness import Freshness, freshness_of
+from tpp_reporting.freshness import LagMonitor, freshness_of
 from tpp_reporting.service.reading import ReportReader
 from tpp_reporting.store import commitments as commitment_store
+from tpp_reporting.store import reports as report_store
+from tpp_reporting.store.connection import raw_connection
+from tpp_reporting.store.projection import Connection
 
 
 class CommitmentNotFoundError(NotFoundError):
@@ -29,12 +37,24 @@ class InvalidCommitmentError(ProblemError):
 class CommitmentService(ReportReader):
     """Manages the commitments and reports their progress."""
 
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        reads: ReadPool,
+        lag: LagMonitor | None = None,
+        today: Callable[[], date] | None = None,
+    ) -> None:
+        super().__init__(sessions, reads=reads, lag=lag, today=today)
+        # Reporting publishes nothing: its units of work have no outbox and emit nothing.
+        self._uow = UnitsOfWork(sessions, outbox=None)
+
     async def create_commitment(self, body: CommitmentIn) -> CommitmentProgress:
         """Configure a new multi-year commitment."""
         _check_commitment(body)
         commitment_id = new_id()
         async with self._uow() as uow:
-            await commitment_store.add(uow.db, commitment_id, dict(body))
+            await commitment_store.add(await raw_connection(uow.db), commitment_id, dict(body))
         return await self.commitment(commitment_id)
 
     async def update_commitment(
@@ -43,7 +63,9 @@ class CommitmentService(ReportReader):
         """Replace a commitment's definition."""
         _check_commitment(body)
         async with self._uow() as uow:
-            found = await commitment_store.replace(uow.db, commitment_id, dict(body))
+            found = await commitment_store.replace(
+                await raw_connection(uow.db), commitment_id, dict(body)
+            )
         if not found:
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
         return await self.commitment(commitment_id)
@@ -51,34 +73,43 @@ class CommitmentService(ReportReader):
     async def delete_commitment(self, commitment_id: uuid.UUID) -> None:
         """Stop tracking a commitment."""
         async with self._uow() as uow:
-            found = await commitment_store.remove(uow.db, commitment_id)
+            found = await commitment_store.remove(await raw_connection(uow.db), commitment_id)
         if not found:
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
 
     async def commitments(self) -> list[CommitmentProgress]:
         """Every commitment with its progress."""
-
-        async def read() -> tuple[CommitmentList, dict[str, Any]]:
-            rows, state = await commitment_store.every(self._reads)
-            return CommitmentList(items=[self.progress(row) for row in rows]), state
-
-        report: CommitmentList = await self._report(("commitments", self._today()), read)
+        report: CommitmentList = await self._report(
+            ("commitments", self._today()), self._commitment_list
+        )
         fresh = report.freshness
         return [c.model_copy(update={"freshness": fresh}) for c in report.items]
 
-    async def commitment(self, commitment_id: uuid.UUID) -> CommitmentProgress:
-        """One commitment with its progress (one statement, with its freshness)."""
-        row, state = await commitment_store.one(self._reads, commitment_id)
-        if row is None:
-            raise CommitmentNotFoundError(f"no commitment {commitment_id}")
-        return self.progress(row, freshness_of(state, self._lag))
+    async def _commitment_list(self, conn: Connection) -> CommitmentList:
+        rows = await commitment_store.every(conn)
+        return CommitmentList(
+            items=[await self._progress(conn, Commitment(**r), None) for r in rows]
+        )
 
-    def progress(
-        self, row: dict[str, Any], freshness: Freshness | None = None
+    async def commitment(self, commitment_id: uuid.UUID) -> CommitmentProgress:
+        """One commitment with its progress."""
+        async with self._snapshot() as (conn, state):
+            row = await commitment_store.one(conn, commitment_id)
+            if row is None:
+                raise CommitmentNotFoundError(f"no commitment {commitment_id}")
+            return await self._progress(conn, Commitment(**row), state)
+
+    async def _progress(
+        self, conn: Connection, commitment: Commitment, state: dict[str, Any] | None
     ) -> CommitmentProgress:
-        """A commitment's progress from its row (``achieved``: its metric per year)."""
-        by_year: dict[int, int] = row.pop("achieved")
-        commitment = Commitment(**row)
+        by_year = await report_store.commitment_achieved(
+            conn,
+            metric=commitment.metric,
+            start_year=commitment.start_year,
+            end_year=commitment.end_year,
+            field=commitment.field,
+            countries=regions.countries_in(commitment.region) if commitment.region else None,
+        )
         progress = domain.commitment_progress(
             target=commitment.target,
             achieved=sum(by_year.values()),
@@ -98,7 +129,7 @@ class CommitmentService(ReportReader):
             by_year={
                 y: by_year.get(y, 0) for y in range(commitment.start_year, commitment.end_year + 1)
             },
-            freshness=freshness,
+            freshness=freshness_of(state, self._lag) if state is not None else None,
         )
 
 

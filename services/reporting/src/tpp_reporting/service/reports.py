@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import (
@@ -17,6 +16,7 @@ from tpp_reporting.api.models import (
     SessionFigures,
     SessionReport,
     SessionsReport,
+    YearFigures,
     YearReport,
     YearsReport,
 )
@@ -30,8 +30,7 @@ from tpp_reporting.service.figures import (
     year_figures,
 )
 from tpp_reporting.store import reports as report_store
-
-State = dict[str, Any]
+from tpp_reporting.store.projection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +40,32 @@ class ReportingService(CommitmentService):
 
     # --- years -----------------------------------------------------------------------------
 
+    async def _years(self, conn: Connection, wanted: list[int]) -> list[YearFigures]:
+        rows = await report_store.years(conn, sorted({y for w in wanted for y in (w - 1, w)}))
+        return [year_figures(rows[y], previous_values(rows[y - 1])) for y in wanted]
+
     async def year_report(self, year: int) -> YearReport:
         """A program year's figures and their growth against the year before."""
 
-        async def read() -> tuple[YearReport, State]:
-            rows, state = await report_store.year(self._reads, year)
-            figures_ = year_figures(rows[year], previous_values(rows[year - 1]))
-            return YearReport(**figures_.model_dump()), state
+        async def build(conn: Connection) -> YearReport:
+            (figures_,) = await self._years(conn, [year])
+            return YearReport(**figures_.model_dump())
 
-        report: YearReport = await self._report(("year", year), read)
+        report: YearReport = await self._report(("year", year), build)
         return report
 
     async def years(self, first: int | None, last: int | None) -> YearsReport:
         """The figures of every year with a plan or a session (of those in ``first``..``last``
         when given), for the trend: a year with neither is left out, not listed with zeros."""
 
-        async def read() -> tuple[YearsReport, State]:
-            wanted, rows, state = await report_store.years(self._reads, first, last)
-            figures_ = [year_figures(rows[y], previous_values(rows[y - 1])) for y in wanted]
-            return YearsReport(years=figures_), state
+        async def build(conn: Connection) -> YearsReport:
+            known = await report_store.known_years(conn)
+            wanted = [
+                y for y in known if (first is None or y >= first) and (last is None or y <= last)
+            ]
+            return YearsReport(years=await self._years(conn, wanted[:200]))
 
-        report: YearsReport = await self._report(("years", first, last), read)
+        report: YearsReport = await self._report(("years", first, last), build)
         return report
 
     # --- breakdowns ------------------------------------------------------------------------
@@ -69,14 +73,19 @@ class ReportingService(CommitmentService):
     async def breakdown(self, year: int, by: str) -> BreakdownReport:
         """A year's figures by country, region, field, organizer, profession or gender."""
 
-        async def read() -> tuple[BreakdownReport, State]:
-            rows, state = await report_store.breakdown(self._reads, year, by)
+        async def build(conn: Connection) -> BreakdownReport:
+            rows = await report_store.breakdown(conn, year, by)
             if by == "region":
                 rows = fold_regions(rows)
+            labels: dict[str, str] = {}
+            if by == "organizer":
+                labels = await report_store.organizer_names(conn, [r["key"] for r in rows])
+            elif by == "country":
+                labels = {r["key"]: regions.country_name(r["key"]) for r in rows}
             out = [
                 BreakdownRow(
                     key=r["key"],
-                    label=_label(by, r),
+                    label=labels.get(r["key"], r["key"]),
                     region=regions.region(r["key"]) if by == "country" else None,
                     sessions=r.get("sessions"),
                     sessions_held=r.get("held"),
@@ -90,9 +99,9 @@ class ReportingService(CommitmentService):
                 for r in rows
             ]
             out.sort(key=lambda r: (-r.trainees_completed, -r.trainees_accepted, r.label))
-            return BreakdownReport(year=year, by=by, rows=out), state
+            return BreakdownReport(year=year, by=by, rows=out)
 
-        report: BreakdownReport = await self._report(("breakdown", year, by), read)
+        report: BreakdownReport = await self._report(("breakdown", year, by), build)
         return report
 
     # --- sessions --------------------------------------------------------------------------
@@ -110,9 +119,9 @@ class ReportingService(CommitmentService):
         """Per-session figures, filtered."""
         key = ("sessions", year, field, organizer_id, status, limit, offset)
 
-        async def read() -> tuple[SessionsReport, State]:
-            rows, state = await report_store.sessions(
-                self._reads,
+        async def build(conn: Connection) -> SessionsReport:
+            rows = await report_store.sessions(
+                conn,
                 year=year,
                 field=field,
                 organizer_id=organizer_id,
@@ -120,9 +129,9 @@ class ReportingService(CommitmentService):
                 limit=limit,
                 offset=offset,
             )
-            return SessionsReport(rows=[session_figures(r) for r in rows]), state
+            return SessionsReport(rows=[session_figures(r) for r in rows])
 
-        report: SessionsReport = await self._report(key, read)
+        report: SessionsReport = await self._report(key, build)
         return report
 
     async def session_report(self, session_id: uuid.UUID) -> SessionReport:
@@ -149,11 +158,10 @@ class ReportingService(CommitmentService):
     async def follow_ups(self, year: int) -> FollowUpReport:
         """Follow-up coverage of a year's completed trainees, and the outcomes found."""
 
-        async def read() -> tuple[FollowUpReport, State]:
-            data, state = await report_store.follow_ups(self._reads, year)
-            return follow_up_report(year, data), state
+        async def build(conn: Connection) -> FollowUpReport:
+            return follow_up_report(year, await report_store.follow_ups(conn, year))
 
-        report: FollowUpReport = await self._report(("follow-ups", year), read)
+        report: FollowUpReport = await self._report(("follow-ups", year), build)
         return report
 
     # --- the annual review -----------------------------------------------------------------
@@ -161,21 +169,23 @@ class ReportingService(CommitmentService):
     async def annual_review(self, year: int) -> AnnualReview:
         """A year as the center presents it at its review meeting."""
 
-        async def read() -> tuple[AnnualReview, State]:
-            data, state = await report_store.annual_review(self._reads, year)
-            rows = data["years"]
+        async def build(conn: Connection) -> AnnualReview:
+            rows = await report_store.years(conn, [year - 1, year, year + 1])
             this = year_figures(rows[year], previous_values(rows[year - 1]))
             nxt = rows[year + 1]
-            countries, fields, organizers = data["countries"], data["fields"], data["organizers"]
-            evaluation = data["evaluation"]
-            follow = follow_up_report(year, data["follow_ups"])
+            countries = await report_store.breakdown(conn, year, "country")
+            fields = await report_store.breakdown(conn, year, "field")
+            organizers = await report_store.breakdown(conn, year, "organizer")
+            names = await report_store.organizer_names(conn, [o["key"] for o in organizers])
+            evaluation = await report_store.evaluations(conn, year)
+            follow = follow_up_report(year, await report_store.follow_ups(conn, year))
             reached = sorted(
                 (c for c in countries if c["accepted"]), key=lambda c: (-c["accepted"], c["key"])
             )
-            listed = [self.progress(c) for c in data["commitments"]]
-            review = AnnualReview(
+            listed = await self._commitment_list(conn)
+            return AnnualReview(
                 year=year,
-                commitments=[c for c in listed if c.start_year <= year <= c.end_year],
+                commitments=[c for c in listed.items if c.start_year <= year <= c.end_year],
                 figures=this,
                 countries=[
                     BreakdownRow(
@@ -196,7 +206,7 @@ class ReportingService(CommitmentService):
                     (
                         OrganizerFigures(
                             organizer_id=o["key"],
-                            name=o["name"] or o["key"],
+                            name=names.get(o["key"], o["key"]),
                             sessions=o.get("sessions", 0),
                             sessions_held=o.get("held", 0),
                             trainees_accepted=o["accepted"],
@@ -219,16 +229,6 @@ class ReportingService(CommitmentService):
                     growth_vs_held=domain.growth(nxt["planned_sessions"], this.sessions_held),
                 ),
             )
-            return review, state
 
-        report: AnnualReview = await self._report(("review", year, self._today()), read)
+        report: AnnualReview = await self._report(("review", year, self._today()), build)
         return report
-
-
-def _label(by: str, row: dict[str, Any]) -> str:
-    """A breakdown row's label: an organizer's name, a country's name, else its key."""
-    if by == "organizer":
-        return str(row.get("name") or row["key"])
-    if by == "country":
-        return regions.country_name(row["key"])
-    return str(row["key"])

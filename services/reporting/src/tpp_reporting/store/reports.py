@@ -1,25 +1,23 @@
-"""The reports' queries: each report read with the state it was read at, in one statement.
-
-Each function returns the report's plain rows (dicts) and the state (``sql.read``).
-"""
+"""SQL over the projections: each function returns plain rows (dicts) for one report."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from tpp_reporting.store import commitments
-from tpp_reporting.store.sql import (
-    ADMITTED_SQL,
-    PERSON,
-    POSITIONS,
-    STATE,
-    Rows,
-    json_row,
-    json_rows,
-    read,
-    with_positions,
-)
+
+class Rows(Protocol):
+    """Where the reports' statements run: a connection (in a snapshot) or the read pool (each
+    statement its own snapshot)."""
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+
+
+ADMITTED = ("accepted", "attended", "completed", "no_show")
+_ADMITTED_SQL = "('accepted', 'attended', 'completed', 'no_show')"
+# One person per trainee (an erased trainee's enrollments carry one surrogate id); rows erased
+# by an older version without it (trainee_id NULL) count one person each until a rebuild.
+_PERSON = "coalesce(e.trainee_id, e.enrollment_id)"
 
 #: Breakdown dimensions: the SQL expression grouped on, and whether it is a session attribute.
 DIMENSIONS: dict[str, tuple[str, bool]] = {
@@ -31,15 +29,63 @@ DIMENSIONS: dict[str, tuple[str, bool]] = {
     "organizer": ("s.organizer_id::text", True),
 }
 
-State = dict[str, Any]
+
+def _dicts(rows: list[Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in rows]
 
 
-def _years(wanted: str) -> str:
-    """A query: the per-year figures of each year ``wanted`` (a query of ``year``) gives,
-    zeros for a year without data."""
-    return f"""
-        WITH y AS ({wanted}),
-        s AS (
+#: The projections' version, events applied and newest event, as columns of ``p``.
+_STATE = (
+    "coalesce(p.version, 0) AS version, coalesce(p.events_applied, 0) AS events_applied,"
+    " p.last_event_at"
+)
+#: The offsets applied, as three arrays of ``c`` (``_positions`` makes them a mapping).
+_POSITIONS = (
+    "LATERAL (SELECT array_agg(topic) AS topics, array_agg(partition) AS partitions,"
+    " array_agg(next_offset) AS offsets FROM consumer_position) c"
+)
+
+
+def _positions(row: dict[str, Any]) -> dict[str, Any]:
+    columns: list[list[Any]] = [row.pop(k) or [] for k in ("topics", "partitions", "offsets")]
+    row["positions"] = {(t, p): o for t, p, o in zip(*columns, strict=True)}
+    return row
+
+
+async def state(conn: Rows, *, with_positions: bool = False) -> dict[str, Any]:
+    """The projection's version, events applied, the time of the newest event, and a token
+    that changes with the commitments (row count and newest row version); with
+    ``with_positions``, also ``positions`` (what ``positions`` returns) in the same statement."""
+    rows = await conn.fetch(
+        f"SELECT {_STATE}, (SELECT count(*)::text || '.'"
+        " || coalesce(max(xmin::text::bigint), 0)::text FROM commitment) AS settings"
+        + (", c.topics, c.partitions, c.offsets" if with_positions else "")
+        + " FROM (SELECT 1) one LEFT JOIN projection_state p ON p.id = 1"
+        + (f", {_POSITIONS}" if with_positions else "")
+    )
+    found = dict(rows[0])
+    return _positions(found) if with_positions else found
+
+
+async def positions(conn: Rows) -> dict[tuple[str, int], int]:
+    """The next offset the live consumer will apply, per (topic, partition)."""
+    rows = await conn.fetch("SELECT topic, partition, next_offset FROM consumer_position")
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def known_years(conn: Rows) -> list[int]:
+    """Every year some session or plan is in."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT year FROM session_fact UNION SELECT year FROM plan_fact ORDER BY 1"
+    )
+    return [r["year"] for r in rows]
+
+
+async def years(conn: Rows, wanted: list[int]) -> dict[int, dict[str, Any]]:
+    """The per-year figures of each wanted year (zeros for a year without data)."""
+    rows = await conn.fetch(
+        f"""
+        WITH s AS (
             SELECT year, count(*) AS sessions,
                    count(*) FILTER (WHERE status <> 'draft') AS published,
                    count(*) FILTER (WHERE status = 'completed') AS held,
@@ -48,17 +94,17 @@ def _years(wanted: str) -> str:
                    count(*) FILTER (WHERE overseas AND status = 'completed') AS overseas_held,
                    count(*) FILTER (WHERE overseas AND status = 'cancelled')
                        AS overseas_cancelled
-            FROM session_fact WHERE year IN (SELECT year FROM y) GROUP BY year),
+            FROM session_fact WHERE year = ANY($1::int[]) GROUP BY year),
         e AS (
             SELECT s.year, count(*) AS enrollments,
-                   count(DISTINCT {PERSON}) AS enrolled,
-                   count(DISTINCT {PERSON}) FILTER (WHERE e.status IN {ADMITTED_SQL})
+                   count(DISTINCT {_PERSON}) AS enrolled,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status IN {_ADMITTED_SQL})
                        AS accepted,
-                   count(DISTINCT {PERSON}) FILTER (WHERE e.status = 'completed') AS completed,
-                   count(DISTINCT e.country) FILTER (WHERE e.status IN {ADMITTED_SQL})
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status = 'completed') AS completed,
+                   count(DISTINCT e.country) FILTER (WHERE e.status IN {_ADMITTED_SQL})
                        AS countries
             FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
-            WHERE s.year IN (SELECT year FROM y) GROUP BY s.year)
+            WHERE s.year = ANY($1::int[]) GROUP BY s.year)
         SELECT y.year, p.planned_sessions, p.planned_overseas_sessions,
                coalesce(s.sessions, 0) AS sessions, coalesce(s.published, 0) AS published,
                coalesce(s.held, 0) AS held, coalesce(s.cancelled, 0) AS cancelled,
@@ -68,90 +114,61 @@ def _years(wanted: str) -> str:
                coalesce(e.enrollments, 0) AS enrollments, coalesce(e.enrolled, 0) AS enrolled,
                coalesce(e.accepted, 0) AS accepted, coalesce(e.completed, 0) AS completed,
                coalesce(e.countries, 0) AS countries
-        FROM (SELECT DISTINCT year FROM y) y
+        FROM unnest($1::int[]) AS y(year)
         LEFT JOIN s ON s.year = y.year LEFT JOIN e ON e.year = y.year
         LEFT JOIN plan_fact p ON p.year = y.year
-    """
-
-
-def _by_year(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    return {r["year"]: r for r in rows}
-
-
-async def year(conn: Rows, wanted: int) -> tuple[dict[int, dict[str, Any]], State]:
-    """The figures of a year and of the year before (for its growth)."""
-    rows, state = await read(
-        conn, json_rows(_years("SELECT unnest(ARRAY[$1::int - 1, $1::int]) AS year")), wanted
+        """,
+        wanted,
     )
-    return _by_year(rows), state
+    return {r["year"]: dict(r) for r in rows}
 
 
-#: The years some session or plan is in, of those from $1 to $2 (either may be null), the
-#: first 200.
-_KNOWN = """
-    SELECT year FROM (SELECT year FROM session_fact UNION SELECT year FROM plan_fact) k
-    WHERE ($1::int IS NULL OR year >= $1) AND ($2::int IS NULL OR year <= $2)
-    ORDER BY year LIMIT 200
-"""
-
-
-async def years(
-    conn: Rows, first: int | None, last: int | None
-) -> tuple[list[int], dict[int, dict[str, Any]], State]:
-    """The years with a session or a plan (of those from ``first`` to ``last`` when given, the
-    first 200), and the figures of each and of the year before each."""
-    data, state = await read(
-        conn,
-        f"""WITH w AS ({_KNOWN}) SELECT json_build_object(
-            'wanted', (SELECT coalesce(json_agg(year ORDER BY year), '[]'::json) FROM w),
-            'rows', {json_rows(_years("SELECT year FROM w UNION SELECT year - 1 FROM w"))})""",
-        first,
-        last,
-    )
-    return data["wanted"], _by_year(data["rows"]), state
-
-
-def _breakdown(by: str) -> str:
-    """A query: enrollment figures of the year $1 grouped by a dimension (and its sessions,
-    for a session attribute; and the organizer's ``name``, by organizer)."""
+async def breakdown(conn: Rows, year: int, by: str) -> list[dict[str, Any]]:
+    """Enrollment figures of a year grouped by a dimension (and sessions, for session ones)."""
     expression, per_session = DIMENSIONS[by]
-    enrolled = f"""
-        SELECT {expression} AS key, count(*) AS enrollments,
-               count(DISTINCT {PERSON}) AS enrolled,
-               count(DISTINCT {PERSON}) FILTER (WHERE e.status IN {ADMITTED_SQL})
-                   AS accepted,
-               count(DISTINCT {PERSON}) FILTER (WHERE e.status = 'completed') AS completed,
-               count(DISTINCT e.country) FILTER (WHERE e.status IN {ADMITTED_SQL})
-                   AS countries
-        FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
-        WHERE s.year = $1 GROUP BY 1
-    """
+    rows = _dicts(
+        await conn.fetch(
+            f"""
+            SELECT {expression} AS key, count(*) AS enrollments,
+                   count(DISTINCT {_PERSON}) AS enrolled,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status IN {_ADMITTED_SQL})
+                       AS accepted,
+                   count(DISTINCT {_PERSON}) FILTER (WHERE e.status = 'completed') AS completed,
+                   count(DISTINCT e.country) FILTER (WHERE e.status IN {_ADMITTED_SQL})
+                       AS countries
+            FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+            WHERE s.year = $1 GROUP BY 1
+            """,
+            year,
+        )
+    )
     if not per_session:
-        return enrolled
-    named = by == "organizer"
-    return f"""
-        WITH en AS ({enrolled}), se AS (
-            SELECT {expression} AS key, count(*) AS sessions,
-                   count(*) FILTER (WHERE s.status = 'completed') AS held,
-                   count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled
-            FROM session_fact s WHERE s.year = $1 GROUP BY 1)
-        SELECT coalesce(en.key, se.key) AS key, coalesce(en.enrollments, 0) AS enrollments,
-               coalesce(en.enrolled, 0) AS enrolled, coalesce(en.accepted, 0) AS accepted,
-               coalesce(en.completed, 0) AS completed, coalesce(en.countries, 0) AS countries,
-               se.sessions, se.held, se.cancelled{", o.name" if named else ""}
-        FROM en FULL JOIN se ON se.key = en.key
-        {
-        "LEFT JOIN organizer_dim o ON o.organizer_id::text = coalesce(en.key, se.key)"
-        if named
-        else ""
-    }
-    """
+        return rows
+    sessions = await conn.fetch(
+        f"""
+        SELECT {expression} AS key, count(*) AS sessions,
+               count(*) FILTER (WHERE s.status = 'completed') AS held,
+               count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled
+        FROM session_fact s WHERE s.year = $1 GROUP BY 1
+        """,
+        year,
+    )
+    by_key = {row["key"]: row for row in rows}
+    empty = {"enrollments": 0, "enrolled": 0, "accepted": 0, "completed": 0, "countries": 0}
+    for row in sessions:
+        target = by_key.setdefault(row["key"], {"key": row["key"], **empty})
+        target.update(sessions=row["sessions"], held=row["held"], cancelled=row["cancelled"])
+    return list(by_key.values())
 
 
-async def breakdown(conn: Rows, year: int, by: str) -> tuple[list[dict[str, Any]], State]:
-    """Enrollment figures of a year grouped by a dimension (see ``_breakdown``)."""
-    rows, state = await read(conn, json_rows(_breakdown(by)), year)
-    return rows, state
+async def organizer_names(conn: Rows, ids: list[str]) -> dict[str, str]:
+    """Organizer names by id (from the registry's organizer events)."""
+    rows = await conn.fetch(
+        "SELECT organizer_id::text AS id, name FROM organizer_dim"
+        " WHERE organizer_id = ANY($1::uuid[])",
+        ids,
+    )
+    return {r["id"]: r["name"] for r in rows}
 
 
 def _counts_of(session_id: str) -> str:
@@ -160,7 +177,7 @@ def _counts_of(session_id: str) -> str:
     return f"""
         LATERAL (
             SELECT count(*) AS enrolled,
-                   count(*) FILTER (WHERE status IN {ADMITTED_SQL}) AS accepted,
+                   count(*) FILTER (WHERE status IN {_ADMITTED_SQL}) AS accepted,
                    count(*) FILTER (WHERE status = 'waitlisted') AS waitlisted,
                    count(*) FILTER (WHERE status = 'completed') AS completed,
                    count(*) FILTER (WHERE status = 'no_show') AS no_show
@@ -193,25 +210,29 @@ async def sessions(
     status: str | None,
     limit: int,
     offset: int,
-) -> tuple[list[dict[str, Any]], State]:
+) -> list[dict[str, Any]]:
     """Per-session figures, filtered, ordered by year then title."""
-    query = (
-        _SESSION_FIGURES
-        + """
-        WHERE ($1::int IS NULL OR s.year = $1) AND ($2::text IS NULL OR s.field = $2)
-          AND ($3::uuid IS NULL OR s.organizer_id = $3)
-          AND ($4::text IS NULL OR s.status = $4)
-        ORDER BY s.year, s.title, s.session_id LIMIT $5 OFFSET $6
-        """
+    return _dicts(
+        await conn.fetch(
+            _SESSION_FIGURES
+            + """
+            WHERE ($1::int IS NULL OR s.year = $1) AND ($2::text IS NULL OR s.field = $2)
+              AND ($3::uuid IS NULL OR s.organizer_id = $3)
+              AND ($4::text IS NULL OR s.status = $4)
+            ORDER BY s.year, s.title, s.session_id LIMIT $5 OFFSET $6
+            """,
+            year,
+            field,
+            organizer_id,
+            status,
+            limit,
+            offset,
+        )
     )
-    rows, state = await read(
-        conn, json_rows(query), year, field, organizer_id, status, limit, offset
-    )
-    return rows, state
 
 
 _SESSION_REPORT = f"""
-    SELECT {STATE}, c.topics, c.partitions, c.offsets,
+    SELECT {_STATE}, c.topics, c.partitions, c.offsets,
            s.session_id IS NOT NULL AS known, q.session_id, s.title, s.year, s.field,
            s.organizer_id, o.name AS organizer, s.venue_country, s.overseas, s.capacity,
            s.status, e.enrolled, e.accepted, e.waitlisted, e.completed, e.no_show,
@@ -221,7 +242,7 @@ _SESSION_REPORT = f"""
     LEFT JOIN session_fact s ON s.session_id = q.session_id
     LEFT JOIN organizer_dim o ON o.organizer_id = s.organizer_id
     CROSS JOIN {_counts_of("q.session_id")}
-    CROSS JOIN {POSITIONS}
+    CROSS JOIN {_POSITIONS}
 """
 
 
@@ -230,62 +251,100 @@ async def session_report(conn: Rows, session_id: uuid.UUID) -> dict[str, Any]:
     snapshot, one round trip); ``known`` is false until an event about the session arrived
     (its enrollment counts are there even before)."""
     rows = await conn.fetch(_SESSION_REPORT, session_id)
-    return with_positions(dict(rows[0]))
+    return _positions(dict(rows[0]))
 
 
-#: An expression: the year $1's evaluation count and score total, as a JSON object.
-_EVALUATIONS = json_row(
-    "SELECT count(*) AS evaluations, sum(v.score) AS score_total FROM evaluation_fact v"
-    " JOIN session_fact s ON s.session_id = v.session_id WHERE s.year = $1"
-)
-_COVERAGE = json_row(
-    """
-    SELECT count(*) AS completed,
-           count(*) FILTER (WHERE EXISTS (
-               SELECT 1 FROM follow_up_fact f WHERE f.enrollment_id = e.enrollment_id))
-               AS followed_up
-    FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
-    WHERE s.year = $1 AND e.status = 'completed'
-    """
-)
-_OUTCOMES = json_rows(
-    """
-    SELECT f.outcome, count(*) AS follow_ups, count(DISTINCT f.enrollment_id) AS trainees
-    FROM follow_up_fact f JOIN session_fact s ON s.session_id = f.session_id
-    WHERE s.year = $1 GROUP BY f.outcome ORDER BY 2 DESC, 1
-    """
-)
-#: An expression: the year $1's completed enrollments, how many have a follow-up, and the
-#: follow-up outcomes, as a JSON object.
-_FOLLOW_UPS = f"json_build_object('coverage', {_COVERAGE}, 'outcomes', {_OUTCOMES})"
+async def evaluations(conn: Rows, year: int) -> dict[str, Any]:
+    """A year's evaluation count and score total."""
+    rows = await conn.fetch(
+        "SELECT count(*) AS evaluations, sum(v.score) AS score_total FROM evaluation_fact v"
+        " JOIN session_fact s ON s.session_id = v.session_id WHERE s.year = $1",
+        year,
+    )
+    return dict(rows[0])
 
 
-def _follow_ups(data: dict[str, Any]) -> dict[str, Any]:
-    return {**data["coverage"], "outcomes": data["outcomes"]}
-
-
-async def follow_ups(conn: Rows, year: int) -> tuple[dict[str, Any], State]:
+async def follow_ups(conn: Rows, year: int) -> dict[str, Any]:
     """Completed enrollments of a year, how many have a follow-up, and follow-up outcomes."""
-    data, state = await read(conn, _FOLLOW_UPS, year)
-    return _follow_ups(data), state
+    coverage = await conn.fetch(
+        """
+        SELECT count(*) AS completed,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM follow_up_fact f WHERE f.enrollment_id = e.enrollment_id))
+                   AS followed_up
+        FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+        WHERE s.year = $1 AND e.status = 'completed'
+        """,
+        year,
+    )
+    outcomes = await conn.fetch(
+        "SELECT f.outcome, count(*) AS follow_ups, count(DISTINCT f.enrollment_id) AS trainees"
+        " FROM follow_up_fact f JOIN session_fact s ON s.session_id = f.session_id"
+        " WHERE s.year = $1 GROUP BY f.outcome ORDER BY 2 DESC, 1",
+        year,
+    )
+    return {**dict(coverage[0]), "outcomes": _dicts(outcomes)}
 
 
-_REVIEW = f"""json_build_object(
-    'years', {json_rows(_years("SELECT unnest(ARRAY[$1::int - 1, $1::int, $1::int + 1]) AS year"))},
-    'countries', {json_rows(_breakdown("country"))},
-    'fields', {json_rows(_breakdown("field"))},
-    'organizers', {json_rows(_breakdown("organizer"))},
-    'evaluation', {_EVALUATIONS},
-    'follow_ups', {_FOLLOW_UPS},
-    'commitments', {json_rows(commitments.progress_rows(2))})"""
-
-
-async def annual_review(conn: Rows, year: int) -> tuple[dict[str, Any], State]:
-    """Everything a year's review shows: ``years`` (the year, the one before and the one
-    after), the year by ``countries``, ``fields`` and ``organizers``, its ``evaluation``,
-    its ``follow_ups``, and every commitment with what it achieved."""
-    data, state = await read(conn, _REVIEW, year, *commitments.region_pairs())
-    data["years"] = _by_year(data["years"])
-    data["follow_ups"] = _follow_ups(data["follow_ups"])
-    data["commitments"] = [commitments.progress(c) for c in data["commitments"]]
-    return data, state
+async def commitment_achieved(
+    conn: Rows,
+    *,
+    metric: str,
+    start_year: int,
+    end_year: int,
+    field: str | None,
+    countries: list[str] | None,
+) -> dict[int, int]:
+    """Per year of the period, the commitment's metric (field and countries filter it)."""
+    if metric == "sessions_held":
+        rows = await conn.fetch(
+            """
+            SELECT year, count(*) AS value FROM session_fact s
+            WHERE s.year BETWEEN $1 AND $2 AND s.status = 'completed'
+              AND ($3::text IS NULL OR s.field = $3)
+              AND ($4::text[] IS NULL OR s.venue_country = ANY($4::text[]))
+            GROUP BY year
+            """,
+            start_year,
+            end_year,
+            field,
+            countries,
+        )
+    elif metric == "places_offered":
+        rows = await conn.fetch(
+            """
+            SELECT year, sum(capacity)::bigint AS value FROM session_fact s
+            WHERE s.year BETWEEN $1 AND $2 AND s.status NOT IN ('draft', 'cancelled')
+              AND ($3::text IS NULL OR s.field = $3)
+              AND ($4::text[] IS NULL OR s.venue_country = ANY($4::text[]))
+            GROUP BY year
+            """,
+            start_year,
+            end_year,
+            field,
+            countries,
+        )
+    else:
+        condition = {
+            "trainees_completed": "e.status = 'completed'",
+            "trainees_accepted": f"e.status IN {_ADMITTED_SQL}",
+            "trainees_enrolled": "true",
+            "places_given": f"e.status IN {_ADMITTED_SQL}",
+        }[metric]
+        # Places count enrollments; the trainee metrics count people (once a year).
+        counted = "count(*)" if metric == "places_given" else f"count(DISTINCT {_PERSON})"
+        rows = await conn.fetch(
+            f"""
+            SELECT s.year, {counted} AS value
+            FROM enrollment_fact e JOIN session_fact s ON s.session_id = e.session_id
+            WHERE s.year BETWEEN $1 AND $2 AND {condition}
+              AND ($3::text IS NULL OR s.field = $3)
+              AND ($4::text[] IS NULL OR e.country = ANY($4::text[]))
+            GROUP BY s.year
+            """,
+            start_year,
+            end_year,
+            field,
+            countries,
+        )
+    return {r["year"]: r["value"] for r in rows}
