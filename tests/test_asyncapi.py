@@ -17,7 +17,7 @@ from tpp_contracts.examples import example
 from tpp_contracts.topics import ALL as ALL_TOPICS
 from tpp_contracts.topics import ENROLLMENTS, SESSIONS, TRAINEES
 from tpp_ops import asyncapi
-from tpp_plumbing.messaging import relay
+from tpp_plumbing.messaging import publish
 from tpp_plumbing.messaging.asyncapi import render, subscriber_document
 from tpp_plumbing.settings import KafkaSettings
 
@@ -130,7 +130,7 @@ def test_each_event_as_the_relay_encodes_it_matches_its_message(model: type[Any]
     assert location == "$message.payload#/correlationid"
     assert "correlationid" in value
     # The headers the relay writes (untraced here: content-type alone) satisfy the document.
-    headers = {k: v.decode() for k, v in relay._kafka_headers({}, INVALID_SPAN)}
+    headers = {k: v.decode() for k, v in publish._kafka_headers({}, INVALID_SPAN)}
     assert jsonschema_rs.validator_for(message["headers"]).is_valid(headers)
     assert set(headers) <= set(message["headers"]["properties"])
     wrong = dict(value, data={**value["data"], model.topic.key: 12})

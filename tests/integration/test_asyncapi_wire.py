@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from tpp_contracts import decode
 from tpp_contracts.topics import ORGANIZERS
 from tpp_plumbing.messaging.asyncapi import subscriber_document
-from tpp_plumbing.messaging.relay import partition_of
+from tpp_plumbing.messaging.publish import partition_of
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import Platform
 

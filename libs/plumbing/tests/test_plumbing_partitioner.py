@@ -7,7 +7,7 @@ import uuid
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
-from tpp_plumbing.messaging.relay import partition_of
+from tpp_plumbing.messaging.publish import partition_of
 
 
 @given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))

@@ -6,7 +6,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tpp_plumbing.messaging.relay import LeadLostError, OutboxRelay
+from tpp_plumbing.messaging.publish import LeadLostError
+from tpp_plumbing.messaging.relay import OutboxRelay
 from tpp_plumbing.settings import KafkaSettings
 
 
