@@ -1,7 +1,8 @@
 """The services keep their shape: no service imports another; SQL stays in store/.
 
-A use case (service/) hands the store's queries the unit of work's connection and never
-builds SQL or opens a connection itself; a route (api/) calls a use case, never the store.
+A use case (service/) hands the store's queries the unit of work's connection (or, for
+reporting's reports, a read snapshot's) and never builds SQL or opens a connection itself; a
+route (api/) calls a use case, never the store.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ ROOT = Path(__file__).parents[1] / "services"
 SERVICES = ("registry", "enrollment", "reporting")
 #: What builds SQL or talks to the database: the store's to import.
 DATABASE = {"sqlalchemy", "asyncpg"}
-#: The services whose service/ and api/ are free of it (reporting's service/ still reads
-#: through SQLAlchemy itself).
-LAYERED = ("registry", "enrollment")
+#: The services whose service/ and api/ are free of it: every one.
+LAYERED = SERVICES
 
 
 def _package(service: str) -> Path:

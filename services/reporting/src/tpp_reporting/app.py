@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.runtime import Runtime
 from tpp_plumbing.web.app import build_app
 from tpp_plumbing.web.limits import Limits
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lag = lag
-    app.state.service = ReportingService(runtime.sessions, reads=runtime.reads, lag=lag)
+    # Reporting publishes nothing: its units of work have no outbox and emit nothing.
+    units = UnitsOfWork(runtime.sessions, outbox=None)
+    app.state.service = ReportingService(units, reads=runtime.reads, lag=lag)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from tpp_plumbing.db.engine import asyncpg_dsn
 from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_reporting.app import create_app
 from tpp_reporting.config import Settings
 from tpp_reporting.service import ReportingService
@@ -189,7 +190,8 @@ async def test_a_session_report_and_the_freshness_are_one_statement_after_every_
     organizer = await program.organizer("Mongolian University of Science and Technology")
     session_id = await program.session(organizer, year)
     reads = CountingReads(asyncpg_dsn(platform.urls["reporting"]))
-    service = ReportingService(platform.reporting.app.state.runtime.sessions, reads=reads)
+    units = UnitsOfWork(platform.reporting.app.state.runtime.sessions, outbox=None)
+    service = ReportingService(units, reads=reads)
     try:
         for enrolled in (0, 1):
 

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import date
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_contracts.envelope import new_id
-from tpp_plumbing.db.reads import ReadPool
-from tpp_plumbing.db.uow import UnitsOfWork
 from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import Commitment, CommitmentIn, CommitmentList, CommitmentProgress
-from tpp_reporting.freshness import LagMonitor, freshness_of
+from tpp_reporting.freshness import freshness_of
 from tpp_reporting.service.reading import ReportReader
 from tpp_reporting.store import commitments as commitment_store
 from tpp_reporting.store import reports as report_store
-from tpp_reporting.store.connection import raw_connection
-from tpp_reporting.store.projection import Connection
+from tpp_reporting.store.reports import Rows
 
 
 class CommitmentNotFoundError(NotFoundError):
@@ -37,24 +31,12 @@ class InvalidCommitmentError(ProblemError):
 class CommitmentService(ReportReader):
     """Manages the commitments and reports their progress."""
 
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        reads: ReadPool,
-        lag: LagMonitor | None = None,
-        today: Callable[[], date] | None = None,
-    ) -> None:
-        super().__init__(sessions, reads=reads, lag=lag, today=today)
-        # Reporting publishes nothing: its units of work have no outbox and emit nothing.
-        self._uow = UnitsOfWork(sessions, outbox=None)
-
     async def create_commitment(self, body: CommitmentIn) -> CommitmentProgress:
         """Configure a new multi-year commitment."""
         _check_commitment(body)
         commitment_id = new_id()
         async with self._uow() as uow:
-            await commitment_store.add(await raw_connection(uow.db), commitment_id, dict(body))
+            await commitment_store.add(uow.db, commitment_id, dict(body))
         return await self.commitment(commitment_id)
 
     async def update_commitment(
@@ -63,9 +45,7 @@ class CommitmentService(ReportReader):
         """Replace a commitment's definition."""
         _check_commitment(body)
         async with self._uow() as uow:
-            found = await commitment_store.replace(
-                await raw_connection(uow.db), commitment_id, dict(body)
-            )
+            found = await commitment_store.replace(uow.db, commitment_id, dict(body))
         if not found:
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
         return await self.commitment(commitment_id)
@@ -73,7 +53,7 @@ class CommitmentService(ReportReader):
     async def delete_commitment(self, commitment_id: uuid.UUID) -> None:
         """Stop tracking a commitment."""
         async with self._uow() as uow:
-            found = await commitment_store.remove(await raw_connection(uow.db), commitment_id)
+            found = await commitment_store.remove(uow.db, commitment_id)
         if not found:
             raise CommitmentNotFoundError(f"no commitment {commitment_id}")
 
@@ -85,7 +65,7 @@ class CommitmentService(ReportReader):
         fresh = report.freshness
         return [c.model_copy(update={"freshness": fresh}) for c in report.items]
 
-    async def _commitment_list(self, conn: Connection) -> CommitmentList:
+    async def _commitment_list(self, conn: Rows) -> CommitmentList:
         rows = await commitment_store.every(conn)
         return CommitmentList(
             items=[await self._progress(conn, Commitment(**r), None) for r in rows]
@@ -100,7 +80,7 @@ class CommitmentService(ReportReader):
             return await self._progress(conn, Commitment(**row), state)
 
     async def _progress(
-        self, conn: Connection, commitment: Commitment, state: dict[str, Any] | None
+        self, conn: Rows, commitment: Commitment, state: dict[str, Any] | None
     ) -> CommitmentProgress:
         by_year = await report_store.commitment_achieved(
             conn,

@@ -17,17 +17,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tpp_plumbing.db.reads import ReadPool
+from tpp_plumbing.db.uow import UnitsOfWork
 
 from tpp_reporting.api.models import Report
 from tpp_reporting.freshness import Freshness, LagMonitor, freshness_of
 from tpp_reporting.service.cache import ReportCache, StateProbe, Version, version_of
 from tpp_reporting.store import reports as report_store
-from tpp_reporting.store.projection import Connection
+from tpp_reporting.store.reports import Rows
 
 
 class ReportReader:
@@ -35,29 +35,28 @@ class ReportReader:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        units: UnitsOfWork,
         *,
         reads: ReadPool,
         lag: LagMonitor | None = None,
         today: Callable[[], date] | None = None,
     ) -> None:
-        self._sessions = sessions
-        self._reads = reads
+        self._uow = units  # the commitments' writes
+        self._reads = reads  # the reports' snapshots and one-statement reads
         self._lag = lag
         self._cache = ReportCache()
         self._probe = StateProbe(lambda: report_store.state(reads))
         self._today = today or (lambda: datetime.now(UTC).date())
 
     @contextlib.asynccontextmanager
-    async def _snapshot(self) -> AsyncIterator[tuple[Connection, dict[str, Any]]]:
+    async def _snapshot(self) -> AsyncIterator[tuple[Rows, dict[str, Any]]]:
         """A read-only snapshot of the projections, and their state in it."""
-        async with self._reads.snapshot() as raw:
-            conn = cast(Connection, raw)
+        async with self._reads.snapshot() as conn:
             state = await report_store.state(conn, with_positions=True)
             yield conn, state
 
     async def _compute(
-        self, build: Callable[[Connection], Awaitable[BaseModel]]
+        self, build: Callable[[Rows], Awaitable[BaseModel]]
     ) -> tuple[Version, tuple[BaseModel, dict[str, Any]]]:
         async with self._snapshot() as (conn, state):
             report = await build(conn)
@@ -68,7 +67,7 @@ class ReportReader:
     async def _report(
         self,
         key: Hashable,
-        build: Callable[[Connection], Awaitable[BaseModel]],
+        build: Callable[[Rows], Awaitable[BaseModel]],
         version: Version | None = None,
     ) -> Any:
         if version is None:

@@ -30,7 +30,7 @@ from tpp_reporting.service.figures import (
     year_figures,
 )
 from tpp_reporting.store import reports as report_store
-from tpp_reporting.store.projection import Connection
+from tpp_reporting.store.reports import Rows
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,14 @@ class ReportingService(CommitmentService):
 
     # --- years -----------------------------------------------------------------------------
 
-    async def _years(self, conn: Connection, wanted: list[int]) -> list[YearFigures]:
+    async def _years(self, conn: Rows, wanted: list[int]) -> list[YearFigures]:
         rows = await report_store.years(conn, sorted({y for w in wanted for y in (w - 1, w)}))
         return [year_figures(rows[y], previous_values(rows[y - 1])) for y in wanted]
 
     async def year_report(self, year: int) -> YearReport:
         """A program year's figures and their growth against the year before."""
 
-        async def build(conn: Connection) -> YearReport:
+        async def build(conn: Rows) -> YearReport:
             (figures_,) = await self._years(conn, [year])
             return YearReport(**figures_.model_dump())
 
@@ -58,7 +58,7 @@ class ReportingService(CommitmentService):
         """The figures of every year with a plan or a session (of those in ``first``..``last``
         when given), for the trend: a year with neither is left out, not listed with zeros."""
 
-        async def build(conn: Connection) -> YearsReport:
+        async def build(conn: Rows) -> YearsReport:
             known = await report_store.known_years(conn)
             wanted = [
                 y for y in known if (first is None or y >= first) and (last is None or y <= last)
@@ -73,7 +73,7 @@ class ReportingService(CommitmentService):
     async def breakdown(self, year: int, by: str) -> BreakdownReport:
         """A year's figures by country, region, field, organizer, profession or gender."""
 
-        async def build(conn: Connection) -> BreakdownReport:
+        async def build(conn: Rows) -> BreakdownReport:
             rows = await report_store.breakdown(conn, year, by)
             if by == "region":
                 rows = fold_regions(rows)
@@ -119,7 +119,7 @@ class ReportingService(CommitmentService):
         """Per-session figures, filtered."""
         key = ("sessions", year, field, organizer_id, status, limit, offset)
 
-        async def build(conn: Connection) -> SessionsReport:
+        async def build(conn: Rows) -> SessionsReport:
             rows = await report_store.sessions(
                 conn,
                 year=year,
@@ -158,7 +158,7 @@ class ReportingService(CommitmentService):
     async def follow_ups(self, year: int) -> FollowUpReport:
         """Follow-up coverage of a year's completed trainees, and the outcomes found."""
 
-        async def build(conn: Connection) -> FollowUpReport:
+        async def build(conn: Rows) -> FollowUpReport:
             return follow_up_report(year, await report_store.follow_ups(conn, year))
 
         report: FollowUpReport = await self._report(("follow-ups", year), build)
@@ -169,7 +169,7 @@ class ReportingService(CommitmentService):
     async def annual_review(self, year: int) -> AnnualReview:
         """A year as the center presents it at its review meeting."""
 
-        async def build(conn: Connection) -> AnnualReview:
+        async def build(conn: Rows) -> AnnualReview:
             rows = await report_store.years(conn, [year - 1, year, year + 1])
             this = year_figures(rows[year], previous_values(rows[year - 1]))
             nxt = rows[year + 1]
