@@ -246,11 +246,10 @@ async def create_commitment(
 @commitments.get("", response_model=list[CommitmentProgress], dependencies=READ)
 async def list_commitments(request: Request, fmt: Format = _FORMAT) -> Any:
     """Every commitment with its progress, share of time elapsed and the pace still needed."""
-    service = _service(request)
-    items = await service.commitments()
     if fmt == "csv":
-        return csv_response("commitments", items, await service.freshness())
-    return items
+        items, freshness = await _service(request).commitments_with_freshness()
+        return csv_response("commitments", items, freshness)
+    return await _service(request).commitments()
 
 
 @commitments.get("/{commitment_id}", response_model=CommitmentProgress, dependencies=READ)

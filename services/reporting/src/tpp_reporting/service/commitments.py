@@ -10,7 +10,7 @@ from tpp_plumbing.web.problems import NotFoundError, ProblemError
 
 from tpp_reporting import domain, regions
 from tpp_reporting.api.models import Commitment, CommitmentIn, CommitmentList, CommitmentProgress
-from tpp_reporting.freshness import freshness_of
+from tpp_reporting.freshness import Freshness, freshness_of
 from tpp_reporting.service.reading import ReportReader
 from tpp_reporting.store import commitments as commitment_store
 from tpp_reporting.store import reports as report_store
@@ -64,6 +64,11 @@ class CommitmentService(ReportReader):
         )
         fresh = report.freshness
         return [c.model_copy(update={"freshness": fresh}) for c in report.items]
+
+    async def commitments_with_freshness(self) -> tuple[list[CommitmentProgress], Freshness]:
+        """Every commitment with its progress, and how fresh the projections are now (the
+        CSV export's headers)."""
+        return await self.commitments(), await self.freshness()
 
     async def _commitment_list(self, conn: Rows) -> CommitmentList:
         rows = await commitment_store.every(conn)
