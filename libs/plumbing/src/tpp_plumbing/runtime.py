@@ -6,16 +6,14 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import FastAPI
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,25 +21,23 @@ from tpp_plumbing.db.engine import asyncpg_dsn, create_engine, session_factory
 from tpp_plumbing.db.reads import ReadPool
 from tpp_plumbing.db.schema import check_schema
 from tpp_plumbing.db.writes import CommandPool
-from tpp_plumbing.messaging import asyncapi
+from tpp_plumbing.health import Health
 from tpp_plumbing.messaging.consumer import EventConsumer
 from tpp_plumbing.messaging.deadletter import DeadLetterSink
 from tpp_plumbing.messaging.declaration import Declaration
 from tpp_plumbing.messaging.outbox import TABLE_NAME as OUTBOX_TABLE
-from tpp_plumbing.messaging.relay import LOCK_HELD_SQL, OutboxRelay
 from tpp_plumbing.messaging.relay_runner import RelayRunner, RelayTask, RelayThread
 from tpp_plumbing.messaging.retry import RetryPolicy, error_name
 from tpp_plumbing.messaging.runner import ConsumerRunner
-from tpp_plumbing.messaging.topics import TopicSettings
 from tpp_plumbing.observability import logs, telemetry
 from tpp_plumbing.observability.http_tracing import instrument_app
 from tpp_plumbing.observability.metrics import HttpMetricsMiddleware, Metrics
 from tpp_plumbing.observability.sql_tracing import instrument_engine
+from tpp_plumbing.relay_process import RelayProcess
 from tpp_plumbing.settings import KafkaSettings, RelayMode, ServiceSettings
 from tpp_plumbing.web.auth import install_auth
-from tpp_plumbing.web.problems import problem
 from tpp_plumbing.web.ratelimit import RateLimitMiddleware
-from tpp_plumbing.web.routing import add_routes, api_router
+from tpp_plumbing.web.routing import add_routes
 from tpp_plumbing.workers import WORKER_ENV
 
 log = logging.getLogger(__name__)
@@ -70,8 +66,11 @@ class Subscription:
     max_records: int = 500
 
 
-class Runtime:
-    """Owns a service's connections and background tasks for the life of its app."""
+class Runtime(RelayProcess, Health):
+    """Owns a service's connections and background tasks for the life of its app.
+
+    Its relay process (``tpp_plumbing.relay_process``) and health endpoints
+    (``tpp_plumbing.health``) are its bases."""
 
     def __init__(
         self,
@@ -124,27 +123,6 @@ class Runtime:
         self._admin: AIOKafkaAdminClient | None = None
         self._has_outbox: bool | None = None
         self._started = False
-
-    def _new_relay(self, *, leads: bool) -> OutboxRelay:
-        s = self.settings
-        return OutboxRelay(
-            dsn=asyncpg_dsn(s.database_url),
-            kafka=s.kafka,
-            batch_size=s.relay_batch_size,
-            poll_interval_s=s.relay_poll_interval_s,
-            lease_s=s.relay_lease_s,
-            metrics=self.metrics,
-            service=self.name,
-            leads=leads,
-        )
-
-    def asyncapi(self) -> dict[str, Any]:
-        """The AsyncAPI 3.0 document of what this service sends and receives, on its cluster
-        (``tpp_plumbing.messaging.asyncapi``: built from the contracts, as the relay and runners
-        use them)."""
-        return asyncapi.document(
-            self.messaging, self.settings.kafka, environment="this cluster", layout=TopicSettings()
-        )
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
         """Register the service's consumers (group id = topic prefix + declared group)."""
@@ -250,39 +228,6 @@ class Runtime:
 
         return lifespan
 
-    # ------------------------------------------------------------------ relay process
-
-    @property
-    def wants_relay_process(self) -> bool:
-        """The service's relay runs in a process of its own (``relay_mode`` "process"), which
-        ``tpp_plumbing.serve`` starts next to the HTTP workers."""
-        return self.settings.relay_enabled and self.relay_mode == "process"
-
-    async def serve_relay(self) -> None:
-        """The relay process's life: the replica's one relay that tries for the lock, on this
-        process's loop, until SIGTERM; then it publishes what is left within
-        ``shutdown_timeout_s``. Its metrics go to the replica's multiprocess folder and its
-        PRODUCER spans to the same exporter as the workers' (both set up with this runtime)."""
-        s = self.settings
-        if s.log_json:
-            logs.configure_logging(self.name, s.log_level)
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stopping.set)
-        runner = RelayTask(self._new_relay(leads=True), name=f"{self.name}-relay")
-        runner.start()
-        log.info("relay process started", extra={"service": self.name})
-        while not stopping.is_set() and runner.alive():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 1.0)
-        if not stopping.is_set():
-            raise RuntimeError("the outbox relay ended without being stopped")
-        deadline = loop.time() + s.shutdown_timeout_s
-        await runner.stop(
-            grace_s=max(deadline - loop.time() - 1.0, 0.0), timeout_s=max(deadline - loop.time(), 1)
-        )
-        log.info("relay process stopped", extra={"service": self.name})
-
     # ------------------------------------------------------------------ monitoring
 
     async def _monitor(self) -> None:
@@ -340,122 +285,6 @@ class Runtime:
         )
         app.add_middleware(HttpMetricsMiddleware, metrics=self.metrics, access_log=http.access_log)
         instrument_app(app, self.name)
-
-    async def _kafka_check(self) -> str:
-        try:
-            if self._admin is None:
-                admin = AIOKafkaAdminClient(
-                    **self.settings.kafka.client_options(), request_timeout_ms=3000
-                )
-                await asyncio.wait_for(admin.start(), 3)
-                self._admin = admin
-            await asyncio.wait_for(self._admin.describe_cluster(), 3)
-        except Exception as error:
-            if self._admin is not None:
-                with contextlib.suppress(Exception):
-                    await self._admin.close()
-                self._admin = None
-            return f"failed: {type(error).__name__}"
-        return "ok"
-
-    async def readiness(self) -> dict[str, str]:
-        """Each dependency's state: ``ok`` or ``failed: <why>``."""
-        s = self.settings
-        checks: dict[str, str] = {}
-        try:
-            async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            checks["postgresql"] = "ok"
-        except Exception as error:
-            checks["postgresql"] = f"failed: {type(error).__name__}"
-        checks["kafka"] = await self._kafka_check()
-        if s.relay_enabled:
-            checks["relay"] = await self._relay_check()
-        if s.consumers_enabled and self.runners:
-            dead = [r.group_id for r in self.runners if not r.alive]
-            checks["consumers"] = "failed: not running" if dead else "ok"
-        return checks
-
-    async def _relay_check(self) -> str:
-        """The relay's readiness. In loop and thread modes: this process's relay runs and
-        made a round (or tried for the lock) lately. In process mode the HTTP workers do not
-        publish: their commits reach Kafka through whichever relay holds the lock in this
-        database (this replica's relay process, or another replica's), woken by their
-        notifier. So: the notifier runs and beats, and some session holds the lock. A held
-        lock is an honest sign of a working leader: its session ends, freeing the lock, when
-        the leader dies or is silent for ``relay_lease_s`` (paused, cut off), so readiness
-        lags a stuck leader by at most that long; a leader that cannot reach Kafka keeps it,
-        but then no relay could publish and the backlog metrics say so."""
-        s = self.settings
-        runner = self._relay_runner
-        if runner is None or not runner.alive():
-            return "failed: not running"
-        if not self.relay.alive(max(5.0, 5 * s.relay_poll_interval_s)):
-            return "failed: not running"
-        if self.relay_mode != "process":
-            return "ok"
-        try:
-            async with self.engine.connect() as conn:
-                held = await conn.scalar(text(LOCK_HELD_SQL))
-        except Exception as error:
-            return f"failed: {type(error).__name__}"
-        return "ok" if held else "failed: no relay holds the lock"
-
-    def lag(self) -> dict[str, Any]:
-        """Consumer lag as last measured, per group and partition: ``behind`` while a
-        partition lags by more than ``lag_behind_threshold`` (readiness does not look)."""
-        groups: dict[str, dict[str, int]] = {}
-        for runner in self.runners:
-            partitions = groups.setdefault(runner.group_id, {})
-            for tp, n in runner.lag.items():
-                partitions[f"{tp.topic}:{tp.partition}"] = n
-        worst = max((n for p in groups.values() for n in p.values()), default=0)
-        threshold = self.settings.lag_behind_threshold
-        return {
-            "status": "ok" if worst <= threshold else "behind",
-            "max_partition_lag": worst,
-            "threshold": threshold,
-            "groups": groups,
-        }
-
-    def health_router(self) -> APIRouter:
-        """Liveness, readiness, Prometheus metrics and the AsyncAPI document."""
-        router = api_router(tags=["health"])
-
-        @router.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the events")
-        async def asyncapi() -> dict[str, Any]:
-            return self.asyncapi()
-
-        @router.get("/health/live", summary="The process is up")
-        async def live() -> dict[str, str]:
-            return {"status": "ok"}
-
-        @router.get(
-            "/health/ready",
-            summary="This replica can serve: PostgreSQL and Kafka answer, the relay and"
-            " consumers run (lag is not looked at: see /health/lag)",
-        )
-        async def ready() -> object:
-            checks = await self.readiness()
-            if all(v == "ok" for v in checks.values()):
-                return {"status": "ok", "checks": checks}
-            return problem(503, "Not ready", "a dependency is not ready", checks=checks)
-
-        @router.get(
-            "/health/lag",
-            summary="Consumer lag per group and partition (measured every monitor_interval_s);"
-            " status `behind` over lag_behind_threshold. Always 200: a lagging replica serves.",
-        )
-        async def lag() -> dict[str, Any]:
-            return self.lag()
-
-        @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-        async def metrics() -> Response:
-            # Reads every worker's files in multiprocess mode: off the event loop.
-            body = await asyncio.to_thread(self.metrics.exposition)
-            return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-        return router
 
 
 async def _within(closing: Awaitable[Any], deadline: float, what: str) -> None:
