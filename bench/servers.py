@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tpp_plumbing.serve import RELAY_COMM
+
 if TYPE_CHECKING:
     from harness import Context
 
@@ -55,6 +57,19 @@ class Server:
                     if line.startswith("PPid:") and int(line.split()[1]) == self.process.pid:
                         found.append(int(status.parent.name))
         return found
+
+    def worker_pids(self) -> list[int]:
+        """The HTTP workers: the supervisor's children that ``tpp_plumbing.serve`` spawned
+        (not multiprocessing's resource tracker) and that are not the relay process; the
+        supervisor itself when it serves alone (one worker, no relay process)."""
+        workers = []
+        for pid in self.pids()[1:]:
+            with contextlib.suppress(OSError):
+                spawned = b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                comm = Path(f"/proc/{pid}/comm").read_bytes().strip()
+                if spawned and comm != RELAY_COMM:
+                    workers.append(pid)
+        return workers or [self.process.pid]
 
     def rss_mb(self) -> list[float]:
         """Resident memory of each worker process (MiB); the supervisor if it has none."""
@@ -146,7 +161,7 @@ async def _wait_ready(server: Server, workers: int) -> None:
             await writer.drain()
             line = await asyncio.wait_for(reader.readline(), 5)
             writer.close()
-            if line and len(server.pids()) >= (1 + workers if workers > 1 else 1):
+            if line and len(server.worker_pids()) >= workers:
                 # Give every worker time to finish its startup before load arrives.
                 await asyncio.sleep(1.0)
                 return

@@ -25,12 +25,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from tpp_contracts.topics import TRAINEES
 from tpp_plumbing.db.engine import asyncpg_dsn
+from tpp_plumbing.serve import relay_process_wanted
 from tpp_plumbing.settings import KafkaSettings
 from tpp_testkit import auth_headers, free_port, topics_under
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The enrollment app noting each build (``counted_enrollment``), served from here.
+COUNTED = Path(__file__).resolve().parent / "counted"
 #: Far longer than the tests wait: only a worker's NOTIFY gets an event out in time.
 POLL_S = 60
 LEASE_S = 2
@@ -46,6 +49,15 @@ class Replica:
     kafka: KafkaSettings
     metrics: Path
     log: Path
+    builds: Path
+
+    def builders(self) -> list[int]:
+        """The process ids that built the app, once per build."""
+        return [int(line) for line in self.builds.read_text().split()]
+
+    def worker_pids(self) -> set[int]:
+        """The HTTP workers' ids, as each noted it for its process metrics."""
+        return {int(p.read_text()) for p in self.metrics.glob("worker-[0-9]*.pid")}
 
     def relay_pid(self) -> int | None:
         """The relay process's id, as it noted it for its process metrics."""
@@ -139,8 +151,10 @@ async def replica(
     kafka: KafkaSettings,
     tmp_path: Path,
 ) -> AsyncIterator[Replica]:
-    """A replica in relay mode "process": set, or (param None) the default."""
-    mode = getattr(request, "param", "process")
+    """A replica in relay mode "process": set, or (param None) the default; or (param a
+    tuple) in the mode given, with that many workers."""
+    param = getattr(request, "param", "process")
+    mode, workers = param if isinstance(param, tuple) else (param, 1)
     url = await databases.create("enrollment", f"_relayproc{uuid.uuid4().hex[:6]}")
     prefix = f"{kafka.topic_prefix}{uuid.uuid4().hex[:6]}."
     async with topics_under(infrastructure, prefix) as own:
@@ -148,6 +162,7 @@ async def replica(
         metrics = tmp_path / "metrics"
         metrics.mkdir()
         log = tmp_path / "replica.log"
+        builds = tmp_path / "builds"
         env = (
             {k: v for k, v in os.environ.items() if k != "TPP_ENROLLMENT_RELAY_MODE"}
             | ({"TPP_ENROLLMENT_RELAY_MODE": mode} if mode else {})
@@ -159,6 +174,7 @@ async def replica(
                 "TPP_ENROLLMENT_SHUTDOWN_TIMEOUT_S": "10",
                 "PROMETHEUS_MULTIPROC_DIR": str(metrics),
                 "TPP_SERVE_START_BACKOFF_S": "0.2",
+                "COUNTED_BUILDS": str(builds),
             }
         )
         with log.open("ab") as output:
@@ -168,12 +184,14 @@ async def replica(
                     sys.executable,
                     "-m",
                     "tpp_plumbing.serve",
-                    "tpp_enrollment.app:create_app",
+                    "counted_enrollment.app:create_app",  # tpp_enrollment's, counting
                     "--factory",
+                    "--app-dir",
+                    str(COUNTED),
                     "--port",
                     str(port),
                     "--workers",
-                    "1",  # as Compose and Helm serve it: the relay process needs no flag
+                    str(workers),  # 1 as Compose and Helm serve it: the relay process needs no flag
                     "--no-access-log",
                 ],
                 env=env,
@@ -182,7 +200,9 @@ async def replica(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        served = Replica(process, f"http://127.0.0.1:{port}", asyncpg_dsn(url), own, metrics, log)
+        served = Replica(
+            process, f"http://127.0.0.1:{port}", asyncpg_dsn(url), own, metrics, log, builds
+        )
         try:
             async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
 
@@ -226,6 +246,47 @@ async def test_commits_are_published_promptly_by_the_relay_process(replica: Repl
         assert "tpp_outbox_relay_leader 1.0" in scrape
         assert 'tpp_events_published_total{topic="enrollment.trainees.v1"' in scrape
         assert 'process_cpu_seconds_total{worker="relay"}' in scrape
+
+
+async def test_each_process_of_the_replica_builds_the_app_once(replica: Replica) -> None:
+    """A replica starts as fast as its slowest process imports the app: the worker and the
+    relay process each build it once, the supervisor never."""
+    relay = replica.relay_pid()
+    assert relay is not None
+    assert sorted(replica.builders()) == sorted([replica.worker_pid(), relay])
+    assert replica.process.pid not in replica.builders()
+
+
+@pytest.mark.parametrize("replica", [("loop", 2)], ids=["loop"], indirect=True)
+async def test_a_replica_relaying_on_its_workers_starts_no_relay_process(
+    replica: Replica,
+) -> None:
+    async with httpx.AsyncClient(base_url=replica.url, timeout=10) as http:
+        trainee = await replica.register(http)
+        await until(functools.partial(_sent, replica.dsn, trainee), "published", 15)
+    workers = replica.worker_pids()
+    assert len(workers) == 2
+    # Only the workers built the app: no relay process started, not even to exit.
+    assert sorted(replica.builders()) == sorted(workers)
+    assert not (replica.metrics / "worker-relay.pid").exists()
+
+
+def test_the_supervisor_reads_the_relay_mode_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without importing the app: a service in process mode gets a relay process; one in
+    another mode, one without an outbox (reporting), or an app that names no settings, none."""
+    for service in ("registry", "enrollment", "reporting"):
+        prefix = f"TPP_{service.upper()}_"
+        monkeypatch.setenv(f"{prefix}DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1/none")
+        monkeypatch.delenv(f"{prefix}RELAY_MODE", raising=False)
+        monkeypatch.delenv(f"{prefix}RELAY_ENABLED", raising=False)
+    assert relay_process_wanted("tpp_enrollment.app:create_app")
+    assert relay_process_wanted("tpp_registry.app:create_app")
+    assert not relay_process_wanted("tpp_reporting.app:create_app")
+    monkeypatch.setenv("TPP_ENROLLMENT_RELAY_MODE", "thread")
+    assert not relay_process_wanted("tpp_enrollment.app:create_app")
+    assert not relay_process_wanted("operations_app:app")
 
 
 async def test_readiness_fails_while_no_relay_holds_the_lock(replica: Replica) -> None:

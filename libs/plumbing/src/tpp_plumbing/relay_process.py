@@ -48,7 +48,7 @@ class RelayProcess:
     def wants_relay_process(self) -> bool:
         """The service's relay runs in a process of its own (``relay_mode`` "process"), which
         ``tpp_plumbing.serve`` starts next to the HTTP workers."""
-        return self.settings.relay_enabled and self.relay_mode == "process"
+        return self.settings.relay_process and self.relay_mode == "process"
 
     async def serve_relay(self) -> None:
         """The relay process's life: the replica's one relay that tries for the lock, on this

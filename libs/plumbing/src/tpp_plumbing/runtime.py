@@ -38,7 +38,7 @@ from tpp_plumbing.settings import KafkaSettings, RelayMode, ServiceSettings
 from tpp_plumbing.web.auth import install_auth
 from tpp_plumbing.web.ratelimit import RateLimitMiddleware
 from tpp_plumbing.web.routing import add_routes
-from tpp_plumbing.workers import WORKER_ENV
+from tpp_plumbing.workers import RELAY_PROCESS_ENV, WORKER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,12 @@ class Runtime(RelayProcess, Health):
             asyncpg_dsn(settings.database_url), max_size=settings.database_pool_size
         )
         #: Where this process's relay runs: ``relay_mode``, except that "process" needs
-        #: ``tpp_plumbing.serve`` to start the relay process (it marks its children with
-        #: ``WORKER_ENV``); an app served otherwise (in-process, plain uvicorn) relays on its loop.
+        #: ``tpp_plumbing.serve`` to run the relay process (it marks its children with
+        #: ``RELAY_PROCESS_ENV``); an app served otherwise (in-process, plain uvicorn, or by a
+        #: supervisor that found no settings of the service) relays on its loop.
         self.relay_mode: RelayMode = (
             "loop"
-            if settings.relay_mode == "process" and WORKER_ENV not in os.environ
+            if settings.relay_mode == "process" and RELAY_PROCESS_ENV not in os.environ
             else settings.relay_mode
         )
         #: This process's relay; in relay mode "process" a notifier only (``serve_relay``

@@ -17,13 +17,17 @@ build gives, the supervisor stops the service and exits 1.
 
 The relay process: a service whose ``relay_mode`` is "process" has its outbox relay
 (``tpp_plumbing.messaging.relay``) in a process of its own, next to the workers, with its own
-interpreter lock; the workers' relays only NOTIFY it of their commits. The supervisor starts it
-as one more child, which builds the app (its ``app.state.runtime``: the service's settings,
-metrics and tracing) and runs ``Runtime.serve_relay``; for a service in another mode, or an app
-that is no service, the child exits at once with ``NO_RELAY`` and is not started again. It is
-restarted like a worker, and on SIGTERM stopped after the workers, so that it publishes their
-last commits. With ``--workers 1`` the app is built in this process first: in process mode the
-command goes on as a supervisor (``--supervise``) of one worker and the relay process.
+interpreter lock; the workers' relays only NOTIFY it of their commits. This command learns the
+mode from the service's settings, without importing the app: the app's top package names its
+settings class (``SETTINGS = "tpp_enrollment.config:Settings"``), built from the environment as
+the app will build it (``ServiceSettings.relay_process``). In process mode the supervisor starts
+one more child, marked ``RELAY_PROCESS_ENV`` as the workers are, which builds the app (its
+``app.state.runtime``: the service's settings, metrics and tracing) and runs
+``Runtime.serve_relay``. It is restarted like a worker, and on SIGTERM stopped after the
+workers, so that it publishes their last commits. A service in another mode, with no relay, or
+an app whose package names no settings gets no relay process (its workers relay on their loops);
+with ``--workers 1`` it is then served in this process, with no supervisor. Each process
+imports and builds the app once: a replica's start costs one import of the app, not three.
 
 Metrics: under the supervisor, the replica has its own, emptied ``PROMETHEUS_MULTIPROC_DIR``
 (a fresh temporary folder unless one is set) so that any worker answers a scrape for all of
@@ -39,6 +43,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import importlib
 import logging
 import multiprocessing
 import os
@@ -54,7 +59,13 @@ from typing import Any
 
 import uvicorn
 
-from tpp_plumbing.workers import MULTIPROC_DIR, RELAY_WORKER, WORKER_ENV, register_worker
+from tpp_plumbing.workers import (
+    MULTIPROC_DIR,
+    RELAY_PROCESS_ENV,
+    RELAY_WORKER,
+    WORKER_ENV,
+    register_worker,
+)
 
 log = logging.getLogger("tpp.serve")
 BACKLOG = 2048
@@ -62,6 +73,11 @@ BACKLOG = 2048
 #: so that a request or an import chunk holding many young objects triggers fewer collections.
 GC_GEN0 = 10_000
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+#: The relay process's name (``/proc/<pid>/comm``, as ``ps -o comm`` and ``top`` show it).
+RELAY_COMM = b"tpp-relay"
+#: The attribute of a service's top package naming its settings class ("module:attribute").
+SETTINGS_ATTR = "SETTINGS"
 #: A worker that exits sooner than this after its start failed to start.
 STARTUP_S = 10.0
 #: Failed starts of a worker in a row before the supervisor gives up.
@@ -95,14 +111,35 @@ def _check_free(host: str, port: int) -> None:
         probe.close()
 
 
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _end_with_parent() -> None:
     """Have the kernel send this process SIGTERM when its parent dies (Linux), so that a
     supervisor killed with SIGKILL leaves no worker serving on its own."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() == 1:  # the parent died before the prctl
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def relay_process_wanted(app: str) -> bool:
+    """Whether the service served as ``app`` (``package.module:attribute``) wants its relay in a
+    process of its own, from its settings (the class its top package names in ``SETTINGS``),
+    without importing the app. False for an app whose package names no settings."""
+    top, dot, _ = app.partition(":")[0].partition(".")
+    if not dot:
+        return False
+    declared = getattr(importlib.import_module(top), SETTINGS_ATTR, None)
+    if not isinstance(declared, str):
+        return False
+    from uvicorn.importer import import_from_string
+
+    from tpp_plumbing.settings import ServiceSettings
+
+    settings = import_from_string(declared)()
+    return isinstance(settings, ServiceSettings) and settings.relay_process
 
 
 def _worker(options: dict[str, Any], index: int = 0) -> None:
@@ -145,6 +182,8 @@ def _relay(options: dict[str, Any]) -> None:
     """The relay process: the service's leading relay on uvloop until SIGTERM, then a flush
     (``Runtime.serve_relay``); exits with ``NO_RELAY`` if the service runs none."""
     _end_with_parent()
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().prctl(PR_SET_NAME, RELAY_COMM)
     # A terminal's Ctrl-C reaches the whole group: the supervisor stops this process with
     # SIGTERM once the workers made their last commits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -178,16 +217,17 @@ def tune_gc() -> None:
 
 
 class Supervisor:
-    """Keeps ``workers`` processes serving ``options`` (uvicorn.Config keywords), and the
-    relay process if the service has one."""
+    """Keeps ``workers`` processes serving ``options`` (uvicorn.Config keywords), and with
+    ``relay`` the service's relay process."""
 
-    def __init__(self, options: dict[str, Any], workers: int) -> None:
+    def __init__(self, options: dict[str, Any], workers: int, *, relay: bool = False) -> None:
         self._options = options
         self._workers = workers
+        self._relay = relay
         self._context = multiprocessing.get_context("spawn")
         # One per worker, then the relay process's. None: waiting to start again.
         self._processes: list[SpawnProcess | None] = []
-        self._no_relay = False  # the relay child said the service has no relay process
+        self._no_relay = False  # the relay child found no relay in the app it built
         self._started_at: dict[int | None, float] = {}
         self._stopping = False
         self._backoff_s = float(os.environ.get("TPP_SERVE_START_BACKOFF_S", "1"))
@@ -234,6 +274,11 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         self._prepare_metrics_dir()
+        # The children inherit it: the workers leave the publishing to the relay process.
+        if self._relay:
+            os.environ[RELAY_PROCESS_ENV] = "1"
+        else:
+            os.environ.pop(RELAY_PROCESS_ENV, None)
         try:
             return self._supervise()
         finally:
@@ -241,9 +286,10 @@ class Supervisor:
                 shutil.rmtree(self._metrics_dir, ignore_errors=True)
 
     def _supervise(self) -> int:
-        self._processes = [self._start_one(i) for i in range(self._workers + 1)]
-        failed_starts = [0] * (self._workers + 1)
-        start_at = [0.0] * (self._workers + 1)
+        children = self._workers + (1 if self._relay else 0)
+        self._processes = [self._start_one(i) for i in range(children)]
+        failed_starts = [0] * children
+        start_at = [0.0] * children
         failed = False
         while not self._stopping:
             for i, process in enumerate(self._processes):
@@ -288,14 +334,15 @@ class Supervisor:
                 )
                 self._processes[i], start_at[i] = None, time.monotonic() + wait
             time.sleep(0.2)
-        *workers, relay = self._processes
+        workers, relay = self._processes[: self._workers], self._processes[self._workers :]
         for each in workers:
             if each is not None:
                 each.join()
         # The workers made their last commits: the relay publishes them, then ends.
-        if relay is not None:
-            _signal(relay, signal.SIGTERM)
-            relay.join()
+        for each in relay:
+            if each is not None:
+                _signal(each, signal.SIGTERM)
+                each.join()
         return 1 if failed else 0
 
     def _stop(self, signum: int, _: Any) -> None:
@@ -332,8 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--supervise",
         action="store_true",
-        help="run the supervisor even for one worker (what one worker and a relay process"
-        " need; given by this command itself)",
+        help="run the supervisor even for one worker with no relay process (it restarts the"
+        " worker if it dies)",
     )
     args = parser.parse_args(argv)
     if args.app_dir:  # for this process and, through the environment, its workers
@@ -356,19 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "timeout_keep_alive": args.timeout_keep_alive,
         "loop": "auto",  # uvloop when installed
     }
-    if args.workers <= 1 and not args.supervise:
+    relay = relay_process_wanted(args.app)
+    if args.workers <= 1 and not args.supervise and not relay:
         _check_free(args.host, args.port)
         os.environ[WORKER_ENV] = "0"
-        app = _load_app(options)
-        if _relay_runtime(app) is None:
-            _worker(options | {"app": app, "factory": False})
-            return 0
-        # A worker and the relay process: a supervisor, in a fresh interpreter (this one holds
-        # an app it would never serve).
-        given = list(sys.argv[1:] if argv is None else argv)
-        command = [sys.executable, "-m", "tpp_plumbing.serve", *given, "--supervise"]
-        os.execv(sys.executable, command)  # noqa: S606 - this interpreter, this module
-    return Supervisor(options, max(args.workers, 1)).run()
+        os.environ.pop(RELAY_PROCESS_ENV, None)
+        _worker(options)
+        return 0
+    return Supervisor(options, max(args.workers, 1), relay=relay).run()
 
 
 if __name__ == "__main__":

@@ -273,3 +273,9 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("kafka_username is set but kafka_password is not")
             self.kafka = self.kafka.as_principal(self.kafka_username, self.kafka_password)
         return self
+
+    @property
+    def relay_process(self) -> bool:
+        """The service wants its relay in a process of its own (what ``tpp_plumbing.serve``
+        reads, before it builds any app, to know whether to start one)."""
+        return self.relay_enabled and self.relay_mode == "process"

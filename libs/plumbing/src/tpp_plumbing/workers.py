@@ -15,6 +15,9 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_ENV = "TPP_SERVE_WORKER"
 #: The file, in the metrics folder, where worker N notes its process id.
 WORKER_PID = "worker-{}.pid"
+#: Set by ``tpp_plumbing.serve`` in its children when it runs the service's relay process:
+#: only then do the workers leave the publishing to it (``relay_mode`` "process").
+RELAY_PROCESS_ENV = "TPP_SERVE_RELAY_PROCESS"
 #: The relay process's name among the workers (``WORKER_ENV``, its process metrics' label).
 RELAY_WORKER = "relay"
 
