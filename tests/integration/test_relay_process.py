@@ -266,8 +266,14 @@ async def test_a_replica_relaying_on_its_workers_starts_no_relay_process(
         await until(functools.partial(_sent, replica.dsn, trainee), "published", 15)
     workers = replica.worker_pids()
     assert len(workers) == 2
+
+    async def both_built() -> bool:  # readiness needed one of them only
+        return workers <= set(replica.builders())
+
+    await until(both_built, "both workers built the app", 60)
     # Only the workers built the app: no relay process started, not even to exit.
     assert sorted(replica.builders()) == sorted(workers)
+    assert "started relay" not in replica.log.read_text()
     assert not (replica.metrics / "worker-relay.pid").exists()
 
 
