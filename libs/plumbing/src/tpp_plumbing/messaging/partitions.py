@@ -1,7 +1,10 @@
 """A consumer runner's partitions: which are in work, what to commit, rebalances, lag.
 
-A fetched partition is *paused* (``claim``) until its worker is done (``finish``), so it never
-has two workers and never blocks the others. An offset is queued (``done``) only after the
+A fetched partition is *busy* (``claim``) until its worker is done (``finish``), so it never
+has two workers and never blocks the others. Records of a busy partition fetched meanwhile
+are held (``hold``), and the partition paused until they are handed out (``ready``) when its
+worker is done: the next batch of a partition is read while the previous one is applied, and
+at most one batch per partition waits. An offset is queued (``done``) only after the
 transaction that applied its event committed, and committed (``commit``) before each fetch,
 when partitions are given up, and on stop. Giving partitions up (``revoke``) interrupts the
 backoffs of their workers and waits for them, within the rebalance timeout.
@@ -34,6 +37,7 @@ class Partitions:
         self.lag: dict[TopicPartition, int] = {}
         self._metrics = metrics
         self._busy: dict[TopicPartition, asyncio.Event] = {}
+        self._held: dict[TopicPartition, list[Any]] = {}
         self._revoked: set[TopicPartition] = set()
         self._pending: dict[TopicPartition, int] = {}
         # Set (and replaced) when partitions are revoked or the runner stops: wakes backoffs.
@@ -49,21 +53,50 @@ class Partitions:
         self.stopping.set()
         self._interrupt_waits()
 
+    @property
+    def waiting(self) -> int:
+        """How many fetched records wait for their partition's worker to finish."""
+        return sum(map(len, self._held.values()))
+
     def claim(self, tps: Iterable[TopicPartition]) -> None:
-        """Pause fetched partitions until their worker finishes."""
-        assert self.kafka is not None
+        """Mark fetched partitions busy until their worker finishes."""
         for tp in tps:
-            self.kafka.pause(tp)
             self._busy[tp] = asyncio.Event()
 
+    def hold(self, fetched: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        """Keep the records of busy partitions until their workers finish (pausing those
+        partitions meanwhile); return the others'."""
+        assert self.kafka is not None
+        free = {}
+        for tp, records in fetched.items():
+            if tp in self._busy:
+                # Paused at its first held records, so none are fetched after them.
+                self._held.setdefault(tp, []).extend(records)
+                self.kafka.pause(tp)
+            else:
+                free[tp] = records
+        return free
+
+    def ready(self) -> dict[TopicPartition, list[Any]]:
+        """The held records whose partitions' workers are done (those fetch again); none of
+        a partition being given up (``revoke`` forgets them) or when stopping."""
+        ready = {
+            tp: records
+            for tp, records in self._held.items()
+            if tp not in self._busy and not self.aborted(tp)
+        }
+        kafka = self.kafka
+        for tp in ready:
+            del self._held[tp]
+            if kafka is not None and tp in kafka.assignment():
+                kafka.resume(tp)
+        return ready
+
     def finish(self, tp: TopicPartition) -> None:
-        """A worker is done with ``tp``: fetch from it again if it is still ours."""
+        """A worker is done with ``tp``: its held records, if any, may be handed out."""
         event = self._busy.pop(tp, None)
         if event is not None:
             event.set()
-        kafka = self.kafka
-        if kafka is not None and not self.stopping.is_set() and tp in kafka.assignment():
-            kafka.resume(tp)
 
     def done(self, tp: TopicPartition, next_offset: int) -> None:
         """Events before ``next_offset`` are applied (or parked): commit it at the next chance."""
@@ -117,17 +150,16 @@ class Partitions:
             )
         await self.commit()
         for tp in tps:
+            # Fetched under the old assignment: the next owner (us again, maybe) reads them
+            # again from the committed offset.
+            self._held.pop(tp, None)
             self._pending.pop(tp, None)
             self._drop_lag(tp)
 
     def assign(self, assigned: Iterable[TopicPartition]) -> None:
-        """Take partitions (back): one still in work from before the rebalance stays paused."""
-        tps = set(assigned)
-        self._revoked -= tps
-        kafka = self.kafka
-        if kafka is not None:
-            for tp in tps & set(self._busy):
-                kafka.pause(tp)
+        """Take partitions (back): records of one still in work from before the rebalance
+        are held until that worker is done."""
+        self._revoked -= set(assigned)
 
     def _drop_lag(self, tp: TopicPartition) -> None:
         self.lag.pop(tp, None)

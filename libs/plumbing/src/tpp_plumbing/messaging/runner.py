@@ -1,11 +1,12 @@
 """Runs an EventConsumer on Kafka: joins the group, fetches, hands fetches to workers, stops.
 
 The runner owns an aiokafka consumer in the service's group (no auto-commit). Each fetch is
-handed to a worker and its partitions are paused until the worker is done (``partitions``),
-so a partition never has two workers and never blocks the others. A worker applies the
-fetch in one transaction, falling back to partition by partition and event by event, with
-retries and dead letters (``apply``, ``retry``). Offsets are committed only after the
-transaction that applied their events committed (or after the events were parked).
+handed to a worker and no more of its partitions' records are handed out until the worker is
+done (``partitions``), so a partition never has two workers and never blocks the others;
+its next records are fetched meanwhile and wait. A worker applies the fetch in one
+transaction, falling back to partition by partition and event by event, with retries and
+dead letters (``apply``, ``retry``). Offsets are committed only after the transaction that
+applied their events committed (or after the events were parked).
 
 ``stop`` stops fetching, lets in-flight transactions finish (within a timeout), commits
 their offsets and leaves the group. Anything not committed is delivered again to whoever
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: Of the rebalance timeout, what committing offsets and rejoining may take.
 REBALANCE_MARGIN_S = 5.0
+#: How often the fetch loop looks for a worker done while records wait for its partition.
+HELD_POLL_MS = 5
 
 
 class ConsumerRunner:
@@ -101,6 +104,11 @@ class ConsumerRunner:
     def lag(self) -> dict[TopicPartition, int]:
         """The lag per assigned partition, as last measured."""
         return self._partitions.lag
+
+    @property
+    def waiting(self) -> int:
+        """How many fetched records wait for their partition's worker (read ahead)."""
+        return self._partitions.waiting
 
     @property
     def parked(self) -> int:
@@ -171,10 +179,11 @@ class ConsumerRunner:
         kafka = partitions.kafka
         while not partitions.stopping.is_set():
             try:
-                await partitions.commit()
-                fetched = await kafka.getmany(
-                    timeout_ms=self._fetch_timeout_ms, max_records=self._max_records
-                )
+                # Records read ahead for a partition whose worker is done go out first.
+                fetched = partitions.ready()
+                if not fetched:
+                    await partitions.commit()
+                    fetched = await self._fetch(kafka)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -196,6 +205,17 @@ class ConsumerRunner:
             else:
                 for tp, records in fetched.items():
                     self._spawn(self._applier.apply_partition(tp, records, one_by_one=True))
+
+    async def _fetch(self, kafka: AIOKafkaConsumer) -> dict[TopicPartition, list[Any]]:
+        """The next fetched records of free partitions; a busy partition's are held. While
+        records are held, the fetch waits only briefly: they go out soon after their worker
+        is done."""
+        partitions = self._partitions
+        timeout_ms = self._fetch_timeout_ms
+        if partitions.waiting:
+            timeout_ms = min(timeout_ms, HELD_POLL_MS)
+        fetched = await kafka.getmany(timeout_ms=timeout_ms, max_records=self._max_records)
+        return partitions.hold({tp: records for tp, records in fetched.items() if records})
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task: asyncio.Task[None] = asyncio.create_task(work)

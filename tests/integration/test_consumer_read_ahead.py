@@ -1,0 +1,90 @@
+"""A partition's next records are read while its batch is applied, and wait their turn."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from tpp_contracts.enrollment import EnrollmentAcceptedV1
+from tpp_contracts.envelope import encode, wrap
+from tpp_contracts.topics import ENROLLMENTS
+from tpp_plumbing.db.engine import new_metadata, session_factory
+from tpp_plumbing.messaging.consumer import Applied, EventConsumer, Record
+from tpp_plumbing.messaging.inbox import Inbox, inbox_table
+
+from .operations_support import Scratch, accepted, own_topics, produce, running, scratch
+
+pytestmark = pytest.mark.integration
+
+
+class HeldFirstBatch(EventConsumer):
+    """The scratch projection, whose first batch waits until ``release`` is set."""
+
+    def __init__(self, proj: Scratch) -> None:
+        super().__init__(
+            name="ops-read-ahead",
+            sessions=session_factory(proj.engine),
+            inbox=Inbox(inbox_table(new_metadata())),
+            handlers={EnrollmentAcceptedV1: proj.handle},
+        )
+        self.release = asyncio.Event()
+        self.batches: list[list[int]] = []  # the offsets of each batch, as it began
+        self.running = 0
+        self.most_running = 0
+
+    async def apply(self, records: Sequence[Record]) -> Applied:
+        self.batches.append([r.offset for r in records])
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            if len(self.batches) == 1:
+                await self.release.wait()
+            return await super().apply(records)
+        finally:
+            self.running -= 1
+
+
+async def test_a_partitions_next_records_are_read_during_its_batch_and_applied_after_it(
+    infrastructure: Any, databases: Any, eventually: Any
+) -> None:
+    kafka = infrastructure.kafka
+    async with (
+        own_topics(infrastructure, ENROLLMENTS.name, partitions=1) as prefix,
+        scratch(databases.create) as proj,
+    ):
+        topic = prefix + ENROLLMENTS.name
+        key = str(uuid.uuid4()).encode()
+        events = [wrap(accepted(uuid.uuid4()), source="/tests") for _ in range(10)]
+        await produce(kafka, topic, [(key, encode(e)) for e in events[:5]])
+        consumer = HeldFirstBatch(proj)
+        async with running(
+            consumer, kafka=kafka, topics=[topic], group=prefix + "ops-ahead", batch=True
+        ) as (runner, _):
+
+            async def began() -> bool:
+                return bool(consumer.batches)
+
+            await eventually(began, within=10, what="the first batch")
+            await produce(kafka, topic, [(key, encode(e)) for e in events[5:]])
+
+            async def read_ahead() -> bool:
+                return runner.waiting > 0
+
+            # Read while the first batch is applied, but not handed to a second worker.
+            await eventually(read_ahead, within=10, what="the next records read")
+            await asyncio.sleep(0.3)
+            assert len(consumer.batches) == 1
+            assert sum((await runner.measure_lag()).values()) == 10  # nothing committed yet
+
+            consumer.release.set()
+
+            async def caught_up() -> bool:
+                return sum((await runner.measure_lag()).values()) == 0
+
+            await eventually(caught_up, within=10, what="offsets committed past all ten")
+        assert [o for batch in consumer.batches for o in batch] == list(range(10))
+        assert consumer.most_running == 1
+        assert [await proj.applied(e.id) for e in events] == [1] * 10
