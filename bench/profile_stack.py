@@ -62,7 +62,7 @@ def build_app() -> Any:
 
 async def measure(requests: int) -> None:
     """Print the median CPU per request over ``ROUNDS`` rounds of ``requests``."""
-    from tpp_plumbing.serve import tune_gc
+    from tpp_plumbing.serve_process import tune_gc
 
     app = build_app()
     authorization = operator_authorization().encode()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tpp_plumbing.serve import RELAY_COMM
+from tpp_plumbing.serve_process import RELAY_COMM
 
 if TYPE_CHECKING:
     from harness import Context

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tpp_plumbing.serve import GC_GEN0
+from tpp_plumbing.serve_process import GC_GEN0
 
 APP_DIR = Path(__file__).parent / "serve_app"
 
