@@ -187,6 +187,7 @@ async def running(
     group: str,
     batch: bool = False,
     retry: RetryPolicy | None = None,
+    concurrency: int = 4,
 ) -> AsyncIterator[tuple[ConsumerRunner, Metrics]]:
     """A started runner for a scratch consumer, with metrics of its own; stopped on exit."""
     metrics = Metrics("ops-test")
@@ -201,6 +202,7 @@ async def running(
         batch=batch,
         retry=retry,
         metrics=metrics,
+        concurrency=concurrency,
     )
     await runner.start()
     try:

@@ -181,9 +181,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_concurrency: int = Field(
         1,
         ge=1,
-        description="Batches a batch consumer applies at the same time (each batch touches many"
-        " aggregates: one at a time avoids lock waits between them; a waiting retry does not"
-        " hold the turn).",
+        description="Transactions a batch consumer applies at the same time, a fetch's"
+        " partitions shared out between them (each batch touches many aggregates: one at a"
+        " time avoids lock waits between them; a waiting retry does not hold the turn).",
     )
     consumer_max_attempts: int = Field(
         5, ge=1, description="Tries of a failing event before it goes to its dead-letter topic."

@@ -19,7 +19,14 @@ class Settings(ServiceSettings):
         5000, ge=1, description="Largest page of the sessions report (422 naming `limit` above)."
     )
     relay_enabled: bool = Field(False, description="Reporting has no outbox to relay.")
-    batch_size: int = Field(20_000, description="Most events applied per transaction.")
+    batch_size: int = Field(20_000, description="Most events fetched at once.")
+    consumer_batch_concurrency: int = Field(
+        2,
+        ge=1,
+        description="Transactions applying a topic's batches at the same time, its partitions"
+        " shared out between them: while one batch's statement runs in PostgreSQL, the next"
+        " is decoded (their rows never overlap: a partition holds whole aggregates).",
+    )
     gc_gen0_threshold: int = Field(
         100_000,
         description="Allocations between young-generation garbage collections. A batch"
