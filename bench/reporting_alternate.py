@@ -72,12 +72,12 @@ async def reset_group(ctx: Context, prefix: str) -> None:
     )
     await kafka.start()
     try:
-        await kafka.topics()  # the cluster's metadata, with the topics' partitions
-        tps = [
-            TopicPartition(prefix + topic, partition)
-            for topic in TOPICS
-            for partition in kafka.partitions_for_topic(prefix + topic) or ()
-        ]
+        tps = []
+        for topic in TOPICS:
+            # aiokafka has no public call for a topic's partitions before subscribing.
+            await kafka._client._wait_on_metadata(prefix + topic)
+            partitions = kafka.partitions_for_topic(prefix + topic) or ()
+            tps += [TopicPartition(prefix + topic, p) for p in partitions]
         kafka.assign(tps)
         await kafka.commit(dict.fromkeys(tps, 0))
     finally:
