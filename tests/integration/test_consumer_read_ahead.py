@@ -22,31 +22,45 @@ from .operations_support import Scratch, accepted, own_topics, produce, running,
 pytestmark = pytest.mark.integration
 
 
-class HeldFirstBatch(EventConsumer):
-    """The scratch projection, whose first batch waits until ``release`` is set."""
+class Watched(EventConsumer):
+    """The scratch projection, noting each batch's records as it begins and how many batches
+    were in flight at most; each batch waits for ``gate`` before it is applied."""
 
     def __init__(self, proj: Scratch) -> None:
         super().__init__(
-            name="ops-read-ahead",
+            name="ops-watched",
             sessions=session_factory(proj.engine),
             inbox=Inbox(inbox_table(new_metadata())),
             handlers={EnrollmentAcceptedV1: proj.handle},
         )
-        self.release = asyncio.Event()
-        self.batches: list[list[int]] = []  # the offsets of each batch, as it began
+        self.batches: list[list[tuple[int, int]]] = []  # (partition, offset) of each batch
         self.running = 0
         self.most_running = 0
 
+    async def gate(self) -> None:
+        """What a batch waits for once it is in flight (nothing here)."""
+
     async def apply(self, records: Sequence[Record]) -> Applied:
-        self.batches.append([r.offset for r in records])
+        self.batches.append([(r.partition, r.offset) for r in records])
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:
-            if len(self.batches) == 1:
-                await self.release.wait()
+            await self.gate()
             return await super().apply(records)
         finally:
             self.running -= 1
+
+
+class HeldFirstBatch(Watched):
+    """Its first batch waits until ``release`` is set."""
+
+    def __init__(self, proj: Scratch) -> None:
+        super().__init__(proj)
+        self.release = asyncio.Event()
+
+    async def gate(self) -> None:
+        if len(self.batches) == 1:
+            await self.release.wait()
 
 
 async def test_a_partitions_next_records_are_read_during_its_batch_and_applied_after_it(
@@ -87,38 +101,23 @@ async def test_a_partitions_next_records_are_read_during_its_batch_and_applied_a
                 return sum((await runner.measure_lag()).values()) == 0
 
             await eventually(caught_up, within=10, what="offsets committed past all ten")
-        assert [o for batch in consumer.batches for o in batch] == list(range(10))
+        assert [o for batch in consumer.batches for _, o in batch] == list(range(10))
         assert consumer.most_running == 1
         assert [await proj.applied(e.id) for e in events] == [1] * 10
 
 
-class Overlapping(EventConsumer):
-    """The scratch projection, whose batches wait (a while) until two are in flight."""
+class Overlapping(Watched):
+    """Each batch waits (3 s at most) until two are in flight."""
 
     def __init__(self, proj: Scratch) -> None:
-        super().__init__(
-            name="ops-split",
-            sessions=session_factory(proj.engine),
-            inbox=Inbox(inbox_table(new_metadata())),
-            handlers={EnrollmentAcceptedV1: proj.handle},
-        )
-        self.batches: list[list[tuple[int, int]]] = []  # (partition, offset) of each batch
-        self.running = 0
-        self.most_running = 0
+        super().__init__(proj)
         self.two = asyncio.Event()
 
-    async def apply(self, records: Sequence[Record]) -> Applied:
-        self.batches.append([(r.partition, r.offset) for r in records])
-        self.running += 1
-        self.most_running = max(self.most_running, self.running)
+    async def gate(self) -> None:
         if self.running >= 2:
             self.two.set()
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.two.wait(), 3.0)
-            return await super().apply(records)
-        finally:
-            self.running -= 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.two.wait(), 3.0)
 
 
 async def test_a_busy_topics_fetch_is_applied_in_two_transactions_at_once(
