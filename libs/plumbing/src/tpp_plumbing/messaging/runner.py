@@ -1,12 +1,13 @@
 """Runs an EventConsumer on Kafka: joins the group, fetches, hands fetches to workers, stops.
 
 The runner owns an aiokafka consumer in the service's group (no auto-commit). Each fetch is
-handed to a worker and no more of its partitions' records are handed out until the worker is
-done (``partitions``), so a partition never has two workers and never blocks the others;
-its next records are fetched meanwhile and wait. A worker applies the fetch in one
-transaction, falling back to partition by partition and event by event, with retries and
-dead letters (``apply``, ``retry``). Offsets are committed only after the transaction that
-applied their events committed (or after the events were parked).
+handed to a worker (a batch consumer's fetch shared out by partition between up to
+``concurrency`` workers: ``split``) and no more of its partitions' records are handed out
+until the worker is done (``partitions``), so a partition never has two workers and never
+blocks the others; its next records are fetched meanwhile and wait. A worker applies its
+records in one transaction, falling back to partition by partition and event by event, with
+retries and dead letters (``apply``, ``retry``). Offsets are committed only after the
+transaction that applied their events committed (or after the events were parked).
 
 ``stop`` stops fetching, lets in-flight transactions finish (within a timeout), commits
 their offsets and leaves the group. Anything not committed is delivered again to whoever
